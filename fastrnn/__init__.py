@@ -1,0 +1,18 @@
+"""fastrnn: exact gradients of recurrent networks on the CPU, compiled with Numba.
+
+The public API is what this module exports; see ``__all__``.
+"""
+from . import reference
+from ._dispatch import threads
+from ._errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError, OptionError,
+                      ShapeError, ValidationError)
+from ._model import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, READOUTS, RNN, Gradients
+from ._rnn import bptt, forward
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNN", "Gradients", "forward", "bptt", "reference", "threads",
+    "FastRNNError", "ShapeError", "DTypeError", "NonFiniteError", "OptionError", "ValidationError",
+    "MemoryBudgetError", "ACTIVATIONS", "READOUTS", "OUT_ACTIVATIONS", "LOSSES", "__version__",
+]

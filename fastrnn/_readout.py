@@ -1,0 +1,88 @@
+"""Readouts and losses, vectorised over all T*B rows (SPEC §2, "Readouts" and "Losses").
+
+The loss becomes the error ``g_t = dL_t/dh_t`` injected into the hidden state at each step; the
+recurrent kernels see only ``g``. Readout gradients are direct sums over time.
+"""
+import numpy as np
+
+
+def _rows(a):
+    return a.reshape(-1, a.shape[-1])
+
+
+def _softmax(r):
+    e = np.exp(r - r.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def outputs(net, W, h1):
+    """Readout of the states ``h1`` (T, B, n) -> ``r`` (pre-activation / logits), ``y`` (outputs)."""
+    if net.readout == "units":
+        r = h1[..., net.out_units]
+        return r, r
+    T, B, n = h1.shape
+    r = (_rows(h1) @ W["W_out"].T).reshape(T, B, -1)
+    if "b_out" in W:
+        r += W["b_out"]
+    act = net.out_activation
+    if act == "identity":
+        y = r
+    elif act == "logistic":
+        y = np.empty_like(r)
+        pos = r >= 0
+        y[pos] = 1 / (1 + np.exp(-r[pos]))
+        e = np.exp(r[~pos])
+        y[~pos] = e / (1 + e)
+    elif act == "tanh":
+        y = np.tanh(r)
+    else:
+        y = _softmax(r)
+    return r, y
+
+
+def loss_and_grad(net, r, y, d, mask, loss):
+    """Summed loss and its gradient with respect to ``r`` (T, B, o). ``mask`` is broadcastable."""
+    if loss == "mse":
+        e = mask * (y - d)
+        L = 0.5 * np.sum(e * (y - d))
+        act = net.out_activation
+        if act == "identity":
+            dr = e
+        elif act == "logistic":
+            dr = e * y * (1 - y)
+        elif act == "tanh":
+            dr = e * (1 - y * y)
+        else:   # softmax: J^T e
+            dr = y * (e - np.sum(e * y, axis=-1, keepdims=True))
+        return L, dr
+    if loss == "xent":
+        m = mask   # (T, B, 1)
+        shift = r - r.max(axis=-1, keepdims=True)
+        logz = np.log(np.exp(shift).sum(axis=-1, keepdims=True))
+        logp = shift - logz
+        picked = np.take_along_axis(logp, d[..., None], axis=-1)
+        L = -np.sum(m * picked)
+        dr = np.exp(logp)
+        np.put_along_axis(dr, d[..., None], np.take_along_axis(dr, d[..., None], axis=-1) - 1, axis=-1)
+        return L, m * dr
+    # bce on logits r, stable form
+    L = np.sum(mask * (np.maximum(r, 0) - r * d + np.log1p(np.exp(-np.abs(r)))))
+    s = np.empty_like(r)
+    pos = r >= 0
+    s[pos] = 1 / (1 + np.exp(-r[pos]))
+    ex = np.exp(r[~pos])
+    s[~pos] = ex / (1 + ex)
+    return L, mask * (s - d)
+
+
+def inject(net, W, dr, h1):
+    """Error injected into each h_t (T, B, n), and the readout gradients (dW_out, db_out)."""
+    T, B, n = h1.shape
+    if net.readout == "units":
+        g = np.zeros_like(h1)
+        g[..., net.out_units] = dr
+        return g, None, None
+    g = (_rows(dr) @ W["W_out"]).reshape(T, B, n)
+    dW_out = _rows(dr).T @ _rows(h1)
+    db_out = _rows(dr).sum(axis=0) if "b_out" in W else None
+    return g, dW_out, db_out

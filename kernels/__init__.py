@@ -1,0 +1,10 @@
+"""Compiled kernels of fastrnn (installed as ``fastrnn.kernels``).
+
+Only Numba code lives here: no validation, no Python objects, no I/O. Each kernel states its
+array contract in its docstring; ``fastrnn`` validates inputs before calling them.
+"""
+from ._activations import IDENTITY, LOGISTIC, RELU, TANH
+from .bptt import _bptt_sweep, _weight_grads
+from .forward import _forward
+
+__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads"]

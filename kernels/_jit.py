@@ -1,0 +1,54 @@
+"""The one place where kernel compilation options are set.
+
+Every kernel is compiled twice from the same source: a parallel version (``prange`` runs on
+Numba's thread pool) and a serial one (``prange`` runs as ``range``).  The serial version is the
+deterministic baseline and what :mod:`fastrnn` runs when another call already holds the thread
+pool (see ``fastrnn._dispatch``).
+
+Numba's on-disk cache keys entries by function name, line and bytecode but not by compile
+flags, so the serial twin is compiled from a copy of the function with its own qualified name;
+otherwise the two versions would overwrite each other's cache entries.
+
+Caution: ``cache=True`` is only invalidated when the kernel's own file changes.  After editing a
+helper in another module (``_activations.py``), delete ``kernels/__pycache__``.
+"""
+import types
+
+from numba import njit
+
+# No 'nnan'/'ninf': NaN checks must keep working.  'reassoc' lets LLVM vectorise reductions.
+FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
+OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+
+
+class Kernel:
+    """A kernel compiled as a ``parallel`` and a ``serial`` dispatcher."""
+
+    def __init__(self, fn):
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.parallel = njit(parallel=True, **OPTIONS)(fn)
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
+                                  fn.__defaults__, fn.__closure__)
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        twin.__module__ = fn.__module__
+        twin.__doc__ = fn.__doc__
+        self.serial = njit(parallel=False, **OPTIONS)(twin)
+
+    def __repr__(self):
+        return f"<fastrnn kernel {self.__name__}>"
+
+
+def kernel(fn):
+    """Decorator: compile ``fn`` as a :class:`Kernel` (parallel and serial twins)."""
+    return Kernel(fn)
+
+
+def helper(fn):
+    """Decorator for small scalar helpers called from kernels (inlined by LLVM)."""
+    return njit(inline="always", **OPTIONS)(fn)
+
+
+def plain(fn):
+    """Decorator for kernels without parallel loops."""
+    return njit(**OPTIONS)(fn)

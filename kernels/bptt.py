@@ -1,0 +1,82 @@
+"""Backpropagation through time, exact and truncated BPTT(h; h') (SPEC §4)."""
+import numpy as np
+from numba import prange
+
+from ._activations import dphi_from_h
+from ._jit import kernel, plain
+
+
+@kernel
+def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, nblocks):
+    """The sequential delta recursion, summed over the BPTT(h; h') sweeps.
+
+    Array contract (one float dtype, C-contiguous):
+
+    W_rec (n, n); h (T + 1, B, n) the unforced states from ``_forward``; g (T, B, n) the error
+    injected into h_t by the loss at step t.
+    trunc_h >= trunc_hp >= 1: every trunc_hp steps (and at step T) the errors injected during the
+        last trunc_hp steps are propagated back through at most trunc_h steps. trunc_h = trunc_hp = T
+        is exact BPTT.
+    tf, tf_units (o,), tf_mask (T, B, o): teacher forcing; a unit forced after step t passes no
+        error from step t + 1 back to step t.
+    D (T, B, n) is overwritten with the sum over sweeps of delta_t = phi'(a_t) * eps_t, from which
+        every weight gradient follows by one matrix product (``_weight_grads``).
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D.
+    """
+    T, B, n = g.shape
+    one = np.ones(1, dtype=h.dtype)[0]
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        D[:, b0:b1, :] = 0
+        cur = np.empty((nb, n), dtype=h.dtype)
+        nxt = np.empty((nb, n), dtype=h.dtype)
+        back = np.empty((nb, n), dtype=h.dtype)
+        start = 0
+        while start < T:
+            end = min(start + trunc_hp, T)
+            low = max(0, end - trunc_h)
+            for s in range(end - 1, low - 1, -1):
+                if s == end - 1:
+                    back[:, :] = 0
+                else:
+                    np.dot(nxt, W_rec, back)
+                    if tf:
+                        for bb in range(nb):
+                            for k in range(tf_units.shape[0]):
+                                if tf_mask[s, b0 + bb, k] != 0:
+                                    back[bb, tf_units[k]] = 0
+                inject = s >= start
+                for bb in range(nb):
+                    hrow = h[s + 1, b0 + bb]
+                    grow = g[s, b0 + bb]
+                    drow = D[s, b0 + bb]
+                    for k in range(n):
+                        e = back[bb, k] + grow[k] if inject else back[bb, k]
+                        v = dphi_from_h(hrow[k], one, act) * e
+                        cur[bb, k] = v
+                        drow[k] += v
+                cur, nxt = nxt, cur
+            start = end
+
+
+@plain
+def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0):
+    """Weight gradients from the summed deltas, one matrix product each over all T*B rows.
+
+    x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
+    forcing applies); D (T, B, n) from ``_bptt_sweep``; W_rec (n, n).
+    Writes dW_in (n, m) = sum D_t x_t^T, dW_rec (n, n) = sum D_t h_{t-1}^T, db (n,) = sum D_t,
+    dh0 (B, n) = D_1 W_rec.
+    """
+    T, B, m = x.shape
+    n = W_rec.shape[0]
+    D2 = D.reshape(T * B, n)
+    np.dot(D2.T, x.reshape(T * B, m), dW_in)
+    np.dot(D2.T, h_prev.reshape(T * B, n), dW_rec)
+    db[:] = 0
+    for r in range(T * B):
+        for k in range(n):
+            db[k] += D2[r, k]
+    np.dot(D[0], W_rec, dh0)

@@ -1,0 +1,52 @@
+"""Forward pass of the simple recurrent cell (SPEC §2-3)."""
+import numpy as np
+from numba import prange
+
+from ._activations import phi
+from ._jit import kernel
+
+
+@kernel
+def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblocks):
+    """Run ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` for t = 1..T.
+
+    Array contract (all float arrays one dtype, C-contiguous):
+
+    x (T, B, m), W_in (n, m), W_rec (n, n), b (n,)
+    h (T + 1, B, n): ``h[0]`` holds h0 on entry; ``h[1:]`` is written with phi(a_t).
+    act: activation code (``_activations``).
+    tf: teacher forcing on/off. When on, the state fed into step t + 1 is ``h[t]`` with
+        ``h[t][:, tf_units[k]]`` replaced by ``tf_values[t-1, :, k]`` where ``tf_mask[t-1, :, k] != 0``;
+        ``h`` itself keeps the unforced values. tf_units (o,) int64, tf_values and tf_mask (T, B, o).
+        Ignored (may be empty) when tf is False.
+    nblocks: the batch is split into this many contiguous blocks, one per parallel task
+        (1 <= nblocks <= B). Each block owns its rows of ``h``.
+
+    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    """
+    T, B, m = x.shape
+    n = W_rec.shape[0]
+    one = np.ones(1, dtype=h.dtype)[0]
+    proj = h[1:].reshape(T * B, n)
+    np.dot(x.reshape(T * B, m), W_in.T, proj)
+    WrecT = W_rec.T
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        rec = np.empty((nb, n), dtype=h.dtype)
+        fed = np.empty((nb, n), dtype=h.dtype)
+        for t in range(T):
+            if tf and t > 0:
+                fed[:, :] = h[t, b0:b1]
+                for bb in range(nb):
+                    for k in range(tf_units.shape[0]):
+                        if tf_mask[t - 1, b0 + bb, k] != 0:
+                            fed[bb, tf_units[k]] = tf_values[t - 1, b0 + bb, k]
+                np.dot(fed, WrecT, rec)
+            else:
+                np.dot(h[t, b0:b1], WrecT, rec)
+            for bb in range(nb):
+                row = h[t + 1, b0 + bb]
+                for k in range(n):
+                    row[k] = phi(row[k] + b[k] + rec[bb, k], one, act)
