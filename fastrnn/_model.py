@@ -88,6 +88,7 @@ class RNN:
             if b_out is not None:
                 b_out = v.check_shape("b_out", v.float_array("b_out", b_out, dtype), (o,), "(n_out,)")
             self.out_units = None
+        self._n, self._m = n, W_in.shape[1]
         self.W_in = np.array(W_in, dtype=dtype, order="C", copy=True)
         self.W_rec = np.array(W_rec, dtype=dtype, order="C", copy=True)
         self.b = np.array(b, dtype=dtype, order="C", copy=True)
@@ -129,11 +130,11 @@ class RNN:
 
     @property
     def n_in(self):
-        return self.W_in.shape[1]
+        return self._m
 
     @property
     def n_hidden(self):
-        return self.W_rec.shape[0]
+        return self._n
 
     @property
     def n_out(self):

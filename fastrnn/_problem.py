@@ -43,7 +43,8 @@ class Problem:
 def inputs(net, x, h0):
     W = net.checked()
     x = v.float_array("x", x, net.dtype)
-    v.check_shape("x", x, (None, None, net.n_in), "(T, B, m) — time-major inputs")
+    v.check_shape("x", x, (None, None, net.n_in), "(T, B, m)",
+                  "pass a time-major array (steps, batch, inputs)")
     x = v.check_finite("x", v.contiguous(x))
     T, B, _ = x.shape
     if h0 is None:

@@ -39,14 +39,15 @@ def float_array(name, a, dtype=None):
     return arr
 
 
-def check_shape(name, arr, expected, desc):
+def check_shape(name, arr, expected, desc, hint=""):
     """``expected`` is a tuple of ints or None (any size >= 1); ``desc`` names the axes."""
     shown = "(" + ", ".join("…" if e is None else str(e) for e in expected) + ")"
+    hint = f": {hint}" if hint else ""
     if arr.ndim != len(expected):
-        raise ShapeError(f"{name} has shape {arr.shape} ({arr.ndim}-d) but must be {desc} = {shown}")
+        raise ShapeError(f"{name} has shape {arr.shape} ({arr.ndim}-d) but must be {desc} = {shown}{hint}")
     for got, want in zip(arr.shape, expected):
         if want is not None and got != want:
-            raise ShapeError(f"{name} has shape {arr.shape} but must be {desc} = {shown}")
+            raise ShapeError(f"{name} has shape {arr.shape} but must be {desc} = {shown}{hint}")
     if 0 in arr.shape:
         raise ShapeError(f"{name} has shape {arr.shape}: every axis of {desc} must be at least 1")
     return arr

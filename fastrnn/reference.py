@@ -170,8 +170,9 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, teacher_for
     """Exact BPTT, or truncated BPTT(h; h') (Williams & Peng 1990), SPEC §4.
 
     truncation: None (exact), k (= BPTT(k; k)) or (h, h_prime). Every h' steps and at step T, the
-    errors injected during the last h' steps travel back through at most the last h steps;
-    the gradients of all sweeps are summed.
+    errors injected during the last h' steps travel back through at most the last h steps; the
+    gradients of all sweeps are summed. With h = h' the sweeps are chunks of h steps: the last,
+    shorter chunk stops at its own start too, so BPTT(k; k) is exactly ``detach()`` every k steps.
     """
     T, B, _ = x.shape
     h0, mask = _defaults(net, x, d, mask, h0, loss)
@@ -194,7 +195,8 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, teacher_for
     while end < T:
         start, end = end, min(end + thp, T)          # errors injected at steps start+1 .. end
         delta_next = None
-        for t in range(end, max(end - th, 0), -1):   # back through at most th steps
+        low = start if th == thp else max(end - th, 0)
+        for t in range(end, low, -1):               # back through at most th steps
             eps = g[t - 1] if t > start else np.zeros_like(g[t - 1])
             if delta_next is not None:
                 eps = eps + np.where(forced[t - 1], 0, delta_next @ net.W_rec)

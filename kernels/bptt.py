@@ -14,9 +14,10 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
 
     W_rec (n, n); h (T + 1, B, n) the unforced states from ``_forward``; g (T, B, n) the error
     injected into h_t by the loss at step t.
-    trunc_h >= trunc_hp >= 1: every trunc_hp steps (and at step T) the errors injected during the
-        last trunc_hp steps are propagated back through at most trunc_h steps. trunc_h = trunc_hp = T
-        is exact BPTT.
+    trunc_h >= trunc_hp >= 1: every trunc_hp steps the errors injected during the last trunc_hp
+        steps are propagated back through at most the last trunc_h steps. With trunc_h == trunc_hp the
+        sweeps are chunks (the last, shorter one stops at its start: ``detach()`` every k steps).
+        trunc_h = trunc_hp = T is exact BPTT.
     tf, tf_units (o,), tf_mask (T, B, o): teacher forcing; a unit forced after step t passes no
         error from step t + 1 back to step t.
     D (T, B, n) is overwritten with the sum over sweeps of delta_t = phi'(a_t) * eps_t, from which
@@ -36,7 +37,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
-            low = max(0, end - trunc_h)
+            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0

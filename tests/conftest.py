@@ -1,0 +1,67 @@
+"""Shared test helpers: seeded problems and the SPEC §7 comparison."""
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn._problem import TOLERANCE, relative_error
+
+DTYPES = [np.float64, np.float32]
+
+# (readout, loss, out_activation): every loss with each readout it accepts
+READOUT_LOSSES = [
+    ("units", "mse", "identity"),
+    ("units", "bce", "identity"),
+    ("units", "xent", "identity"),
+    ("linear", "mse", "identity"),
+    ("linear", "mse", "logistic"),
+    ("linear", "mse", "tanh"),
+    ("linear", "mse", "softmax"),
+    ("linear", "xent", "identity"),
+    ("linear", "bce", "logistic"),
+]
+
+
+def assert_close(actual, expected, dtype, what):
+    """SPEC §7: max|a - b| / max|b| within the dtype's tolerance; the message names the field."""
+    tol = TOLERANCE[np.dtype(dtype)]
+    err = relative_error(actual, expected)
+    assert err <= tol, f"{what} max rel err {err:.3g} > {tol:g}"
+
+
+def assert_grads_close(grads, ref, dtype, what=""):
+    """Every field the reference has, and no field the reference lacks."""
+    for name in ("W_in", "W_rec", "b", "W_out", "b_out", "h0"):
+        r = getattr(ref, name)
+        g = getattr(grads, name)
+        if r is None:
+            assert g is None, f"{what}{name} should be None"
+        else:
+            assert g is not None and g.shape == r.shape and g.dtype == r.dtype, f"{what}{name} shape/dtype"
+            assert_close(g, r, dtype, f"{what}d{name}")
+
+
+def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="mse",
+                 out_activation="identity", activation="tanh", masked=True, scale=1.0):
+    """A seeded network and data. Returns (net, x, d, mask, h0)."""
+    rng = np.random.default_rng(seed)
+    net = fastrnn.RNN.init(m, n, o, readout=readout, activation=activation, dtype=dtype,
+                           seed=seed, out_activation=out_activation)
+    if scale != 1.0:
+        net.W_rec *= dtype(scale)
+    x = rng.standard_normal((T, B, m)).astype(dtype)
+    if loss == "xent":
+        d = rng.integers(0, o, size=(T, B))
+        mask = (rng.random((T, B)) < 0.7) if masked else None
+    else:
+        d = rng.random((T, B, o)).astype(dtype)
+        if loss == "bce":
+            d = (d > 0.5).astype(dtype)
+        mask = (rng.random((T, B, o)) < 0.7) if masked else None
+    h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
+    return net, x, d, mask, h0
+
+
+@pytest.fixture
+def small():
+    """A small float64 units/mse problem."""
+    return make_problem(0, T=6, B=2, m=3, n=5, o=2)

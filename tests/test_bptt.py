@@ -1,0 +1,133 @@
+"""fastrnn.bptt (forward + BPTT kernels) against fastrnn.reference.bptt."""
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference as R
+
+from conftest import DTYPES, READOUT_LOSSES, assert_close, assert_grads_close, make_problem
+
+TRUNCATIONS = [None, 1, 3, (4, 2), (5, 1), 100]
+
+
+def check(net, x, d, mask, loss, trunc, h0, dtype, tf=False):
+    L, grads = fastrnn.bptt(net, x, d, mask, loss, trunc, h0, teacher_forcing=tf)
+    L_ref, ref = R.bptt(net, x, d, mask, loss, trunc, h0, teacher_forcing=tf)
+    assert isinstance(L, float)
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(grads, ref, dtype)
+    return L, grads
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", fastrnn.ACTIVATIONS)
+@pytest.mark.parametrize("readout,loss,out_act", READOUT_LOSSES)
+def test_bptt_matches_reference(dtype, activation, readout, loss, out_act):
+    net, x, d, mask, h0 = make_problem(11, 9, 3, 4, 6, 3, dtype, readout, loss, out_act, activation)
+    check(net, x, d, mask, loss, None, h0, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("truncation", TRUNCATIONS)
+@pytest.mark.parametrize("B", [1, 4])
+def test_truncated_bptt_matches_reference(dtype, truncation, B):
+    net, x, d, mask, h0 = make_problem(12, 11, B, 3, 5, 2, dtype, "linear", "mse", "tanh")
+    check(net, x, d, mask, "mse", truncation, h0, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (1, 3, 2, 4, 2), (8, 1, 1, 3, 1), (6, 2, 5, 1, 1)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_edge_shapes(shape, masked):
+    T, B, m, n, o = shape
+    net, x, d, mask, h0 = make_problem(13, T, B, m, n, o, masked=masked)
+    check(net, x, d, mask, "mse", None, h0, np.float64)
+    check(net, x, d, mask, "mse", 1, h0, np.float64)
+
+
+def test_mask_of_shape_T_B_covers_all_outputs():
+    net, x, d, _, h0 = make_problem(14, 7, 3, 2, 5, 3)
+    mask2 = np.random.default_rng(0).random((7, 3)) < 0.5
+    L2, g2 = fastrnn.bptt(net, x, d, mask2, h0=h0)
+    L3, g3 = fastrnn.bptt(net, x, d, np.repeat(mask2[:, :, None], 3, axis=2), h0=h0)
+    assert L2 == L3
+    assert_grads_close(g2, g3, np.float64)
+
+
+def test_masked_targets_are_ignored_even_if_nan():
+    net, x, d, mask, h0 = make_problem(15, 7, 2, 2, 4, 2)
+    d_nan = d.copy()
+    d_nan[~mask] = np.nan
+    L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0)
+    L2, g2 = fastrnn.bptt(net, x, d_nan, mask, h0=h0)
+    assert L1 == L2
+    assert_grads_close(g2, g1, np.float64)
+    assert np.isnan(d_nan[~mask]).all()   # the caller's array is untouched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("truncation", [None, 2, (4, 1)])
+def test_teacher_forcing_matches_reference(dtype, truncation):
+    net, x, d, mask, h0 = make_problem(16, 10, 3, 2, 6, 2, dtype)
+    L, g = check(net, x, d, mask, "mse", truncation, h0, dtype, tf=True)
+    L_free, _ = fastrnn.bptt(net, x, d, mask, "mse", truncation, h0)
+    assert L != L_free
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_serial_and_parallel_bptt_agree(dtype):
+    net, x, d, mask, h0 = make_problem(17, 30, 6, 3, 8, 2, dtype)
+    with fastrnn.threads(1):
+        L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=(5, 2))
+    L2, g2 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=(5, 2))
+    assert_close(L1, L2, dtype, "loss")
+    assert_grads_close(g1, g2, dtype, "serial vs parallel ")
+
+
+def test_longer_sequence_float64():
+    net, x, d, mask, h0 = make_problem(18, 300, 2, 4, 16, 4, scale=1.2)
+    check(net, x, d, mask, "mse", None, h0, np.float64)
+
+
+def test_validate_true_passes_and_returns_same(small):
+    net, x, d, mask, h0 = small
+    L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, validate=True)
+    L2, g2 = fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert L1 == L2
+    assert_grads_close(g1, g2, np.float64)
+
+
+def _corrupted_reference(monkeypatch, field):
+    real = R.bptt
+
+    def wrong(*args, **kwargs):
+        L, g = real(*args, **kwargs)
+        getattr(g, field)[0] += 1.0
+        return L, g
+    monkeypatch.setattr(R, "bptt", wrong)
+
+
+def test_validate_true_raises_naming_the_field(small, monkeypatch):
+    net, x, d, mask, h0 = small
+    _corrupted_reference(monkeypatch, "W_rec")
+    with pytest.raises(fastrnn.ValidationError, match=r"W_rec max rel err"):
+        fastrnn.bptt(net, x, d, mask, h0=h0, validate=True)
+    fastrnn.bptt(net, x, d, mask, h0=h0)    # not validating: no reference call, no error
+
+
+def test_validate_environment_variable(small, monkeypatch):
+    net, x, d, mask, h0 = small
+    _corrupted_reference(monkeypatch, "b")
+    monkeypatch.setenv("FASTRNN_VALIDATE", "1")
+    with pytest.raises(fastrnn.ValidationError, match=r"\bb max rel err"):
+        fastrnn.bptt(net, x, d, mask, h0=h0)
+    monkeypatch.setenv("FASTRNN_VALIDATE", "0")
+    fastrnn.bptt(net, x, d, mask, h0=h0)
+
+
+def test_gradient_step_lowers_the_loss():
+    net, x, d, mask, h0 = make_problem(19, 20, 4, 3, 8, 2)
+    L0, g = fastrnn.bptt(net, x, d, mask, h0=h0)
+    for name, arr in net.params().items():
+        arr -= 1e-3 * getattr(g, name)
+    L1, _ = fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert L1 < L0

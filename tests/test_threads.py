@@ -1,0 +1,39 @@
+"""Concurrent calls from several threads give the same results as one at a time."""
+import threading
+
+import numpy as np
+
+import fastrnn
+
+from conftest import assert_grads_close, make_problem
+
+
+def test_concurrent_bptt_calls_are_correct():
+    problems = [make_problem(30 + i, 40, 1 + i % 4, 3, 12, 3) for i in range(6)]
+    expected = [fastrnn.bptt(net, x, d, mask, h0=h0) for net, x, d, mask, h0 in problems]
+    results = [None] * len(problems)
+    errors = []
+    start = threading.Barrier(len(problems))
+
+    def work(i):
+        try:
+            start.wait()
+            net, x, d, mask, h0 = problems[i]
+            out = []
+            for _ in range(15):
+                out.append(fastrnn.bptt(net, x, d, mask, h0=h0, truncation=None))
+            results[i] = out
+        except Exception as exc:   # surfaced below with the thread's index
+            errors.append((i, exc))
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(problems))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert not errors, errors
+    for (L_exp, g_exp), outs in zip(expected, results):
+        for L, g in outs:
+            assert abs(L - L_exp) <= 1e-12 * abs(L_exp)
+            assert_grads_close(g, g_exp, np.float64)
