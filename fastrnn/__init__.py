@@ -6,13 +6,16 @@ from . import reference
 from ._dispatch import threads
 from ._errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError, OptionError,
                       ShapeError, ValidationError)
+from ._memory import memory_budget, set_memory_budget
 from ._model import ACTIVATIONS, LOSSES, OUT_ACTIVATIONS, READOUTS, RNN, Gradients
 from ._rnn import bptt, forward
+from ._rtrl import OnlineRTRL, rtrl
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN", "Gradients", "forward", "bptt", "reference", "threads",
+    "RNN", "Gradients", "forward", "bptt", "rtrl", "OnlineRTRL", "reference", "threads",
+    "memory_budget", "set_memory_budget",
     "FastRNNError", "ShapeError", "DTypeError", "NonFiniteError", "OptionError", "ValidationError",
     "MemoryBudgetError", "ACTIVATIONS", "READOUTS", "OUT_ACTIVATIONS", "LOSSES", "__version__",
 ]

@@ -14,12 +14,16 @@ import numba
 _POOL = threading.Lock()
 
 
-def run(kernel, *args, batch):
-    """Call ``kernel`` (a ``fastrnn.kernels`` Kernel whose last argument is ``nblocks``)."""
+def run(kernel, *args, items):
+    """Call ``kernel`` (a ``fastrnn.kernels`` Kernel whose last argument is ``nblocks``).
+
+    ``items`` is how many independent pieces the kernel's parallel loop can split (batch rows,
+    weight rows): the work is cut into ``min(items, threads)`` blocks.
+    """
     threads = numba.get_num_threads()
-    if threads > 1 and batch > 1 and _POOL.acquire(blocking=False):
+    if threads > 1 and items > 1 and _POOL.acquire(blocking=False):
         try:
-            return kernel.parallel(*args, min(batch, threads))
+            return kernel.parallel(*args, min(items, threads))
         finally:
             _POOL.release()
     return kernel.serial(*args, 1)

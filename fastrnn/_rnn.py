@@ -20,7 +20,7 @@ def run_forward(net, W, x, h0, forcing):
     h = np.empty((T + 1, B, net.n_hidden), dtype=net.dtype)
     h[0] = h0
     run(_forward, x, W["W_in"], W["W_rec"], W["b"], h, ACTIVATIONS.index(net.activation),
-        *forcing, batch=B)
+        *forcing, items=B)
     return h
 
 
@@ -110,7 +110,7 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     L, g, dW_out, db_out = readout_errors(net, p, h)
     D = np.empty_like(g)
     run(_bptt_sweep, p.W["W_rec"], h, g, ACTIVATIONS.index(net.activation), th, thp,
-        forcing[0], forcing[1], forcing[3], D, batch=B)
+        forcing[0], forcing[1], forcing[3], D, items=B)
     n = net.n_hidden
     grads = Gradients(np.empty((n, m), net.dtype), np.empty((n, n), net.dtype), np.empty(n, net.dtype),
                       dW_out, db_out, np.empty((B, n), net.dtype))

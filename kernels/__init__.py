@@ -6,5 +6,6 @@ array contract in its docstring; ``fastrnn`` validates inputs before calling the
 from ._activations import IDENTITY, LOGISTIC, RELU, TANH
 from .bptt import _bptt_sweep, _weight_grads
 from .forward import _forward
+from .rtrl import _rtrl
 
-__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads"]
+__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl"]
