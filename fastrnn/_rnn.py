@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _problem, _readout, reference
 from . import _validate as v
-from ._dispatch import run
+from ._dispatch import call, workers
 from ._model import ACTIVATIONS, Gradients, RNN
 from ._errors import OptionError
 from .kernels import _bptt_sweep, _forward, _weight_grads
@@ -14,13 +14,13 @@ def _check_net(net):
         raise OptionError(f"net must be a fastrnn.RNN, got {type(net).__name__}")
 
 
-def run_forward(net, W, x, h0, forcing):
+def run_forward(net, W, x, h0, forcing, threads):
     """The states h (T + 1, B, n), unforced; h[0] = h0."""
     T, B, _ = x.shape
     h = np.empty((T + 1, B, net.n_hidden), dtype=net.dtype)
     h[0] = h0
-    run(_forward, x, W["W_in"], W["W_rec"], W["b"], h, ACTIVATIONS.index(net.activation),
-        *forcing, items=B)
+    call(_forward, threads, B, x, W["W_in"], W["W_rec"], W["b"], h,
+         ACTIVATIONS.index(net.activation), *forcing)
     return h
 
 
@@ -44,7 +44,8 @@ def forward(net, x, h0=None):
     """
     _check_net(net)
     W, x, h0 = _problem.inputs(net, x, h0)
-    h = run_forward(net, W, x, h0, _problem.Problem(W, x, h0).forcing(net))
+    with workers() as threads:
+        h = run_forward(net, W, x, h0, _problem.Problem(W, x, h0).forcing(net), threads)
     return h, _readout.outputs(net, W, h[1:])[1]
 
 
@@ -106,16 +107,17 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     th, thp = v.truncation(truncation, T)
     check = _problem.validation_wanted(validate)
     forcing = p.forcing(net)
-    h = run_forward(net, p.W, p.x, p.h0, forcing)
-    L, g, dW_out, db_out = readout_errors(net, p, h)
-    D = np.empty_like(g)
-    run(_bptt_sweep, p.W["W_rec"], h, g, ACTIVATIONS.index(net.activation), th, thp,
-        forcing[0], forcing[1], forcing[3], D, items=B)
     n = net.n_hidden
-    grads = Gradients(np.empty((n, m), net.dtype), np.empty((n, n), net.dtype), np.empty(n, net.dtype),
-                      dW_out, db_out, np.empty((B, n), net.dtype))
-    _weight_grads(p.x, np.ascontiguousarray(fed_states(net, p, h)), D, p.W["W_rec"],
-                  grads.W_in, grads.W_rec, grads.b, grads.h0)
+    with workers() as threads:
+        h = run_forward(net, p.W, p.x, p.h0, forcing, threads)
+        L, g, dW_out, db_out = readout_errors(net, p, h)
+        D = np.empty_like(g)
+        call(_bptt_sweep, threads, B, p.W["W_rec"], h, g, ACTIVATIONS.index(net.activation), th, thp,
+             forcing[0], forcing[1], forcing[3], D)
+        grads = Gradients(np.empty((n, m), net.dtype), np.empty((n, n), net.dtype),
+                          np.empty(n, net.dtype), dW_out, db_out, np.empty((B, n), net.dtype))
+        call(_weight_grads, threads, T * B, p.x, np.ascontiguousarray(fed_states(net, p, h)), D,
+             p.W["W_rec"], grads.W_in, grads.W_rec, grads.b, grads.h0)
     if check:
         ref = reference.bptt(net, p.x, p.d, p.mask, p.loss, truncation, p.h0, p.teacher_forcing)
         _problem.compare("fastrnn.bptt", net.dtype, (L, grads), ref)

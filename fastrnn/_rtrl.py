@@ -3,7 +3,7 @@ import numpy as np
 
 from . import _memory, _problem, _readout, reference
 from . import _validate as v
-from ._dispatch import run
+from ._dispatch import call, workers
 from ._errors import OptionError, ShapeError
 from ._model import ACTIVATIONS, LOSSES, Gradients
 from ._rnn import _check_net, fed_states, readout_errors, run_forward
@@ -12,8 +12,21 @@ from .kernels import _forward, _rtrl
 _NO_UNITS = np.zeros(0, dtype=np.int64)
 
 
+TILE_BYTES = 128 * 1024   # one tile of P; the kernel's two buffers of it stay in L2
+MIN_TILES = 8             # enough tiles to share among threads
+
+
+def tiles(n, J, itemsize):
+    """Rows of W per sensitivity tile, as boundaries (ntiles + 1,). A function of the shapes only,
+    so that P keeps its layout whatever number of threads later calls use."""
+    rows = max(1, min(n, TILE_BYTES // (n * J * itemsize)))
+    count = min(n, max(-(-n // rows), MIN_TILES))
+    return np.linspace(0, n, count + 1).round().astype(np.int64)
+
+
 def sensitivity_buffers(net, B):
-    """Check the memory budget, then allocate P = 0 and its scratch twin, (n, B, n, J) each."""
+    """Check the memory budget, then allocate P = 0 and its scratch twin, (B, n·n·J) each, and
+    the tile boundaries of their layout (see ``kernels.rtrl._rtrl``)."""
     n, m = net.n_hidden, net.n_in
     J = m + 1 + n
     itemsize = np.dtype(net.dtype).itemsize
@@ -25,8 +38,8 @@ def sensitivity_buffers(net, B):
         "a smaller batch (the memory grows with B), "
         + ("float32 (half the size), " if net.dtype == np.float64 else "")
         + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
-    P = np.zeros((n, B, n, J), dtype=net.dtype)
-    return P, np.empty_like(P)
+    P = np.zeros((B, n * n * J), dtype=net.dtype)
+    return P, np.empty_like(P), tiles(n, J, itemsize)
 
 
 def split(dW, m):
@@ -55,14 +68,15 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     p = _problem.problem(net, x, d, mask, loss, h0, teacher_forcing)
     T, B, m = p.x.shape
     check = _problem.validation_wanted(validate)
-    P, Q = sensitivity_buffers(net, B)
+    P, Q, tile_rows = sensitivity_buffers(net, B)
     forcing = p.forcing(net)
-    h = run_forward(net, p.W, p.x, p.h0, forcing)
-    L, g, dW_out, db_out = readout_errors(net, p, h)
     dW = np.zeros((net.n_hidden, m + 1 + net.n_hidden), dtype=net.dtype)
-    run(_rtrl, p.W["W_rec"], p.x, np.ascontiguousarray(fed_states(net, p, h)), h, g,
-        ACTIVATIONS.index(net.activation), forcing[0], forcing[1], forcing[3], P, Q, dW,
-        items=net.n_hidden)
+    with workers() as threads:
+        h = run_forward(net, p.W, p.x, p.h0, forcing, threads)
+        L, g, dW_out, db_out = readout_errors(net, p, h)
+        call(_rtrl, threads, len(tile_rows) - 1, p.W["W_rec"], p.x,
+             np.ascontiguousarray(fed_states(net, p, h)), h, g, ACTIVATIONS.index(net.activation),
+             forcing[0], forcing[1], forcing[3], tile_rows, P, Q, dW)
     dW_in, db, dW_rec = split(dW, m)
     grads = Gradients(dW_in, dW_rec, db, dW_out, db_out, None)
     if check:
@@ -111,7 +125,7 @@ class OnlineRTRL:
                               f"readout='units' and loss='mse' (got readout={net.readout!r}, loss={self.loss!r})")
         self.teacher_forcing = bool(teacher_forcing)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
-        self._P, self._Q = sensitivity_buffers(net, self.batch)
+        self._P, self._Q, self._tiles = sensitivity_buffers(net, self.batch)
         n = net.n_hidden
         self._h = np.empty((2, self.batch, n), dtype=net.dtype)   # [h_{t-1} as fed, h_t]
         self._dW = np.empty((n, net.n_in + 1 + n), dtype=net.dtype)
@@ -172,13 +186,15 @@ class OnlineRTRL:
         p = _problem.problem(net, x_t[None], d_t[None], mask_t, self.loss, self._h[0],
                              self.teacher_forcing)
         h = self._h
-        run(_forward, p.x, p.W["W_in"], p.W["W_rec"], p.W["b"], h, ACTIVATIONS.index(net.activation),
-            False, _NO_UNITS, self._empty3, self._empty3, items=B)
-        L, g, dW_out, db_out = readout_errors(net, p, h)
-        self._dW[...] = 0
+        act = ACTIVATIONS.index(net.activation)
         tf, units, _, tf_mask = p.forcing(net)
-        parity = run(_rtrl, p.W["W_rec"], p.x, h[:1], h, g, ACTIVATIONS.index(net.activation),
-                     tf, units, tf_mask, self._P, self._Q, self._dW, items=net.n_hidden)
+        self._dW[...] = 0
+        with workers() as threads:
+            call(_forward, threads, B, p.x, p.W["W_in"], p.W["W_rec"], p.W["b"], h, act,
+                 False, _NO_UNITS, self._empty3, self._empty3)
+            L, g, dW_out, db_out = readout_errors(net, p, h)
+            parity = call(_rtrl, threads, len(self._tiles) - 1, p.W["W_rec"], p.x, h[:1], h, g, act,
+                          tf, units, tf_mask, self._tiles, self._P, self._Q, self._dW)
         if parity:
             self._P, self._Q = self._Q, self._P
         dW_in, db, dW_rec = split(self._dW, m)

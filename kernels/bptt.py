@@ -3,7 +3,7 @@ import numpy as np
 from numba import prange
 
 from ._activations import dphi_from_h
-from ._jit import kernel, plain
+from ._jit import kernel
 
 
 @kernel
@@ -62,22 +62,42 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
             start = end
 
 
-@plain
-def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0):
-    """Weight gradients from the summed deltas, one matrix product each over all T*B rows.
+@kernel
+def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
+    """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
     forcing applies); D (T, B, n) from ``_bptt_sweep``; W_rec (n, n).
     Writes dW_in (n, m) = sum D_t x_t^T, dW_rec (n, n) = sum D_t h_{t-1}^T, db (n,) = sum D_t,
     dh0 (B, n) = D_1 W_rec.
+    nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
+    partial results (one matrix product each), and the partials are added at the end.
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
-    D2 = D.reshape(T * B, n)
-    np.dot(D2.T, x.reshape(T * B, m), dW_in)
-    np.dot(D2.T, h_prev.reshape(T * B, n), dW_rec)
-    db[:] = 0
-    for r in range(T * B):
-        for k in range(n):
-            db[k] += D2[r, k]
+    R = T * B
+    D2 = D.reshape(R, n)
+    X2 = x.reshape(R, m)
+    H2 = h_prev.reshape(R, n)
+    part_in = np.zeros((nblocks, n, m), dtype=D.dtype)
+    part_rec = np.zeros((nblocks, n, n), dtype=D.dtype)
+    part_b = np.zeros((nblocks, n), dtype=D.dtype)
+    for blk in prange(nblocks):
+        r0 = blk * R // nblocks
+        r1 = (blk + 1) * R // nblocks
+        if r1 > r0:
+            Dk = D2[r0:r1]
+            np.dot(Dk.T, X2[r0:r1], part_in[blk])
+            np.dot(Dk.T, H2[r0:r1], part_rec[blk])
+            acc = part_b[blk]
+            for r in range(r1 - r0):
+                for k in range(n):
+                    acc[k] += Dk[r, k]
+    dW_in[:, :] = part_in[0]
+    dW_rec[:, :] = part_rec[0]
+    db[:] = part_b[0]
+    for blk in range(1, nblocks):
+        dW_in += part_in[blk]
+        dW_rec += part_rec[blk]
+        db += part_b[blk]
     np.dot(D[0], W_rec, dh0)

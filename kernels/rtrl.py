@@ -7,13 +7,18 @@ from ._jit import kernel
 
 
 @kernel
-def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, P, Q, dW, nblocks):
+def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, P, Q, dW, nblocks):
     """Propagate the sensitivities over T steps and accumulate the weight gradient.
 
     With W = [W_in | b | W_rec] (n, J), J = m + 1 + n, and z_t = [x_t; 1; h_{t-1}]:
 
         P_t[k, i, j] = phi'(a_t[k]) (sum_l W_rec[k, l] P_{t-1}[l, i, j] + delta_ki z_t[j])
         dW[i, j] += sum_k g_t[k] P_t[k, i, j]
+
+    The columns (i, j) of P evolve independently, so they are cut into tiles of whole rows i of
+    W; each tile runs all T steps on its own: one GEMM ``W_rec @ P_tile`` (n x n by n x w) into a
+    second buffer, then one fused pass that adds the z term, scales by phi', accumulates the
+    gradient and zeroes teacher-forced rows, while the tile is still in cache.
 
     Array contract (one float dtype, C-contiguous):
 
@@ -22,55 +27,64 @@ def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, P, Q, dW, nblocks)
     g (T, B, n) the error injected into h_t.
     tf, tf_units (o,), tf_mask (T, B, o): with tf, the sensitivities of output unit tf_units[q]
         are zeroed after step t wherever tf_mask[t, b, q] != 0 (after its gradient is taken).
-    P, Q (n, B, n, J): P holds P_0 per sequence b as P[:, b] (k, i, j); Q is scratch. The two are
-        used as a double buffer: after the call P_T is in P if T is even and in Q if T is odd
-        (the return value is T % 2).
+    tiles (ntiles + 1,) int64, increasing from 0 to n: tile q holds the rows i in
+        [tiles[q], tiles[q + 1]).
+    P, Q (B, n * n * J): for sequence b and tile q with rows i0..i1, the slice starting at
+        n * i0 * J, viewed as (n, (i1 - i0) * J), holds P[k, i, j] at [k, (i - i0) * J + j].
+        P holds P_0 on entry; Q is scratch. They are used as a double buffer: after the call
+        P_T is in P if T is even and in Q if T is odd (the return value is T % 2).
     dW (n, J): the gradient is *added* to it.
-    nblocks: the rows i of W are split into this many blocks, one per parallel task; each task
-        owns dW[i, :] and P[:, :, i, :] of its rows, so no two tasks write the same element.
-
-    Per step: one GEMM ``W_rec @ P`` over all sequences (n x n by n x B*n*J), then a single fused
-    pass that adds the z term, scales by phi' and accumulates the gradient. No allocation per step.
+    nblocks: the tiles are split into this many contiguous blocks, one per parallel task; a task
+        owns dW[i] and the P columns of its tiles, so no two tasks write the same element.
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
     J = m + 1 + n
+    ntiles = tiles.shape[0] - 1
     one = np.ones(1, dtype=P.dtype)[0]
-    z = np.empty((B, J), dtype=P.dtype)
-    s = np.empty((B, n), dtype=P.dtype)
-    forced = np.zeros((B, n), dtype=np.bool_)
-    src, dst = P, Q
-    for t in range(T):
-        for b in range(B):
-            z[b, :m] = x[t, b]
-            z[b, m] = one
-            z[b, m + 1:] = h_prev[t, b]
-            for k in range(n):
-                s[b, k] = dphi_from_h(h[t + 1, b, k], one, act)
-            if tf:
-                for q in range(tf_units.shape[0]):
-                    forced[b, tf_units[q]] = tf_mask[t, b, q] != 0
-        np.dot(W_rec, src.reshape(n, B * n * J), dst.reshape(n, B * n * J))
-        for blk in prange(nblocks):
-            for i in range(blk * n // nblocks, (blk + 1) * n // nblocks):
-                acc = dW[i]
-                for b in range(B):
-                    zb = z[b]
+    for blk in prange(nblocks):
+        z = np.empty(J, dtype=P.dtype)
+        s = np.empty(n, dtype=P.dtype)
+        for q in range(blk * ntiles // nblocks, (blk + 1) * ntiles // nblocks):
+            i0 = tiles[q]
+            i1 = tiles[q + 1]
+            w = (i1 - i0) * J
+            off = n * i0 * J
+            for b in range(B):
+                src = P[b, off:off + n * w].reshape(n, w)
+                dst = Q[b, off:off + n * w].reshape(n, w)
+                for t in range(T):
+                    np.dot(W_rec, src, dst)
+                    # explicit loops: array expressions inside prange trip Numba's parfor fusion
+                    for j in range(m):
+                        z[j] = x[t, b, j]
+                    z[m] = one
                     for k in range(n):
-                        sk = s[b, k]
+                        z[m + 1 + k] = h_prev[t, b, k]
+                        s[k] = dphi_from_h(h[t + 1, b, k], one, act)
+                    for k in range(n):
+                        sk = s[k]
                         gk = g[t, b, k]
-                        row = dst[k, b, i]
-                        if k == i:
-                            for j in range(J):
-                                v = sk * (row[j] + zb[j])
-                                row[j] = v
-                                acc[j] += gk * v
-                        else:
-                            for j in range(J):
-                                v = sk * row[j]
-                                row[j] = v
-                                acc[j] += gk * v
-                        if tf and forced[b, k]:
-                            row[:] = 0
-        src, dst = dst, src
+                        row = dst[k]
+                        for il in range(i1 - i0):
+                            i = i0 + il
+                            acc = dW[i]
+                            base = il * J
+                            if k == i:
+                                for j in range(J):
+                                    v = sk * (row[base + j] + z[j])
+                                    row[base + j] = v
+                                    acc[j] += gk * v
+                            else:
+                                for j in range(J):
+                                    v = sk * row[base + j]
+                                    row[base + j] = v
+                                    acc[j] += gk * v
+                    if tf:
+                        for qq in range(tf_units.shape[0]):
+                            if tf_mask[t, b, qq] != 0:
+                                row = dst[tf_units[qq]]
+                                for c in range(w):
+                                    row[c] = 0
+                    src, dst = dst, src
     return T % 2

@@ -62,6 +62,13 @@ def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="m
 
 
 @pytest.fixture
+def parallel_kernels(monkeypatch):
+    """Run the parallel kernels even where BLAS is multithreaded (correctness, not speed)."""
+    from fastrnn import _dispatch
+    monkeypatch.setattr(_dispatch, "FORCE_PARALLEL", True)
+
+
+@pytest.fixture
 def small():
     """A small float64 units/mse problem."""
     return make_problem(0, T=6, B=2, m=3, n=5, o=2)

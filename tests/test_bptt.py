@@ -74,7 +74,7 @@ def test_teacher_forcing_matches_reference(dtype, truncation):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_serial_and_parallel_bptt_agree(dtype):
+def test_serial_and_parallel_bptt_agree(dtype, parallel_kernels):
     net, x, d, mask, h0 = make_problem(17, 30, 6, 3, 8, 2, dtype)
     with fastrnn.threads(1):
         L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=(5, 2))

@@ -52,7 +52,7 @@ def test_units_readout_with_chosen_units():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_serial_and_parallel_forward_agree(dtype):
+def test_serial_and_parallel_forward_agree(dtype, parallel_kernels):
     net, x, _, _, h0 = make_problem(4, 20, 7, 3, 9, 2, dtype)
     with fastrnn.threads(1):
         h1, y1 = fastrnn.forward(net, x, h0)

@@ -172,12 +172,25 @@ def test_memory_budget_is_settable():
         fastrnn.set_memory_budget(-5)
 
 
-def test_serial_and_parallel_rtrl_agree():
-    net, x, d, mask, h0 = make_problem(48, 6, 3, 2, 9, 2)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tf", [False, True])
+def test_serial_and_parallel_rtrl_agree(dtype, tf, parallel_kernels):
+    net, x, d, mask, h0 = make_problem(48, 6, 3, 2, 9, 2, dtype)
     with fastrnn.threads(1):
-        L1, g1 = fastrnn.rtrl(net, x, d, mask, h0=h0)
-    L2, g2 = fastrnn.rtrl(net, x, d, mask, h0=h0)
-    assert_grads_close(g1, g2, np.float64, "serial vs parallel ")
+        L1, g1 = fastrnn.rtrl(net, x, d, mask, teacher_forcing=tf, h0=h0)
+    L2, g2 = fastrnn.rtrl(net, x, d, mask, teacher_forcing=tf, h0=h0)
+    assert_grads_close(g1, g2, dtype, "serial vs parallel ")
+    assert_grads_close(g2, R.rtrl(net, x, d, mask, "mse", h0, tf)[1], dtype, "parallel vs reference ")
+
+
+def test_online_parallel_matches_sequence(parallel_kernels):
+    net, x, d, mask, h0 = make_problem(52, 7, 2, 3, 10, 2)
+    learner = fastrnn.OnlineRTRL(net, batch=2, h0=h0)
+    total = None
+    for t in range(7):
+        g_t = learner.step(x[t], d[t], mask[t])[1]
+        total = g_t if total is None else total + g_t
+    assert_grads_close(total, R.rtrl(net, x, d, mask, "mse", h0)[1], np.float64, "online parallel ")
 
 
 def test_rtrl_validate(monkeypatch):

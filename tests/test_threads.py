@@ -8,7 +8,7 @@ import fastrnn
 from conftest import assert_grads_close, make_problem
 
 
-def test_concurrent_bptt_and_rtrl_calls_are_correct():
+def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
     problems = [make_problem(30 + i, 40, 1 + i % 4, 3, 12, 3) for i in range(6)]
     expected = [fastrnn.bptt(net, x, d, mask, h0=h0) for net, x, d, mask, h0 in problems]
     for L, g in expected:
