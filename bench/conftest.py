@@ -1,9 +1,15 @@
-"""Benchmark set-up: print the machine facts the numbers depend on."""
+"""Benchmark set-up: the bench modules import each other from this folder, and the header
+prints the machine facts the numbers depend on."""
 import os
 import platform
+import sys
 
-import numba
-import numpy as np
+sys.path.insert(0, os.path.dirname(__file__))
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fastrnn import _blas, _dispatch  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -13,5 +19,7 @@ def pytest_report_header(config):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    mode = "Numba threads (BLAS single-threaded)" if _dispatch.numba_parallel_ok() else "BLAS threads"
     return [f"fastrnn bench: CPU {cpu}, {os.cpu_count()} logical CPUs, numba threads "
-            f"{numba.get_num_threads()}, numpy {np.__version__}, numba {numba.__version__}"]
+            f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER}), scipy BLAS threads "
+            f"{_blas.threads()}, fastrnn parallel mode: {mode}; numpy {np.__version__}, numba {numba.__version__}"]

@@ -1,6 +1,7 @@
-"""BPTT (forward + backward, tanh cell, units readout, mse): fastrnn against the reference.
+"""BPTT, forward + backward (tanh cell, units readout with o = n/4, summed mse), float64; float32
+on the largest row. fastrnn against its reference, torch.nn.RNN + autograd and JAX.
 
-    pytest bench/ --benchmark-only --benchmark-group-by=group
+    pytest bench/ --benchmark-only
 """
 import numpy as np
 import pytest
@@ -8,29 +9,37 @@ import pytest
 import fastrnn
 from fastrnn import reference
 
+import peers
+from common import as_tuple, check_against, problem, size_id
+
 SIZES = [(32, 8, 1000, 1), (128, 8, 1000, 1), (128, 8, 200, 32), (512, 32, 200, 16)]  # n, m, T, B
+ROWS = [(s, np.float64) for s in SIZES] + [(SIZES[-1], np.float32)]
 
 
-def problem(n, m, T, B, dtype=np.float64):
-    rng = np.random.default_rng(0)
-    net = fastrnn.RNN.init(m, n, max(1, n // 4), dtype=dtype, seed=0)
-    x = rng.standard_normal((T, B, m)).astype(dtype)
-    d = rng.standard_normal((T, B, net.n_out)).astype(dtype)
-    return net, x, d
+def make(impl, net, x, d):
+    if impl == "fastrnn":
+        return lambda: as_tuple(fastrnn.bptt(net, x, d))
+    if impl == "reference":
+        return lambda: as_tuple(reference.bptt(net, x, d))
+    if impl == "torch":
+        if peers.torch is None:
+            pytest.skip(peers.WHY_NO_TORCH)
+        return peers.TorchBPTT(net, x, d)
+    if peers.jax is None:
+        pytest.skip(peers.WHY_NO_JAX)
+    return peers.JaxBPTT(net, x, d)
 
 
-IMPLEMENTATIONS = {
-    "fastrnn": lambda net, x, d: fastrnn.bptt(net, x, d),
-    "reference": lambda net, x, d: reference.bptt(net, x, d),
-}
-
-
-@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: "n{}-m{}-T{}-B{}".format(*s))
-def test_bptt(benchmark, impl, size):
-    net, x, d = problem(*size)
-    fn = IMPLEMENTATIONS[impl]
-    fn(net, x, d)   # compile / warm up outside the timing
-    benchmark.group = "bptt " + "n{}-m{}-T{}-B{}".format(*size)
-    benchmark.extra_info["size"] = size
-    benchmark(fn, net, x, d)
+@pytest.mark.parametrize("impl", ["fastrnn", "reference", "torch", "jax"])
+@pytest.mark.parametrize("size,dtype", ROWS, ids=[f"{size_id(s)}-{np.dtype(t).name}" for s, t in ROWS])
+def test_bptt(benchmark, impl, size, dtype):
+    n, m, T, B = size
+    if impl == "reference" and n * T * B > 128 * 1000 * 1 * 8:
+        pytest.skip("the reference is too slow to time at this size")
+    net, x, d = problem(*size, dtype=dtype)
+    fn = make(impl, net, x, d)
+    check_against(fn(), as_tuple(fastrnn.bptt(net, x, d)), dtype, impl)   # also warms the JIT
+    benchmark.group = f"bptt {size_id(size)} {np.dtype(dtype).name}"
+    benchmark.extra_info.update(algorithm="bptt", impl=impl, n=n, m=m, T=T, B=B,
+                                dtype=np.dtype(dtype).name)
+    benchmark(fn)

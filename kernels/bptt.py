@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from ._activations import dphi_from_h
+from ._activations import constants, scale_by_dphi
 from ._jit import kernel
 
 
@@ -25,7 +25,8 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
     nblocks: batch blocks, one per parallel task; each block owns its rows of D.
     """
     T, B, n = g.shape
-    one = np.ones(1, dtype=h.dtype)[0]
+    K = constants(h)
+    W_recT = W_rec.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -42,7 +43,10 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    np.dot(nxt, W_rec, back)
+                    if nb == 1:
+                        np.dot(W_recT, nxt[0], back[0])      # a matrix-vector product (BLAS gemv)
+                    else:
+                        np.dot(nxt, W_rec, back)
                     if tf:
                         for bb in range(nb):
                             for k in range(tf_units.shape[0]):
@@ -50,14 +54,19 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                                     back[bb, tf_units[k]] = 0
                 inject = s >= start
                 for bb in range(nb):
-                    hrow = h[s + 1, b0 + bb]
-                    grow = g[s, b0 + bb]
+                    crow = cur[bb]
+                    brow = back[bb]
+                    if inject:
+                        grow = g[s, b0 + bb]
+                        for k in range(n):
+                            crow[k] = brow[k] + grow[k]
+                    else:
+                        for k in range(n):
+                            crow[k] = brow[k]
+                    scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
                     drow = D[s, b0 + bb]
                     for k in range(n):
-                        e = back[bb, k] + grow[k] if inject else back[bb, k]
-                        v = dphi_from_h(hrow[k], one, act) * e
-                        cur[bb, k] = v
-                        drow[k] += v
+                        drow[k] += crow[k]
                 cur, nxt = nxt, cur
             start = end
 

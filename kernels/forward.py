@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from ._activations import phi
+from ._activations import activate, constants
 from ._jit import kernel
 
 
@@ -26,7 +26,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
-    one = np.ones(1, dtype=h.dtype)[0]
+    K = constants(h)
     proj = h[1:].reshape(T * B, n)
     np.dot(x.reshape(T * B, m), W_in.T, proj)
     WrecT = W_rec.T
@@ -37,16 +37,22 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
         rec = np.empty((nb, n), dtype=h.dtype)
         fed = np.empty((nb, n), dtype=h.dtype)
         for t in range(T):
+            prev = h[t, b0:b1]
             if tf and t > 0:
-                fed[:, :] = h[t, b0:b1]
                 for bb in range(nb):
+                    for k in range(n):
+                        fed[bb, k] = prev[bb, k]
                     for k in range(tf_units.shape[0]):
                         if tf_mask[t - 1, b0 + bb, k] != 0:
                             fed[bb, tf_units[k]] = tf_values[t - 1, b0 + bb, k]
-                np.dot(fed, WrecT, rec)
+                prev = fed
+            if nb == 1:
+                np.dot(W_rec, prev[0], rec[0])      # a matrix-vector product (BLAS gemv)
             else:
-                np.dot(h[t, b0:b1], WrecT, rec)
+                np.dot(prev, WrecT, rec)
             for bb in range(nb):
                 row = h[t + 1, b0 + bb]
+                rr = rec[bb]
                 for k in range(n):
-                    row[k] = phi(row[k] + b[k] + rec[bb, k], one, act)
+                    row[k] += b[k] + rr[k]
+                activate(row, K, act)

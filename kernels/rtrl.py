@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from ._activations import dphi_from_h
+from ._activations import constants, dphi_from_h
 from ._jit import kernel
 
 
@@ -41,7 +41,8 @@ def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, P, Q, dW, n
     n = W_rec.shape[0]
     J = m + 1 + n
     ntiles = tiles.shape[0] - 1
-    one = np.ones(1, dtype=P.dtype)[0]
+    K = constants(P)
+    one = K[19]
     for blk in prange(nblocks):
         z = np.empty(J, dtype=P.dtype)
         s = np.empty(n, dtype=P.dtype)
@@ -61,7 +62,7 @@ def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, P, Q, dW, n
                     z[m] = one
                     for k in range(n):
                         z[m + 1 + k] = h_prev[t, b, k]
-                        s[k] = dphi_from_h(h[t + 1, b, k], one, act)
+                        s[k] = dphi_from_h(h[t + 1, b, k], K, act)
                     for k in range(n):
                         sk = s[k]
                         gk = g[t, b, k]

@@ -66,8 +66,9 @@ def test_masked_targets_are_ignored_even_if_nan():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("truncation", [None, 2, (4, 1)])
-def test_teacher_forcing_matches_reference(dtype, truncation):
-    net, x, d, mask, h0 = make_problem(16, 10, 3, 2, 6, 2, dtype)
+@pytest.mark.parametrize("B", [1, 3])
+def test_teacher_forcing_matches_reference(dtype, truncation, B):
+    net, x, d, mask, h0 = make_problem(16, 10, B, 2, 6, 2, dtype)
     L, g = check(net, x, d, mask, "mse", truncation, h0, dtype, tf=True)
     L_free, _ = fastrnn.bptt(net, x, d, mask, "mse", truncation, h0)
     assert L != L_free
