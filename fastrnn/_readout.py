@@ -75,14 +75,15 @@ def loss_and_grad(net, r, y, d, mask, loss):
     return L, mask * (s - d)
 
 
-def inject(net, W, dr, h1):
-    """Error injected into each h_t (T, B, n), and the readout gradients (dW_out, db_out)."""
-    T, B, n = h1.shape
+def inject(net, W, dr, h1, g):
+    """Write the error injected into each h_t into ``g`` (T, B, n, C-contiguous); return the
+    readout gradients (dW_out, db_out)."""
+    n = h1.shape[-1]
     if net.readout == "units":
-        g = np.zeros_like(h1)
+        g[...] = 0
         g[..., net.out_units] = dr
-        return g, None, None
-    g = (_rows(dr) @ W["W_out"]).reshape(T, B, n)
+        return None, None
+    np.matmul(_rows(dr), W["W_out"], out=g.reshape(-1, n))
     dW_out = _rows(dr).T @ _rows(h1)
     db_out = _rows(dr).sum(axis=0) if "b_out" in W else None
-    return g, dW_out, db_out
+    return dW_out, db_out

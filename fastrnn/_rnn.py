@@ -1,7 +1,7 @@
 """forward and bptt for the simple cell: validate, dispatch to the kernels, wrap."""
 import numpy as np
 
-from . import _problem, _readout, reference
+from . import _problem, _readout, _workspace, reference
 from . import _validate as v
 from ._dispatch import call, workers
 from ._model import ACTIVATIONS, Gradients, RNN
@@ -14,10 +14,10 @@ def _check_net(net):
         raise OptionError(f"net must be a fastrnn.RNN, got {type(net).__name__}")
 
 
-def run_forward(net, W, x, h0, forcing, threads):
-    """The states h (T + 1, B, n), unforced; h[0] = h0."""
+def run_forward(net, W, x, h0, forcing, threads, out=None):
+    """The states h (T + 1, B, n), unforced; h[0] = h0. Written into ``out`` if given."""
     T, B, _ = x.shape
-    h = np.empty((T + 1, B, net.n_hidden), dtype=net.dtype)
+    h = np.empty((T + 1, B, net.n_hidden), dtype=net.dtype) if out is None else out
     h[0] = h0
     call(_forward, threads, B, x, W["W_in"], W["W_rec"], W["b"], h,
          ACTIVATIONS.index(net.activation), *forcing)
@@ -61,11 +61,18 @@ def fed_states(net, p, h):
 
 
 def readout_errors(net, p, h):
-    """Loss, injected errors g (T, B, n) and readout gradients for states h."""
+    """Loss, injected errors g (T, B, n) (a scratch array) and readout gradients for states h."""
     r, y = _readout.outputs(net, p.W, h[1:])
     L, dr = _readout.loss_and_grad(net, r, y, p.d, p.readout_mask(), p.loss)
-    g, dW_out, db_out = _readout.inject(net, p.W, dr, h[1:])
-    return float(L), np.ascontiguousarray(g), dW_out, db_out
+    g = _workspace.scratch("g", h[1:].shape, net.dtype)
+    dW_out, db_out = _readout.inject(net, p.W, dr, h[1:], g)
+    return float(L), g, dW_out, db_out
+
+
+def internal_states(net, p):
+    """A scratch (T + 1, B, n) array for the states of a gradient call."""
+    T, B, _ = p.x.shape
+    return _workspace.scratch("h", (T + 1, B, net.n_hidden), net.dtype)
 
 
 def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=False,
@@ -109,9 +116,9 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     forcing = p.forcing(net)
     n = net.n_hidden
     with workers() as threads:
-        h = run_forward(net, p.W, p.x, p.h0, forcing, threads)
+        h = run_forward(net, p.W, p.x, p.h0, forcing, threads, internal_states(net, p))
         L, g, dW_out, db_out = readout_errors(net, p, h)
-        D = np.empty_like(g)
+        D = _workspace.scratch("D", g.shape, net.dtype)
         call(_bptt_sweep, threads, B, p.W["W_rec"], h, g, ACTIVATIONS.index(net.activation), th, thp,
              forcing[0], forcing[1], forcing[3], D)
         grads = Gradients(np.empty((n, m), net.dtype), np.empty((n, n), net.dtype),

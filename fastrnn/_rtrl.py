@@ -1,12 +1,12 @@
 """rtrl and OnlineRTRL for the simple cell: validate, guard memory, dispatch, wrap."""
 import numpy as np
 
-from . import _memory, _problem, _readout, reference
+from . import _memory, _problem, _readout, _workspace, reference
 from . import _validate as v
 from ._dispatch import call, workers
 from ._errors import OptionError, ShapeError
 from ._model import ACTIVATIONS, LOSSES, Gradients
-from ._rnn import _check_net, fed_states, readout_errors, run_forward
+from ._rnn import _check_net, fed_states, internal_states, readout_errors, run_forward
 from .kernels import _forward, _rtrl
 
 _NO_UNITS = np.zeros(0, dtype=np.int64)
@@ -72,7 +72,7 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     forcing = p.forcing(net)
     dW = np.zeros((net.n_hidden, m + 1 + net.n_hidden), dtype=net.dtype)
     with workers() as threads:
-        h = run_forward(net, p.W, p.x, p.h0, forcing, threads)
+        h = run_forward(net, p.W, p.x, p.h0, forcing, threads, internal_states(net, p))
         L, g, dW_out, db_out = readout_errors(net, p, h)
         call(_rtrl, threads, len(tile_rows) - 1, p.W["W_rec"], p.x,
              np.ascontiguousarray(fed_states(net, p, h)), h, g, ACTIVATIONS.index(net.activation),

