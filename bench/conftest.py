@@ -19,7 +19,7 @@ def pytest_report_header(config):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    mode = "Numba threads (BLAS single-threaded)" if _dispatch.numba_parallel_ok() else "BLAS threads"
+    mode = ("parallel kernels, scipy BLAS held to 1 thread during calls" if _dispatch.parallel_possible()
+            else "serial kernels, multithreaded BLAS")
     return [f"fastrnn bench: CPU {cpu}, {os.cpu_count()} logical CPUs, numba threads "
-            f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER}), scipy BLAS threads "
-            f"{_blas.threads()}, fastrnn parallel mode: {mode}; numpy {np.__version__}, numba {numba.__version__}"]
+            f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER}),             f"{_blas.threads()}, fastrnn parallel mode: {mode}; numpy {np.__version__}, numba {numba.__version__}"]

@@ -1,17 +1,17 @@
 """Choosing between the parallel and the serial twin of a kernel.
 
-fastrnn uses one kind of parallelism at a time (see ``_blas`` for the measurements behind it):
+- One fastrnn call at a time holds Numba's thread pool: the ``workqueue`` threading layer aborts
+  when two threads run parallel code at once. A call made while another holds it runs the serial
+  kernels (they release the GIL, so both really run at once, with identical results).
+- While a call holds the pool, the BLAS behind Numba's np.dot (scipy's OpenBLAS) is held to one
+  thread and all parallelism is Numba's: each parallel task does its own BLAS calls on its own
+  block (batch rows, sensitivity tiles, rows of the gradient sums), and every parallel kernel
+  keeps its whole time loop inside one parallel region. Two thread pools on the same cores slow
+  each other down by orders of magnitude (see ``_blas``). The count is restored when the call
+  ends; meanwhile, scipy BLAS calls from the caller's other threads run single-threaded.
+- Where that BLAS cannot be controlled, the serial kernels run and BLAS keeps its threads.
 
-- BLAS's threads (the default): the serial kernels run, and their matrix products (np.dot on
-  scipy's OpenBLAS) use every core.
-- Numba's threads: when that BLAS runs single-threaded (start Python with
-  ``OPENBLAS_NUM_THREADS=1``), the parallel kernels run, each task doing its own BLAS calls on
-  its own block (batch rows, sensitivity tiles, rows of the gradient sums).
-
-And one call at a time holds Numba's thread pool: the ``workqueue`` threading layer aborts when
-two threads run parallel code at once. A call made while another holds the pool runs the serial
-kernels (they release the GIL, so both really run at once, with identical results). This does
-not guard other libraries' parallel Numba code running at the same moment.
+This does not guard other libraries' parallel Numba code running at the same moment.
 """
 import contextlib
 import threading
@@ -21,23 +21,20 @@ import numba
 from . import _blas
 
 _POOL = threading.Lock()
-
-
-FORCE_PARALLEL = False   # tests set this to run the parallel kernels whatever the BLAS
-
-
-def numba_parallel_ok():
-    """True when Numba's threads should do the parallel work (BLAS is single-threaded)."""
-    return FORCE_PARALLEL or _blas.threads() == 1
+FORCE_PARALLEL = False   # tests: run the parallel kernels even where BLAS cannot be controlled
 
 
 @contextlib.contextmanager
 def workers():
     """Yield the number of Numba threads this call may use (1: the serial kernels)."""
     threads = numba.get_num_threads()
-    if threads > 1 and numba_parallel_ok() and _POOL.acquire(blocking=False):
+    if threads > 1 and (_blas.controllable() or FORCE_PARALLEL) and _POOL.acquire(blocking=False):
         try:
-            yield threads
+            if _blas.controllable():
+                with _blas.single_threaded():
+                    yield threads
+            else:
+                yield threads
         finally:
             _POOL.release()
     else:
@@ -54,6 +51,11 @@ def call(kernel, threads, items, *args):
     if blocks > 1:
         return kernel.parallel(*args, blocks)
     return kernel.serial(*args, 1)
+
+
+def parallel_possible():
+    """True if calls from this thread would normally run the parallel kernels."""
+    return numba.get_num_threads() > 1 and (_blas.controllable() or FORCE_PARALLEL)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,9 @@
 """rtrl and OnlineRTRL for the simple cell: validate, guard memory, dispatch, wrap."""
 import numpy as np
 
-from . import _memory, _problem, _readout, _workspace, reference
+from . import _memory, _problem, reference
 from . import _validate as v
-from ._dispatch import call, workers
+from ._dispatch import call, parallel_possible, workers
 from ._errors import OptionError, ShapeError
 from ._model import ACTIVATIONS, LOSSES, Gradients
 from ._rnn import _check_net, fed_states, internal_states, readout_errors, run_forward
@@ -16,15 +16,20 @@ TILE_BYTES = 128 * 1024   # one tile of P; the kernel's two buffers of it stay i
 MIN_TILES = 8             # enough tiles to share among threads
 
 
-def tiles(n, J, itemsize):
-    """Rows of W per sensitivity tile, as boundaries (ntiles + 1,). A function of the shapes only,
-    so that P keeps its layout whatever number of threads later calls use."""
+def tiles(n, J, itemsize, parallel):
+    """Rows of W per sensitivity tile, as boundaries (ntiles + 1,). P's layout depends on them,
+    so they are fixed when P is allocated (any later call works with any tiling).
+
+    Serial kernels with multithreaded BLAS do best with one tile (one large GEMM per step);
+    parallel kernels with cache-sized tiles, at least MIN_TILES of them to share out."""
+    if not parallel:
+        return np.array([0, n], dtype=np.int64)
     rows = max(1, min(n, TILE_BYTES // (n * J * itemsize)))
     count = min(n, max(-(-n // rows), MIN_TILES))
     return np.linspace(0, n, count + 1).round().astype(np.int64)
 
 
-def sensitivity_buffers(net, B):
+def sensitivity_buffers(net, B, parallel):
     """Check the memory budget, then allocate P = 0 and its scratch twin, (B, n·n·J) each, and
     the tile boundaries of their layout (see ``kernels.rtrl._rtrl``)."""
     n, m = net.n_hidden, net.n_in
@@ -39,7 +44,7 @@ def sensitivity_buffers(net, B):
         + ("float32 (half the size), " if net.dtype == np.float64 else "")
         + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
     P = np.zeros((B, n * n * J), dtype=net.dtype)
-    return P, np.empty_like(P), tiles(n, J, itemsize)
+    return P, np.empty_like(P), tiles(n, J, itemsize, parallel)
 
 
 def split(dW, m):
@@ -68,10 +73,10 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     p = _problem.problem(net, x, d, mask, loss, h0, teacher_forcing)
     T, B, m = p.x.shape
     check = _problem.validation_wanted(validate)
-    P, Q, tile_rows = sensitivity_buffers(net, B)
     forcing = p.forcing(net)
-    dW = np.zeros((net.n_hidden, m + 1 + net.n_hidden), dtype=net.dtype)
     with workers() as threads:
+        P, Q, tile_rows = sensitivity_buffers(net, B, threads > 1)   # checks the memory budget first
+        dW = np.zeros((net.n_hidden, m + 1 + net.n_hidden), dtype=net.dtype)
         h = run_forward(net, p.W, p.x, p.h0, forcing, threads, internal_states(net, p))
         L, g, dW_out, db_out = readout_errors(net, p, h)
         call(_rtrl, threads, len(tile_rows) - 1, p.W["W_rec"], p.x,
@@ -125,7 +130,7 @@ class OnlineRTRL:
                               f"readout='units' and loss='mse' (got readout={net.readout!r}, loss={self.loss!r})")
         self.teacher_forcing = bool(teacher_forcing)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
-        self._P, self._Q, self._tiles = sensitivity_buffers(net, self.batch)
+        self._P, self._Q, self._tiles = sensitivity_buffers(net, self.batch, parallel_possible())
         n = net.n_hidden
         self._h = np.empty((2, self.batch, n), dtype=net.dtype)   # [h_{t-1} as fed, h_t]
         self._dW = np.empty((n, net.n_in + 1 + n), dtype=net.dtype)

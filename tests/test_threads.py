@@ -44,3 +44,21 @@ def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
         for L, g in outs:
             assert abs(L - L_exp) <= 1e-10 * abs(L_exp)
             assert_grads_close(g, g_exp, np.float64)
+
+
+def test_blas_threads_are_restored_after_a_call():
+    from fastrnn import _blas, _dispatch
+    if not _blas.controllable():
+        import pytest
+        pytest.skip("scipy's OpenBLAS thread control is not available on this platform")
+    before = _blas.threads()
+    seen = []
+    with _dispatch.workers() as threads:
+        seen.append((threads, _blas.threads()))
+    assert _blas.threads() == before
+    if seen[0][0] > 1:
+        assert seen[0][1] == 1, "parallel kernels must run with BLAS held to one thread"
+    net, x, d, mask, h0 = make_problem(60, 5, 4, 2, 6, 2)
+    fastrnn.bptt(net, x, d, mask, h0=h0)
+    fastrnn.rtrl(net, x, d, mask, h0=h0)
+    assert _blas.threads() == before
