@@ -22,4 +22,5 @@ def pytest_report_header(config):
     mode = ("parallel kernels, scipy BLAS held to 1 thread during calls" if _dispatch.parallel_possible()
             else "serial kernels, multithreaded BLAS")
     return [f"fastrnn bench: CPU {cpu}, {os.cpu_count()} logical CPUs, numba threads "
-            f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER}),             f"{_blas.threads()}, fastrnn parallel mode: {mode}; numpy {np.__version__}, numba {numba.__version__}"]
+            f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER} layer), {mode}; "
+            f"numpy {np.__version__}, numba {numba.__version__}"]

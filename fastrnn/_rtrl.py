@@ -1,7 +1,7 @@
 """rtrl and OnlineRTRL for the simple cell: validate, guard memory, dispatch, wrap."""
 import numpy as np
 
-from . import _memory, _problem, reference
+from . import _memory, _problem, _workspace, reference
 from . import _validate as v
 from ._dispatch import call, parallel_possible, workers
 from ._errors import OptionError, ShapeError
@@ -12,8 +12,8 @@ from .kernels import _forward, _rtrl
 _NO_UNITS = np.zeros(0, dtype=np.int64)
 
 
-TILE_BYTES = 128 * 1024   # one tile of P; the kernel's two buffers of it stay in L2
-MIN_TILES = 8             # enough tiles to share among threads
+TILE_BYTES = 1024 * 1024   # one tile of Q: large enough for an efficient GEMM
+MIN_TILES = 4             # enough tiles to share among threads
 
 
 def tiles(n, J, itemsize, parallel):
@@ -24,27 +24,53 @@ def tiles(n, J, itemsize, parallel):
     parallel kernels with cache-sized tiles, at least MIN_TILES of them to share out."""
     if not parallel:
         return np.array([0, n], dtype=np.int64)
-    rows = max(1, min(n, TILE_BYTES // (n * J * itemsize)))
+    rows = max(1, min(n, TILE_BYTES // ((n + 1) * J * itemsize)))
     count = min(n, max(-(-n // rows), MIN_TILES))
     return np.linspace(0, n, count + 1).round().astype(np.int64)
 
 
-def sensitivity_buffers(net, B, parallel):
-    """Check the memory budget, then allocate P = 0 and its scratch twin, (B, n·n·J) each, and
-    the tile boundaries of their layout (see ``kernels.rtrl._rtrl``)."""
+KEEP_BYTES = 64 * 2**20   # sequence calls reuse sensitivity buffers up to this size (page faults)
+
+
+def sensitivity_buffers(net, B, parallel, reuse=False):
+    """Check the memory budget, then allocate the sensitivities (Q = 0, P_0 = 0) and their scratch
+    twin, (B, (n + 1)·n·J) each, and the tile boundaries of their layout (``kernels.rtrl._rtrl``)."""
     n, m = net.n_hidden, net.n_in
     J = m + 1 + n
     itemsize = np.dtype(net.dtype).itemsize
-    nbytes = 2 * B * n * n * J * itemsize
+    nbytes = 2 * B * (n + 1) * n * J * itemsize
     _memory.check(
         nbytes,
-        f"RTRL with n={n}, m={m}, B={B} in {np.dtype(net.dtype).name} (2 buffers of B·n²·J = "
-        f"{B}·{n}²·{J} numbers of {itemsize} bytes)",
+        f"RTRL with n={n}, m={m}, B={B} in {np.dtype(net.dtype).name} (2 buffers of B·(n+1)·n·J = "
+        f"{B}·{n + 1}·{n}·{J} numbers of {itemsize} bytes)",
         "a smaller batch (the memory grows with B), "
         + ("float32 (half the size), " if net.dtype == np.float64 else "")
         + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
-    P = np.zeros((B, n * n * J), dtype=net.dtype)
-    return P, np.empty_like(P), tiles(n, J, itemsize, parallel)
+    shape = (B, (n + 1) * n * J)
+    if reuse and nbytes <= KEEP_BYTES:
+        Q = _workspace.scratch("rtrl Q", shape, net.dtype)
+        Q[...] = 0
+        R = _workspace.scratch("rtrl R", shape, net.dtype)
+    else:
+        Q = np.zeros(shape, dtype=net.dtype)
+        R = np.empty_like(Q)
+    return Q, R, tiles(n, J, itemsize, parallel)
+
+
+def carried_slope(net, h_t, forced):
+    """s~_t = phi'(a_t) from the unforced state h_t (B, n), zero at teacher-forced units."""
+    act = net.activation
+    if act == "tanh":
+        s = 1 - h_t * h_t
+    elif act == "logistic":
+        s = h_t * (1 - h_t)
+    elif act == "relu":
+        s = (h_t > 0).astype(h_t.dtype)
+    else:
+        s = np.ones_like(h_t)
+    if forced is not None:
+        s[forced] = 0
+    return s
 
 
 def split(dW, m):
@@ -75,13 +101,14 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     check = _problem.validation_wanted(validate)
     forcing = p.forcing(net)
     with workers() as threads:
-        P, Q, tile_rows = sensitivity_buffers(net, B, threads > 1)   # checks the memory budget first
+        P, Q, tile_rows = sensitivity_buffers(net, B, threads > 1, reuse=True)   # checks the budget first
         dW = np.zeros((net.n_hidden, m + 1 + net.n_hidden), dtype=net.dtype)
         h = run_forward(net, p.W, p.x, p.h0, forcing, threads, internal_states(net, p))
         L, g, dW_out, db_out = readout_errors(net, p, h)
         call(_rtrl, threads, len(tile_rows) - 1, p.W["W_rec"], p.x,
              np.ascontiguousarray(fed_states(net, p, h)), h, g, ACTIVATIONS.index(net.activation),
-             forcing[0], forcing[1], forcing[3], tile_rows, P, Q, dW)
+             forcing[0], forcing[1], forcing[3], tile_rows, np.zeros((B, net.n_hidden), net.dtype),
+             P, Q, dW)
     dW_in, db, dW_rec = split(dW, m)
     grads = Gradients(dW_in, dW_rec, db, dW_out, db_out, None)
     if check:
@@ -131,6 +158,7 @@ class OnlineRTRL:
         self.teacher_forcing = bool(teacher_forcing)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
         self._P, self._Q, self._tiles = sensitivity_buffers(net, self.batch, parallel_possible())
+        self._s = np.zeros((self.batch, net.n_hidden), dtype=net.dtype)   # s~ of the last step
         n = net.n_hidden
         self._h = np.empty((2, self.batch, n), dtype=net.dtype)   # [h_{t-1} as fed, h_t]
         self._dW = np.empty((n, net.n_in + 1 + n), dtype=net.dtype)
@@ -152,6 +180,7 @@ class OnlineRTRL:
             v.check_shape("h0", h0, (self.batch, net.n_hidden), "(B, n)")
             self._h[0] = v.check_finite("h0", h0)
         self._P[...] = 0
+        self._s[...] = 0
         self.steps = 0
 
     def step(self, x_t, d_t, mask_t=None):
@@ -199,9 +228,14 @@ class OnlineRTRL:
                  False, _NO_UNITS, self._empty3, self._empty3)
             L, g, dW_out, db_out = readout_errors(net, p, h)
             parity = call(_rtrl, threads, len(self._tiles) - 1, p.W["W_rec"], p.x, h[:1], h, g, act,
-                          tf, units, tf_mask, self._tiles, self._P, self._Q, self._dW)
+                          tf, units, tf_mask, self._tiles, self._s, self._P, self._Q, self._dW)
         if parity:
             self._P, self._Q = self._Q, self._P
+        forced = None
+        if tf:
+            forced = np.zeros((B, net.n_hidden), dtype=bool)
+            forced[:, units] = tf_mask[0] != 0
+        self._s = carried_slope(net, h[1], forced)
         dW_in, db, dW_rec = split(self._dW, m)
         # the state fed into the next step
         h[0] = h[1]

@@ -7,85 +7,96 @@ from ._jit import kernel
 
 
 @kernel
-def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, P, Q, dW, nblocks):
+def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, s0, Q, R, dW, nblocks):
     """Propagate the sensitivities over T steps and accumulate the weight gradient.
 
-    With W = [W_in | b | W_rec] (n, J), J = m + 1 + n, and z_t = [x_t; 1; h_{t-1}]:
+    SPEC §5, with W = [W_in | b | W_rec] (n, J), J = m + 1 + n, z_t = [x_t; 1; h_{t-1}],
+    s_t = phi'(a_t):
 
-        P_t[k, i, j] = phi'(a_t[k]) (sum_l W_rec[k, l] P_{t-1}[l, i, j] + delta_ki z_t[j])
-        dW[i, j] += sum_k g_t[k] P_t[k, i, j]
+        P_t = diag(s_t) Q_t,   Q_t = W_rec P_{t-1} + E_t   (E_t[k, i, j] = delta_ki z_t[j])
+        dW += (g_t * s_t)^T Q_t
 
-    The columns (i, j) of P evolve independently, so they are cut into tiles of whole rows i of
-    W; each tile runs all T steps on its own: one GEMM ``W_rec @ P_tile`` (n x n by n x w) into a
-    second buffer, then one fused pass that adds the z term, scales by phi', accumulates the
-    gradient and zeroes teacher-forced rows, while the tile is still in cache.
+    The kernel keeps Q rather than P, so no pass over the n x n*J numbers is needed to scale
+    them: s goes into the columns of the next product, Q_t = (W_rec diag(s~_{t-1})) Q_{t-1} + E_t
+    (s~ is s with teacher-forced units zeroed), and the gradient of step t-1 rides along as one
+    more row of that product: [W_rec diag(s~_{t-1}); (g_{t-1} s_{t-1})^T] @ Q_{t-1}. Outside the
+    GEMM each step only adds z_t on the diagonal blocks and one gradient row (O(n J)).
+    The columns (i, j) are independent, so they are cut into tiles of whole rows i of W; each
+    tile runs all T steps on its own, in cache.
 
     Array contract (one float dtype, C-contiguous):
 
     W_rec (n, n); x (T, B, m); h_prev (T, B, n) the states fed into each step (teacher-forced
-    where that applies); h (T + 1, B, n) the unforced states (phi' is read from h[1:]);
+    where that applies); h (T + 1, B, n) the unforced states (s is read from h[1:]);
     g (T, B, n) the error injected into h_t.
-    tf, tf_units (o,), tf_mask (T, B, o): with tf, the sensitivities of output unit tf_units[q]
-        are zeroed after step t wherever tf_mask[t, b, q] != 0 (after its gradient is taken).
+    tf, tf_units (o,), tf_mask (T, B, o): with tf, output unit tf_units[q] passes no sensitivity
+        on from step t wherever tf_mask[t, b, q] != 0 (its own gradient at t is kept).
     tiles (ntiles + 1,) int64, increasing from 0 to n: tile q holds the rows i in
         [tiles[q], tiles[q + 1]).
-    P, Q (B, n * n * J): for sequence b and tile q with rows i0..i1, the slice starting at
-        n * i0 * J, viewed as (n, (i1 - i0) * J), holds P[k, i, j] at [k, (i - i0) * J + j].
-        P holds P_0 on entry; Q is scratch. They are used as a double buffer: after the call
-        P_T is in P if T is even and in Q if T is odd (the return value is T % 2).
+    s0 (B, n): s~ of the step before the first (so that P_0 = diag(s0) Q_0).
+    Q, R (B, (n + 1) * n * J): for sequence b and tile q with rows i0..i1 (w = (i1 - i0) J), the
+        slice starting at (n + 1) * i0 * J, viewed as (n + 1, w), holds Q[k, i, j] at
+        [k, (i - i0) J + j]; its last row is scratch. Q holds Q_0 on entry, R is scratch; after
+        the call Q_T is in Q if T is even and in R if T is odd (the return value is T % 2).
     dW (n, J): the gradient is *added* to it.
     nblocks: the tiles are split into this many contiguous blocks, one per parallel task; a task
-        owns dW[i] and the P columns of its tiles, so no two tasks write the same element.
+        owns dW[i] and the Q columns of its tiles, so no two tasks write the same element.
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
     J = m + 1 + n
     ntiles = tiles.shape[0] - 1
-    K = constants(P)
-    one = K[19]
+    K = constants(Q)
+    zero = K[19] - K[19]
+    dWf = dW.reshape(n * J)
     for blk in prange(nblocks):
-        z = np.empty(J, dtype=P.dtype)
-        s = np.empty(n, dtype=P.dtype)
+        A = np.empty((n + 1, n), dtype=Q.dtype)     # [W_rec diag(s~); (g s)^T]
+        st = np.empty(n, dtype=Q.dtype)             # s~ of the previous step
+        gs = np.empty(n, dtype=Q.dtype)             # g * s of the previous step
         for q in range(blk * ntiles // nblocks, (blk + 1) * ntiles // nblocks):
             i0 = tiles[q]
             i1 = tiles[q + 1]
             w = (i1 - i0) * J
-            off = n * i0 * J
+            off = (n + 1) * i0 * J
+            grad = dWf[i0 * J:i1 * J]
             for b in range(B):
-                src = P[b, off:off + n * w].reshape(n, w)
-                dst = Q[b, off:off + n * w].reshape(n, w)
+                src = Q[b, off:off + (n + 1) * w].reshape(n + 1, w)
+                dst = R[b, off:off + (n + 1) * w].reshape(n + 1, w)
+                for l in range(n):
+                    st[l] = s0[b, l]
+                    gs[l] = zero                     # step 0's gradient belongs to an earlier call
                 for t in range(T):
-                    np.dot(W_rec, src, dst)
-                    # explicit loops: array expressions inside prange trip Numba's parfor fusion
-                    for j in range(m):
-                        z[j] = x[t, b, j]
-                    z[m] = one
                     for k in range(n):
-                        z[m + 1 + k] = h_prev[t, b, k]
-                        s[k] = dphi_from_h(h[t + 1, b, k], K, act)
+                        for l in range(n):
+                            A[k, l] = W_rec[k, l] * st[l]
+                    for l in range(n):
+                        A[n, l] = gs[l]
+                    np.dot(A, src[:n], dst)
+                    last = dst[n]
+                    for c in range(w):
+                        grad[c] += last[c]
+                    for il in range(i1 - i0):        # + E_t: z_t on the diagonal blocks
+                        row = dst[i0 + il]
+                        base = il * J
+                        for j in range(m):
+                            row[base + j] += x[t, b, j]
+                        row[base + m] += K[19]
+                        for j in range(n):
+                            row[base + m + 1 + j] += h_prev[t, b, j]
                     for k in range(n):
-                        sk = s[k]
-                        gk = g[t, b, k]
-                        row = dst[k]
-                        for il in range(i1 - i0):
-                            i = i0 + il
-                            acc = dW[i]
-                            base = il * J
-                            if k == i:
-                                for j in range(J):
-                                    v = sk * (row[base + j] + z[j])
-                                    row[base + j] = v
-                                    acc[j] += gk * v
-                            else:
-                                for j in range(J):
-                                    v = sk * row[base + j]
-                                    row[base + j] = v
-                                    acc[j] += gk * v
+                        sk = dphi_from_h(h[t + 1, b, k], K, act)
+                        gs[k] = g[t, b, k] * sk
+                        st[k] = sk
                     if tf:
                         for qq in range(tf_units.shape[0]):
                             if tf_mask[t, b, qq] != 0:
-                                row = dst[tf_units[qq]]
-                                for c in range(w):
-                                    row[c] = 0
+                                st[tf_units[qq]] = zero
                     src, dst = dst, src
+                # the gradient of the last step: (g_T s_T)^T Q_T
+                for l in range(n):
+                    A[n, l] = gs[l]
+                np.dot(A[n], src[:n], dst[n])
+                last = dst[n]
+                for c in range(w):
+                    grad[c] += last[c]
     return T % 2
