@@ -1,4 +1,5 @@
-"""Import + first fastrnn.bptt call, in a fresh process, with an empty and with a warm Numba cache.
+"""Import + first calls of what the README example touches, in a fresh process, with an empty
+and with a warm Numba cache.
 
     python bench/compile_time.py
 """
@@ -8,33 +9,40 @@ import subprocess
 import sys
 import tempfile
 
+# the README example, on smaller arrays: forward, bptt (exact and truncated), rtrl, OnlineRTRL
 SNIPPET = """
 import time
 t0 = time.perf_counter()
 import numpy as np, fastrnn
-net = fastrnn.RNN.init(3, 8, 2, readout="linear")
-x = np.zeros((5, 2, 3)); d = np.zeros((5, 2, 2))
+net = fastrnn.RNN.init(n_in=3, n_hidden=32, n_out=2, readout="linear", seed=0)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((20, 8, 3)); d = rng.standard_normal((20, 8, 2))
+fastrnn.forward(net, x)
 fastrnn.bptt(net, x, d)
-print(f"{time.perf_counter() - t0:.2f}")
+fastrnn.bptt(net, x, d, truncation=(10, 5))
+fastrnn.rtrl(net, x, d)
+learner = fastrnn.OnlineRTRL(net, batch=8)
+learner.step(x[0], d[0])
+print(f"{time.perf_counter() - t0:.3f}")
 """
 
 
-def first_call(cache_dir):
+def first_calls(cache_dir):
+    """Seconds from the start of the import to the end of the first calls."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, "-c", SNIPPET], env=env, check=True,
                          capture_output=True, text=True)
-    return float(out.stdout.strip())
+    return float(out.stdout.strip().splitlines()[-1])
 
 
-def main():
+def cold_and_warm():
     cache = tempfile.mkdtemp(prefix="fastrnn-numba-cache-")
     try:
-        cold = first_call(cache)
-        warm = first_call(cache)
+        return first_calls(cache), first_calls(cache)
     finally:
         shutil.rmtree(cache)
-    print(f"import + first bptt call: cold cache {cold:.2f} s, warm cache {warm:.2f} s")
 
 
 if __name__ == "__main__":
-    main()
+    cold, warm = cold_and_warm()
+    print(f"import + first calls of the README example: cold cache {cold:.2f} s, warm cache {warm:.2f} s")

@@ -13,7 +13,8 @@ import peers
 from common import as_tuple, check_against, problem, size_id
 
 SIZES = [(32, 8, 1000, 1), (128, 8, 1000, 1), (128, 8, 200, 32), (512, 32, 200, 16)]  # n, m, T, B
-ROWS = [(s, np.float64) for s in SIZES] + [(SIZES[-1], np.float32)]
+SCALING = [(64, 8, 1000, 1), (256, 8, 1000, 1)]   # extra B = 1 rows for the fitted exponent
+ROWS = [(s, np.float64) for s in SIZES + SCALING] + [(SIZES[-1], np.float32)]
 
 
 def make(impl, net, x, d):

@@ -1,0 +1,133 @@
+"""Turn a saved benchmark run into a ratio table and a log-log plot.
+
+    pytest bench/ --benchmark-only --benchmark-json=bench.json
+    python bench/report.py bench.json [--plot bench.png]
+
+The table gives, per problem, fastrnn's median and each peer's median divided by fastrnn's
+(above 1: fastrnn is faster); for RTRL also fastrnn's GFLOP/s and its fraction of the
+numpy-gemm rate measured in the same run. The targets of the speed issue are checked last.
+The plot shows time per step against n (B = 1 rows) with the exponent fitted on each line.
+"""
+import argparse
+import json
+from collections import defaultdict
+
+import numpy as np
+
+PEERS = ("reference", "torch", "jax")
+
+
+def load(path):
+    with open(path) as f:
+        data = json.load(f)
+    groups = defaultdict(dict)
+    machine = data.get("machine_info", {})
+    for bench in data["benchmarks"]:
+        info = bench.get("extra_info", {})
+        if "algorithm" not in info:
+            continue
+        key = (info["algorithm"], info.get("n"), info.get("m"), info.get("T"), info.get("B"), info.get("dtype"))
+        groups[key][info["impl"]] = {"median": bench["stats"]["median"], "info": info}
+    return groups, machine
+
+
+def fmt_time(seconds):
+    return f"{seconds * 1e3:.2f} ms" if seconds < 10 else f"{seconds:.2f} s"
+
+
+def table(groups):
+    lines = ["| problem | fastrnn | × reference | × torch | × jax | GFLOP/s | of GEMM rate |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts = []
+    for key in sorted(k for k in groups if k[0] in ("bptt", "rtrl")):
+        algo, n, m, T, B, dtype = key
+        row = groups[key]
+        if "fastrnn" not in row:
+            continue
+        ours = row["fastrnn"]["median"]
+        ratios = {p: row[p]["median"] / ours for p in PEERS if p in row}
+        cells = [f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS]
+        gflops = gemm = "—"
+        if algo == "rtrl":
+            flops = row["fastrnn"]["info"]["flops"]
+            gflops = f"{flops / ours / 1e9:.1f}"
+            if "numpy-gemm" in row:
+                frac = row["numpy-gemm"]["median"] / ours
+                gemm = f"{frac:.2f}"
+        name = f"{algo} n={n} m={m} T={T} B={B} {dtype}"
+        lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
+        verdicts.append(verdict(key, row, ours, ratios))
+    for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):
+        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | |")
+    return "\n".join(lines), [v for v in verdicts if v]
+
+
+def verdict(key, row, ours, ratios):
+    algo, n, m, T, B, dtype = key
+    rivals = {p: r for p, r in ratios.items() if p in ("torch", "jax") or (algo == "rtrl" and p == "reference")}
+    if algo == "bptt":
+        need = 3.0 if B == 1 else 2.0
+        if not rivals:
+            return None
+        peer, r = min(rivals.items(), key=lambda kv: kv[1])
+        return f"bptt n={n} B={B} {dtype}: {r:.2f}x the fastest peer ({peer}); target {need:g}x: " + ("holds" if r >= need else "NOT reached")
+    if n <= 32 and rivals:
+        peer, r = min(rivals.items(), key=lambda kv: kv[1])
+        return f"rtrl n={n} B={B} {dtype}: {r:.2f}x the fastest peer ({peer}); target 3x: " + ("holds" if r >= 3 else "NOT reached")
+    if n >= 64 and "numpy-gemm" in row:
+        frac = row["numpy-gemm"]["median"] / ours
+        return f"rtrl n={n} B={B} {dtype}: {frac:.2f} of the GEMM rate; target 0.85: " + ("holds" if frac >= 0.85 else "NOT reached")
+    return None
+
+
+def plot(groups, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    for ax, algo in zip(axes, ("bptt", "rtrl")):
+        series = defaultdict(list)
+        for (a, n, m, T, B, dtype), row in groups.items():
+            if a != algo or B != 1 or dtype != "float64":
+                continue
+            for impl, entry in row.items():
+                series[impl].append((n, entry["median"] / T))
+        for impl, pts in sorted(series.items()):
+            pts.sort()
+            ns = np.array([p[0] for p in pts], float)
+            ts = np.array([p[1] for p in pts])
+            label = impl
+            if len(pts) >= 2:
+                slope = np.polyfit(np.log(ns), np.log(ts), 1)[0]
+                label += f" (exponent {slope:.2f})"
+            ax.loglog(ns, ts * 1e6, "o-", label=label)
+        ax.set_xlabel("n (recurrent units)")
+        ax.set_ylabel("time per step (µs), B = 1, float64")
+        ax.set_title({"bptt": "BPTT, forward + backward", "rtrl": "RTRL sequence gradient"}[algo])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", help="a file written by pytest --benchmark-json")
+    parser.add_argument("--plot", help="write the log-log plot to this PNG")
+    args = parser.parse_args(argv)
+    groups, machine = load(args.json)
+    text, verdicts = table(groups)
+    cpu = machine.get("cpu", {}).get("brand_raw", "")
+    print(f"fastrnn benchmark report{f' ({cpu})' if cpu else ''}; ratios = peer median / fastrnn median\n")
+    print(text)
+    print("\nTargets:")
+    for v in verdicts:
+        print(f"- {v}")
+    if args.plot:
+        print(f"\nplot: {plot(groups, args.plot)}")
+
+
+if __name__ == "__main__":
+    main()
