@@ -22,6 +22,7 @@ class Problem:
     mask: Optional[np.ndarray] = None    # (T, B, o) for mse/bce, (T, B) for xent, in the net's dtype
     loss: str = "mse"
     teacher_forcing: bool = False
+    c0: Optional[np.ndarray] = None      # (B, n), LSTM only
 
     @property
     def shape(self):
@@ -40,25 +41,35 @@ class Problem:
         return False, _EMPTY_UNITS, empty, empty
 
 
+def state(net, name, value, B):
+    """A (B, n) initial state; zeros for None."""
+    if value is None:
+        return np.zeros((B, net.n_hidden), dtype=net.dtype)
+    value = v.float_array(name, value, net.dtype)
+    v.check_shape(name, value, (B, net.n_hidden), "(B, n)")
+    return v.check_finite(name, v.contiguous(value))
+
+
 def inputs(net, x, h0):
+    """Checked weights, x, h0 — and c0 for an LSTM, whose h0 may be None, h0 or (h0, c0)."""
     W = net.checked()
     x = v.float_array("x", x, net.dtype)
     v.check_shape("x", x, (None, None, net.n_in), "(T, B, m)",
                   "pass a time-major array (steps, batch, inputs)")
     x = v.check_finite("x", v.contiguous(x))
-    T, B, _ = x.shape
-    if h0 is None:
-        h0 = np.zeros((B, net.n_hidden), dtype=net.dtype)
-    else:
-        h0 = v.float_array("h0", h0, net.dtype)
-        v.check_shape("h0", h0, (B, net.n_hidden), "(B, n)")
-        h0 = v.check_finite("h0", v.contiguous(h0))
-    return W, x, h0
+    B = x.shape[1]
+    if net.cell == "lstm":
+        if isinstance(h0, (tuple, list)):
+            if len(h0) != 2:
+                raise OptionError(f"h0 for an LSTM is None, an array h0 or a pair (h0, c0); got {len(h0)} items")
+            return W, x, state(net, "h0", h0[0], B), state(net, "c0", h0[1], B)
+        return W, x, state(net, "h0", h0, B), state(net, "c0", None, B)
+    return W, x, state(net, "h0", h0, B), None
 
 
 def problem(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False):
     """Check everything one gradient call receives. Never writes the caller's arrays."""
-    W, x, h0 = inputs(net, x, h0)
+    W, x, h0, c0 = inputs(net, x, h0)
     T, B, _ = x.shape
     o = net.n_out
     loss = v.choice("loss", loss, LOSSES)
@@ -70,6 +81,8 @@ def problem(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False):
                           f"{net.out_activation!r}: use 'identity' or 'logistic'")
     if not isinstance(teacher_forcing, (bool, np.bool_)):
         raise OptionError(f"teacher_forcing must be True or False, got {teacher_forcing!r}")
+    if teacher_forcing and net.cell != "rnn":
+        raise OptionError("teacher_forcing=True is defined for the simple cell (fastrnn.RNN) only")
     if teacher_forcing and (net.readout != "units" or loss != "mse"):
         raise OptionError("teacher_forcing=True feeds targets back into the output units: it needs "
                           f"readout='units' and loss='mse' (got readout={net.readout!r}, loss={loss!r})")
@@ -114,7 +127,7 @@ def problem(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False):
         if loss == "bce" and ((d[on] < 0) | (d[on] > 1)).any():
             raise OptionError("d must lie in [0, 1] for loss='bce'")
         d = np.ascontiguousarray(np.where(on, d, 0), dtype=net.dtype)
-    return Problem(W, x, h0, d, mask, loss, bool(teacher_forcing))
+    return Problem(W, x, h0, d, mask, loss, bool(teacher_forcing), c0)
 
 
 # -- run-time validation against the reference -------------------------------------------------
@@ -142,6 +155,9 @@ def compare(call, dtype, ours, ref):
     if err > tol:
         bad.append(f"loss rel err {err:.3g}")
     for name, g_ref in grads_ref.items():
+        if getattr(grads, name, None) is None:
+            bad.append(f"{name} missing")
+            continue
         g = getattr(grads, name)
         err = relative_error(g, g_ref)
         if err > tol:

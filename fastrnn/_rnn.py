@@ -4,14 +4,14 @@ import numpy as np
 from . import _problem, _readout, _workspace, reference
 from . import _validate as v
 from ._dispatch import call, workers
-from ._model import ACTIVATIONS, Gradients, RNN
+from ._model import ACTIVATIONS, LSTM, Gradients, RNN
 from ._errors import OptionError
 from .kernels import _bptt_sweep, _forward, _weight_grads
 
 
 def _check_net(net):
-    if not isinstance(net, RNN):
-        raise OptionError(f"net must be a fastrnn.RNN, got {type(net).__name__}")
+    if not isinstance(net, (RNN, LSTM)):
+        raise OptionError(f"net must be a fastrnn.RNN or fastrnn.LSTM, got {type(net).__name__}")
 
 
 def run_forward(net, W, x, h0, forcing, threads, out=None):
@@ -29,21 +29,25 @@ def forward(net, x, h0=None):
 
     Parameters
     ----------
-    net : RNN
+    net : RNN or LSTM
     x : (T, B, m) array, time-major, in the net's dtype
-    h0 : (B, n) array, optional (zeros)
+    h0 : (B, n) array, optional (zeros); for an LSTM also a pair (h0, c0)
 
     Returns
     -------
     h : (T + 1, B, n) array, ``h[0] = h0``
     y : (T, B, o) array, the readout at every step
+    c : (T + 1, B, n) array, the cell states — LSTM only, so an LSTM returns ``(h, y, c)``
 
     Notes
     -----
-    SPEC §2-3.
+    SPEC §2-3, §6.
     """
     _check_net(net)
-    W, x, h0 = _problem.inputs(net, x, h0)
+    if net.cell == "lstm":
+        from ._lstm import forward as lstm_forward
+        return lstm_forward(net, x, h0)
+    W, x, h0, _ = _problem.inputs(net, x, h0)
     with workers() as threads:
         h = run_forward(net, W, x, h0, _problem.Problem(W, x, h0).forcing(net), threads)
     return h, _readout.outputs(net, W, h[1:])[1]
@@ -81,7 +85,7 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
 
     Parameters
     ----------
-    net : RNN
+    net : RNN or LSTM
     x : (T, B, m) array
     d : (T, B, o) targets, or (T, B) integer class ids for ``loss="xent"``
     mask : (T, B, o) or (T, B) array of 0/1, optional
@@ -91,7 +95,7 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     truncation : None, int k or (h, h_prime)
         None: exact BPTT. k: BPTT(k; k), chunks of k steps with no gradient across chunk borders
         (``detach()`` every k steps). (h, h_prime): Williams & Peng's BPTT(h; h'), h >= h' >= 1.
-    h0 : (B, n) array, optional
+    h0 : (B, n) array, optional; for an LSTM also a pair (h0, c0)
     validate : bool
         Recompute with ``fastrnn.reference`` and raise ``ValidationError`` if any field differs
         beyond SPEC §7's tolerance. ``FASTRNN_VALIDATE=1`` turns it on for every call.
@@ -101,8 +105,8 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     Returns
     -------
     loss : float
-    grads : Gradients
-        ``W_in``, ``W_rec``, ``b``, ``W_out``, ``b_out`` (None where the net has none) and ``h0``.
+    grads : Gradients (RNN) or LSTMGradients (LSTM)
+        One field per parameter of the net (None where it has none), and ``h0`` (and ``c0``).
 
     Notes
     -----
@@ -113,6 +117,13 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     T, B, m = p.x.shape
     th, thp = v.truncation(truncation, T)
     check = _problem.validation_wanted(validate)
+    if net.cell == "lstm":
+        from ._lstm import bptt as lstm_bptt
+        L, grads = lstm_bptt(net, p, th, thp)
+        if check:
+            ref = reference.bptt(net, p.x, p.d, p.mask, p.loss, truncation, (p.h0, p.c0))
+            _problem.compare("fastrnn.bptt", net.dtype, (L, grads), ref)
+        return L, grads
     forcing = p.forcing(net)
     n = net.n_hidden
     with workers() as threads:

@@ -99,6 +99,13 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     p = _problem.problem(net, x, d, mask, loss, h0, teacher_forcing)
     T, B, m = p.x.shape
     check = _problem.validation_wanted(validate)
+    if net.cell == "lstm":
+        from ._lstm import rtrl as lstm_rtrl
+        L, grads = lstm_rtrl(net, p)
+        if check:
+            ref = reference.rtrl(net, p.x, p.d, p.mask, p.loss, (p.h0, p.c0))
+            _problem.compare("fastrnn.rtrl", net.dtype, (L, grads), ref)
+        return L, grads
     forcing = p.forcing(net)
     with workers() as threads:
         P, Q, tile_rows = sensitivity_buffers(net, B, threads > 1, reuse=True)   # checks the budget first
@@ -127,14 +134,14 @@ class OnlineRTRL:
 
     Parameters
     ----------
-    net : RNN
+    net : RNN or LSTM
     batch : int
         Number of independent streams B.
     teacher_forcing : bool
         Units readout with mse: output units with a target at step t feed it back at t + 1.
     loss : {"mse", "xent", "bce"}
     h0 : (B, n) array, optional
-        Initial state (zeros).
+        Initial state (zeros); for an LSTM also a pair (h0, c0).
 
     Examples
     --------
@@ -152,11 +159,18 @@ class OnlineRTRL:
         self.loss = v.choice("loss", loss, LOSSES)
         if not isinstance(teacher_forcing, (bool, np.bool_)):
             raise OptionError(f"teacher_forcing must be True or False, got {teacher_forcing!r}")
+        if teacher_forcing and net.cell != "rnn":
+            raise OptionError("teacher_forcing=True is defined for the simple cell (fastrnn.RNN) only")
         if teacher_forcing and (net.readout != "units" or self.loss != "mse"):
             raise OptionError("teacher_forcing=True feeds targets back into the output units: it needs "
                               f"readout='units' and loss='mse' (got readout={net.readout!r}, loss={self.loss!r})")
         self.teacher_forcing = bool(teacher_forcing)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
+        if net.cell == "lstm":
+            from ._lstm import OnlineState
+            self._lstm = OnlineState(net, self.batch, parallel_possible())
+            self.reset(h0)
+            return
         self._P, self._Q, self._tiles = sensitivity_buffers(net, self.batch, parallel_possible())
         self._s = np.zeros((self.batch, net.n_hidden), dtype=net.dtype)   # s~ of the last step
         n = net.n_hidden
@@ -168,11 +182,27 @@ class OnlineRTRL:
     @property
     def h(self):
         """The state carried into the next step (B, n), teacher-forced where that applied (a copy)."""
-        return self._h[0].copy()
+        return (self._lstm.h if self.net.cell == "lstm" else self._h)[0].copy()
+
+    @property
+    def c(self):
+        """The LSTM cell state carried into the next step (B, n) (a copy)."""
+        if self.net.cell != "lstm":
+            raise OptionError("only an LSTM has a cell state c")
+        return self._lstm.c[0].copy()
 
     def reset(self, h0=None):
-        """Start new streams: state h0 (zeros by default), sensitivities zero."""
+        """Start new streams: state h0 (zeros by default; an LSTM also takes a pair (h0, c0)),
+        sensitivities zero."""
         net = self.net
+        if net.cell == "lstm":
+            pair = h0 if isinstance(h0, (tuple, list)) else (h0, None)
+            if len(pair) != 2:
+                raise OptionError(f"h0 for an LSTM is None, an array h0 or a pair (h0, c0); got {len(pair)} items")
+            self._lstm.reset(_problem.state(net, "h0", pair[0], self.batch),
+                             _problem.state(net, "c0", pair[1], self.batch))
+            self.steps = 0
+            return
         if h0 is None:
             self._h[0] = 0
         else:
@@ -217,6 +247,11 @@ class OnlineRTRL:
                 raise ShapeError(f"mask_t has shape {mask_t.shape} but must be "
                                  f"{' or '.join(map(str, ok))}")
             mask_t = mask_t[None]
+        if net.cell == "lstm":
+            p = _problem.problem(net, x_t[None], d_t[None], mask_t, self.loss,
+                                 (self._lstm.h[0], self._lstm.c[0]))
+            self.steps += 1
+            return self._lstm.step(net, p)
         p = _problem.problem(net, x_t[None], d_t[None], mask_t, self.loss, self._h[0],
                              self.teacher_forcing)
         h = self._h

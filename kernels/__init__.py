@@ -6,6 +6,10 @@ array contract in its docstring; ``fastrnn`` validates inputs before calling the
 from ._activations import IDENTITY, LOGISTIC, RELU, TANH
 from .bptt import _bptt_sweep, _weight_grads
 from .forward import _forward
+from .lstm_bptt import _lstm_sweep
+from .lstm_forward import _lstm_forward
+from .lstm_rtrl import _lstm_rtrl
 from .rtrl import _rtrl
 
-__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl"]
+__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
+           "_lstm_forward", "_lstm_sweep", "_lstm_rtrl"]

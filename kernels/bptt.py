@@ -76,21 +76,22 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
-    forcing applies); D (T, B, n) from ``_bptt_sweep``; W_rec (n, n).
-    Writes dW_in (n, m) = sum D_t x_t^T, dW_rec (n, n) = sum D_t h_{t-1}^T, db (n,) = sum D_t,
+    forcing applies); D (T, B, r) the pre-activation errors (r = n for the simple cell from
+    ``_bptt_sweep``, r = 4n gate rows for the LSTM); W_rec (r, n).
+    Writes dW_in (r, m) = sum D_t x_t^T, dW_rec (r, n) = sum D_t h_{t-1}^T, db (r,) = sum D_t,
     dh0 (B, n) = D_1 W_rec.
     nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
     partial results (one matrix product each), and the partials are added at the end.
     """
     T, B, m = x.shape
-    n = W_rec.shape[0]
+    r, n = W_rec.shape
     R = T * B
-    D2 = D.reshape(R, n)
+    D2 = D.reshape(R, r)
     X2 = x.reshape(R, m)
     H2 = h_prev.reshape(R, n)
-    part_in = np.zeros((nblocks, n, m), dtype=D.dtype)
-    part_rec = np.zeros((nblocks, n, n), dtype=D.dtype)
-    part_b = np.zeros((nblocks, n), dtype=D.dtype)
+    part_in = np.zeros((nblocks, r, m), dtype=D.dtype)
+    part_rec = np.zeros((nblocks, r, n), dtype=D.dtype)
+    part_b = np.zeros((nblocks, r), dtype=D.dtype)
     for blk in prange(nblocks):
         r0 = blk * R // nblocks
         r1 = (blk + 1) * R // nblocks
@@ -99,9 +100,9 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
             np.dot(Dk.T, X2[r0:r1], part_in[blk])
             np.dot(Dk.T, H2[r0:r1], part_rec[blk])
             acc = part_b[blk]
-            for r in range(r1 - r0):
-                for k in range(n):
-                    acc[k] += Dk[r, k]
+            for row in range(r1 - r0):
+                for k in range(r):
+                    acc[k] += Dk[row, k]
     dW_in[:, :] = part_in[0]
     dW_rec[:, :] = part_rec[0]
     db[:] = part_b[0]

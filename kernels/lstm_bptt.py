@@ -1,0 +1,78 @@
+"""BPTT through the LSTM, exact and truncated BPTT(h; h') (SPEC §4, §6)."""
+import numpy as np
+from numba import prange
+
+from ._activations import constants, tanh
+from ._jit import kernel
+
+
+@kernel
+def _lstm_sweep(W_hh, c, gates, g, trunc_h, trunc_hp, D, dc0, nblocks):
+    """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
+
+        dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
+        delta_t = [dc g i(1-i); dc c_{t-1} f(1-f); dc i (1-g^2); dh tanh(c_t) o(1-o)]
+
+    Array contract (one float dtype, C-contiguous):
+
+    W_hh (4n, n); c (T + 1, B, n) and gates (T, B, 4n) from ``_lstm_forward``; g (T, B, n) the
+    error injected into h_t. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
+    D (T, B, 4n) is overwritten with the sum over sweeps of delta_t; the weight gradients follow
+    by matrix products (``bptt._weight_grads``), and dh0 = D_1 W_hh.
+    dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
+    sweeps that reach step 1).
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
+    """
+    T, B, n4 = D.shape
+    n = n4 // 4
+    K = constants(c)
+    one = K[19]
+    W_hhT = W_hh.T
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        D[:, b0:b1, :] = 0
+        dc0[b0:b1, :] = 0
+        cur = np.empty((nb, 4 * n), dtype=D.dtype)
+        nxt = np.empty((nb, 4 * n), dtype=D.dtype)
+        back = np.empty((nb, n), dtype=D.dtype)
+        dcn = np.empty((nb, n), dtype=D.dtype)        # dc_{t+1} f_{t+1}
+        start = 0
+        while start < T:
+            end = min(start + trunc_hp, T)
+            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            for s in range(end - 1, low - 1, -1):
+                if s == end - 1:
+                    back[:, :] = 0
+                    dcn[:, :] = 0
+                elif nb == 1:
+                    np.dot(W_hhT, nxt[0], back[0])
+                else:
+                    np.dot(nxt, W_hh, back)
+                inject = s >= start
+                for bb in range(nb):
+                    b = b0 + bb
+                    gr = gates[s, b]
+                    dl = cur[bb]
+                    for k in range(n):
+                        dh = back[bb, k] + g[s, b, k] if inject else back[bb, k]
+                        i = gr[k]
+                        f = gr[n + k]
+                        gg = gr[2 * n + k]
+                        o = gr[3 * n + k]
+                        tc = tanh(c[s + 1, b, k], K)
+                        dc = dh * o * (one - tc * tc) + dcn[bb, k]
+                        dl[k] = dc * gg * i * (one - i)
+                        dl[n + k] = dc * c[s, b, k] * f * (one - f)
+                        dl[2 * n + k] = dc * i * (one - gg * gg)
+                        dl[3 * n + k] = dh * tc * o * (one - o)
+                        dcn[bb, k] = dc * f
+                    drow = D[s, b]
+                    for k in range(4 * n):
+                        drow[k] += dl[k]
+                    if s == 0:
+                        for k in range(n):
+                            dc0[b, k] += dcn[bb, k]
+                cur, nxt = nxt, cur
+            start = end

@@ -1,0 +1,50 @@
+"""Forward pass of the LSTM (SPEC §6)."""
+import numpy as np
+from numba import prange
+
+from ._activations import LOGISTIC, TANH, activate, constants, tanh
+from ._jit import kernel
+
+
+@kernel
+def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
+    """Run the LSTM for t = 1..T.
+
+    Array contract (one float dtype, C-contiguous):
+
+    x (T, B, m), W_ih (4n, m), W_hh (4n, n), bias (4n,) = b_ih + b_hh.
+    h, c (T + 1, B, n): h[0], c[0] hold the initial state on entry; h[1:], c[1:] are written.
+    gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities (what the backward
+    sweep and RTRL need).
+    nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+
+    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    """
+    T, B, m = x.shape
+    n = W_hh.shape[1]
+    K = constants(h)
+    np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    W_hhT = W_hh.T
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        rec = np.empty((nb, 4 * n), dtype=h.dtype)
+        for t in range(T):
+            if nb == 1:
+                np.dot(W_hh, h[t, b0], rec[0])       # a matrix-vector product (BLAS gemv)
+            else:
+                np.dot(h[t, b0:b1], W_hhT, rec)
+            for bb in range(nb):
+                b = b0 + bb
+                row = gates[t, b]
+                rr = rec[bb]
+                for k in range(4 * n):
+                    row[k] += bias[k] + rr[k]
+                activate(row[:2 * n], K, LOGISTIC)
+                activate(row[2 * n:3 * n], K, TANH)
+                activate(row[3 * n:], K, LOGISTIC)
+                for k in range(n):
+                    cc = row[n + k] * c[t, b, k] + row[k] * row[2 * n + k]
+                    c[t + 1, b, k] = cc
+                    h[t + 1, b, k] = row[3 * n + k] * tanh(cc, K)
