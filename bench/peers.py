@@ -136,7 +136,7 @@ class JaxRTRL(TorchRTRL):
     def __init__(self, net, x, d):
         import fastrnn
         h, _ = fastrnn.forward(net, x)
-        self.m, n = x.shape[2], net.n_hidden
+        self.m = x.shape[2]
         self.W_rec = jnp.asarray(net.W_rec)
         self.z = jnp.asarray(np.concatenate([x, np.ones(x.shape[:2] + (1,), x.dtype), h[:-1]], axis=2))
         self.dphi = jnp.asarray(1 - h[1:] ** 2)

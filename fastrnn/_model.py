@@ -89,6 +89,12 @@ class _Net:
             out[name] = v.check_finite(f"net.{name}", v.contiguous(arr))
         return out
 
+    def to_torch_state_dict(self):
+        """The recurrent layer as a ``torch.nn.RNN``/``torch.nn.LSTM`` state_dict (keys ``*_l0``),
+        ready for ``module.load_state_dict``. The readout is not part of it. Imports torch."""
+        from ._torch import state_dict
+        return state_dict(self)
+
     def _readout_repr(self):
         return (f", out_units={self.out_units.tolist()}" if self.readout == "units"
                 else f", out_activation={self.out_activation!r}")
@@ -176,6 +182,17 @@ class RNN(_Net):
         return cls(W_in, W_rec, b, activation=activation, readout="units", n_out=o,
                    out_activation=out_activation)
 
+    @classmethod
+    def from_torch(cls, module_or_state_dict, activation=None, **readout):
+        """An RNN from a one-layer ``torch.nn.RNN`` or its state_dict (``b = bias_ih + bias_hh``).
+
+        ``activation`` is read from a module; for a state_dict it defaults to "tanh". Readout
+        arguments (``readout``, ``n_out``, ``W_out``, ...) are passed on; by default every unit is
+        an output. The dtype follows the tensors (torch's default is float32). Imports torch.
+        """
+        from ._torch import rnn_from_torch
+        return rnn_from_torch(cls, module_or_state_dict, activation, **readout)
+
     def copy(self):
         return RNN(self.W_in, self.W_rec, self.b, self.W_out, self.b_out, self.activation,
                    self.readout, None, self.out_activation,
@@ -258,6 +275,13 @@ class LSTM(_Net):
         if v.choice("readout", readout, READOUTS) == "linear":
             return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)
         return cls(W_ih, W_hh, b_ih, b_hh, readout="units", n_out=o, out_activation=out_activation)
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, **readout):
+        """An LSTM from a one-layer ``torch.nn.LSTM`` or its state_dict. Readout arguments are
+        passed on; without ``W_out`` every unit is an output (``readout="units"``). Imports torch."""
+        from ._torch import lstm_from_torch
+        return lstm_from_torch(cls, module_or_state_dict, **readout)
 
     def copy(self):
         return LSTM(self.W_ih, self.W_hh, self.b_ih, self.b_hh, self.W_out, self.b_out, self.readout,

@@ -1,4 +1,6 @@
 """Shared test helpers: seeded problems and the SPEC §7 comparison."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -30,7 +32,8 @@ def assert_close(actual, expected, dtype, what):
 
 def assert_grads_close(grads, ref, dtype, what=""):
     """Every field the reference has, and no field the reference lacks."""
-    for name in ("W_in", "W_rec", "b", "W_out", "b_out", "h0"):
+    assert type(grads) is type(ref), f"{what}{type(grads).__name__} vs {type(ref).__name__}"
+    for name in (f.name for f in dataclasses.fields(ref)):
         r = getattr(ref, name)
         g = getattr(grads, name)
         if r is None:

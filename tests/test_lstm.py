@@ -1,0 +1,153 @@
+"""The LSTM: kernels against fastrnn.reference, RTRL = BPTT, finite differences on the
+reference, and torch.nn.LSTM / torch.nn.RNN agreement when torch is installed."""
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference as R
+from fastrnn._problem import relative_error
+
+from conftest import DTYPES, assert_close, assert_grads_close
+
+LSTM_READOUTS = [("linear", "mse", "identity"), ("units", "mse", "identity"),
+                 ("linear", "xent", "identity"), ("linear", "bce", "logistic"), ("linear", "mse", "softmax")]
+
+
+def lstm_problem(seed, T, B, m, n, o, dtype=np.float64, readout="linear", loss="mse",
+                 out_activation="identity", masked=True):
+    rng = np.random.default_rng(seed)
+    net = fastrnn.LSTM.init(m, n, o, readout=readout, dtype=dtype, seed=seed, out_activation=out_activation)
+    x = rng.standard_normal((T, B, m)).astype(dtype)
+    if loss == "xent":
+        d = rng.integers(0, o, size=(T, B))
+        mask = (rng.random((T, B)) < 0.7) if masked else None
+    else:
+        d = rng.random((T, B, o)).astype(dtype)
+        if loss == "bce":
+            d = (d > 0.5).astype(dtype)
+        mask = (rng.random((T, B, o)) < 0.7) if masked else None
+    h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
+    c0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
+    return net, x, d, mask, (h0, c0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (7, 1, 3, 5, 2), (5, 4, 2, 6, 3)])
+def test_forward_matches_reference(dtype, shape):
+    net, x, _, _, state = lstm_problem(1, *shape, dtype=dtype)
+    h, y, c = fastrnn.forward(net, x, state)
+    h_ref, y_ref, c_ref = R.forward(net, x, state)
+    assert h.shape == c.shape == (shape[0] + 1, shape[1], shape[3])
+    assert_close(h, h_ref, dtype, "h")
+    assert_close(c, c_ref, dtype, "c")
+    assert_close(y, y_ref, dtype, "y")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("readout,loss,out_act", LSTM_READOUTS)
+@pytest.mark.parametrize("truncation", [None, 1, 3, (5, 2)])
+def test_bptt_matches_reference(dtype, readout, loss, out_act, truncation):
+    net, x, d, mask, state = lstm_problem(2, 9, 3, 3, 5, 2, dtype, readout, loss, out_act)
+    L, g = fastrnn.bptt(net, x, d, mask, loss, truncation, state)
+    L_ref, g_ref = R.bptt(net, x, d, mask, loss, truncation, state)
+    assert isinstance(g, fastrnn.LSTMGradients)
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(g, g_ref, dtype)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1, 1), (8, 1, 2, 4, 1), (6, 2, 1, 1, 1)])
+def test_bptt_edge_shapes(shape):
+    net, x, d, mask, state = lstm_problem(3, *shape)
+    L, g = fastrnn.bptt(net, x, d, mask, h0=state)
+    assert_grads_close(g, R.bptt(net, x, d, mask, "mse", None, state)[1], np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B", [1, 3])
+def test_rtrl_matches_reference(dtype, B):
+    net, x, d, mask, state = lstm_problem(4, 7, B, 3, 5, 2, dtype)
+    L, g = fastrnn.rtrl(net, x, d, mask, h0=state)
+    L_ref, g_ref = R.rtrl(net, x, d, mask, "mse", state)
+    assert g.h0 is None and g.c0 is None
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(g, g_ref, dtype)
+
+
+@pytest.mark.parametrize("readout,loss,out_act", LSTM_READOUTS)
+@pytest.mark.parametrize("B,masked", [(1, False), (3, True)])
+def test_rtrl_equals_bptt(readout, loss, out_act, B, masked):
+    net, x, d, mask, state = lstm_problem(5, 10, B, 3, 6, 3, np.float64, readout, loss, out_act, masked)
+    L_r, g_r = fastrnn.rtrl(net, x, d, mask, loss, h0=state)
+    L_b, g_b = fastrnn.bptt(net, x, d, mask, loss, None, state)
+    g_b.h0 = g_b.c0 = None
+    assert_close(L_r, L_b, np.float64, "loss")
+    assert_grads_close(g_r, g_b, np.float64, "rtrl vs bptt ")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_online_sum_equals_sequence_gradient(dtype):
+    net, x, d, mask, state = lstm_problem(6, 8, 2, 3, 5, 2, dtype)
+    L_seq, g_seq = fastrnn.rtrl(net, x, d, mask, h0=state)
+    learner = fastrnn.OnlineRTRL(net, batch=2, h0=state)
+    total, L_sum = None, 0.0
+    for t in range(8):
+        L_t, g_t = learner.step(x[t], d[t], mask[t])
+        L_sum += L_t
+        total = g_t if total is None else total + g_t
+    assert_close(L_sum, L_seq, dtype, "loss")
+    assert_grads_close(total, g_seq, dtype, "online sum ")
+    h, _, c = fastrnn.forward(net, x, state)
+    assert_close(learner.h, h[-1], dtype, "learner.h")
+    assert_close(learner.c, c[-1], dtype, "learner.c")
+
+
+def test_serial_and_parallel_agree(parallel_kernels):
+    net, x, d, mask, state = lstm_problem(7, 9, 4, 3, 7, 2)
+    with fastrnn.threads(1):
+        _, g1 = fastrnn.bptt(net, x, d, mask, h0=state)
+        _, r1 = fastrnn.rtrl(net, x, d, mask, h0=state)
+    _, g2 = fastrnn.bptt(net, x, d, mask, h0=state)
+    _, r2 = fastrnn.rtrl(net, x, d, mask, h0=state)
+    assert_grads_close(g1, g2, np.float64, "bptt serial vs parallel ")
+    assert_grads_close(r1, r2, np.float64, "rtrl serial vs parallel ")
+    assert_grads_close(r2, R.rtrl(net, x, d, mask, "mse", state)[1], np.float64, "rtrl parallel vs reference ")
+
+
+@pytest.mark.parametrize("readout,loss,out_act", LSTM_READOUTS[:4])
+def test_reference_matches_finite_differences(readout, loss, out_act):
+    net, x, d, mask, (h0, c0) = lstm_problem(8, 5, 2, 2, 3, 2, np.float64, readout, loss, out_act)
+    _, g = R.bptt(net, x, d, mask, loss, None, (h0, c0))
+    for name, arr in dict(net.params(), h0=h0, c0=c0).items():
+        fd = np.zeros_like(arr)
+        for idx in np.ndindex(arr.shape):
+            old = arr[idx]
+            arr[idx] = old + 1e-6
+            up = R.total_loss(net, x, d, mask, loss, (h0, c0))
+            arr[idx] = old - 1e-6
+            down = R.total_loss(net, x, d, mask, loss, (h0, c0))
+            arr[idx] = old
+            fd[idx] = (up - down) / 2e-6
+        err = relative_error(getattr(g, name), fd)
+        assert err < 1e-6, f"reference d{name} vs finite differences: rel err {err:.3g}"
+
+
+def test_validate_and_errors():
+    net, x, d, mask, state = lstm_problem(9, 5, 2, 3, 4, 2)
+    fastrnn.bptt(net, x, d, mask, h0=state, validate=True)
+    fastrnn.rtrl(net, x, d, mask, h0=state, validate=True)
+    with pytest.raises(fastrnn.ShapeError, match=r"c0 has shape \(3, 4\) but must be \(B, n\) = \(2, 4\)"):
+        fastrnn.bptt(net, x, d, h0=(state[0], np.zeros((3, 4))))
+    with pytest.raises(fastrnn.OptionError, match=r"pair \(h0, c0\); got 3 items"):
+        fastrnn.bptt(net, x, d, h0=(state[0], state[1], state[1]))
+    with pytest.raises(fastrnn.OptionError, match="teacher_forcing=True is defined for the simple cell"):
+        fastrnn.bptt(net, x, d, teacher_forcing=True)
+    with pytest.raises(fastrnn.ShapeError, match=r"W_hh has shape \(4, 2\) but must be \(4n, n\) = \(8, 2\)"):
+        fastrnn.LSTM(np.zeros((8, 1)), np.zeros((4, 2)), np.zeros(8), np.zeros(8), readout="units")
+    with pytest.raises(fastrnn.ShapeError, match=r"b_hh has shape \(4,\)"):
+        fastrnn.LSTM(np.zeros((8, 1)), np.zeros((8, 2)), np.zeros(8), np.zeros(4), readout="units")
+
+
+def test_lstm_memory_guard():
+    net = fastrnn.LSTM.init(1, 2048, 1, readout="units", dtype=np.float32)
+    with pytest.raises(fastrnn.MemoryBudgetError, match=r"LSTM RTRL with n=2048, m=1, B=1 in float32 .* needs 256.2 GiB"):
+        fastrnn.rtrl(net, np.zeros((2, 1, 1), np.float32), np.zeros((2, 1, 1), np.float32))
