@@ -150,3 +150,53 @@ class JaxRTRL(TorchRTRL):
         dW = np.asarray(self.fn(self.W_rec, self.z, self.dphi, self.g).block_until_ready())
         m = self.m
         return self.loss, dW[:, :m], dW[:, m + 1:], dW[:, m]
+
+
+# -- LSTM --------------------------------------------------------------------------------------
+class TorchLSTM:
+    """torch.nn.LSTM + autograd: forward and backward of the summed mse on the first o units."""
+
+    def __init__(self, net, x, d):
+        dt = torch.float64 if net.dtype == np.float64 else torch.float32
+        self.module = torch.nn.LSTM(net.n_in, net.n_hidden).to(dt)
+        self.module.load_state_dict(net.to_torch_state_dict())
+        self.x, self.d = torch.from_numpy(x), torch.from_numpy(d)
+        self.units = torch.from_numpy(net.out_units)
+
+    def __call__(self):
+        self.module.zero_grad(set_to_none=True)
+        out, _ = self.module(self.x)
+        loss = 0.5 * ((out[..., self.units] - self.d) ** 2).sum()
+        loss.backward()
+        m = self.module
+        return (float(loss.detach()), m.weight_ih_l0.grad.numpy(), m.weight_hh_l0.grad.numpy(),
+                m.bias_ih_l0.grad.numpy())
+
+
+def _jax_lstm_loss(params, x, d, units):
+    W_ih, W_hh, b = params
+    n = W_hh.shape[1]
+    proj = jnp.einsum("tbm,rm->tbr", x, W_ih) + b
+
+    def step(carry, p_t):
+        h, c = carry
+        a = p_t + h @ W_hh.T
+        i, f = jax.nn.sigmoid(a[:, :n]), jax.nn.sigmoid(a[:, n:2 * n])
+        g, o = jnp.tanh(a[:, 2 * n:3 * n]), jax.nn.sigmoid(a[:, 3 * n:])
+        c = f * c + i * g
+        h = o * jnp.tanh(c)
+        return (h, c), h
+
+    zeros = jnp.zeros((x.shape[1], n), x.dtype)
+    _, hs = jax.lax.scan(step, (zeros, zeros), proj)
+    return 0.5 * jnp.sum((hs[..., units] - d) ** 2)
+
+
+class JaxLSTM(JaxBPTT):
+    """jit(value_and_grad) of the LSTM loss over lax.scan (one bias: b_ih + b_hh)."""
+
+    def __init__(self, net, x, d):
+        self.params = tuple(jnp.asarray(a) for a in (net.W_ih, net.W_hh, net.b_ih + net.b_hh))
+        self.x, self.d = jnp.asarray(x), jnp.asarray(d)
+        self.units = jnp.asarray(net.out_units)
+        self.fn = jax.jit(jax.value_and_grad(_jax_lstm_loss))

@@ -39,7 +39,7 @@ def table(groups):
     lines = ["| problem | fastrnn | × reference | × torch | × jax | GFLOP/s | of GEMM rate |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
-    for key in sorted(k for k in groups if k[0] in ("bptt", "rtrl")):
+    for key in sorted(k for k in groups if k[0] != "compile"):
         algo, n, m, T, B, dtype = key
         row = groups[key]
         if "fastrnn" not in row:
@@ -48,7 +48,7 @@ def table(groups):
         ratios = {p: row[p]["median"] / ours for p in PEERS if p in row}
         cells = [f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS]
         gflops = gemm = "—"
-        if algo == "rtrl":
+        if algo.endswith("rtrl"):
             flops = row["fastrnn"]["info"]["flops"]
             gflops = f"{flops / ours / 1e9:.1f}"
             if "numpy-gemm" in row:
@@ -65,6 +65,17 @@ def table(groups):
 def verdict(key, row, ours, ratios):
     algo, n, m, T, B, dtype = key
     rivals = {p: r for p, r in ratios.items() if p in ("torch", "jax") or (algo == "rtrl" and p == "reference")}
+    if algo == "lstm-bptt":
+        if not rivals:
+            return None
+        need = 3.0 if B == 1 else 1.5
+        peer, r = min(rivals.items(), key=lambda kv: kv[1])
+        return f"lstm bptt n={n} B={B}: {r:.2f}x the fastest peer ({peer}); target {need:g}x: " + ("holds" if r >= need else "NOT reached")
+    if algo == "lstm-rtrl":
+        if n != 32 or "numpy-gemm" not in row:
+            return None
+        frac = row["numpy-gemm"]["median"] / ours
+        return f"lstm rtrl n={n}: {frac:.2f} of the GEMM rate; target 0.8: " + ("holds" if frac >= 0.8 else "NOT reached")
     if algo == "bptt":
         need = 3.0 if B == 1 else 2.0
         if not rivals:
