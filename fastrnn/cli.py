@@ -1,0 +1,241 @@
+"""The ``fastrnn`` command: ``train`` a network on a built-in task and watch it learn, ``check`` every
+kernel against the NumPy reference on this machine, ``bench`` a short timing table.
+
+A bad flag or value prints one line and exits with status 2; a failed check exits with 1.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from . import __version__, reference, tasks
+from . import train as trainer
+from ._errors import FastRNNError
+from ._model import LSTM, RNN
+from ._problem import TOLERANCE, relative_error
+from ._rnn import bptt, forward
+from ._rtrl import OnlineRTRL, rtrl
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One clear line, no usage dump, exit status 2."""
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _positive(kind):
+    what = {"int": "a whole number", "float": "a number"}[kind.__name__]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+        return value
+    return parse
+
+
+# -- progress ----------------------------------------------------------------------------------
+class Progress:
+    """A progress bar on stderr: redrawn in place on a terminal, a line every 10 % otherwise."""
+
+    def __init__(self, total, quiet=False, stream=sys.stderr):
+        self.total, self.quiet, self.stream = total, quiet, stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.last_tenth = -1
+
+    def update(self, step, loss, accuracy, seconds):
+        if self.quiet:
+            return
+        frac = step / self.total
+        acc = "  —  " if accuracy is None else f"{100 * accuracy:5.1f}%"
+        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
+        line = f"[{bar}] {step:>6d}/{self.total}  loss {loss:.4f}  acc {acc}  {seconds:5.1f}s"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if step == self.total else ""))
+            self.stream.flush()
+        elif int(10 * frac) > self.last_tenth or step == self.total:
+            self.last_tenth = int(10 * frac)
+            self.stream.write(line + "\n")
+
+
+# -- train -------------------------------------------------------------------------------------
+def make_net(cell, task, hidden, seed):
+    if cell == "lstm":
+        return LSTM.init(task.n_in, hidden, task.n_out, readout="linear", seed=seed,
+                         out_activation=task.out_activation)
+    return RNN.init(task.n_in, hidden, task.n_out, readout="linear", seed=seed,
+                    out_activation=task.out_activation)
+
+
+def cmd_train(args):
+    task = tasks.get(args.task)
+    hidden = args.hidden or task.default_hidden
+    steps = args.steps or task.default_steps
+    lr = args.lr or task.default_lr
+    net = make_net(args.cell, task, hidden, args.seed)
+    quiet = args.json
+    if not quiet:
+        print(f"fastrnn {__version__}: {args.cell.upper()} with {hidden} units learns '{task.name}' by "
+              f"{args.algorithm} ({steps} updates, batch {args.batch}, Adam lr {lr})")
+        print(f"  task: {(type(task).__doc__ or '').strip().splitlines()[0]}")
+    progress = Progress(steps, quiet=quiet)
+
+    def callback(step, hist):
+        acc = hist.accuracy[-1][1] if hist.accuracy else None
+        progress.update(step, hist.loss[-1], acc, hist.seconds)
+
+    hist = trainer.train(net, task, steps=steps, algorithm=args.algorithm, batch=args.batch,
+                         length=args.length, optimizer=trainer.Adam(lr), truncation=args.truncation,
+                         curriculum=args.curriculum, clip=args.clip, seed=args.seed,
+                         eval_every=max(1, steps // 20), callback=callback)
+    os.makedirs(args.out, exist_ok=True)
+    params_path = os.path.join(args.out, "params.npz")
+    np.savez(params_path, **net.params())
+    plot_path = os.path.join(args.out, "training.png")
+    from ._png import training_plot
+    training_plot(plot_path, hist.loss, hist.accuracy)
+    result = {"task": task.name, "cell": args.cell, "algorithm": args.algorithm, "steps": len(hist.loss),
+              "final_loss": hist.final_loss, "final_accuracy": hist.final_accuracy,
+              "seconds": round(hist.seconds, 3), "hidden": hidden, "seed": args.seed,
+              "params": params_path, "plot": plot_path}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"done in {hist.seconds:.1f} s: loss per target {hist.final_loss:.4f}, "
+              f"accuracy on fresh data {100 * hist.final_accuracy:.1f}%")
+        print(f"  parameters: {params_path}\n  plot: {plot_path}")
+    return 0
+
+
+# -- check -------------------------------------------------------------------------------------
+def _check_rows(seed):
+    """(name, dtype, error, tolerance) for every kernel against the reference, and RTRL vs BPTT."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for dtype in (np.float64, np.float32):
+        tol = TOLERANCE[np.dtype(dtype)]
+        for cell in ("rnn", "lstm"):
+            T, B, m, n, o = 12, 3, 3, 6, 2
+            net = (RNN.init(m, n, o, readout="linear", dtype=dtype, seed=seed) if cell == "rnn"
+                   else LSTM.init(m, n, o, dtype=dtype, seed=seed))
+            x = rng.standard_normal((T, B, m)).astype(dtype)
+            d = rng.standard_normal((T, B, o)).astype(dtype)
+            mask = rng.random((T, B, o)) < 0.8
+
+            def worst(grads, ref):
+                return max(relative_error(getattr(grads, k), r) for k, r in ref.items())
+            h = forward(net, x)[0]
+            rows.append((f"{cell} forward", dtype, relative_error(h, reference.forward(net, x)[0]), tol))
+            for trunc in (None, 4, (5, 2)):
+                g = bptt(net, x, d, mask, truncation=trunc)[1]
+                ref = reference.bptt(net, x, d, mask, "mse", trunc)[1]
+                rows.append((f"{cell} bptt truncation={trunc}", dtype, worst(g, ref), tol))
+            g_r = rtrl(net, x, d, mask)[1]
+            rows.append((f"{cell} rtrl", dtype, worst(g_r, reference.rtrl(net, x, d, mask)[1]), tol))
+            g_b = bptt(net, x, d, mask)[1]
+            g_b.h0 = None
+            if cell == "lstm":
+                g_b.c0 = None
+            rows.append((f"{cell} rtrl vs bptt", dtype, worst(g_r, g_b), tol))
+            learner = OnlineRTRL(net, batch=B)
+            total = None
+            for t in range(T):
+                step = learner.step(x[t], d[t], mask[t])[1]
+                total = step if total is None else total + step
+            rows.append((f"{cell} online rtrl (summed)", dtype, worst(total, g_r), tol))
+    return rows
+
+
+def cmd_check(args):
+    rows = _check_rows(args.seed)
+    failed = 0
+    print(f"{'check':34s} {'dtype':8s} {'rel. error':>11s} {'tolerance':>10s}  result")
+    for name, dtype, err, tol in rows:
+        ok = bool(err <= tol)
+        failed += not ok
+        print(f"{name:34s} {np.dtype(dtype).name:8s} {err:11.2e} {tol:10.0e}  {'pass' if ok else 'FAIL'}")
+    print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+# -- bench -------------------------------------------------------------------------------------
+def _median_time(fn, repeat):
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def cmd_bench(args):
+    sizes = {"bptt": [(32, 8, 200, 1), (128, 8, 200, 1)], "rtrl": [(16, 4, 50, 1), (32, 4, 20, 1)]}
+    if not args.quick:
+        sizes = {"bptt": [(32, 8, 1000, 1), (128, 8, 1000, 1), (128, 8, 200, 32)],
+                 "rtrl": [(16, 4, 200, 1), (32, 4, 100, 1), (64, 4, 20, 1)]}
+    repeat = 3 if args.quick else 7
+    print(f"{'algorithm':9s} {'n':>4s} {'m':>3s} {'T':>5s} {'B':>3s} {'fastrnn':>11s} {'reference':>11s} {'speed-up':>9s}")
+    for algo, rows in sizes.items():
+        for n, m, T, B in rows:
+            rng = np.random.default_rng(0)
+            net = RNN.init(m, n, max(1, n // 4), seed=0)
+            x, d = rng.standard_normal((T, B, m)), rng.standard_normal((T, B, net.n_out))
+            ours_fn = (lambda: bptt(net, x, d)) if algo == "bptt" else (lambda: rtrl(net, x, d))
+            ref_fn = (lambda: reference.bptt(net, x, d)) if algo == "bptt" else (lambda: reference.rtrl(net, x, d))
+            ours, ref = _median_time(ours_fn, repeat), _median_time(ref_fn, max(1, repeat // 2))
+            print(f"{algo:9s} {n:4d} {m:3d} {T:5d} {B:3d} {ours * 1e3:9.2f}ms {ref * 1e3:9.2f}ms {ref / ours:8.1f}x")
+    print("medians of repeated runs; the full suite against PyTorch and JAX: pytest bench/ --benchmark-only")
+    return 0
+
+
+def build_parser():
+    parser = _Parser(prog="fastrnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"fastrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    t = sub.add_parser("train", help="train a network on a built-in task and show it learning")
+    t.add_argument("--task", default="parity", choices=list(tasks.TASKS))
+    t.add_argument("--cell", default="rnn", choices=["rnn", "lstm"])
+    t.add_argument("--algorithm", default="bptt", choices=list(trainer.ALGORITHMS))
+    t.add_argument("--hidden", type=_positive(int), help="recurrent units (default: the task's)")
+    t.add_argument("--steps", type=_positive(int), help="updates (default: the task's)")
+    t.add_argument("--lr", type=_positive(float), help="Adam learning rate (default: the task's)")
+    t.add_argument("--batch", type=_positive(int), default=32)
+    t.add_argument("--length", type=_positive(int), help="sequence length (default: the task's)")
+    t.add_argument("--truncation", type=_positive(int), default=None, help="k for --algorithm tbptt (default 10)")
+    t.add_argument("--curriculum", action="store_true", help="tbptt: grow the truncation from 1 to k")
+    t.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", default="fastrnn-out", help="folder for params.npz and training.png")
+    t.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    c = sub.add_parser("check", help="every kernel against the NumPy reference on this machine")
+    c.add_argument("--seed", type=int, default=0)
+    b = sub.add_parser("bench", help="a short timing table against the reference")
+    b.add_argument("--quick", action="store_true")
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("--") and argv[0] not in ("--help", "-h", "--version"):
+        argv = ["train"] + argv          # `fastrnn` alone trains with the defaults
+    args = build_parser().parse_args(argv)
+    try:
+        return {"train": cmd_train, "check": cmd_check, "bench": cmd_bench}[args.command](args)
+    except FastRNNError as exc:
+        sys.stderr.write(f"fastrnn: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("fastrnn: interrupted\n")
+        return 130
+    except BrokenPipeError:          # the reader went away (e.g. `fastrnn check | head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1

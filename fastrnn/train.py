@@ -1,0 +1,184 @@
+"""Small training pieces on plain arrays, with no global state: optimizers, clipping, and two
+trainers (batch BPTT/truncated BPTT/RTRL, and online RTRL with an update every step).
+
+Parameters are the dict ``net.params()`` (updated in place); gradients are the ``Gradients``
+returned by ``fastrnn.bptt``/``rtrl``/``OnlineRTRL.step`` or a dict with the same names.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _validate as v
+from ._errors import OptionError
+from ._rnn import bptt, forward
+from ._rtrl import OnlineRTRL, rtrl
+
+ALGORITHMS = ("bptt", "tbptt", "rtrl", "online-rtrl")
+
+
+def _grad_dict(grads, params):
+    get = grads.get if isinstance(grads, dict) else (lambda k: getattr(grads, k, None))
+    out = {}
+    for name in params:
+        g = get(name)
+        if g is None:
+            raise OptionError(f"the gradients have no {name!r}, which the parameters have")
+        out[name] = g
+    return out
+
+
+class SGD:
+    """p <- p - lr * v, v <- momentum * v + g (torch.optim.SGD's form; momentum 0: plain SGD)."""
+
+    def __init__(self, lr=0.1, momentum=0.0):
+        if lr <= 0 or not 0 <= momentum < 1:
+            raise OptionError(f"SGD needs lr > 0 and 0 <= momentum < 1, got lr={lr}, momentum={momentum}")
+        self.lr, self.momentum = lr, momentum
+        self.velocity = {}
+
+    def step(self, params, grads):
+        for name, g in _grad_dict(grads, params).items():
+            if self.momentum:
+                vel = self.velocity.setdefault(name, np.zeros_like(params[name]))
+                vel *= self.momentum
+                vel += g
+                g = vel
+            params[name] -= self.lr * g
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam:
+    m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g², p <- p - lr m̂ / (sqrt(v̂) + eps)."""
+
+    def __init__(self, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+        if lr <= 0 or not (0 <= beta1 < 1 and 0 <= beta2 < 1) or eps <= 0:
+            raise OptionError(f"Adam needs lr > 0, 0 <= beta < 1, eps > 0; got lr={lr}, "
+                              f"beta1={beta1}, beta2={beta2}, eps={eps}")
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.t = 0
+        self.m, self.v = {}, {}
+
+    def step(self, params, grads):
+        self.t += 1
+        c1 = 1 - self.beta1 ** self.t
+        c2 = 1 - self.beta2 ** self.t
+        for name, g in _grad_dict(grads, params).items():
+            m = self.m.setdefault(name, np.zeros_like(params[name]))
+            v = self.v.setdefault(name, np.zeros_like(params[name]))
+            m *= self.beta1
+            m += (1 - self.beta1) * g
+            v *= self.beta2
+            v += (1 - self.beta2) * g * g
+            params[name] -= self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps)
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": lambda lr: SGD(lr, momentum=0.9), "adam": Adam}
+
+
+def global_norm(grads):
+    """sqrt of the sum of squares of every gradient array (None fields skipped)."""
+    items = grads.items() if isinstance(grads, dict) else grads.items()
+    return float(np.sqrt(sum(float(np.sum(np.square(g))) for _, g in items if g is not None)))
+
+
+def clip_by_global_norm(grads, max_norm):
+    """Scale every gradient by min(1, max_norm / global_norm). Returns (clipped dict, norm before).
+    The input is not modified."""
+    if max_norm <= 0:
+        raise OptionError(f"max_norm must be > 0, got {max_norm}")
+    norm = global_norm(grads)
+    scale = min(1.0, max_norm / norm) if norm > 0 else 1.0
+    items = grads.items() if isinstance(grads, dict) else grads.items()
+    return {k: g * scale for k, g in items if g is not None}, norm
+
+
+@dataclass
+class History:
+    """Per update: the loss per scored target; per evaluation: (update, accuracy)."""
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def final_accuracy(self):
+        return self.accuracy[-1][1] if self.accuracy else float("nan")
+
+    @property
+    def final_loss(self):
+        tail = self.loss[-max(1, len(self.loss) // 20):]
+        return float(np.mean(tail)) if tail else float("nan")
+
+
+def evaluate(net, task, batch=64, seed=10_000, length=None):
+    """The task's accuracy on a fresh batch (a fixed seed, so evaluations compare)."""
+    sample = task.sample(batch, seed, length)
+    out = forward(net, sample.x.astype(net.dtype))
+    return task.accuracy(out[1], sample)
+
+
+def _targets(task, sample, dtype):
+    d = sample.d if task.loss == "xent" else sample.d.astype(dtype)
+    return sample.x.astype(dtype), d, sample.mask != 0
+
+
+def curriculum_truncation(step, steps, k):
+    """Truncation for update ``step`` of ``steps`` when growing from 1 to k over the first half
+    (the seeds note that starting short speeds convergence)."""
+    half = max(1, steps // 2)
+    return max(1, min(k, 1 + (k - 1) * step // half))
+
+
+def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimizer=None,
+          truncation=None, curriculum=False, clip=None, seed=0, eval_every=50, callback=None):
+    """Train ``net`` on ``task`` in place. Returns a :class:`History`.
+
+    algorithm : "bptt" (exact), "tbptt" (BPTT(k; k) with ``truncation`` k, optionally growing from
+        1 with ``curriculum``), "rtrl" (the sequence gradient by RTRL), or "online-rtrl"
+        (OnlineRTRL over each sequence, the weights updated after every time step).
+    optimizer : an object with ``step(params, grads)`` (default Adam(0.01)).
+    clip : clip gradients to this global norm before each update.
+    callback : called as callback(update, history) after every update; return True to stop.
+    """
+    v.choice("algorithm", algorithm, ALGORITHMS)
+    steps = v.positive_int("steps", steps)
+    batch = v.positive_int("batch", batch)
+    if algorithm == "tbptt":
+        truncation = v.positive_int("truncation", truncation or 10)
+    opt = optimizer or Adam(0.01)
+    rng = np.random.default_rng(seed)
+    params = net.params()
+    hist = History()
+    start = time.perf_counter()
+    learner = OnlineRTRL(net, batch=batch, loss=task.loss) if algorithm == "online-rtrl" else None
+
+    def update(grads):
+        if clip is not None:
+            grads, _ = clip_by_global_norm(grads, clip)
+        opt.step(params, grads)
+
+    for step in range(1, steps + 1):
+        x, d, mask = _targets(task, task.sample(batch, rng, length), net.dtype)
+        scored = max(1, int(mask.sum()) * (1 if task.loss == "xent" else net.n_out))
+        if algorithm == "online-rtrl":
+            learner.reset()
+            total = 0.0
+            for t in range(x.shape[0]):
+                loss_t, g = learner.step(x[t], d[t], mask[t])
+                total += loss_t
+                update(g)
+            loss = total
+        else:
+            trunc = None
+            if algorithm == "tbptt":
+                trunc = curriculum_truncation(step, steps, truncation) if curriculum else truncation
+            fn = rtrl if algorithm == "rtrl" else bptt
+            loss, g = fn(net, x, d, mask, task.loss, **({"truncation": trunc} if fn is bptt else {}))
+            update(g)
+        hist.loss.append(loss / scored)
+        if step % eval_every == 0 or step == steps:
+            hist.accuracy.append((step, evaluate(net, task, length=length)))
+        hist.seconds = time.perf_counter() - start
+        if callback is not None and callback(step, hist):
+            break
+    return hist

@@ -1,0 +1,78 @@
+"""The fastrnn command: train (text and --json), check, bench, and its error paths."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastrnn import cli
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastrnn", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("algorithm", ["bptt", "rtrl"])
+def test_train_json_learns_parity(tmp_path, capsys, algorithm):
+    out = tmp_path / "run"
+    code = cli.main(["train", "--json", "--algorithm", algorithm, "--out", str(out)])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["final_accuracy"] == 1.0, result
+    assert {"task", "cell", "algorithm", "steps", "final_loss", "final_accuracy", "seconds"} <= set(result)
+    assert result["task"] == "parity" and result["algorithm"] == algorithm
+    params = np.load(out / "params.npz", allow_pickle=False)
+    assert set(params.files) == {"W_in", "W_rec", "b", "W_out", "b_out"}
+    assert params["W_rec"].shape == (16, 16)
+    png = (out / "training.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1000
+
+
+def test_python_m_fastrnn_shows_training(tmp_path):
+    proc = run("train", "--steps", "60", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 0, proc.stderr
+    assert "learns 'parity' by bptt" in proc.stdout and "accuracy on fresh data" in proc.stdout
+    assert "60/60" in proc.stderr          # the progress bar's last line
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--steps", "abc"], "argument --steps: expected a whole number, got 'abc'"),
+    (["train", "--task", "nope"], "argument --task: invalid choice: 'nope'"),
+    (["train", "--lr", "-1"], "argument --lr: must be > 0, got -1"),
+    (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+    (["explode"], "invalid choice: 'explode'"),
+])
+def test_bad_flags_print_one_line(args, message):
+    proc = run(*args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_library_errors_print_one_line(tmp_path):
+    proc = run("train", "--task", "adding", "--length", "1", "--steps", "2", "--out", str(tmp_path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "fastrnn: error: the adding problem needs length >= 2"
+
+
+def test_check_passes_and_exits_zero(capsys):
+    assert cli.main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "28 passed, 0 failed" in out and "lstm rtrl vs bptt" in out
+
+
+def test_check_fails_loudly(capsys, monkeypatch):
+    real = cli._check_rows
+    monkeypatch.setattr(cli, "_check_rows", lambda seed: real(seed)[:2] + [("broken", np.float64, 1.0, 1e-10)])
+    assert cli.main(["check"]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_bench_quick(capsys):
+    assert cli.main(["bench", "--quick"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("bptt", "rtrl"))]
+    assert len(rows) == 4 and all(line.rstrip().endswith("x") for line in rows)
