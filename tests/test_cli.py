@@ -1,6 +1,5 @@
 """The fastrnn command: train (text and --json), check, bench, and its error paths."""
 import json
-import os
 import subprocess
 import sys
 
