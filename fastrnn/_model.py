@@ -13,6 +13,22 @@ OUT_ACTIVATIONS = ("identity", "logistic", "tanh", "softmax")
 LOSSES = ("mse", "xent", "bce")
 
 
+def _init_sizes(n_in, n_hidden, n_out, dtype, seed):
+    """Checked sizes and a sampler of U(-1/sqrt(n), 1/sqrt(n)) arrays (torch's RNN/LSTM init)."""
+    n_in = v.positive_int("n_in", n_in)
+    n = v.positive_int("n_hidden", n_hidden)
+    o = v.positive_int("n_out", n_out)
+    dtype = np.dtype(dtype)
+    if dtype not in v.FLOAT_DTYPES:
+        raise v.DTypeError(f"dtype must be float64 or float32, got {dtype}")
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.sqrt(n)
+
+    def u(*shape):
+        return rng.uniform(-k, k, size=shape).astype(dtype)
+    return n_in, n, o, u
+
+
 class _Net:
     """What every cell shares: the readout (SPEC §2 "Readouts") and parameter bookkeeping."""
 
@@ -163,18 +179,7 @@ class RNN(_Net):
 
         ``n_out`` is the number of output units (units readout) or readout rows (linear).
         """
-        n_in = v.positive_int("n_in", n_in)
-        n = v.positive_int("n_hidden", n_hidden)
-        o = v.positive_int("n_out", n_out)
-        dtype = np.dtype(dtype)
-        if dtype not in v.FLOAT_DTYPES:
-            raise v.DTypeError(f"dtype must be float64 or float32, got {dtype}")
-        rng = np.random.default_rng(seed)
-        k = 1.0 / np.sqrt(n)
-
-        def u(*shape):
-            return rng.uniform(-k, k, size=shape).astype(dtype)
-
+        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
         W_in, W_rec, b = u(n, n_in), u(n, n), u(n)
         if v.choice("readout", readout, READOUTS) == "linear":
             return cls(W_in, W_rec, b, u(o, n), u(o), activation=activation, readout="linear",
@@ -259,18 +264,7 @@ class LSTM(_Net):
     def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
              out_activation="identity"):
         """An LSTM with ``torch.nn.LSTM``'s initialisation: every weight ~ U(-1/sqrt(n), 1/sqrt(n))."""
-        n_in = v.positive_int("n_in", n_in)
-        n = v.positive_int("n_hidden", n_hidden)
-        o = v.positive_int("n_out", n_out)
-        dtype = np.dtype(dtype)
-        if dtype not in v.FLOAT_DTYPES:
-            raise v.DTypeError(f"dtype must be float64 or float32, got {dtype}")
-        rng = np.random.default_rng(seed)
-        k = 1.0 / np.sqrt(n)
-
-        def u(*shape):
-            return rng.uniform(-k, k, size=shape).astype(dtype)
-
+        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
         W_ih, W_hh, b_ih, b_hh = u(4 * n, n_in), u(4 * n, n), u(4 * n), u(4 * n)
         if v.choice("readout", readout, READOUTS) == "linear":
             return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)

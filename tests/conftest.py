@@ -44,13 +44,16 @@ def assert_grads_close(grads, ref, dtype, what=""):
 
 
 def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="mse",
-                 out_activation="identity", activation="tanh", masked=True, scale=1.0):
-    """A seeded network and data. Returns (net, x, d, mask, h0)."""
+                 out_activation="identity", activation="tanh", masked=True, scale=1.0, cell="rnn"):
+    """A seeded network and data. Returns (net, x, d, mask, h0); for cell="lstm" h0 is (h0, c0)."""
     rng = np.random.default_rng(seed)
-    net = fastrnn.RNN.init(m, n, o, readout=readout, activation=activation, dtype=dtype,
-                           seed=seed, out_activation=out_activation)
-    if scale != 1.0:
-        net.W_rec *= dtype(scale)
+    if cell == "lstm":
+        net = fastrnn.LSTM.init(m, n, o, readout=readout, dtype=dtype, seed=seed, out_activation=out_activation)
+    else:
+        net = fastrnn.RNN.init(m, n, o, readout=readout, activation=activation, dtype=dtype,
+                               seed=seed, out_activation=out_activation)
+        if scale != 1.0:
+            net.W_rec *= dtype(scale)
     x = rng.standard_normal((T, B, m)).astype(dtype)
     if loss == "xent":
         d = rng.integers(0, o, size=(T, B))
@@ -61,6 +64,8 @@ def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="m
             d = (d > 0.5).astype(dtype)
         mask = (rng.random((T, B, o)) < 0.7) if masked else None
     h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
+    if cell == "lstm":
+        h0 = (h0, (0.3 * rng.standard_normal((B, n))).astype(dtype))
     return net, x, d, mask, h0
 
 

@@ -7,7 +7,7 @@ import fastrnn
 from fastrnn import reference as R
 from fastrnn._problem import relative_error
 
-from conftest import DTYPES, assert_close, assert_grads_close
+from conftest import DTYPES, assert_close, assert_grads_close, make_problem
 
 LSTM_READOUTS = [("linear", "mse", "identity"), ("units", "mse", "identity"),
                  ("linear", "xent", "identity"), ("linear", "bce", "logistic"), ("linear", "mse", "softmax")]
@@ -15,20 +15,7 @@ LSTM_READOUTS = [("linear", "mse", "identity"), ("units", "mse", "identity"),
 
 def lstm_problem(seed, T, B, m, n, o, dtype=np.float64, readout="linear", loss="mse",
                  out_activation="identity", masked=True):
-    rng = np.random.default_rng(seed)
-    net = fastrnn.LSTM.init(m, n, o, readout=readout, dtype=dtype, seed=seed, out_activation=out_activation)
-    x = rng.standard_normal((T, B, m)).astype(dtype)
-    if loss == "xent":
-        d = rng.integers(0, o, size=(T, B))
-        mask = (rng.random((T, B)) < 0.7) if masked else None
-    else:
-        d = rng.random((T, B, o)).astype(dtype)
-        if loss == "bce":
-            d = (d > 0.5).astype(dtype)
-        mask = (rng.random((T, B, o)) < 0.7) if masked else None
-    h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
-    c0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
-    return net, x, d, mask, (h0, c0)
+    return make_problem(seed, T, B, m, n, o, dtype, readout, loss, out_activation, masked=masked, cell="lstm")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
