@@ -29,9 +29,6 @@ def tiles(n, J, itemsize, parallel):
     return np.linspace(0, n, count + 1).round().astype(np.int64)
 
 
-KEEP_BYTES = 64 * 2**20   # sequence calls reuse sensitivity buffers up to this size (page faults)
-
-
 def sensitivity_buffers(net, B, parallel, reuse=False):
     """Check the memory budget, then allocate the sensitivities (Q = 0, P_0 = 0) and their scratch
     twin, (B, (n + 1)·n·J) each, and the tile boundaries of their layout (``kernels.rtrl._rtrl``)."""
@@ -47,7 +44,7 @@ def sensitivity_buffers(net, B, parallel, reuse=False):
         + ("float32 (half the size), " if net.dtype == np.float64 else "")
         + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
     shape = (B, (n + 1) * n * J)
-    if reuse and nbytes <= KEEP_BYTES:
+    if reuse and nbytes <= _workspace.KEEP_BYTES:
         Q = _workspace.scratch("rtrl Q", shape, net.dtype)
         Q[...] = 0
         R = _workspace.scratch("rtrl R", shape, net.dtype)

@@ -47,8 +47,3 @@ def kernel(fn):
 def helper(fn):
     """Decorator for small scalar helpers called from kernels (inlined by LLVM)."""
     return njit(inline="always", **OPTIONS)(fn)
-
-
-def plain(fn):
-    """Decorator for kernels without parallel loops."""
-    return njit(**OPTIONS)(fn)

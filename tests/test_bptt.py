@@ -132,3 +132,20 @@ def test_gradient_step_lowers_the_loss():
         arr -= 1e-3 * getattr(g, name)
     L1, _ = fastrnn.bptt(net, x, d, mask, h0=h0)
     assert L1 < L0
+
+
+def test_scratch_buffers_are_reused_but_never_returned():
+    from fastrnn import _workspace
+    net, x, d, mask, h0 = make_problem(20, 12, 3, 2, 5, 2)
+    L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0)
+    held = {k: v for k, v in _workspace._local.arrays.items()}
+    L2, g2 = fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert all(_workspace._local.arrays[k] is v for k, v in held.items()), "same-shape calls reuse scratch"
+    for _, arr in g1.items():
+        assert not any(np.shares_memory(arr, s) for s in held.values()), "a gradient aliases scratch"
+    assert L1 == L2
+    assert_grads_close(g2, g1, np.float64)
+    h, _ = fastrnn.forward(net, x, h0)
+    assert not any(np.shares_memory(h, s) for s in held.values())
+    big = _workspace.scratch("test big", (_workspace.KEEP_BYTES // 8 + 1,), np.float64)
+    assert big.nbytes > _workspace.KEEP_BYTES and "test big" not in _workspace._local.arrays
