@@ -30,3 +30,15 @@ def test_wheel_puts_kernels_under_fastrnn(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "fastrnn/kernels/forward.py" in names and "fastrnn/kernels/bptt.py" in names
     assert not [n for n in names if n.startswith("kernels/")], "a top-level kernels package would land"
+    # a regular (non-editable) install of that wheel imports fastrnn.kernels from where it landed
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+                    str(wheel)], check=True)
+    code = ("import fastrnn, fastrnn.kernels, numpy as np; "
+            "print(fastrnn.kernels.__file__); "
+            "net = fastrnn.RNN.init(2, 3, 1); print(fastrnn.bptt(net, np.ones((4, 1, 2)), np.zeros((4, 1, 1)))[0])")
+    env = dict(__import__("os").environ, PYTHONPATH=str(target), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env=env, cwd=tmp_path).stdout.split()
+    assert out[0].startswith(str(target)) and out[0].endswith("fastrnn/kernels/__init__.py"), out
+    assert float(out[1]) > 0
