@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fastrnn import _dispatch  # noqa: E402
+from fastrnn.runtime import dispatch as _dispatch  # noqa: E402
 
 
 def pytest_report_header(config):

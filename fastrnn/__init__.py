@@ -2,20 +2,35 @@
 
 The public API is what this module exports; see ``__all__``.
 """
+try:
+    from . import kernels
+except ModuleNotFoundError as exc:                      # pragma: no cover - depends on how it was installed
+    import os as _os
+    _here = _os.path.dirname(_os.path.abspath(__file__))
+    if exc.name == f"{__name__}.kernels" and _os.path.isdir(_os.path.join(_os.path.dirname(_here), "kernels")):
+        raise ImportError(
+            f"fastrnn was imported from its source tree ({_here}), where the compiled kernels "
+            "(the top-level kernels/ folder) are not mapped in as fastrnn.kernels. Either install "
+            "it in development mode (pip install -e .) or run Python from another folder so that "
+            "the installed fastrnn is imported.") from None
+    raise
+
 from . import reference
-from ._dispatch import threads
-from ._errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError, OptionError,
-                      ShapeError, ValidationError)
-from ._memory import memory_budget, set_memory_budget
-from ._model import ACTIVATIONS, LOSSES, LSTM, OUT_ACTIVATIONS, READOUTS, RNN, Gradients, LSTMGradients
-from ._rnn import bptt, forward
-from ._rtrl import OnlineRTRL, rtrl
+from .api import OnlineRTRL, Outputs, bptt, forward, rtrl, vjp
+from .errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError, OptionError,
+                     ShapeError, ValidationError)
+from .models import LSTM, MODELS, RNN, Gradients, LSTMGradients, load
+from .readout import LOSSES, OUT_ACTIVATIONS, READOUTS
+from .kernels import ACTIVATIONS
+from .runtime.dispatch import threads
+from .runtime.memory import memory_budget, set_memory_budget
+from . import tasks, train  # noqa: E402  (built on the names above)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN", "LSTM", "Gradients", "LSTMGradients", "forward", "bptt", "rtrl", "OnlineRTRL", "reference", "threads",
-    "memory_budget", "set_memory_budget",
+    "RNN", "LSTM", "MODELS", "Gradients", "LSTMGradients", "Outputs", "forward", "bptt", "rtrl", "vjp", "OnlineRTRL",
+    "load", "reference", "tasks", "train", "threads", "memory_budget", "set_memory_budget",
     "FastRNNError", "ShapeError", "DTypeError", "NonFiniteError", "OptionError", "ValidationError",
     "MemoryBudgetError", "ACTIVATIONS", "READOUTS", "OUT_ACTIVATIONS", "LOSSES", "__version__",
 ]

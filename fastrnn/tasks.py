@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import OptionError
+from .errors import OptionError
 
 
 @dataclass

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _validate as v
-from ._errors import OptionError
-from ._rnn import bptt, forward
-from ._rtrl import OnlineRTRL, rtrl
+from . import checks as v
+from .api import OnlineRTRL, bptt, forward, rtrl
+from .errors import OptionError
 
 ALGORITHMS = ("bptt", "tbptt", "rtrl", "online-rtrl")
 
@@ -164,7 +163,7 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
             learner.reset()
             total = 0.0
             for t in range(x.shape[0]):
-                loss_t, g = learner.step(x[t], d[t], mask[t])
+                loss_t, g, _ = learner.step(x[t], d[t], mask[t])
                 total += loss_t
                 update(g)
             loss = total

@@ -3,7 +3,7 @@
 Only Numba code lives here: no validation, no Python objects, no I/O. Each kernel states its
 array contract in its docstring; ``fastrnn`` validates inputs before calling them.
 """
-from ._activations import IDENTITY, LOGISTIC, RELU, TANH
+from ._activations import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
 from .bptt import _bptt_sweep, _weight_grads
 from .forward import _forward
 from .lstm_bptt import _lstm_sweep
@@ -11,5 +11,5 @@ from .lstm_forward import _lstm_forward
 from .lstm_rtrl import _lstm_rtrl
 from .rtrl import _rtrl
 
-__all__ = ["TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
+__all__ = ["ACTIVATIONS", "TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
            "_lstm_forward", "_lstm_sweep", "_lstm_rtrl"]

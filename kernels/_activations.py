@@ -1,6 +1,7 @@
 """Activation functions by integer code, written so that LLVM vectorises them.
 
-Codes: 0 tanh, 1 logistic, 2 relu, 3 identity (``fastrnn._model.ACTIVATIONS`` holds the same order).
+``ACTIVATIONS`` names the activations; a name's index is its kernel code. It is the only place
+that order is written: ``fastrnn.models`` and the drivers read it from here.
 
 libm's tanh and exp are scalar calls (about 15 ns each here); these are plain arithmetic on SIMD
 lanes (about 3 ns per float64, measured on 128-unit rows), within a few ulp of NumPy's:
@@ -13,18 +14,23 @@ lanes (about 3 ns per float64, measured on 128-unit rows), within a few ulp of N
 
 The constants travel as a tuple ``K`` in the array's dtype (from ``constants``), so float32
 kernels stay in float32 and LLVM sees them as values, not memory that might alias an output.
+Kernels index it by name: ``K[ONE]``, ``K[ZERO]``, ``K[TWO]``.
 """
 import numpy as np
 
 from ._jit import helper
 
-TANH, LOGISTIC, RELU, IDENTITY = 0, 1, 2, 3
+ACTIVATIONS = ("tanh", "logistic", "relu", "identity")
+TANH, LOGISTIC, RELU, IDENTITY = (ACTIVATIONS.index(name) for name in ("tanh", "logistic", "relu", "identity"))
+
+# positions in the constants tuple K
+INV64, TWO, CLAMP, ONE, ZERO = 0, 17, 18, 19, 20
 
 
 @helper
 def constants(like):
-    """K: 1/64, the 16 Taylor coefficients 1/j!, 2, the clamp 38.2, 1 — in ``like.dtype``."""
-    c = np.empty(20, dtype=like.dtype)
+    """K: 1/64, the 16 Taylor coefficients 1/j!, 2, the clamp 38.2, 1, 0 — in ``like.dtype``."""
+    c = np.empty(21, dtype=like.dtype)
     c[0] = 1.0 / 64
     f = 1.0
     for j in range(1, 17):
@@ -33,14 +39,15 @@ def constants(like):
     c[17] = 2.0
     c[18] = 38.2
     c[19] = 1.0
+    c[20] = 0.0
     return (c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12],
-            c[13], c[14], c[15], c[16], c[17], c[18], c[19])
+            c[13], c[14], c[15], c[16], c[17], c[18], c[19], c[20])
 
 
 @helper
 def expm1_clamped(y, K):
     """expm1(min(y, 38.2)) for y >= 0."""
-    u = min(y, K[18]) * K[0]
+    u = min(y, K[CLAMP]) * K[INV64]
     p = K[16] * u + K[15]
     p = p * u + K[14]
     p = p * u + K[13]
@@ -57,7 +64,7 @@ def expm1_clamped(y, K):
     p = p * u + K[2]
     p = p * u + K[1]
     p = p * u
-    two = K[17]
+    two = K[TWO]
     p = p * (p + two)
     p = p * (p + two)
     p = p * (p + two)
@@ -70,14 +77,14 @@ def expm1_clamped(y, K):
 @helper
 def tanh(a, K):
     e = expm1_clamped(abs(a + a), K)
-    t = e / (e + K[17])
+    t = e / (e + K[TWO])
     return t if a >= 0 else -t
 
 
 @helper
 def logistic(a, K):
     e = expm1_clamped(abs(a), K)
-    return (e + K[19]) / (e + K[17]) if a >= 0 else K[19] / (e + K[17])
+    return (e + K[ONE]) / (e + K[TWO]) if a >= 0 else K[ONE] / (e + K[TWO])
 
 
 @helper
@@ -101,7 +108,7 @@ def scale_by_dphi(row, hrow, K, code):
     """row[k] *= phi'(a_k), with phi' written in terms of h = phi(a):
     tanh 1 - h^2, logistic h(1 - h), relu [h > 0], identity 1."""
     n = row.shape[0]
-    one = K[19]
+    one = K[ONE]
     if code == TANH:
         for k in range(n):
             row[k] *= one - hrow[k] * hrow[k]
@@ -116,7 +123,7 @@ def scale_by_dphi(row, hrow, K, code):
 @helper
 def dphi_from_h(hv, K, code):
     """phi'(a) for one unit, from h = phi(a)."""
-    one = K[19]
+    one = K[ONE]
     if code == TANH:
         return one - hv * hv
     if code == LOGISTIC:

@@ -2,12 +2,12 @@
 import numpy as np
 from numba import prange
 
-from ._activations import constants, tanh
+from ._activations import ONE, constants, tanh
 from ._jit import kernel
 
 
 @kernel
-def _lstm_sweep(W_hh, c, gates, g, trunc_h, trunc_hp, D, dc0, nblocks):
+def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -16,7 +16,8 @@ def _lstm_sweep(W_hh, c, gates, g, trunc_h, trunc_hp, D, dc0, nblocks):
     Array contract (one float dtype, C-contiguous):
 
     W_hh (4n, n); c (T + 1, B, n) and gates (T, B, 4n) from ``_lstm_forward``; g (T, B, n) the
-    error injected into h_t. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
+    error injected into h_t; dcT (B, n) the error injected into the final cell state c_T (zeros for
+    a loss on h alone), entering the last sweep. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
     D (T, B, 4n) is overwritten with the sum over sweeps of delta_t; the weight gradients follow
     by matrix products (``bptt._weight_grads``), and dh0 = D_1 W_hh.
     dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
@@ -26,7 +27,7 @@ def _lstm_sweep(W_hh, c, gates, g, trunc_h, trunc_hp, D, dc0, nblocks):
     T, B, n4 = D.shape
     n = n4 // 4
     K = constants(c)
-    one = K[19]
+    one = K[ONE]
     W_hhT = W_hh.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
@@ -45,7 +46,10 @@ def _lstm_sweep(W_hh, c, gates, g, trunc_h, trunc_hp, D, dc0, nblocks):
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
-                    dcn[:, :] = 0
+                    if end == T:
+                        dcn[:, :] = dcT[b0:b1, :]
+                    else:
+                        dcn[:, :] = 0
                 elif nb == 1:
                     np.dot(W_hhT, nxt[0], back[0])
                 else:

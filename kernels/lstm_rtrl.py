@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from ._activations import constants, tanh
+from ._activations import ONE, constants, tanh
 from ._jit import kernel
 
 
@@ -39,7 +39,7 @@ def _lstm_rtrl(W_hh, x, h, c, gates, g, tiles, Ph, Pc, dW, nblocks):
     J = m + 1 + n
     ntiles = tiles.shape[0] - 1
     K = constants(Ph)
-    one = K[19]
+    one = K[ONE]
     dWf = dW.reshape(4 * n * J)
     wmax = 0
     for q in range(ntiles):

@@ -2,7 +2,7 @@
 import numpy as np
 from numba import prange
 
-from ._activations import constants, dphi_from_h
+from ._activations import ONE, ZERO, constants, dphi_from_h
 from ._jit import kernel
 
 
@@ -47,7 +47,7 @@ def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, s0, Q, R, d
     J = m + 1 + n
     ntiles = tiles.shape[0] - 1
     K = constants(Q)
-    zero = K[19] - K[19]
+    zero = K[ZERO]
     dWf = dW.reshape(n * J)
     for blk in prange(nblocks):
         A = np.empty((n + 1, n), dtype=Q.dtype)     # [W_rec diag(s~); (g s)^T]
@@ -80,7 +80,7 @@ def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, s0, Q, R, d
                         base = il * J
                         for j in range(m):
                             row[base + j] += x[t, b, j]
-                        row[base + m] += K[19]
+                        row[base + m] += K[ONE]
                         for j in range(n):
                             row[base + m + 1 + j] += h_prev[t, b, j]
                     for k in range(n):

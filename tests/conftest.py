@@ -1,11 +1,10 @@
 """Shared test helpers: seeded problems and the SPEC §7 comparison."""
-import dataclasses
 
 import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn._problem import TOLERANCE, relative_error
+from fastrnn.compare import TOLERANCE, relative_error
 
 DTYPES = [np.float64, np.float32]
 
@@ -33,7 +32,7 @@ def assert_close(actual, expected, dtype, what):
 def assert_grads_close(grads, ref, dtype, what=""):
     """Every field the reference has, and no field the reference lacks."""
     assert type(grads) is type(ref), f"{what}{type(grads).__name__} vs {type(ref).__name__}"
-    for name in (f.name for f in dataclasses.fields(ref)):
+    for name in ref.names:
         r = getattr(ref, name)
         g = getattr(grads, name)
         if r is None:
@@ -72,7 +71,7 @@ def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="m
 @pytest.fixture
 def parallel_kernels(monkeypatch):
     """Run the parallel kernels even where BLAS is multithreaded (correctness, not speed)."""
-    from fastrnn import _dispatch
+    from fastrnn.runtime import dispatch as _dispatch
     monkeypatch.setattr(_dispatch, "FORCE_PARALLEL", True)
 
 

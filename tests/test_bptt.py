@@ -135,7 +135,7 @@ def test_gradient_step_lowers_the_loss():
 
 
 def test_scratch_buffers_are_reused_but_never_returned():
-    from fastrnn import _workspace
+    from fastrnn.runtime import workspace as _workspace
     net, x, d, mask, h0 = make_problem(20, 12, 3, 2, 5, 2)
     L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0)
     held = {k: v for k, v in _workspace._local.arrays.items()}

@@ -5,7 +5,7 @@ import pytest
 
 import fastrnn
 from fastrnn import reference as R
-from fastrnn._problem import relative_error
+from fastrnn.compare import relative_error
 
 from conftest import READOUT_LOSSES, assert_grads_close, make_problem
 
@@ -87,7 +87,7 @@ def test_truncation_h_ge_T_with_small_hprime_is_exact(small):
 def test_truncation_one_is_the_no_recurrence_gradient(small):
     """h = h' = 1: delta_t = phi'(a_t) g_t, nothing travels back a step."""
     net, x, d, mask, h0 = small
-    a, h, fed = R.run(net, x, h0)
+    a, h, fed = R.rnn.run(net, x, h0)
     _, g_tr = R.bptt(net, x, d, mask, "mse", 1, h0)
     T, B, _ = x.shape
     mask3 = np.asarray(mask, dtype=float)
@@ -110,7 +110,7 @@ def test_truncation_k_equals_detached_chunks(small):
     net, x, d, mask, h0 = small
     T, k = x.shape[0], 4
     _, g_tr = R.bptt(net, x, d, mask, "mse", k, h0)
-    _, h, _ = R.run(net, x, h0)
+    _, h, _ = R.rnn.run(net, x, h0)
     total = None
     for s in range(0, T, k):
         _, g = R.bptt(net, x[s:s + k], d[s:s + k], mask[s:s + k], "mse", None, h[s])
@@ -125,7 +125,7 @@ def test_truncation_with_hprime_one_sends_each_error_k_steps(small):
     net, x, d, mask, h0 = small
     T, k = x.shape[0], 2
     _, g_tr = R.bptt(net, x, d, mask, "mse", (k, 1), h0)
-    _, h, _ = R.run(net, x, h0)
+    _, h, _ = R.rnn.run(net, x, h0)
     total = None
     for t in range(1, T + 1):
         only_t = np.zeros_like(mask)

@@ -6,7 +6,7 @@ import pytest
 
 import fastrnn
 from fastrnn import reference as R
-from fastrnn._problem import relative_error
+from fastrnn.compare import relative_error
 
 from conftest import DTYPES, READOUT_LOSSES, assert_close, assert_grads_close, make_problem
 
@@ -59,7 +59,7 @@ def test_online_sum_equals_sequence_gradient(dtype, readout, loss, out_act, tf):
     learner = fastrnn.OnlineRTRL(net, batch=B, teacher_forcing=tf, loss=loss, h0=h0)
     total, L_sum = None, 0.0
     for t in range(x.shape[0]):
-        L_t, g_t = learner.step(x[t], d[t], mask[t])
+        L_t, g_t, _ = learner.step(x[t], d[t], mask[t])
         assert isinstance(L_t, float) and g_t.h0 is None
         L_sum += L_t
         total = g_t if total is None else total + g_t
@@ -73,7 +73,7 @@ def test_online_step_gradient_is_that_steps_loss_gradient():
     net, x, d, mask, h0 = make_problem(44, 6, 2, 2, 4, 2)
     learner = fastrnn.OnlineRTRL(net, batch=2, h0=h0)
     for t in range(6):
-        _, g_t = learner.step(x[t], d[t], mask[t])
+        _, g_t, _ = learner.step(x[t], d[t], mask[t])
         only = np.zeros_like(mask)
         only[t] = mask[t]
         _, g_b = fastrnn.bptt(net, x, d, only, h0=h0)
@@ -102,10 +102,10 @@ def test_online_reads_updated_weights():
     a.step(x[0], d[0])
     b.step(x[0], d[0])
     b_net.W_rec *= 0.5
-    La, _ = a.step(x[1], d[1])
-    Lb, _ = b.step(x[1], d[1])
+    La, _, _ = a.step(x[1], d[1])
+    Lb, _, _ = b.step(x[1], d[1])
     assert La != Lb
-    _, h = R.run(net, x[:1], None)[:2]
+    _, h = R.rnn.run(net, x[:1], None)[:2]
     expect = np.tanh(x[1] @ net.W_in.T + h[1] @ (0.5 * net.W_rec).T + net.b)
     np.testing.assert_allclose(b.h, expect, rtol=1e-13)
 
@@ -125,7 +125,7 @@ def test_online_learning_lowers_the_loss():
     x, d = echo_task(rng, 6000)
     losses = []
     for t in range(x.shape[0]):
-        L_t, g = learner.step(x[t], d[t], None if t >= 2 else np.zeros((1, 1)))
+        L_t, g, _ = learner.step(x[t], d[t], None if t >= 2 else np.zeros((1, 1)))
         losses.append(L_t)
         for name, w in net.params().items():
             w -= 0.05 * getattr(g, name)
@@ -220,7 +220,7 @@ def learner():
     (np.zeros((2, 3), np.float32), np.zeros((2, 2)), None, fastrnn.DTypeError, r"x_t has dtype float32"),
     (np.zeros((2, 3), int), np.zeros((2, 2)), None, fastrnn.DTypeError, r"x_t has dtype int64"),
     (np.zeros((2, 3)), np.zeros((2, 2), np.float32), None, fastrnn.DTypeError, r"d has dtype float32"),
-    (np.full((2, 3), np.nan), np.zeros((2, 2)), None, fastrnn.NonFiniteError, r"x holds NaN"),
+    (np.full((2, 3), np.nan), np.zeros((2, 2)), None, fastrnn.NonFiniteError, r"x_t holds NaN"),
     (np.zeros((2, 3)), np.zeros((2, 2)), np.ones((3, 2)), fastrnn.ShapeError, r"mask_t has shape \(3, 2\)"),
 ])
 def test_bad_step_inputs(learner, x_t, d_t, mask_t, exc, match):

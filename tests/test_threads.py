@@ -47,7 +47,7 @@ def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
 
 
 def test_blas_threads_are_restored_after_a_call():
-    from fastrnn import _blas, _dispatch
+    from fastrnn.runtime import blas as _blas, dispatch as _dispatch
     if not _blas.controllable():
         import pytest
         pytest.skip("scipy's OpenBLAS thread control is not available on this platform")

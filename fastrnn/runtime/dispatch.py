@@ -7,7 +7,7 @@
   thread and all parallelism is Numba's: each parallel task does its own BLAS calls on its own
   block (batch rows, sensitivity tiles, rows of the gradient sums), and every parallel kernel
   keeps its whole time loop inside one parallel region. Two thread pools on the same cores slow
-  each other down by orders of magnitude (see ``_blas``). The count is restored when the call
+  each other down by orders of magnitude (see ``runtime.blas``). The count is restored when the call
   ends; meanwhile, scipy BLAS calls from the caller's other threads run single-threaded.
 - Where that BLAS cannot be controlled, the serial kernels run and BLAS keeps its threads.
 
@@ -18,7 +18,7 @@ import threading
 
 import numba
 
-from . import _blas
+from . import blas as _blas
 
 _POOL = threading.Lock()
 FORCE_PARALLEL = False   # tests: run the parallel kernels even where BLAS cannot be controlled

@@ -1,7 +1,7 @@
 """A budget for memory-hungry work (the RTRL sensitivities), checked before allocating."""
 import os
 
-from ._errors import MemoryBudgetError, OptionError
+from ..errors import MemoryBudgetError, OptionError
 
 _budget = None   # bytes; None: half of the memory available at the time of the check
 

@@ -3,7 +3,7 @@
 fastrnn's parallel kernels call BLAS from each of their threads. Measured on this project's
 2-core machine, a multithreaded BLAS inside or beside Numba's parallel regions is disastrous:
 the two thread pools spin against each other (RTRL at n = 32: 7 ms became 1.3 s). Held to one
-thread for the duration of a fastrnn call, it is not. So ``_dispatch.workers`` sets scipy's
+thread for the duration of a fastrnn call, it is not. So ``runtime.dispatch.workers`` sets scipy's
 OpenBLAS to one thread while a call runs its parallel kernels and restores the count afterwards.
 Where that control is not found (another BLAS, another platform), only the serial kernels run.
 

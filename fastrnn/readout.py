@@ -5,6 +5,12 @@ recurrent kernels see only ``g``. Readout gradients are direct sums over time.
 """
 import numpy as np
 
+from .runtime import workspace
+
+READOUTS = ("units", "linear")
+OUT_ACTIVATIONS = ("identity", "logistic", "tanh", "softmax")
+LOSSES = ("mse", "xent", "bce")
+
 
 def _rows(a):
     return a.reshape(-1, a.shape[-1])
@@ -87,3 +93,13 @@ def inject(net, W, dr, h1, g):
     dW_out = _rows(dr).T @ _rows(h1)
     db_out = _rows(dr).sum(axis=0) if "b_out" in W else None
     return dW_out, db_out
+
+
+def injected_errors(net, W, h1, d, mask, loss):
+    """Loss, injected errors g (T, B, n) (a per-thread scratch array) and readout gradients for
+    the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives."""
+    r, y = outputs(net, W, h1)
+    L, dr = loss_and_grad(net, r, y, d, mask, loss)
+    g = workspace.scratch("g", h1.shape, net.dtype)
+    dW_out, db_out = inject(net, W, dr, h1, g)
+    return float(L), g, dW_out, db_out

@@ -1,0 +1,442 @@
+"""The public calls: forward, bptt, rtrl, vjp and OnlineRTRL.
+
+Each one checks its inputs once (``fastrnn.checks``), looks up the driver of the net's cell
+(``fastrnn.cells.driver_for``), calls it inside one dispatch of the thread pool, wraps the result
+in the net's gradient container, and — with ``validate=True`` — compares it against
+``fastrnn.reference`` (``fastrnn.compare``). None of them asks which cell it holds.
+"""
+import numpy as np
+
+from . import checks, compare, readout, reference
+from .cells import driver_for
+from .errors import OptionError, ShapeError
+from .runtime.dispatch import parallel_possible, workers
+
+
+class Outputs(tuple):
+    """What :func:`forward` returns: the tuple ``(h, y)`` for the simple cell, ``(h, y, c)`` for
+    the LSTM (one (T + 1, B, n) array per state after ``y``), with names.
+
+    Attributes
+    ----------
+    h : (T + 1, B, n) array, ``h[0] = h0``
+    y : (T, B, o) array, the readout at every step
+    c : (T + 1, B, n) array, the LSTM's cell states (AttributeError for a cell without them)
+    final : the final state: ``h_T`` (B, n), or for a cell with more states the tuple
+        ``(h_T, c_T)``; ``h_T`` and ``c_T`` are also attributes.
+    """
+
+    def __new__(cls, net, run, y):
+        self = super().__new__(cls, (run.states[0], y) + tuple(run.states[1:]))
+        self._names = net.state_names
+        self._run = run
+        return self
+
+    def __getattr__(self, name):
+        names = self.__dict__.get("_names", ())
+        if name == "y":
+            return self[1]
+        for k, state in enumerate(names):
+            if name == state:
+                return self._run.states[k]
+            if name == f"{state}_T":
+                return self._run.states[k][-1]
+        raise AttributeError(f"forward's result has no {name!r}: it holds y and the states {', '.join(names)}")
+
+    @property
+    def final(self):
+        finals = tuple(s[-1] for s in self._run.states)
+        return finals[0] if len(finals) == 1 else finals
+
+
+def _initial_state_grads(net, dstate0):
+    """The gradient-container fields of the initial states: {"h0": ..., "c0": ...}."""
+    return {f"{name}0": g for name, g in zip(net.state_names, dstate0)}
+
+
+def _state_result(values):
+    """One state: the array; several: the tuple."""
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def forward(net, x, h0=None):
+    """Run the network over a sequence.
+
+    Parameters
+    ----------
+    net : RNN or LSTM
+    x : (T, B, m) array, time-major, in the net's dtype
+    h0 : (B, n) array, optional (zeros); for an LSTM also a pair (h0, c0)
+
+    Returns
+    -------
+    Outputs
+        The tuple ``(h, y)`` — for an LSTM ``(h, y, c)`` — with ``h`` (T + 1, B, n), ``h[0] = h0``,
+        ``y`` (T, B, o) the readout at every step, ``c`` the LSTM's cell states; ``.final`` is the
+        final state (``h_T``, or ``(h_T, c_T)``).
+
+    Notes
+    -----
+    SPEC §2-3, §6.
+    """
+    driver = driver_for(net)
+    W, x, state0 = checks.inputs(net, x, h0)
+    with workers() as threads:
+        run = driver.forward(net, W, x, state0, checks.Forcing.off(net.dtype), threads)
+    return Outputs(net, run, readout.outputs(net, W, run.h[1:])[1])
+
+
+def _problem(driver, net, x, d, mask, loss, h0, teacher_forcing):
+    return checks.problem(net, x, d, mask, loss, h0, teacher_forcing, driver.teacher_forcing)
+
+
+def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=False,
+         teacher_forcing=False):
+    """Loss and exact gradients by backpropagation through time, exact or truncated.
+
+    Parameters
+    ----------
+    net : RNN or LSTM
+    x : (T, B, m) array
+    d : (T, B, o) targets, or (T, B) integer class ids for ``loss="xent"``
+    mask : (T, B, o) or (T, B) array of 0/1, optional
+        1 where a target exists at that step (Williams & Zipser's T(t)); None means everywhere.
+    loss : {"mse", "xent", "bce"}
+        Summed over time, batch and outputs.
+    truncation : None, int k or (h, h_prime)
+        None: exact BPTT. k: BPTT(k; k), chunks of k steps with no gradient across chunk borders
+        (``detach()`` every k steps). (h, h_prime): Williams & Peng's BPTT(h; h'), h >= h' >= 1.
+    h0 : (B, n) array, optional; for an LSTM also a pair (h0, c0)
+    validate : bool
+        Recompute with ``fastrnn.reference`` and raise ``ValidationError`` if any field differs
+        beyond SPEC §7's tolerance. ``FASTRNN_VALIDATE=1`` turns it on for every call.
+    teacher_forcing : bool
+        Units readout with mse only: each output unit with a target feeds back the target.
+
+    Returns
+    -------
+    loss : float
+    grads : Gradients (RNN) or LSTMGradients (LSTM)
+        One field per parameter of the net (None where it has none), and ``h0`` (and ``c0``).
+
+    Notes
+    -----
+    SPEC §4; Williams & Zipser (1995), Williams & Peng (1990).
+    """
+    driver = driver_for(net)
+    p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
+    trunc = checks.truncation(truncation, p.x.shape[0])
+    check = compare.validation_wanted(validate)
+    with workers() as threads:
+        run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
+        L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
+        cell_grads, dstate0, _ = driver.backward(net, p.W, p.x, run, g, trunc, p.forcing, threads)
+    grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out, **_initial_state_grads(net, dstate0))
+    if check:
+        ref = reference.bptt(net, p.x, p.d, p.mask, p.loss, truncation, _state_result(p.state0), p.teacher_forcing)
+        compare.compare("fastrnn.bptt", net.dtype, (L, grads), ref)
+    return L, grads
+
+
+def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, validate=False):
+    """Loss and exact gradients by real-time recurrent learning (Williams & Zipser 1989).
+
+    The same inputs and result as :func:`fastrnn.bptt` (exact), computed forward in time with
+    sensitivities ``P_t = dh_t/dW`` of size B·n²·(m + 1 + n): memory independent of T, n⁴ work
+    per step. The initial-state fields (``grads.h0``, ``grads.c0``) are None: h0 has no sensitivity.
+
+    Raises
+    ------
+    MemoryBudgetError
+        Before allocating, when the sensitivities exceed the budget (``fastrnn.set_memory_budget``).
+
+    Notes
+    -----
+    SPEC §5. With fixed weights RTRL and BPTT give the same gradient to rounding.
+    """
+    driver = driver_for(net)
+    p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
+    check = compare.validation_wanted(validate)
+    with workers() as threads:
+        run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
+        L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
+        cell_grads = driver.rtrl(net, p.W, p.x, run, g, p.forcing, threads)
+    grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
+    if check:
+        ref = reference.rtrl(net, p.x, p.d, p.mask, p.loss, _state_result(p.state0), p.teacher_forcing)
+        compare.compare("fastrnn.rtrl", net.dtype, (L, grads), ref)
+    return L, grads
+
+
+class OnlineRTRL:
+    """Real-time recurrent learning, one step at a time (Williams & Zipser 1989).
+
+    Holds the states and the sensitivities of ``batch`` independent streams. Each step reads the
+    network's weights as they are *now*, so a trainer may update them in place between steps
+    (the real-time approximation of SPEC §5). With fixed weights, the sum of the step gradients
+    over a sequence equals :func:`fastrnn.rtrl`.
+
+    Parameters
+    ----------
+    net : RNN or LSTM
+    batch : int
+        Number of independent streams B.
+    teacher_forcing : bool
+        Units readout with mse: output units with a target at step t feed it back at t + 1.
+    loss : {"mse", "xent", "bce"}
+    h0 : (B, n) array, optional
+        Initial state (zeros); for an LSTM also a pair (h0, c0).
+
+    Examples
+    --------
+    >>> learner = fastrnn.OnlineRTRL(net, batch=1)
+    >>> for x_t, d_t in stream:                        # x_t (B, m), d_t (B, o)
+    ...     loss_t, g = learner.step(x_t, d_t)
+    ...     for name, w in net.params().items():
+    ...         w -= lr * g[name]
+    """
+
+    def __init__(self, net, batch=1, teacher_forcing=False, loss="mse", h0=None):
+        self._driver = driver_for(net)
+        self.net = net
+        self.batch = checks.positive_int("batch", batch)
+        self.loss = checks.loss_name(net, loss)
+        self.teacher_forcing = checks.forcing_flag(net, teacher_forcing, self.loss, self._driver.teacher_forcing)
+        self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
+        self._cell = self._driver.online(net, self.batch, parallel_possible())   # checks the memory budget
+        self._pending = None
+        self.reset(h0)
+
+    def __getattr__(self, name):
+        # the carried states by name: .h, .c (copies)
+        cell = self.__dict__.get("_cell")
+        names = self.__dict__["net"].state_names if "net" in self.__dict__ else ()
+        if cell is not None and name in names:
+            return cell.state[names.index(name)].copy()
+        raise AttributeError(f"OnlineRTRL has no attribute {name!r}")
+
+    def reset(self, h0=None):
+        """Start new streams: state h0 (zeros by default; an LSTM also takes a pair (h0, c0)),
+        sensitivities zero."""
+        self._cell.reset(checks.initial_states(self.net, h0, self.batch))
+        self._pending = None
+        self.steps = 0
+
+    def _check_net(self):
+        net = self.net
+        if (net.n_hidden, net.n_in, net.n_out, net.dtype) != self._shape:
+            raise ShapeError("the network's shape or dtype changed since this OnlineRTRL was made: make a new one")
+
+    def _step_inputs(self, x_t):
+        net = self.net
+        x_t = checks.float_array("x_t", x_t, net.dtype)
+        checks.check_shape("x_t", x_t, (self.batch, net.n_in), "(B, m)")
+        return checks.check_finite("x_t", checks.contiguous(x_t))[None]
+
+    def _targets(self, d_t, mask_t):
+        net, B = self.net, self.batch
+        d_t = checks.as_array("d_t", d_t)
+        if self.loss == "xent":
+            checks.check_shape("d_t", d_t, (B,), "(B,) class ids")
+        else:
+            checks.check_shape("d_t", d_t, (B, net.n_out), "(B, o)")
+        if mask_t is not None:
+            mask_t = checks.as_array("mask_t", mask_t)
+            ok = [(B,)] if self.loss == "xent" else [(B, net.n_out), (B,)]
+            if mask_t.shape not in ok:
+                raise ShapeError(f"mask_t has shape {mask_t.shape} but must be {' or '.join(map(str, ok))}")
+            mask_t = mask_t[None]
+        return checks.targets(net, d_t[None], mask_t, self.loss, 1, B)
+
+    def _finish_pending(self, threads):
+        """A step that ``advance`` ran and no ``backward`` followed: carry its sensitivities on
+        with no error injected, so the next step starts from the right place."""
+        W, x, run = self._pending
+        self._pending = None
+        self._cell.propagate(W, x, run, np.zeros(run.h[1:].shape, dtype=self.net.dtype),
+                             checks.Forcing.off(self.net.dtype), threads)
+
+    def step(self, x_t, d_t, mask_t=None):
+        """Advance one step with a built-in loss; return this step's loss, gradient and output.
+
+        Parameters
+        ----------
+        x_t : (B, m) array
+        d_t : (B, o) targets, or (B,) integer class ids for ``loss="xent"``
+        mask_t : (B, o) or (B,) array of 0/1, optional
+
+        Returns
+        -------
+        loss_t : float
+        grads_t : Gradients
+            d loss_t / d parameters through the whole history (the initial-state fields are None).
+        y_t : (B, o) array
+            The readout of this step (before the weights change).
+        """
+        self._check_net()
+        net = self.net
+        W = net.checked()
+        x = self._step_inputs(x_t)
+        d, mask = self._targets(d_t, mask_t)
+        forcing = (checks.Forcing(True, net.out_units, d, mask) if self.teacher_forcing
+                   else checks.Forcing.off(net.dtype))
+        read_mask = mask[..., None] if self.loss == "xent" else mask
+        with workers() as threads:
+            if self._pending is not None:
+                self._finish_pending(threads)
+            run = self._cell.advance(W, x, forcing, threads)
+            y = readout.outputs(net, W, run.h[1:])[1][0].copy()
+            L, g, dW_out, db_out = readout.injected_errors(net, W, run.h[1:], d, read_mask, self.loss)
+            cell_grads = self._cell.propagate(W, x, run, g, forcing, threads)
+        self.steps += 1
+        return L, net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out), y
+
+    def advance(self, x_t):
+        """Run one step on x_t (B, m) and return the new hidden state h_t (B, n) (a copy).
+
+        Follow it with :meth:`backward` and the gradient of your own loss with respect to h_t
+        to get this step's exact RTRL gradient. (Without it, the next call carries the
+        sensitivities on as if that gradient were zero.)
+        """
+        self._check_net()
+        W = self.net.checked()
+        x = self._step_inputs(x_t)
+        with workers() as threads:
+            if self._pending is not None:
+                self._finish_pending(threads)
+            run = self._cell.advance(W, x, checks.Forcing.off(self.net.dtype), threads)
+        self._pending = (W, x, run)
+        self.steps += 1
+        return run.h[1].copy()
+
+    def backward(self, dh_t):
+        """The exact gradient of the term <dh_t, h_t> for the h_t that :meth:`advance` returned.
+
+        Parameters
+        ----------
+        dh_t : (B, n) array
+            dL/dh_t of your loss at this step.
+
+        Returns
+        -------
+        grads_t : Gradients
+            The gradient of this step's term with respect to the cell's parameters through the
+            whole history (readout and initial-state fields None). Summed over the steps of a
+            sequence, with fixed weights, it equals :func:`fastrnn.vjp`'s weight gradient.
+
+        Notes
+        -----
+        SPEC §6b: ``g_t · P_t`` is the gradient of ``<dh_t, h_t>``.
+        """
+        if self._pending is None:
+            raise OptionError("backward(dh_t) follows advance(x_t): call advance first (once per step)")
+        net = self.net
+        dh = checks.float_array("dh_t", dh_t, net.dtype)
+        checks.check_shape("dh_t", dh, (self.batch, net.n_hidden), "(B, n)")
+        dh = checks.check_finite("dh_t", np.array(dh, dtype=net.dtype, order="C"))[None]
+        W, x, run = self._pending
+        self._pending = None
+        with workers() as threads:
+            cell_grads = self._cell.propagate(W, x, run, dh, checks.Forcing.off(net.dtype), threads)
+        return net.gradients_class(**cell_grads)
+
+
+def _final_state_errors(net, dh_T, dc_T, B):
+    """One (B, n) array or None per state, for the errors injected into the final states."""
+    given = {"h": dh_T, "c": dc_T}
+    for name, value in given.items():
+        if value is not None and name not in net.state_names:
+            raise OptionError(f"d{name}_T is the gradient of a final state {name!r}, which a "
+                              f"{type(net).__name__} does not have (its states: {', '.join(net.state_names)})")
+    return tuple(None if given.get(name) is None else checks.state(net, f"d{name}_T", given[name], B)
+                 for name in net.state_names)
+
+
+def _given_states(driver, net, W, x, state0, states):
+    """The forward pass a caller passed back as ``states``: the object :func:`forward` returned,
+    or a tuple with one (T + 1, B, n) array per state."""
+    if isinstance(states, Outputs):
+        run = states._run
+        arrays = run.states
+    else:
+        arrays = states if isinstance(states, (tuple, list)) else (states,)
+        run = None
+    T, B, _ = x.shape
+    if len(arrays) < len(net.state_names):
+        raise OptionError(f"states must hold the {', '.join(net.state_names)} that forward returned; got {len(arrays)} arrays")
+    checked = []
+    for name, arr in zip(net.state_names, arrays):
+        arr = checks.float_array(f"states.{name}", arr, net.dtype)
+        checks.check_shape(f"states.{name}", arr, (T + 1, B, net.n_hidden), "(T + 1, B, n)",
+                           "pass what forward(net, x, h0) returned for the same x")
+        checked.append(checks.check_finite(f"states.{name}", arr))
+    for k, (name, arr) in enumerate(zip(net.state_names, checked)):
+        if not np.array_equal(arr[0], state0[k]):
+            raise OptionError(f"states.{name}[0] differs from the initial state given: pass the h0 "
+                              "that forward was called with")
+    if run is not None:
+        return run
+    return driver.resume(net, W, x, tuple(np.ascontiguousarray(a) for a in checked))
+
+
+def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=None, validate=False):
+    """The vector-Jacobian product of the recurrent layer: gradients for an upstream loss.
+
+    For outputs h_1..h_T of ``forward(net, x, h0)`` and a loss L computed by the caller, take
+    ``dh`` = dL/dh_t and return dL/d(weights), dL/dx and dL/d(initial state). The net's readout
+    is not involved (a net built with ``readout="units"`` and every unit an output is fine).
+
+    Parameters
+    ----------
+    net : RNN or LSTM
+    x : (T, B, m) array
+    dh : (T, B, n) array
+        dL/dh_t for t = 1..T (the states ``forward`` returns as ``h[1:]``).
+    h0 : (B, n) array, optional; for an LSTM also a pair (h0, c0)
+    dc_T : (B, n) array, optional
+        LSTM only: dL/dc_T of the final cell state.
+    dh_T : (B, n) array, optional
+        dL/dh_T through the final state, added to ``dh[-1]`` (convenience for ``h_n`` outputs).
+    states : the result of ``forward(net, x, h0)``, optional
+        Reuse that forward pass instead of running it again (``Outputs`` or the tuple of its
+        state arrays).
+    truncation : None, int k or (h, h_prime)
+        As in :func:`bptt`.
+    validate : bool
+        Compare against ``fastrnn.reference`` (SPEC §7's tolerance).
+
+    Returns
+    -------
+    grads : Gradients or LSTMGradients
+        The cell's own weights (readout fields None) and the initial state(s).
+    dx : (T, B, m) array
+    dstate0 : (B, n) array ``dh0``; for an LSTM the pair ``(dh0, dc0)``
+
+    Notes
+    -----
+    SPEC §6b. One backward sweep serves :func:`bptt` and ``vjp``: the loss's errors and an
+    upstream gradient are two sources of the same injected error.
+    """
+    driver = driver_for(net)
+    W, x, state0 = checks.inputs(net, x, h0)
+    T, B, _ = x.shape
+    dh_arr = checks.float_array("dh", dh, net.dtype)
+    checks.check_shape("dh", dh_arr, (T, B, net.n_hidden), "(T, B, n)", "dL/dh_t for t = 1..T, like forward's h[1:]")
+    checks.check_finite("dh", dh_arr)
+    finals = _final_state_errors(net, dh_T, dc_T, B)
+    trunc = checks.truncation(truncation, T)
+    check = compare.validation_wanted(validate)
+    forcing = checks.Forcing.off(net.dtype)
+    g = np.array(dh_arr, dtype=net.dtype, order="C")      # the driver may write into it
+    with workers() as threads:
+        run = (driver.forward(net, W, x, state0, forcing, threads, scratch=True) if states is None
+               else _given_states(driver, net, W, x, state0, states))
+        cell_grads, dstate0, dx = driver.backward(net, W, x, run, g, trunc, forcing, threads,
+                                                  dstate_T=finals, want_dx=True)
+    grads = net.gradients_class(**cell_grads, **_initial_state_grads(net, dstate0))
+    if check:
+        ref_grads, ref_dx, ref_dstate0 = reference.vjp(net, x, dh_arr, _state_result(state0),
+                                                       _state_result(finals), truncation)
+        compare.compare("fastrnn.vjp", net.dtype, (None, grads), (None, ref_grads))
+        compare.compare("fastrnn.vjp", net.dtype, (None, {"x": dx}), (None, {"x": ref_dx}))
+    return grads, dx, _state_result(dstate0)

@@ -1,0 +1,181 @@
+"""The cell-driver interface: what every recurrent cell implements, written down once.
+
+A cell is four modules side by side: its model class (``fastrnn.models``), its driver (a module
+in this package), its kernels (``fastrnn.kernels``) and its NumPy reference
+(``fastrnn.reference``). The public calls (``fastrnn.api``) check their inputs, look the driver up
+by the net's class (``fastrnn.cells.driver_for``), call one of the operations below and wrap the
+result; they never ask which cell they hold.
+
+Every operation receives arrays that are already checked: the right dtype, shape and layout,
+finite, C-contiguous. ``threads`` is the number of Numba threads the call may use (1: the serial
+kernels; see ``fastrnn.runtime.dispatch``).
+
+The loss never reaches a driver. The readout turns it into ``g`` (T, B, n), the error injected
+into the hidden state at each step (SPEC §2); an upstream gradient from another framework is
+another such error (SPEC §6b). Drivers see only ``g``.
+"""
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..runtime import memory, workspace
+
+
+@dataclass
+class Run:
+    """What a forward pass leaves behind.
+
+    states: one (T + 1, B, n) array per name in the model's ``state_names`` (``h`` first;
+    ``states[k][0]`` is the initial state); saved: whatever the backward sweep or RTRL needs
+    besides the states (the LSTM's gate values, ...), by name.
+    """
+    states: tuple
+    saved: dict = field(default_factory=dict)
+
+    @property
+    def h(self):
+        return self.states[0]
+
+
+class CellDriver(ABC):
+    """The operations a cell implements. One instance per cell, registered by model class.
+
+    Attributes
+    ----------
+    model : type
+        The network class this driver computes for (``RNN``, ``LSTM``, ...). Its ``state_names``
+        and ``recurrent_names`` name the states and the parameters of the cell.
+    reference : module
+        The cell's NumPy reference (``fastrnn.reference.<cell>``): ``forward``, ``bptt``, ``rtrl``.
+    teacher_forcing : bool
+        Whether the cell supports teacher forcing (SPEC §2); the others raise a clear error.
+    """
+
+    model = None
+    reference = None
+    teacher_forcing = False
+
+    @abstractmethod
+    def forward(self, net, W, x, state0, forcing, threads, scratch=False):
+        """Run the cell over x (T, B, m) from ``state0`` (a tuple of (B, n) arrays).
+
+        Returns a :class:`Run`. With ``scratch=True`` the arrays come from the per-thread
+        workspace (for gradient calls, which hand none of them to the caller); otherwise they are
+        fresh. ``forcing`` is a ``checks.Forcing``.
+        """
+
+    @abstractmethod
+    def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
+        """The backward sweep, exact or BPTT(h; h') (SPEC §4), given the injected errors g (T, B, n)
+        (a scratch array the driver may overwrite).
+
+        ``truncation`` is the checked pair (h, h'). ``dstate_T``, if given, holds one (B, n) array
+        (or None) per state: the error injected into the final states beyond g (SPEC §6b).
+        Returns ``(grads, dstate0, dx)``: a dict of the cell's parameter gradients by name, one
+        (B, n) gradient per initial state, and dL/dx (T, B, m) if ``want_dx`` else None.
+        """
+
+    @abstractmethod
+    def resume(self, net, W, x, states):
+        """The :class:`Run` of a forward pass from its states alone (one (T + 1, B, n) array per
+        state, as ``forward`` returned them), without running the recurrence again: what
+        ``vjp(..., states=...)`` needs."""
+
+    @abstractmethod
+    def sensitivity_size(self, net, B):
+        """(numbers per sensitivity buffer, how many buffers, a description of their shape) for
+        RTRL over B sequences: what the memory budget is checked against before allocating."""
+
+    @abstractmethod
+    def rtrl(self, net, W, x, run, g, forcing, threads):
+        """Exact RTRL (SPEC §5) over the forward pass ``run``: a dict of the cell's parameter
+        gradients. Checks the memory budget before allocating the sensitivities."""
+
+    @abstractmethod
+    def online(self, net, batch, parallel):
+        """An :class:`OnlineCell` for ``batch`` streams (memory budget checked first); ``parallel``
+        chooses the sensitivity layout of the parallel kernels."""
+
+
+class OnlineCell(ABC):
+    """The per-stream state of online RTRL: the states carried into the next step and the
+    sensitivities. One step is two phases, so that a caller's own loss fits between them:
+    ``advance`` runs the cell one step; ``propagate`` updates the sensitivities with the error
+    injected into that step's state and returns the step's gradient."""
+
+    @property
+    @abstractmethod
+    def state(self):
+        """The states carried into the next step, a tuple of (B, n) arrays (the arrays themselves)."""
+
+    @abstractmethod
+    def reset(self, state0):
+        """New streams: the states from ``state0`` (a tuple of (B, n) arrays), sensitivities zero."""
+
+    @abstractmethod
+    def advance(self, W, x, forcing, threads):
+        """Run one step on x (1, B, m) from the carried state; return the :class:`Run` (T = 1)."""
+
+    @abstractmethod
+    def propagate(self, W, x, run, g, forcing, threads):
+        """Carry the sensitivities over the step ``advance`` ran, with g (1, B, n) the error injected
+        into its state; move the carried state on; return the step's gradient as a dict (fresh
+        arrays)."""
+
+
+# -- helpers the drivers share -------------------------------------------------------------------
+TILE_BYTES = 1024 * 1024   # one sensitivity tile: large enough for an efficient GEMM, small enough for cache
+MIN_TILES = 4              # enough tiles to share among threads
+
+
+def tiles(rows, bytes_per_row, parallel):
+    """Boundaries (ntiles + 1,) of the tiles of ``rows`` parameter rows that the RTRL kernels
+    cut their sensitivity columns into. The sensitivities' layout depends on them, so they are
+    fixed when the sensitivities are allocated.
+
+    Serial kernels with a multithreaded BLAS do best with one tile (one large GEMM per step);
+    parallel kernels with cache-sized tiles, at least MIN_TILES of them to share out."""
+    if not parallel:
+        return np.array([0, rows], dtype=np.int64)
+    per_tile = max(1, min(rows, TILE_BYTES // bytes_per_row))
+    count = min(rows, max(-(-rows // per_tile), MIN_TILES))
+    return np.linspace(0, rows, count + 1).round().astype(np.int64)
+
+
+def sensitivity_buffers(driver, net, B, reuse=False):
+    """Check the memory budget, then allocate the driver's sensitivity buffers, all zero:
+    a list of ``count`` arrays of shape (B, size). ``reuse`` keeps small ones in the per-thread
+    workspace between calls."""
+    size, count, shape = driver.sensitivity_size(net, B)
+    dtype = np.dtype(net.dtype)
+    nbytes = count * B * size * dtype.itemsize
+    memory.check(
+        nbytes,
+        f"{type(net).__name__} RTRL with n={net.n_hidden}, m={net.n_in}, B={B} in {dtype.name} "
+        f"({count} buffers of {shape} numbers of {dtype.itemsize} bytes)",
+        "a smaller batch (the memory grows with B), "
+        + ("float32 (half the size), " if dtype == np.float64 else "")
+        + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
+    if reuse and nbytes <= workspace.KEEP_BYTES:
+        buffers = [workspace.scratch(f"{net.cell} sensitivities {k}", (B, size), dtype) for k in range(count)]
+        for buf in buffers:
+            buf[...] = 0
+        return buffers
+    return [np.zeros((B, size), dtype=dtype) for _ in range(count)]
+
+
+def state_arrays(names, T, B, n, dtype, scratch):
+    """One (T + 1, B, n) array per name: workspace scratch, or fresh."""
+    if scratch:
+        return tuple(workspace.scratch(f"state {name}", (T + 1, B, n), dtype) for name in names)
+    return tuple(np.empty((T + 1, B, n), dtype=dtype) for _ in names)
+
+
+def split_columns(dW, m, names):
+    """W = [W_input | b | W_recurrent] (r, m + 1 + n) -> {input: dW[:, :m], bias: dW[:, m],
+    recurrent: dW[:, m + 1:]} as fresh contiguous arrays; ``names`` = (input, recurrent, bias)."""
+    input_name, recurrent_name, bias_name = names
+    return {input_name: np.ascontiguousarray(dW[:, :m]),
+            recurrent_name: np.ascontiguousarray(dW[:, m + 1:]),
+            bias_name: np.ascontiguousarray(dW[:, m])}

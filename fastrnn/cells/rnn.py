@@ -1,0 +1,147 @@
+"""The driver of the simple cell ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` (SPEC §2-5).
+
+Kernels: ``kernels.forward``, ``kernels.bptt`` and ``kernels.rtrl``; reference:
+``fastrnn.reference.rnn``. The only cell with teacher forcing.
+"""
+import numpy as np
+
+from .. import reference
+from ..checks import Forcing
+from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl, _weight_grads
+from ..models import RNN
+from ..runtime import workspace
+from ..runtime.dispatch import call
+from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
+
+_PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
+
+
+def fed_states(net, forcing, h):
+    """The states fed into steps 1..T (h_{t-1}), with teacher-forced outputs replaced."""
+    prev = h[:-1]
+    if not forcing.on:
+        return prev
+    prev = prev.copy()
+    prev[1:, :, forcing.units] = np.where(forcing.mask[:-1] != 0, forcing.values[:-1], prev[1:, :, forcing.units])
+    return prev
+
+
+def carried_slope(net, h_t, forced):
+    """s~_t = phi'(a_t) from the unforced state h_t (B, n), zero at teacher-forced units."""
+    act = net.activation
+    if act == "tanh":
+        s = 1 - h_t * h_t
+    elif act == "logistic":
+        s = h_t * (1 - h_t)
+    elif act == "relu":
+        s = (h_t > 0).astype(h_t.dtype)
+    else:
+        s = np.ones_like(h_t)
+    if forced is not None:
+        s[forced] = 0
+    return s
+
+
+class Driver(CellDriver):
+    model = RNN
+    reference = reference.rnn
+    teacher_forcing = True
+
+    def forward(self, net, W, x, state0, forcing, threads, scratch=False, out=None):
+        T, B, _ = x.shape
+        (h,) = state_arrays(("h",), T, B, net.n_hidden, net.dtype, scratch) if out is None else (out,)
+        h[0] = state0[0]
+        call(_forward, threads, B, x, W["W_in"], W["W_rec"], W["b"], h, ACTIVATIONS.index(net.activation),
+             forcing.on, forcing.units, forcing.values, forcing.mask)
+        return Run((h,))
+
+    def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
+        T, B, m = x.shape
+        n = net.n_hidden
+        h = run.h
+        if dstate_T is not None and dstate_T[0] is not None:
+            g[-1] += dstate_T[0]
+        D = workspace.scratch("rnn D", g.shape, net.dtype)
+        call(_bptt_sweep, threads, B, W["W_rec"], h, g, ACTIVATIONS.index(net.activation), *truncation,
+             forcing.on, forcing.units, forcing.mask, D)
+        grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
+                 "b": np.empty(n, net.dtype)}
+        dh0 = np.empty((B, n), net.dtype)
+        call(_weight_grads, threads, T * B, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
+             W["W_rec"], grads["W_in"], grads["W_rec"], grads["b"], dh0)
+        dx = (D.reshape(T * B, n) @ W["W_in"]).reshape(T, B, m) if want_dx else None
+        return grads, (dh0,), dx
+
+    def resume(self, net, W, x, states):
+        return Run(tuple(states))
+
+    def sensitivity_size(self, net, B):
+        n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
+        return (n + 1) * n * J, 2, f"B·(n+1)·n·J = {B}·{n + 1}·{n}·{J}"
+
+    def _tiles(self, net, parallel):
+        n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
+        return tiles(n, (n + 1) * J * np.dtype(net.dtype).itemsize, parallel)
+
+    def rtrl(self, net, W, x, run, g, forcing, threads):
+        T, B, m = x.shape
+        n = net.n_hidden
+        Q, R = sensitivity_buffers(self, net, B, reuse=True)    # checks the budget first
+        tile_rows = self._tiles(net, threads > 1)
+        dW = np.zeros((n, m + 1 + n), dtype=net.dtype)
+        call(_rtrl, threads, len(tile_rows) - 1, W["W_rec"], x,
+             np.ascontiguousarray(fed_states(net, forcing, run.h)), run.h, g, ACTIVATIONS.index(net.activation),
+             forcing.on, forcing.units, forcing.mask, tile_rows, np.zeros((B, n), net.dtype), Q, R, dW)
+        return split_columns(dW, m, _PARAMS)
+
+    def online(self, net, batch, parallel):
+        return Online(self, net, batch, parallel)
+
+
+class Online(OnlineCell):
+    """Online RTRL for the simple cell: the state h, the sensitivities Q (kernels.rtrl keeps
+    Q = W_rec P + E rather than P) and s~, the slope carried from the last step."""
+
+    def __init__(self, driver, net, batch, parallel):
+        n = net.n_hidden
+        self.net = net
+        self._P, self._Q = sensitivity_buffers(driver, net, batch)
+        self._tiles = driver._tiles(net, parallel)
+        self._s = np.zeros((batch, n), dtype=net.dtype)
+        self._h = np.empty((2, batch, n), dtype=net.dtype)   # [h_{t-1} as fed, h_t]
+        self._dW = np.empty((n, net.n_in + 1 + n), dtype=net.dtype)
+
+    @property
+    def state(self):
+        return (self._h[0],)
+
+    def reset(self, state0):
+        self._h[0] = state0[0]
+        self._P[...] = 0
+        self._s[...] = 0
+
+    def advance(self, W, x, forcing, threads):
+        net = self.net
+        unforced = Forcing.off(net.dtype)      # h[0] already holds the forced state
+        call(_forward, threads, x.shape[1], x, W["W_in"], W["W_rec"], W["b"], self._h,
+             ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask)
+        return Run((self._h,))
+
+    def propagate(self, W, x, run, g, forcing, threads):
+        net = self.net
+        h = self._h
+        self._dW[...] = 0
+        parity = call(_rtrl, threads, len(self._tiles) - 1, W["W_rec"], x, h[:1], h, g,
+                      ACTIVATIONS.index(net.activation), forcing.on, forcing.units, forcing.mask, self._tiles,
+                      self._s, self._P, self._Q, self._dW)
+        if parity:
+            self._P, self._Q = self._Q, self._P
+        forced = None
+        if forcing.on:
+            forced = np.zeros(h[1].shape, dtype=bool)
+            forced[:, forcing.units] = forcing.mask[0] != 0
+        self._s = carried_slope(net, h[1], forced)
+        h[0] = h[1]                                   # the state fed into the next step
+        if forcing.on:
+            h[0][:, forcing.units] = np.where(forcing.mask[0] != 0, forcing.values[0], h[0][:, forcing.units])
+        return split_columns(self._dW, net.n_in, _PARAMS)
