@@ -4,10 +4,11 @@ The public API is what this module exports; see ``__all__``.
 """
 try:
     from . import kernels
-except ModuleNotFoundError as exc:                      # pragma: no cover - depends on how it was installed
+except ImportError:
     import os as _os
     _here = _os.path.dirname(_os.path.abspath(__file__))
-    if exc.name == f"{__name__}.kernels" and _os.path.isdir(_os.path.join(_os.path.dirname(_here), "kernels")):
+    _source_kernels = _os.path.join(_os.path.dirname(_here), "kernels", "_jit.py")
+    if not _os.path.isdir(_os.path.join(_here, "kernels")) and _os.path.exists(_source_kernels):
         raise ImportError(
             f"fastrnn was imported from its source tree ({_here}), where the compiled kernels "
             "(the top-level kernels/ folder) are not mapped in as fastrnn.kernels. Either install "

@@ -13,7 +13,7 @@ import numpy as np
 
 import fastrnn
 from fastrnn import RNN, FastRNNError, OnlineRTRL, bptt, forward, reference, rtrl, tasks
-from fastrnn import train as trainer
+from fastrnn import plot, train as trainer
 from fastrnn.compare import relative_error, tolerance, within
 
 
@@ -94,10 +94,13 @@ def cmd_train(args):
                          eval_every=max(1, steps // 20), callback=callback)
     os.makedirs(args.out, exist_ok=True)
     params_path = os.path.join(args.out, "params.npz")
-    np.savez(params_path, **net.params())
+    net.save(params_path)
     plot_path = os.path.join(args.out, "training.png")
-    from ._png import training_plot
-    training_plot(plot_path, hist.loss, hist.accuracy)
+    if plot.available():
+        plot.training_plot(plot_path, hist.loss, hist.accuracy,
+                           title=f"{args.cell.upper()} ({hidden} units) on {task.name} by {args.algorithm}")
+    else:
+        plot_path = None
     result = {"task": task.name, "cell": args.cell, "algorithm": args.algorithm, "steps": len(hist.loss),
               "final_loss": hist.final_loss, "final_accuracy": hist.final_accuracy,
               "seconds": round(hist.seconds, 3), "hidden": hidden, "seed": args.seed,
@@ -107,7 +110,9 @@ def cmd_train(args):
     else:
         print(f"done in {hist.seconds:.1f} s: loss per target {hist.final_loss:.4f}, "
               f"accuracy on fresh data {100 * hist.final_accuracy:.1f}%")
-        print(f"  parameters: {params_path}\n  plot: {plot_path}")
+        print(f"  parameters: {params_path}")
+        print(f"  plot: {plot_path}" if plot_path else
+              "  plot: not drawn, matplotlib is not installed (pip install 'fastrnn[plot]')")
     return 0
 
 
