@@ -1,0 +1,299 @@
+"""fastrnn inside PyTorch: ``fastrnn.torch.RNN`` and ``fastrnn.torch.LSTM``.
+
+Modules with the constructor arguments, forward signature, parameter names, ``state_dict`` keys
+and initialisation of ``torch.nn.RNN`` / ``torch.nn.LSTM``; their forward and backward passes
+run fastrnn's kernels (``fastrnn.forward`` and ``fastrnn.vjp``) through one
+``torch.autograd.Function`` per layer and direction, so gradients reach the inputs, the initial
+states and every parameter, and the rest of the model stays ordinary PyTorch. Changing
+``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
+
+Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
+layers from torch's generator); each layer and direction is one fastrnn call. What is not
+supported raises an error that says what to do instead: CUDA tensors, LSTM ``proj_size``,
+``PackedSequence`` input, double backward, dtypes other than float32 and float64.
+
+PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
+"""
+import math
+
+try:
+    import torch
+    from torch.autograd.function import once_differentiable
+except ImportError as exc:                    # pragma: no cover - only without the extra
+    raise ImportError("fastrnn.torch needs PyTorch: pip install 'fastrnn[torch]' "
+                      "(the CPU wheel: pip install torch==2.13.0)") from exc
+
+import numpy as np
+
+from . import api, models
+from .errors import DTypeError, OptionError, ShapeError
+
+__all__ = ["RNN", "LSTM"]
+
+_DTYPES = (torch.float32, torch.float64)
+
+
+def _numpy(t):
+    """A NumPy view of a CPU tensor (no copy; fastrnn never writes its inputs)."""
+    return t.detach().numpy()
+
+
+class _LayerFunction(torch.autograd.Function):
+    """One layer in one direction: ``(output, *final states) = f(x, *initial states, *weights)``.
+
+    ``layer`` is a :class:`_LayerSpec` that builds the fastrnn network from the weight tensors and
+    maps its gradients back. Backward is fastrnn.vjp on the saved forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, layer, x, *tensors):
+        states0 = tensors[:layer.n_states]
+        weights = tensors[layer.n_states:]
+        net = layer.build([_numpy(w) for w in weights])
+        h0 = tuple(_numpy(s) for s in states0)
+        x_np = _numpy(x)
+        out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
+        ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
+        ctx.weight_grad = [w.requires_grad for w in weights]
+        finals = out.final if isinstance(out.final, tuple) else (out.final,)
+        return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f.copy()) for f in finals)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, d_output, *d_finals):
+        layer, net = ctx.layer, ctx.net
+        finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
+        extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
+        grads, dx, dstate0 = api.vjp(net, ctx.x, _numpy(d_output.contiguous()),
+                                     ctx.h0 if len(ctx.h0) > 1 else ctx.h0[0],
+                                     dh_T=finals[0], states=ctx.out, truncation=layer.truncation, **extra)
+        dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+        weight_grads = layer.weight_grads(grads)
+        return ((None, torch.from_numpy(dx)) + tuple(torch.from_numpy(d) for d in dstate0)
+                + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
+
+
+class _LayerSpec:
+    """How one layer's weight tensors become a fastrnn network, and its gradients go back."""
+
+    def __init__(self, kind, bias, nonlinearity, truncation):
+        self.kind, self.bias, self.nonlinearity, self.truncation = kind, bias, nonlinearity, truncation
+        self.n_states = 2 if kind == "LSTM" else 1
+
+    def build(self, weights):
+        w_ih, w_hh = weights[0], weights[1]
+        rows = w_hh.shape[0]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (np.zeros(rows, w_hh.dtype),) * 2
+        if self.kind == "LSTM":
+            return models.LSTM(w_ih, w_hh, b_ih, b_hh, readout="units")
+        return models.RNN(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
+
+    def weight_grads(self, grads):
+        """Gradients in the order of the layer's weight tensors."""
+        if self.kind == "LSTM":
+            names = ("W_ih", "W_hh", "b_ih", "b_hh")
+        else:
+            names = ("W_in", "W_rec", "b", "b")
+        return [grads[k].copy() if k == "b" else grads[k] for k in names[:4 if self.bias else 2]]
+
+
+class _Recurrent(torch.nn.Module):
+    """What fastrnn.torch.RNN and LSTM share: torch.nn.RNNBase's arguments and parameters."""
+
+    _kind = ""
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, nonlinearity="tanh", device=None, dtype=None, truncation=None):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise OptionError(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise OptionError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if proj_size:
+            raise OptionError(f"proj_size={proj_size}: fastrnn.torch.LSTM has no projection yet; use "
+                              "torch.nn.LSTM for projected LSTMs, or proj_size=0")
+        if device is not None and torch.device(device).type != "cpu":
+            raise OptionError(f"device={device!r}: fastrnn runs on the CPU: use device='cpu' (or leave it out)")
+        dtype = torch.get_default_dtype() if dtype is None else dtype
+        if dtype not in _DTYPES:
+            raise DTypeError(f"dtype={dtype}: fastrnn computes in torch.float32 or torch.float64")
+        if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, (int, tuple))):
+            raise OptionError(f"truncation must be None, an int k or a pair (h, h_prime), got {truncation!r}")
+        self.mode = self._kind
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
+        self.bidirectional, self.proj_size, self.nonlinearity = bool(bidirectional), 0, nonlinearity
+        self.truncation = truncation
+        self._spec = _LayerSpec(self._kind, self.bias, nonlinearity, truncation)
+        directions = 2 if bidirectional else 1
+        rows = self._gates * hidden_size
+        self._flat_weights_names = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * directions
+            for direction in range(directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                shapes = [("weight_ih", (rows, layer_input)), ("weight_hh", (rows, hidden_size))]
+                if self.bias:
+                    shapes += [("bias_ih", (rows,)), ("bias_hh", (rows,))]
+                for name, shape in shapes:
+                    self.register_parameter(name + suffix, torch.nn.Parameter(torch.empty(shape, dtype=dtype)))
+                    self._flat_weights_names.append(name + suffix)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """torch.nn.RNNBase's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)), drawn in
+        the same order, so ``torch.manual_seed`` gives the weights torch's module would have."""
+        stdv = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            torch.nn.init.uniform_(weight, -stdv, stdv)
+
+    def flatten_parameters(self):
+        """A no-op (the parameters are used as they are); kept for torch.nn.RNNBase's callers."""
+
+    @property
+    def all_weights(self):
+        return [[getattr(self, name) for name in self._flat_weights_names if name.endswith(suffix)]
+                for suffix in self._suffixes()]
+
+    def _suffixes(self):
+        directions = 2 if self.bidirectional else 1
+        return [f"_l{layer}" + ("_reverse" if d else "") for layer in range(self.num_layers) for d in range(directions)]
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if self._kind == "RNN" and self.nonlinearity != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        if self.truncation is not None:
+            s += f", truncation={self.truncation!r}"
+        return s
+
+    # -- forward ---------------------------------------------------------------------------------
+    def _check_input(self, input):
+        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
+            raise OptionError("fastrnn.torch does not take a PackedSequence yet: pass the padded tensor "
+                              "(and mask the padded steps in your loss), or use torch.nn for packed input")
+        if not isinstance(input, torch.Tensor):
+            raise DTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+        if input.device.type != "cpu":
+            raise OptionError(f"input is on {input.device}: fastrnn runs on the CPU: call .cpu() on the "
+                              "input (and the module)")
+        weight = self.weight_ih_l0
+        if weight.device.type != "cpu":
+            raise OptionError("the module's parameters are not on the CPU: fastrnn runs on the CPU: call .cpu()")
+        if input.dtype != weight.dtype:
+            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {weight.dtype}: "
+                             f"call .to({weight.dtype}) on the input or .to({input.dtype}) on the module")
+        if weight.dtype not in _DTYPES:
+            raise DTypeError(f"the parameters have dtype {weight.dtype}: fastrnn computes in float32 or "
+                             "float64: call .float() or .double() on the module")
+        if input.dim() not in (2, 3):
+            raise ShapeError(f"input has shape {tuple(input.shape)} ({input.dim()}-d) but must be "
+                             f"{'(B, T, m)' if self.batch_first else '(T, B, m)'} or unbatched (T, m)")
+        if input.shape[-1] != self.input_size:
+            raise ShapeError(f"input has {input.shape[-1]} features in its last axis but the module has "
+                             f"input_size={self.input_size}")
+
+    def _initial(self, hx, batch, unbatched, dtype):
+        """One (L·D, B, H) tensor per state; zeros where hx is None."""
+        count = self._spec.n_states
+        rows = self.num_layers * (2 if self.bidirectional else 1)
+        want = (rows, self.hidden_size) if unbatched else (rows, batch, self.hidden_size)
+        if hx is None:
+            return [torch.zeros((rows, batch, self.hidden_size), dtype=dtype)] * count
+        parts = list(hx) if count > 1 else [hx]
+        if count > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != count):
+            raise OptionError("hx for an LSTM is None or a pair (h_0, c_0)")
+        out = []
+        for name, t in zip(("h_0", "c_0"), parts):
+            if not isinstance(t, torch.Tensor):
+                raise DTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+            if t.device.type != "cpu":
+                raise OptionError(f"{name} is on {t.device}: fastrnn runs on the CPU: call .cpu()")
+            if t.dtype != dtype:
+                raise DTypeError(f"{name} has dtype {t.dtype} but the input is {dtype}")
+            if tuple(t.shape) != want:
+                raise ShapeError(f"{name} has shape {tuple(t.shape)} but must be (num_layers·num_directions, "
+                                 f"{'' if unbatched else 'B, '}H) = {want}")
+            out.append(t.unsqueeze(1) if unbatched else t)
+        return out
+
+    def forward(self, input, hx=None):
+        self._check_input(input)
+        unbatched = input.dim() == 2
+        x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
+        states0 = self._initial(hx, x.shape[1], unbatched, x.dtype)
+        directions = 2 if self.bidirectional else 1
+        finals = [[] for _ in states0]
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(directions):
+                row = layer * directions + direction
+                suffix = f"_l{layer}" + ("_reverse" if direction else "")
+                weights = [getattr(self, name) for name in self._flat_weights_names if name.endswith(suffix)]
+                seq = layer_input.flip(0) if direction else layer_input
+                result = _LayerFunction.apply(self._spec, seq, *[s[row] for s in states0], *weights)
+                out = result[0].flip(0) if direction else result[0]
+                outputs.append(out)
+                for k, final in enumerate(result[1:]):
+                    finals[k].append(final)
+            layer_output = outputs[0] if directions == 1 else torch.cat(outputs, dim=2)
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_output = torch.nn.functional.dropout(layer_output, p=self.dropout, training=True)
+            layer_input = layer_output
+        output = layer_input
+        finals = [torch.stack(f, dim=0) for f in finals]
+        if unbatched:
+            output = output.squeeze(1)
+            finals = [f.squeeze(1) for f in finals]
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (finals[0] if len(finals) == 1 else tuple(finals))
+
+
+class RNN(_Recurrent):
+    """Drop-in for ``torch.nn.RNN`` (``nonlinearity`` "tanh" or "relu"), computed by fastrnn.
+
+    ``output, h_n = rnn(input, h_0)`` with torch's shapes; parameters ``weight_ih_l{k}``,
+    ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the second direction).
+    ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+    """
+
+    _kind = "RNN"
+    _gates = 1
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, device=None, dtype=None, *, truncation=None):
+        if nonlinearity not in ("tanh", "relu"):
+            raise OptionError(f"nonlinearity={nonlinearity!r} is not known: choose 'tanh' or 'relu' "
+                              "(torch.nn.RNN's choices; fastrnn.RNN also has 'logistic' and 'identity')")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         nonlinearity=nonlinearity, device=device, dtype=dtype, truncation=truncation)
+
+
+class LSTM(_Recurrent):
+    """Drop-in for ``torch.nn.LSTM`` (gate order i, f, g, o), computed by fastrnn.
+
+    ``output, (h_n, c_n) = lstm(input, (h_0, c_0))`` with torch's shapes and parameter names.
+    ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+    """
+
+    _kind = "LSTM"
+    _gates = 4
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, proj_size=0, device=None, dtype=None, *, truncation=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         proj_size=proj_size, device=device, dtype=dtype, truncation=truncation)
