@@ -18,7 +18,7 @@ import math
 
 try:
     import torch
-    from torch.autograd.function import once_differentiable
+    from torch._C import _functions as _torch_functions
 except ImportError as exc:                    # pragma: no cover - only without the extra
     raise ImportError("fastrnn.torch needs PyTorch: pip install 'fastrnn[torch]' "
                       "(the CPU wheel: pip install torch==2.13.0)") from exc
@@ -31,6 +31,9 @@ from .errors import DTypeError, OptionError, ShapeError
 __all__ = ["RNN", "LSTM"]
 
 _DTYPES = (torch.float32, torch.float64)
+_DOUBLE_BACKWARD = ("fastrnn.torch computes first derivatives only: double backward (create_graph=True "
+                    "through a fastrnn layer, then differentiating the gradients) is not supported; use "
+                    "torch.nn's module for higher-order gradients")
 
 
 def _numpy(t):
@@ -59,8 +62,20 @@ class _LayerFunction(torch.autograd.Function):
         return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f.copy()) for f in finals)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, d_output, *d_finals):
+        with torch.no_grad():
+            grads = _LayerFunction._backward(ctx, d_output, *d_finals)
+        if not torch.is_grad_enabled():
+            return grads
+        # create_graph=True: the gradients are plain values to fastrnn; differentiating them again
+        # must fail loudly, never silently give zero (as torch's own once_differentiable does).
+        tensors = [g for g in grads if isinstance(g, torch.Tensor)]
+        err = _torch_functions.DelayedError(_DOUBLE_BACKWARD.encode(), len(tensors))
+        flagged = iter(err(*[g.detach().requires_grad_(True) for g in tensors]))
+        return tuple(next(flagged) if isinstance(g, torch.Tensor) else g for g in grads)
+
+    @staticmethod
+    def _backward(ctx, d_output, *d_finals):
         layer, net = ctx.layer, ctx.net
         finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
@@ -162,11 +177,10 @@ class _Recurrent(torch.nn.Module):
         return [f"_l{layer}" + ("_reverse" if d else "") for layer in range(self.num_layers) for d in range(directions)]
 
     def extra_repr(self):
+        """torch.nn.RNNBase's text (which leaves out nonlinearity), plus truncation if set."""
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
-        if self._kind == "RNN" and self.nonlinearity != "tanh":
-            s += f", nonlinearity={self.nonlinearity!r}"
         if not self.bias:
             s += ", bias=False"
         if self.batch_first:

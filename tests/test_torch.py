@@ -85,3 +85,20 @@ def test_from_torch_errors():
         fastrnn.RNN.from_torch({"weight_ih_l0": torch.zeros(3, 2)})
     with pytest.raises(fastrnn.OptionError, match="activation='tanh' but the module's nonlinearity is 'relu'"):
         fastrnn.RNN.from_torch(torch.nn.RNN(2, 3, nonlinearity="relu"), activation="tanh")
+
+
+def test_ddp_with_gloo_equals_one_process_on_the_whole_batch():
+    """examples/ddp_lstm.py: 2 processes on 127.0.0.1, fastrnn.torch.LSTM under DDP, float64."""
+    import json
+    import pathlib
+    import subprocess
+    import sys
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "ddp_lstm.py"
+    if not script.exists():
+        pytest.skip("not running from a source checkout")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["max_relative_difference"] <= 1e-10, result
+    assert result["without_averaging"] > 1e-3, result          # the comparison can fail
+    assert result["parameters"] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]

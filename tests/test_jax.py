@@ -1,0 +1,104 @@
+"""fastrnn.jax.rnn / lstm against a plain lax.scan of the same equations, under jit, grad and vmap."""
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax", reason="JAX is not installed; the JAX bridge needs it")
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+
+import fastrnn  # noqa: E402
+import fastrnn.jax as fj  # noqa: E402
+
+ACT = {"tanh": jnp.tanh, "logistic": jax.nn.sigmoid, "relu": jax.nn.relu, "identity": lambda a: a}
+
+
+def scan_rnn(p, x, h0, activation="tanh"):
+    def step(h, xt):
+        h = ACT[activation](xt @ p["W_in"].T + h @ p["W_rec"].T + p["b"])
+        return h, h
+    hT, hs = jax.lax.scan(step, h0, x)
+    return hs, hT
+
+
+def scan_lstm(p, x, h0, c0):
+    def step(state, xt):
+        h, c = state
+        i, f, g, o = jnp.split(xt @ p["W_ih"].T + p["b_ih"] + h @ p["W_hh"].T + p["b_hh"], 4, axis=-1)
+        c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+        h = jax.nn.sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+    (hT, cT), hs = jax.lax.scan(step, (h0, c0), x)
+    return hs, (hT, cT)
+
+
+def problem(dtype=np.float64, T=7, B=3, m=2, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    u = lambda *s: (0.5 * rng.standard_normal(s)).astype(dtype)  # noqa: E731
+    rnn = {"W_in": u(n, m), "W_rec": u(n, n), "b": u(n)}
+    lstm = {"W_ih": u(4 * n, m), "W_hh": u(4 * n, n), "b_ih": u(4 * n), "b_hh": u(4 * n)}
+    return rnn, lstm, u(T, B, m), u(B, n), u(B, n)
+
+
+def rel(a, b):
+    return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "logistic", "relu", "identity"])
+def test_rnn_grad_under_jit_equals_scan(activation):
+    p, _, x, h0, _ = problem()
+
+    def loss(fn):
+        def L(p, x, h0):
+            hs, hT = fn(p, x, h0, activation=activation)
+            return jnp.sum(hs ** 3) + jnp.sum(jnp.sin(hT))
+        return L
+    ours = jax.jit(jax.value_and_grad(loss(fj.rnn), argnums=(0, 1, 2)))(p, x, h0)
+    ref = jax.value_and_grad(loss(scan_rnn), argnums=(0, 1, 2))(p, x, h0)
+    assert abs(float(ours[0] - ref[0])) <= 1e-10 * abs(float(ref[0]))
+    for a, b in zip(jax.tree.leaves(ours[1]), jax.tree.leaves(ref[1])):
+        assert rel(a, b) <= 1e-10
+
+
+def test_lstm_grad_under_jit_equals_scan():
+    _, p, x, h0, c0 = problem(seed=1)
+
+    def loss(fn):
+        def L(p, x, h0, c0):
+            hs, (hT, cT) = fn(p, x, h0, c0)
+            return jnp.sum(hs ** 3) + jnp.sum(jnp.sin(hT)) + jnp.sum(cT ** 2)
+        return L
+    ours = jax.jit(jax.grad(loss(fj.lstm), argnums=(0, 1, 2, 3)))(p, x, h0, c0)
+    ref = jax.grad(loss(scan_lstm), argnums=(0, 1, 2, 3))(p, x, h0, c0)
+    leaves = jax.tree.leaves(ours)
+    assert len(leaves) == 7
+    for a, b in zip(leaves, jax.tree.leaves(ref)):
+        assert rel(a, b) <= 1e-10
+
+
+def test_forward_values_and_float32():
+    p, pl, x, h0, c0 = problem(np.float32, seed=2)
+    hs, hT = fj.rnn(p, x, h0)
+    ref_hs, _ = scan_rnn(p, x, h0)
+    assert hs.dtype == jnp.float32 and rel(hs, ref_hs) <= 1e-5
+    np.testing.assert_array_equal(np.asarray(hT), np.asarray(hs[-1]))
+    hs, (hT, cT) = fj.lstm(pl, x, h0, c0)
+    ref_hs, (_, ref_cT) = scan_lstm(pl, x, h0, c0)
+    assert rel(hs, ref_hs) <= 1e-5 and rel(cT, ref_cT) <= 1e-5
+
+
+def test_vmap_maps_over_a_leading_axis():
+    p, _, x, h0, _ = problem(seed=3)
+    xs = jnp.stack([x, 2 * x, -x])
+    grad = jax.vmap(jax.grad(lambda x: jnp.sum(fj.rnn(p, x, h0)[0] ** 2)))(xs)
+    ref = jax.vmap(jax.grad(lambda x: jnp.sum(scan_rnn(p, x, h0)[0] ** 2)))(xs)
+    assert rel(grad, ref) <= 1e-10
+
+
+def test_bad_params_say_which_key():
+    p, _, x, h0, _ = problem()
+    with pytest.raises(fastrnn.OptionError, match="missing W_rec"):
+        fj.rnn({"W_in": p["W_in"], "b": p["b"]}, x, h0)
+    with pytest.raises(fastrnn.OptionError, match=r"x has shape \(7, 3\)"):
+        fj.rnn(p, x[:, :, 0], h0)
+    with pytest.raises(fastrnn.OptionError, match="h0 has dtype float32 but x is float64"):
+        fj.rnn(p, x, h0.astype(np.float32))

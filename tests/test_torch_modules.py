@@ -1,0 +1,181 @@
+"""fastrnn.torch.RNN / LSTM against torch.nn.RNN / LSTM: same parameters, outputs, final states
+and gradients of inputs, initial states and every parameter."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed; the torch bridge needs it")
+ft = pytest.importorskip("fastrnn.torch")
+
+import fastrnn  # noqa: E402
+
+OPTIONS = [
+    {},
+    {"batch_first": True},
+    {"num_layers": 2},
+    {"bidirectional": True},
+    {"num_layers": 2, "bidirectional": True, "batch_first": True},
+    {"bias": False},
+    {"num_layers": 3, "dropout": 0.5},          # dropout is off in eval mode, as in torch
+]
+
+
+def pair(kind, dtype, **options):
+    """torch's module and fastrnn's, built from the same seed: the same parameters."""
+    torch.manual_seed(3)
+    ref = getattr(torch.nn, kind)(3, 5, dtype=dtype, **options)
+    torch.manual_seed(3)
+    ours = getattr(ft, kind)(3, 5, dtype=dtype, **options)
+    return ref, ours
+
+
+def run(module, x, hx):
+    """Outputs, final states and the gradients of x, the initial states and every parameter of a
+    loss that uses the outputs and the final states nonlinearly."""
+    x = x.detach().clone().requires_grad_(True)
+    hx = None if hx is None else tuple(h.detach().clone().requires_grad_(True) for h in hx)
+    arg = None if hx is None else (hx[0] if len(hx) == 1 else hx)
+    out, final = module(x, arg)
+    finals = final if isinstance(final, tuple) else (final,)
+    loss = (out ** 3).sum() + sum(torch.sin(f).sum() for f in finals)
+    inputs = [x] + ([] if hx is None else list(hx)) + list(module.parameters())
+    grads = torch.autograd.grad(loss, inputs)
+    return [out.detach()] + [f.detach() for f in finals] + list(grads)
+
+
+def rel(a, b):
+    a, b = a.detach(), b.detach()
+    return float((a - b).abs().max() / max(float(b.abs().max()), 1e-300))
+
+
+def inputs(module, kind, dtype, T=7, B=4, unbatched=False, with_state=True):
+    g = torch.Generator().manual_seed(5)
+    rows = module.num_layers * (2 if module.bidirectional else 1)
+    if unbatched:
+        x = torch.randn(T, 3, generator=g, dtype=dtype)
+        shape = (rows, 5)
+    else:
+        x = torch.randn(B, T, 3, generator=g, dtype=dtype) if module.batch_first else torch.randn(T, B, 3, generator=g, dtype=dtype)
+        shape = (rows, B, 5)
+    if not with_state:
+        return x, None
+    hx = tuple(0.5 * torch.randn(shape, generator=g, dtype=dtype) for _ in range(2 if kind == "LSTM" else 1))
+    return x, hx
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")
+def test_float64_equals_torch(kind, options):
+    ref, ours = pair(kind, torch.float64, **options)
+    ref.eval(), ours.eval()
+    assert list(ref.state_dict()) == list(ours.state_dict())
+    for a, b in zip(ref.state_dict().values(), ours.state_dict().values()):
+        assert torch.equal(a, b)
+    for with_state in (True, False):
+        x, hx = inputs(ours, kind, torch.float64, with_state=with_state)
+        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
+            assert a.shape == b.shape, (k, a.shape, b.shape)
+            assert rel(a, b) <= 1e-10, (k, rel(a, b))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+def test_unbatched_input_and_relu(kind):
+    options = {"nonlinearity": "relu"} if kind == "RNN" else {"num_layers": 2}
+    ref, ours = pair(kind, torch.float64, **options)
+    x, hx = inputs(ours, kind, torch.float64, unbatched=True)
+    for a, b in zip(run(ours, x, hx), run(ref, x, hx)):
+        assert a.shape == b.shape and rel(a, b) <= 1e-10
+
+
+def test_load_state_dict_both_ways_and_repr():
+    ref, ours = pair("LSTM", torch.float32, num_layers=2, bidirectional=True)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.mul_(1.5)
+    ours.load_state_dict(ref.state_dict())
+    back = torch.nn.LSTM(3, 5, num_layers=2, bidirectional=True)
+    back.load_state_dict(ours.state_dict())
+    for a, b in zip(back.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, b)
+    assert repr(ours) == "LSTM(3, 5, num_layers=2, bidirectional=True)" == repr(ref)
+    assert repr(ft.RNN(2, 4, nonlinearity="relu", bias=False, batch_first=True)) == repr(
+        torch.nn.RNN(2, 4, nonlinearity="relu", bias=False, batch_first=True))
+    ours.flatten_parameters()
+    assert ours.double().weight_hh_l1_reverse.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+def test_float32_is_as_precise_as_torch(kind):
+    """Each result's relative error against a float64 computation is at most 2x torch's own."""
+    ref64, ours64 = pair(kind, torch.float64, num_layers=2)
+    ref32, ours32 = pair(kind, torch.float32, num_layers=2)
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(60, 8, 3, generator=g, dtype=torch.float64)
+    exact = run(ref64, x, None)
+    ours = run(ours32, x.float(), None)
+    theirs = run(ref32, x.float(), None)
+    names = ["output"] + ["final"] * (2 if kind == "LSTM" else 1) + ["dx"] + [n for n, _ in ref32.named_parameters()]
+    for name, e, a, b in zip(names, exact, ours, theirs):
+        ours_err, torch_err = rel(a.double(), e), rel(b.double(), e)
+        assert ours_err <= 2 * torch_err, f"{name}: fastrnn {ours_err:.3g} vs torch {torch_err:.3g}"
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_truncation_equals_detach_every_k_steps(k):
+    torch.manual_seed(0)
+    ours = ft.LSTM(3, 4, dtype=torch.float64, truncation=k)
+    ref = torch.nn.LSTM(3, 4, dtype=torch.float64)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(11, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out, _ = ours(x)
+    (out ** 2).sum().backward()
+    state, outs = None, []
+    for start in range(0, 11, k):
+        o, state = ref(x[start:start + k], state)
+        state = tuple(s.detach() for s in state)
+        outs.append(o)
+    (torch.cat(outs) ** 2).sum().backward()
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
+        assert rel(a.grad, b.grad) <= 1e-10, name
+
+
+def test_training_step_with_an_optimizer_matches_torch():
+    ref, ours = pair("LSTM", torch.float64, batch_first=True)
+    x, _ = inputs(ours, "LSTM", torch.float64)
+    for module in (ref, ours):
+        opt = torch.optim.Adam(module.parameters(), lr=0.01)
+        for _ in range(3):
+            opt.zero_grad()
+            out, (h, c) = module(x)
+            (out.pow(2).mean() + c.pow(2).mean()).backward()
+            opt.step()
+    for a, b in zip(ours.parameters(), ref.parameters()):
+        assert rel(a, b) <= 1e-10
+
+
+def test_what_is_not_supported_says_what_to_do():
+    lstm = ft.LSTM(3, 5)
+    x = torch.randn(4, 2, 3)
+    with pytest.raises(fastrnn.OptionError, match=r"fastrnn runs on the CPU: call \.cpu\(\)"):
+        lstm(x.to("meta"))
+    with pytest.raises(fastrnn.OptionError, match="fastrnn runs on the CPU"):
+        ft.LSTM(3, 5, device="cuda")
+    with pytest.raises(fastrnn.OptionError, match="proj_size=2"):
+        ft.LSTM(3, 5, proj_size=2)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, [4, 3])
+    with pytest.raises(fastrnn.OptionError, match="PackedSequence"):
+        lstm(packed)
+    with pytest.raises(fastrnn.DTypeError, match=r"input has dtype torch.float64 but the parameters are torch.float32"):
+        lstm(x.double())
+    with pytest.raises(fastrnn.DTypeError, match="float32 or torch.float64"):
+        ft.RNN(3, 5, dtype=torch.float16)
+    with pytest.raises(fastrnn.ShapeError, match="input_size=3"):
+        lstm(torch.randn(4, 2, 2))
+    with pytest.raises(fastrnn.ShapeError, match=r"h_0 has shape \(2, 2, 5\)"):
+        lstm(x, (torch.zeros(2, 2, 5), torch.zeros(2, 2, 5)))
+    with pytest.raises(fastrnn.OptionError, match="nonlinearity='gelu'"):
+        ft.RNN(3, 5, nonlinearity="gelu")
+    xg = x.clone().requires_grad_(True)
+    out, _ = lstm(xg)
+    (dx,) = torch.autograd.grad(out.sum(), xg, create_graph=True)
+    with pytest.raises(RuntimeError, match="fastrnn.torch computes first derivatives only"):
+        dx.sum().backward()
