@@ -48,7 +48,7 @@ def table(groups):
         ratios = {p: row[p]["median"] / ours for p in PEERS if p in row}
         cells = [f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS]
         gflops = gemm = "—"
-        if algo.endswith("rtrl"):
+        if algo.endswith("rtrl") or algo.startswith("torch-step"):
             flops = row["fastrnn"]["info"]["flops"]
             gflops = f"{flops / ours / 1e9:.1f}"
             if "numpy-gemm" in row:
@@ -65,6 +65,13 @@ def table(groups):
 def verdict(key, row, ours, ratios):
     algo, n, m, T, B, dtype = key
     rivals = {p: r for p, r in ratios.items() if p in ("torch", "jax") or (algo == "rtrl" and p == "reference")}
+    if algo.startswith("torch-step"):
+        if "torch" not in ratios:
+            return None
+        need = 1.5 if B <= 8 else 1.0
+        r = ratios["torch"]
+        return (f"{algo} n={n} B={B}: fastrnn.torch {r:.2f}x torch.nn; target {need:g}x (and never below 1.0x): "
+                + ("holds" if r >= need else "NOT reached"))
     if algo == "lstm-bptt":
         if not rivals:
             return None

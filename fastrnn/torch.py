@@ -7,7 +7,9 @@ run fastrnn's kernels (``fastrnn.forward`` and ``fastrnn.vjp``) through one
 states and every parameter, and the rest of the model stays ordinary PyTorch. Changing
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
-Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
+fastrnn runs its serial kernels here, with the BLAS libraries held to one thread: torch's own
+thread pool owns the cores, and a second pool beside it only waits for them (measured: training
+steps that took whole multiples of the scheduler's 8 ms slice). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
 supported raises an error that says what to do instead: CUDA tensors, LSTM ``proj_size``,
 ``PackedSequence`` input, double backward, dtypes other than float32 and float64.
@@ -27,6 +29,7 @@ import numpy as np
 
 from . import api, models
 from .errors import DTypeError, OptionError, ShapeError
+from .runtime.dispatch import serial
 
 __all__ = ["RNN", "LSTM"]
 
@@ -55,7 +58,8 @@ class _LayerFunction(torch.autograd.Function):
         net = layer.build([_numpy(w) for w in weights])
         h0 = tuple(_numpy(s) for s in states0)
         x_np = _numpy(x)
-        out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
+        with serial():
+            out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
         ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
         ctx.weight_grad = [w.requires_grad for w in weights]
         finals = out.final if isinstance(out.final, tuple) else (out.final,)
@@ -63,7 +67,7 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_output, *d_finals):
-        with torch.no_grad():
+        with torch.no_grad(), serial():
             grads = _LayerFunction._backward(ctx, d_output, *d_finals)
         if not torch.is_grad_enabled():
             return grads

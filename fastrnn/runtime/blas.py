@@ -1,70 +1,69 @@
-"""Control of the BLAS that Numba's ``np.dot`` calls (scipy's OpenBLAS).
+"""Control of the BLAS libraries' threads, through threadpoolctl.
 
-fastrnn's parallel kernels call BLAS from each of their threads. Measured on this project's
-2-core machine, a multithreaded BLAS inside or beside Numba's parallel regions is disastrous:
-the two thread pools spin against each other (RTRL at n = 32: 7 ms became 1.3 s). Held to one
-thread for the duration of a fastrnn call, it is not. So ``runtime.dispatch.workers`` sets scipy's
-OpenBLAS to one thread while a call runs its parallel kernels and restores the count afterwards.
-Where that control is not found (another BLAS, another platform), only the serial kernels run.
+fastrnn's parallel kernels call BLAS (scipy's OpenBLAS, behind Numba's ``np.dot``) from each of
+their threads, and the API calls NumPy's own OpenBLAS for readouts and products outside the
+kernels. Measured on this project's 2-core machine, a multithreaded BLAS inside or beside another
+thread pool is disastrous: the pools spin against each other (RTRL at n = 32: 7 ms became 1.3 s;
+a training step beside torch took whole multiples of the scheduler's 8 ms slice). So
+``runtime.dispatch`` holds every BLAS that threadpoolctl finds (NumPy's and SciPy's OpenBLAS, or
+MKL, BLIS, ...) to one thread while a call runs parallel kernels, or while it runs inside another
+framework's pool, and restores the counts afterwards.
 
-NumPy ships its own OpenBLAS (numpy.libs/libscipy_openblas64_...), which Numba does not call;
-it is left alone.
+threadpoolctl finds the libraries by what the process has loaded, not by file names; fastrnn
+imports ``scipy.linalg.cython_blas`` first so that the library Numba calls is among them.
 """
 import contextlib
-import ctypes
+import threading
 
-_GETTERS = ("scipy_openblas_get_num_threads", "scipy_openblas_get_num_threads64_",
-            "openblas_get_num_threads", "openblas_get_num_threads64_")
-
-
-def _find():
-    """(get, set) thread counts of the OpenBLAS behind scipy.linalg.cython_blas, or None."""
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba uses)
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "blas" in line.lower()}
-    except (ImportError, OSError):
-        return None
-    # scipy's own copy (wheels: site-packages/scipy.libs/); NumPy ships a separate OpenBLAS
-    # (numpy.libs/libscipy_openblas64_...) that Numba's np.dot does not call
-    paths = {p for p in paths if "scipy.libs" in p or "/scipy/" in p}
-    for path in sorted(paths):
-        if ".so" not in path:
-            continue
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in _GETTERS:
-            setter = name.replace("get_", "set_")
-            if hasattr(lib, name) and hasattr(lib, setter):
-                get, set_ = getattr(lib, name), getattr(lib, setter)
-                get.restype = ctypes.c_int
-                set_.argtypes = [ctypes.c_int]
-                return get, set_
-    return None
+_lock = threading.Lock()
+_libraries = None
 
 
-_CONTROL = _find()
+def libraries():
+    """threadpoolctl's controllers of the BLAS libraries loaded in this process (a list)."""
+    global _libraries
+    if _libraries is None:
+        with _lock:
+            if _libraries is None:
+                try:
+                    import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba uses)
+                    from threadpoolctl import ThreadpoolController
+                    found = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+                except Exception:          # threadpoolctl or scipy unusable: treat as not controllable
+                    found = []
+                _libraries = found
+    return _libraries
+
+
+def info():
+    """One dict per BLAS library: its API, file, version and current thread count."""
+    return [{"internal_api": lib.internal_api, "filepath": lib.filepath, "version": lib.version,
+             "num_threads": lib.get_num_threads()} for lib in libraries()]
 
 
 def threads():
-    """How many threads the BLAS behind Numba's np.dot uses; None if that cannot be read."""
-    return None if _CONTROL is None else int(_CONTROL[0]())
+    """The largest thread count among the BLAS libraries; None if none is controllable."""
+    libs = libraries()
+    return max(lib.get_num_threads() for lib in libs) if libs else None
 
 
 def controllable():
-    """True if fastrnn can set the thread count of the BLAS behind Numba's np.dot."""
-    return _CONTROL is not None
+    """True if fastrnn can set the thread count of the BLAS libraries it calls."""
+    return bool(libraries())
 
 
 @contextlib.contextmanager
 def single_threaded():
-    """That BLAS on one thread inside the block; the previous count restored after it."""
-    get, set_ = _CONTROL
-    old = int(get())
-    set_(1)
+    """Every controllable BLAS on one thread inside the block; the previous counts restored after
+    it (also when the block raises)."""
+    libs = libraries()
+    old = [lib.get_num_threads() for lib in libs]
+    for lib, count in zip(libs, old):
+        if count != 1:
+            lib.set_num_threads(1)
     try:
         yield
     finally:
-        set_(old)
+        for lib, count in zip(libs, old):
+            if count != 1:
+                lib.set_num_threads(count)

@@ -59,6 +59,20 @@ def parallel_possible():
 
 
 @contextlib.contextmanager
+def serial():
+    """The serial kernels and every BLAS on one thread for the enclosed calls: for fastrnn running
+    inside another framework's thread pool (``fastrnn.torch``), where a second pool on the same
+    cores only waits for them. Restores both on exit; per calling thread for Numba's count."""
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        with _blas.single_threaded():
+            yield
+    finally:
+        numba.set_num_threads(old)
+
+
+@contextlib.contextmanager
 def threads(count):
     """Run the enclosed fastrnn calls on ``count`` threads (1: the serial kernels).
 
