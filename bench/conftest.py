@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from fastrnn.runtime import dispatch as _dispatch  # noqa: E402
+from fastrnn.runtime import dispatch as _dispatch, layer  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -19,8 +19,8 @@ def pytest_report_header(config):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    mode = ("parallel kernels, scipy BLAS held to 1 thread during calls" if _dispatch.parallel_possible()
-            else "serial kernels, multithreaded BLAS")
+    mode = (f"fastrnn threads {_dispatch.get_threads()} (serial twin for small work), every BLAS held to 1 thread "
+            f"during calls; layer requested: {layer.REQUESTED}")
     return [f"fastrnn bench: CPU {cpu}, {os.cpu_count()} logical CPUs, numba threads "
             f"{numba.get_num_threads()} ({numba.config.THREADING_LAYER} layer), {mode}; "
             f"numpy {np.__version__}, numba {numba.__version__}"]

@@ -23,7 +23,7 @@ from .errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError
 from .models import LSTM, MODELS, RNN, Gradients, LSTMGradients, load
 from .readout import LOSSES, OUT_ACTIVATIONS, READOUTS
 from .kernels import ACTIVATIONS
-from .runtime.dispatch import threads
+from .runtime.dispatch import get_threads, set_threads, threads
 from .runtime.memory import memory_budget, set_memory_budget
 from . import tasks, train  # noqa: E402  (built on the names above)
 
@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "RNN", "LSTM", "MODELS", "Gradients", "LSTMGradients", "Outputs", "forward", "bptt", "rtrl", "vjp", "OnlineRTRL",
-    "load", "reference", "tasks", "train", "threads", "memory_budget", "set_memory_budget",
+    "load", "reference", "tasks", "train", "threads", "set_threads", "get_threads", "memory_budget", "set_memory_budget",
     "FastRNNError", "ShapeError", "DTypeError", "NonFiniteError", "OptionError", "ValidationError",
     "MemoryBudgetError", "ACTIVATIONS", "READOUTS", "OUT_ACTIVATIONS", "LOSSES", "__version__",
 ]

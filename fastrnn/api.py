@@ -10,7 +10,7 @@ import numpy as np
 from . import checks, compare, readout, reference
 from .cells import driver_for
 from .errors import OptionError, ShapeError
-from .runtime.dispatch import parallel_possible, workers
+from .runtime.dispatch import get_threads, workers
 
 
 class Outputs(tuple):
@@ -203,7 +203,7 @@ class OnlineRTRL:
         self.loss = checks.loss_name(net, loss)
         self.teacher_forcing = checks.forcing_flag(net, teacher_forcing, self.loss, self._driver.teacher_forcing)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
-        self._cell = self._driver.online(net, self.batch, parallel_possible())   # checks the memory budget
+        self._cell = self._driver.online(net, self.batch, get_threads())   # checks the memory budget
         self._pending = None
         self.reset(h0)
 

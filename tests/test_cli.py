@@ -24,12 +24,13 @@ def test_train_json_learns_parity(tmp_path, capsys, algorithm):
     assert result["final_accuracy"] == 1.0, result
     assert {"task", "cell", "algorithm", "steps", "final_loss", "final_accuracy", "seconds"} <= set(result)
     assert result["task"] == "parity" and result["algorithm"] == algorithm
-    params = np.load(out / "params.npz", allow_pickle=False)
-    assert {"W_in", "W_rec", "b", "W_out", "b_out", "cell", "activation", "readout"} <= set(params.files)
-    assert params["W_rec"].shape == (16, 16)
+    with np.load(out / "params.npz", allow_pickle=False) as params:
+        assert {"W_in", "W_rec", "b", "W_out", "b_out", "cell", "activation", "readout"} <= set(params.files)
+        W_rec = params["W_rec"]
+    assert W_rec.shape == (16, 16)
     net = fastrnn.load(out / "params.npz")
     assert isinstance(net, fastrnn.RNN) and net.out_activation == "logistic"
-    np.testing.assert_array_equal(net.W_rec, params["W_rec"])
+    np.testing.assert_array_equal(net.W_rec, W_rec)
     png = (out / "training.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1000   # 10 in at 100 dpi
 

@@ -93,9 +93,10 @@ class CellDriver(ABC):
         gradients. Checks the memory budget before allocating the sensitivities."""
 
     @abstractmethod
-    def online(self, net, batch, parallel):
-        """An :class:`OnlineCell` for ``batch`` streams (memory budget checked first); ``parallel``
-        chooses the sensitivity layout of the parallel kernels."""
+    def online(self, net, batch, threads):
+        """An :class:`OnlineCell` for ``batch`` streams (memory budget checked first); ``threads``
+        (what ``runtime.dispatch.get_threads`` allows) decides the sensitivity layout: one tile
+        for the serial kernel, cache-sized tiles for the parallel one."""
 
 
 class OnlineCell(ABC):

@@ -9,7 +9,7 @@ from .. import reference
 from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep, _weight_grads
 from ..models import LSTM
 from ..runtime import workspace
-from ..runtime.dispatch import call
+from ..runtime.dispatch import Work, call, plan
 from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
@@ -32,7 +32,8 @@ class Driver(CellDriver):
         gates = (workspace.scratch("lstm gates", (T, B, 4 * n), net.dtype) if scratch
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0], c[0] = state0
-        call(_lstm_forward, threads, B, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"], h, c, gates)
+        call(_lstm_forward, threads, Work(B, 8 * B * n * n, T), x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
+             h, c, gates)
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -46,11 +47,13 @@ class Driver(CellDriver):
             dc_T = np.zeros((B, n), dtype=net.dtype)
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
-        call(_lstm_sweep, threads, B, W["W_hh"], c, run.saved["gates"], g, dc_T, *truncation, D, dc0)
+        call(_lstm_sweep, threads, Work(B, 8 * B * n * n, T), W["W_hh"], c, run.saved["gates"], g, dc_T,
+             *truncation, D, dc0)
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         dh0 = np.empty((B, n), net.dtype)
-        call(_weight_grads, threads, T * B, x, h[:-1], D, W["W_hh"], grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
+        call(_weight_grads, threads, Work(T * B, 8 * T * B * n * (m + n), 1), x, h[:-1], D, W["W_hh"],
+             grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
         dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx
 
@@ -71,6 +74,10 @@ class Driver(CellDriver):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return n * 4 * n * J, 2, f"B·n·4n·J = {B}·{n}·{4 * n}·{J}"
 
+    def _work(self, net, B, T):
+        n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
+        return Work(4 * n, 8 * B * n * n * 4 * n * J, T)
+
     def _tiles(self, net, parallel):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return tiles(4 * n, 6 * n * J * np.dtype(net.dtype).itemsize, parallel)
@@ -79,25 +86,28 @@ class Driver(CellDriver):
         T, B, m = x.shape
         n = net.n_hidden
         Ph, Pc = sensitivity_buffers(self, net, B)             # checks the budget first
-        tile_rows = self._tiles(net, threads > 1)
+        work = self._work(net, B, T)
+        tile_rows = self._tiles(net, plan(_lstm_rtrl, threads, work) > 1)
         dW = np.zeros((4 * n, m + 1 + n), dtype=net.dtype)
         h, c = run.states
-        call(_lstm_rtrl, threads, len(tile_rows) - 1, W["W_hh"], x, h, c, run.saved["gates"], g, tile_rows,
+        call(_lstm_rtrl, threads, work._replace(items=len(tile_rows) - 1), W["W_hh"], x, h, c, run.saved["gates"], g, tile_rows,
              Ph, Pc, dW)
         return _with_b_hh(split_columns(dW, m, _PARAMS))
 
-    def online(self, net, batch, parallel):
-        return Online(self, net, batch, parallel)
+    def online(self, net, batch, threads):
+        return Online(self, net, batch, threads)
 
 
 class Online(OnlineCell):
     """Online RTRL for the LSTM: the states h, c and the sensitivities Ph, Pc."""
 
-    def __init__(self, driver, net, batch, parallel):
+    def __init__(self, driver, net, batch, threads):
         n = net.n_hidden
         self.net = net
         self._Ph, self._Pc = sensitivity_buffers(driver, net, batch)
-        self._tiles = driver._tiles(net, parallel)
+        work = driver._work(net, batch, 1)
+        self._tiles = driver._tiles(net, plan(_lstm_rtrl, threads, work) > 1)
+        self._work = work._replace(items=len(self._tiles) - 1)
         self._h = np.zeros((2, batch, n), dtype=net.dtype)
         self._c = np.zeros((2, batch, n), dtype=net.dtype)
         self._gates = np.empty((1, batch, 4 * n), dtype=net.dtype)
@@ -113,13 +123,14 @@ class Online(OnlineCell):
         self._Pc[...] = 0
 
     def advance(self, W, x, forcing, threads):
-        call(_lstm_forward, threads, x.shape[1], x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
+        B, n = x.shape[1], self.net.n_hidden
+        call(_lstm_forward, threads, Work(B, 8 * B * n * n, 1), x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              self._h, self._c, self._gates)
         return Run((self._h, self._c), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):
         self._dW[...] = 0
-        call(_lstm_rtrl, threads, len(self._tiles) - 1, W["W_hh"], x, self._h, self._c, self._gates, g,
+        call(_lstm_rtrl, threads, self._work, W["W_hh"], x, self._h, self._c, self._gates, g,
              self._tiles, self._Ph, self._Pc, self._dW)
         self._h[0], self._c[0] = self._h[1], self._c[1]
         return _with_b_hh(split_columns(self._dW, self.net.n_in, _PARAMS))

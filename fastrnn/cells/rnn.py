@@ -10,7 +10,7 @@ from ..checks import Forcing
 from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl, _weight_grads
 from ..models import RNN
 from ..runtime import workspace
-from ..runtime.dispatch import call
+from ..runtime.dispatch import Work, call, plan
 from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
 
 _PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
@@ -51,7 +51,9 @@ class Driver(CellDriver):
         T, B, _ = x.shape
         (h,) = state_arrays(("h",), T, B, net.n_hidden, net.dtype, scratch) if out is None else (out,)
         h[0] = state0[0]
-        call(_forward, threads, B, x, W["W_in"], W["W_rec"], W["b"], h, ACTIVATIONS.index(net.activation),
+        n = net.n_hidden
+        call(_forward, threads, Work(B, 2 * B * n * n, T), x, W["W_in"], W["W_rec"], W["b"], h,
+             ACTIVATIONS.index(net.activation),
              forcing.on, forcing.units, forcing.values, forcing.mask)
         return Run((h,))
 
@@ -62,12 +64,14 @@ class Driver(CellDriver):
         if dstate_T is not None and dstate_T[0] is not None:
             g[-1] += dstate_T[0]
         D = workspace.scratch("rnn D", g.shape, net.dtype)
-        call(_bptt_sweep, threads, B, W["W_rec"], h, g, ACTIVATIONS.index(net.activation), *truncation,
+        call(_bptt_sweep, threads, Work(B, 2 * B * n * n, T), W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
+             *truncation,
              forcing.on, forcing.units, forcing.mask, D)
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
         dh0 = np.empty((B, n), net.dtype)
-        call(_weight_grads, threads, T * B, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
+        call(_weight_grads, threads, Work(T * B, 2 * T * B * n * (m + n), 1), x,
+             np.ascontiguousarray(fed_states(net, forcing, h)), D,
              W["W_rec"], grads["W_in"], grads["W_rec"], grads["b"], dh0)
         dx = (D.reshape(T * B, n) @ W["W_in"]).reshape(T, B, m) if want_dx else None
         return grads, (dh0,), dx
@@ -79,6 +83,10 @@ class Driver(CellDriver):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return (n + 1) * n * J, 2, f"B·(n+1)·n·J = {B}·{n + 1}·{n}·{J}"
 
+    def _work(self, net, B, T):
+        n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
+        return Work(n, 2 * B * (n + 1) * n * n * J, T)
+
     def _tiles(self, net, parallel):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return tiles(n, (n + 1) * J * np.dtype(net.dtype).itemsize, parallel)
@@ -87,26 +95,29 @@ class Driver(CellDriver):
         T, B, m = x.shape
         n = net.n_hidden
         Q, R = sensitivity_buffers(self, net, B, reuse=True)    # checks the budget first
-        tile_rows = self._tiles(net, threads > 1)
+        work = self._work(net, B, T)
+        tile_rows = self._tiles(net, plan(_rtrl, threads, work) > 1)
         dW = np.zeros((n, m + 1 + n), dtype=net.dtype)
-        call(_rtrl, threads, len(tile_rows) - 1, W["W_rec"], x,
+        call(_rtrl, threads, work._replace(items=len(tile_rows) - 1), W["W_rec"], x,
              np.ascontiguousarray(fed_states(net, forcing, run.h)), run.h, g, ACTIVATIONS.index(net.activation),
              forcing.on, forcing.units, forcing.mask, tile_rows, np.zeros((B, n), net.dtype), Q, R, dW)
         return split_columns(dW, m, _PARAMS)
 
-    def online(self, net, batch, parallel):
-        return Online(self, net, batch, parallel)
+    def online(self, net, batch, threads):
+        return Online(self, net, batch, threads)
 
 
 class Online(OnlineCell):
     """Online RTRL for the simple cell: the state h, the sensitivities Q (kernels.rtrl keeps
     Q = W_rec P + E rather than P) and s~, the slope carried from the last step."""
 
-    def __init__(self, driver, net, batch, parallel):
+    def __init__(self, driver, net, batch, threads):
         n = net.n_hidden
         self.net = net
         self._P, self._Q = sensitivity_buffers(driver, net, batch)
-        self._tiles = driver._tiles(net, parallel)
+        self._work = driver._work(net, batch, 1)
+        self._tiles = driver._tiles(net, plan(_rtrl, threads, self._work) > 1)
+        self._work = self._work._replace(items=len(self._tiles) - 1)
         self._s = np.zeros((batch, n), dtype=net.dtype)
         self._h = np.empty((2, batch, n), dtype=net.dtype)   # [h_{t-1} as fed, h_t]
         self._dW = np.empty((n, net.n_in + 1 + n), dtype=net.dtype)
@@ -123,7 +134,8 @@ class Online(OnlineCell):
     def advance(self, W, x, forcing, threads):
         net = self.net
         unforced = Forcing.off(net.dtype)      # h[0] already holds the forced state
-        call(_forward, threads, x.shape[1], x, W["W_in"], W["W_rec"], W["b"], self._h,
+        B, n = x.shape[1], net.n_hidden
+        call(_forward, threads, Work(B, 2 * B * n * n, 1), x, W["W_in"], W["W_rec"], W["b"], self._h,
              ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask)
         return Run((self._h,))
 
@@ -131,7 +143,7 @@ class Online(OnlineCell):
         net = self.net
         h = self._h
         self._dW[...] = 0
-        parity = call(_rtrl, threads, len(self._tiles) - 1, W["W_rec"], x, h[:1], h, g,
+        parity = call(_rtrl, threads, self._work, W["W_rec"], x, h[:1], h, g,
                       ACTIVATIONS.index(net.activation), forcing.on, forcing.units, forcing.mask, self._tiles,
                       self._s, self._P, self._Q, self._dW)
         if parity:

@@ -1,61 +1,134 @@
-"""Choosing between the parallel and the serial twin of a kernel.
+"""How many threads a kernel call gets: the serial twin or the parallel one, chosen from the work.
 
-- One fastrnn call at a time holds Numba's thread pool: the ``workqueue`` threading layer aborts
-  when two threads run parallel code at once. A call made while another holds it runs the serial
-  kernels (they release the GIL, so both really run at once, with identical results).
-- While a call holds the pool, the BLAS behind Numba's np.dot (scipy's OpenBLAS) is held to one
-  thread and all parallelism is Numba's: each parallel task does its own BLAS calls on its own
-  block (batch rows, sensitivity tiles, rows of the gradient sums), and every parallel kernel
-  keeps its whole time loop inside one parallel region. Two thread pools on the same cores slow
-  each other down by orders of magnitude (see ``runtime.blas``). The count is restored when the call
-  ends; meanwhile, scipy BLAS calls from the caller's other threads run single-threaded.
-- Where that BLAS cannot be controlled, the serial kernels run and BLAS keeps its threads.
+Every kernel exists as a serial and a parallel twin compiled from one source (``kernels._jit``).
+A parallel region costs a launch and splits each step's product into smaller, less efficient
+ones, so it pays only when every thread gets enough work in every step and the whole call is
+long enough to repay the launch. ``plan`` decides from the work a driver describes
+(:class:`Work`: independent pieces, multiply-adds per step, steps) against the thresholds in
+``PAYS``, measured per kernel family on the project's machine (``bench/test_threads.py`` checks
+them: no call slower than 10 % below the serial kernel). Small calls therefore never wake the
+pool, which is also what keeps them fast when other processes load every core.
 
-This does not guard other libraries' parallel Numba code running at the same moment.
+- The thread budget: ``fastrnn.threads(n)`` (per calling thread, restored on exit),
+  ``fastrnn.set_threads(n)`` or ``FASTRNN_NUM_THREADS`` (process-wide limits). During a call
+  every BLAS library is held to one thread (``runtime.blas``): all parallelism is Numba's, so
+  the two pools never oversubscribe the cores.
+- One fastrnn call at a time uses Numba's pool; a call made while another holds it runs the
+  serial kernels (identical results). The ``workqueue`` layer aborts on concurrent parallel
+  calls; the lock also keeps two calls from oversubscribing the cores under any layer.
+- The threading layer is chosen when fastrnn is imported (``runtime.layer``).
 """
 import contextlib
+import os
 import threading
+from collections import namedtuple
 
 import numba
 
+from ..errors import OptionError
 from . import blas as _blas
+from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
 _POOL = threading.Lock()
-FORCE_PARALLEL = False   # tests: run the parallel kernels even where BLAS cannot be controlled
+FORCE_PARALLEL = False   # tests: run the parallel twins whatever the size of the work
+
+Work = namedtuple("Work", "items flops_per_step steps")
+Work.__doc__ = """What a kernel call would split: ``items`` independent pieces (batch rows,
+sensitivity tiles, rows of a gradient sum), ``flops_per_step`` multiply-adds in each step of the
+whole call, over ``steps`` sequential steps."""
+
+# kernel family -> (multiply-adds per step per thread, multiply-adds in all) below which the
+# serial twin is at least as fast. Measured with bench/test_threads.py on 2 cores (tbb layer).
+PAYS = {
+    "batch": (200_000, 20_000_000),        # forward and BPTT sweeps: batch rows per thread
+    "rows": (0, 4_000_000),                # weight-gradient sums: one product per block of T·B rows
+    "tiles": (40_000, 4_000_000),          # RTRL: sensitivity tiles, the whole time loop per tile
+}
+KERNEL_FAMILY = {"_forward": "batch", "_bptt_sweep": "batch", "_lstm_forward": "batch", "_lstm_sweep": "batch",
+                 "_weight_grads": "rows", "_rtrl": "tiles", "_lstm_rtrl": "tiles"}
+
+_limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
+
+
+def max_threads():
+    """The most threads Numba can run in this process (NUMBA_NUM_THREADS, set at start)."""
+    return numba.config.NUMBA_NUM_THREADS
+
+
+def _count(value, what):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"{what} must be a whole number of threads >= 1, got {value!r}")
+    if value < 1:
+        raise OptionError(f"{what} must be a whole number of threads >= 1, got {value}")
+    if value > max_threads():
+        raise OptionError(f"{what}={value} but this process can run at most {max_threads()} threads "
+                          f"(the cores Numba found at start; NUMBA_NUM_THREADS before Python starts "
+                          f"raises the limit): use {max_threads()} or fewer")
+    return value
+
+
+def set_threads(count):
+    """Limit every later fastrnn call in this process to ``count`` threads (None: no limit).
+
+    Returns the previous limit. ``FASTRNN_NUM_THREADS`` sets it when fastrnn is imported.
+    """
+    global _limit
+    old = _limit
+    _limit = None if count is None else _count(count, "threads")
+    return old
+
+
+def get_threads():
+    """The number of threads a fastrnn call from this thread may use now."""
+    n = numba.get_num_threads()
+    return n if _limit is None else min(n, _limit)
+
+
+def _from_environment():
+    value = os.environ.get("FASTRNN_NUM_THREADS", "").strip()
+    if not value:
+        return
+    try:
+        count = int(value)
+    except ValueError:
+        raise OptionError(f"FASTRNN_NUM_THREADS={value!r} is not a whole number of threads") from None
+    set_threads(min(count, max_threads()) if count >= 1 else count)
 
 
 @contextlib.contextmanager
 def workers():
-    """Yield the number of Numba threads this call may use (1: the serial kernels)."""
-    threads = numba.get_num_threads()
-    if threads > 1 and (_blas.controllable() or FORCE_PARALLEL) and _POOL.acquire(blocking=False):
-        try:
-            if _blas.controllable():
-                with _blas.single_threaded():
-                    yield threads
-            else:
+    """Yield the number of threads this call may use (1: the serial kernels only). Every BLAS
+    is held to one thread for the duration of the call."""
+    threads = get_threads()
+    with _blas.single_threaded():
+        if threads > 1 and _POOL.acquire(blocking=False):
+            try:
                 yield threads
-        finally:
-            _POOL.release()
-    else:
-        yield 1
+            finally:
+                _POOL.release()
+        else:
+            yield 1
 
 
-def call(kernel, threads, items, *args):
-    """Run ``kernel`` (whose last argument is ``nblocks``) on ``min(items, threads)`` blocks.
+def plan(kernel, threads, work):
+    """How many parallel blocks ``kernel`` should run for ``work`` (1: the serial twin)."""
+    blocks = min(work.items, threads)
+    if blocks < 2:
+        return 1
+    if FORCE_PARALLEL:
+        return blocks
+    per_step, total = PAYS[KERNEL_FAMILY[kernel.__name__]]
+    if work.flops_per_step / blocks < per_step or work.flops_per_step * work.steps < total:
+        return 1
+    return blocks
 
-    ``items`` is how many independent pieces the kernel's parallel loop can split (batch rows,
-    sensitivity tiles, rows of the gradient sums).
-    """
-    blocks = min(items, threads)
+
+def call(kernel, threads, work, *args):
+    """Run ``kernel`` (whose last argument is ``nblocks``) as ``plan`` decides."""
+    blocks = plan(kernel, threads, work)
     if blocks > 1:
         return kernel.parallel(*args, blocks)
     return kernel.serial(*args, 1)
-
-
-def parallel_possible():
-    """True if calls from this thread would normally run the parallel kernels."""
-    return numba.get_num_threads() > 1 and (_blas.controllable() or FORCE_PARALLEL)
 
 
 @contextlib.contextmanager
@@ -64,23 +137,31 @@ def serial():
     inside another framework's thread pool (``fastrnn.torch``), where a second pool on the same
     cores only waits for them. Restores both on exit; per calling thread for Numba's count."""
     old = numba.get_num_threads()
-    numba.set_num_threads(1)
+    if old != 1:
+        numba.set_num_threads(1)
     try:
         with _blas.single_threaded():
             yield
     finally:
-        numba.set_num_threads(old)
+        if old != 1:
+            numba.set_num_threads(old)
 
 
 @contextlib.contextmanager
 def threads(count):
-    """Run the enclosed fastrnn calls on ``count`` threads (1: the serial kernels).
+    """Run the enclosed fastrnn calls on at most ``count`` threads (1: the serial kernels, and every
+    BLAS on one thread, as in every call).
 
-    The previous count is restored on exit. The setting is per calling thread (Numba's rule).
+    The previous count is restored on exit. The setting is per calling thread (Numba's rule);
+    ``fastrnn.set_threads`` sets a process-wide limit.
     """
+    count = _count(count, "threads")
     old = numba.get_num_threads()
     numba.set_num_threads(count)
     try:
         yield
     finally:
         numba.set_num_threads(old)
+
+
+_from_environment()
