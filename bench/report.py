@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-PEERS = ("reference", "torch", "jax")
+PEERS = ("reference", "torch", "jax", "one-thread")
 
 
 def load(path):
@@ -36,8 +36,8 @@ def fmt_time(seconds):
 
 
 def table(groups):
-    lines = ["| problem | fastrnn | × reference | × torch | × jax | GFLOP/s | of GEMM rate |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| problem | fastrnn | × reference | × torch | × jax | × one thread | GFLOP/s | of GEMM rate |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for key in sorted(k for k in groups if k[0] != "compile"):
         algo, n, m, T, B, dtype = key
@@ -48,7 +48,7 @@ def table(groups):
         ratios = {p: row[p]["median"] / ours for p in PEERS if p in row}
         cells = [f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS]
         gflops = gemm = "—"
-        if algo.endswith("rtrl") or algo.startswith("torch-step"):
+        if (algo.endswith("rtrl") and "flops" in row["fastrnn"]["info"]) or algo.startswith("torch-step"):
             flops = row["fastrnn"]["info"]["flops"]
             gflops = f"{flops / ours / 1e9:.1f}"
             if "numpy-gemm" in row:
@@ -58,13 +58,21 @@ def table(groups):
         lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
         verdicts.append(verdict(key, row, ours, ratios))
     for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):
-        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | |")
+        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | |")
     return "\n".join(lines), [v for v in verdicts if v]
 
 
 def verdict(key, row, ours, ratios):
     algo, n, m, T, B, dtype = key
     rivals = {p: r for p, r in ratios.items() if p in ("torch", "jax") or (algo == "rtrl" and p == "reference")}
+    if algo.startswith("threads-"):
+        if "one-thread" not in ratios:
+            return None
+        r = ratios["one-thread"]
+        return (f"{algo} n={n} T={T} B={B}: default threads {r:.2f}x one thread; target >= 0.9x: "
+                + ("holds" if r >= 0.9 else "NOT reached"))
+    if algo.startswith("latency"):
+        return None
     if algo.startswith("torch-step"):
         if "torch" not in ratios:
             return None

@@ -1,5 +1,6 @@
 """The ``fastrnn`` command: ``train`` a network on a built-in task and watch it learn, ``check`` every
-kernel against the NumPy reference on this machine, ``bench`` a short timing table.
+kernel against the NumPy reference on this machine, ``bench`` a short timing table, ``info`` what
+fastrnn runs on, ``warmup`` to compile the kernels ahead of time.
 
 A bad flag or value prints one line and exits with status 2; a failed check exits with 1.
 """
@@ -195,6 +196,112 @@ def cmd_bench(args):
     return 0
 
 
+# -- info and warmup ---------------------------------------------------------------------------
+def _version(package):
+    from importlib import metadata
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def info_rows():
+    """(label, value) pairs: what fastrnn runs on in this process."""
+    import platform
+
+    from fastrnn.runtime import blas, compilation, dispatch, layer
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    rows = [("fastrnn", fastrnn.__version__), ("python", platform.python_version())]
+    rows += [(p, _version(p)) for p in ("numpy", "numba", "scipy", "threadpoolctl", "tbb", "torch", "jax",
+                                        "matplotlib")]
+    rows += [("cpu", cpu), ("cores", f"{os.cpu_count()} logical, {usable} usable by this process"),
+             ("threading layer", f"{layer.active() or 'not started yet'} (requested: "
+                                 f"{layer.REQUESTED or 'NUMBA_THREADING_LAYER=' + os.environ.get('NUMBA_THREADING_LAYER', '')})"),
+             ("fastrnn threads", f"{dispatch.get_threads()} of {dispatch.max_threads()} "
+                                 "(small calls run one; FASTRNN_NUM_THREADS, --threads, fastrnn.set_threads)")]
+    for lib in blas.info():
+        rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} with {lib['num_threads']} threads "
+                             f"(held to 1 during fastrnn calls): {lib['filepath']}"))
+    if not blas.info():
+        rows.append(("BLAS", "no controllable BLAS found: its threads run beside fastrnn's"))
+    folder = compilation.cache_folder()
+    entries = compilation.cache_entries()
+    rows.append(("kernel cache", f"{folder or 'off (no writable folder): kernels compile in every process'}"
+                                 + (f" ({entries} kernels cached: {'warm' if entries else 'cold, run fastrnn warmup'})"
+                                    if folder else "")))
+    return rows
+
+
+def cmd_info(args):
+    from fastrnn.runtime import dispatch
+    net = RNN.init(2, 2, 1, seed=0)                  # start the pool so the active layer is known
+    old, dispatch.FORCE_PARALLEL = dispatch.FORCE_PARALLEL, True
+    try:
+        fastrnn.forward(net, np.zeros((2, 2, 2)))
+    finally:
+        dispatch.FORCE_PARALLEL = old
+    rows = info_rows()
+    if args.json:
+        print(json.dumps(dict(rows) | {"BLAS": [v for k, v in rows if k == "BLAS"]}))
+        return 0
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True):
+    """Compile (or load from the cache) every kernel for the cells and dtypes, serial twins and,
+    with ``parallel``, parallel ones. Returns the seconds it took."""
+    from fastrnn.runtime import dispatch
+    start = time.perf_counter()
+    modes = (False, True) if parallel else (False,)
+    for name in cells or list(CELLS):
+        for dtype in dtypes:
+            net = CELLS[name].init(2, 3, 2, readout="linear", dtype=dtype, seed=0)
+            x = np.zeros((3, 2, 2), dtype=dtype)
+            d = np.zeros((3, 2, 2), dtype=dtype)
+            for forced in modes:
+                old, dispatch.FORCE_PARALLEL = dispatch.FORCE_PARALLEL, forced
+                try:
+                    with fastrnn.threads(2 if forced and dispatch.max_threads() > 1 else 1):
+                        fastrnn.forward(net, x)
+                        fastrnn.bptt(net, x, d)
+                        fastrnn.rtrl(net, x, d)
+                        fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
+                finally:
+                    dispatch.FORCE_PARALLEL = old
+    return time.perf_counter() - start
+
+
+def cmd_warmup(args):
+    dtypes = [np.dtype(t) for t in args.dtype]
+    seconds = warm(args.cell, dtypes, parallel=not args.serial_only)
+    from fastrnn.runtime import compilation
+    print(f"kernels ready in {seconds:.1f} s ({compilation.cache_entries()} kernels cached in "
+          f"{compilation.cache_folder() or 'memory only: no writable cache folder'})")
+    return 0
+
+
+def _threads_arg(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
 def build_parser():
     parser = _Parser(prog="fastrnn", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"fastrnn {fastrnn.__version__}")
@@ -218,6 +325,15 @@ def build_parser():
     c.add_argument("--seed", type=int, default=0)
     b = sub.add_parser("bench", help="a short timing table against the reference")
     b.add_argument("--quick", action="store_true")
+    i = sub.add_parser("info", help="versions, threading layer, BLAS and its threads, cores, kernel cache")
+    i.add_argument("--json", action="store_true", help="one JSON object")
+    w = sub.add_parser("warmup", help="compile the kernels now (or load them from the cache)")
+    w.add_argument("--cell", nargs="+", choices=list(CELLS), help="cells to compile (default: all)")
+    w.add_argument("--dtype", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
+    w.add_argument("--serial-only", action="store_true", help="skip the parallel twins")
+    for command in (t, c, b, w):
+        command.add_argument("--threads", type=_threads_arg, help="threads for fastrnn's kernels "
+                             "(default: every core for large calls; FASTRNN_NUM_THREADS)")
     return parser
 
 
@@ -227,7 +343,11 @@ def main(argv=None):
         argv = ["train"] + argv          # `fastrnn` alone trains with the defaults
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "check": cmd_check, "bench": cmd_bench}[args.command](args)
+        if getattr(args, "threads", None) is not None:
+            fastrnn.set_threads(args.threads)
+        commands = {"train": cmd_train, "check": cmd_check, "bench": cmd_bench, "info": cmd_info,
+                    "warmup": cmd_warmup}
+        return commands[args.command](args)
     except FastRNNError as exc:
         sys.stderr.write(f"fastrnn: error: {exc}\n")
         return 2

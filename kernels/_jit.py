@@ -13,12 +13,32 @@ Caution: ``cache=True`` is only invalidated when the kernel's own file changes. 
 helper in another module (``_activations.py``), delete ``kernels/__pycache__``.
 """
 import types
+import warnings
 
 from numba import njit
 
 # No 'nnan'/'ninf': NaN checks must keep working.  'reassoc' lets LLVM vectorise reductions.
 FASTMATH = {"contract", "reassoc", "nsz", "arcp"}
 OPTIONS = dict(cache=True, nogil=True, error_model="numpy", fastmath=FASTMATH)
+CACHING = True    # False once no cache folder could be used: kernels then compile in every process
+
+
+def _jit(fn, **options):
+    """``njit`` with the on-disk cache, or without it (one warning) where no folder is writable:
+    a read-only install with no writable HOME or NUMBA_CACHE_DIR."""
+    global CACHING
+    if CACHING:
+        try:
+            return njit(**OPTIONS, **options)(fn)
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            CACHING = False
+            warnings.warn("fastrnn: no writable folder for Numba's kernel cache (the install is read-only "
+                          "and neither NUMBA_CACHE_DIR nor the home folder is writable): kernels are "
+                          "compiled in every process. Set NUMBA_CACHE_DIR to a writable folder to keep them.",
+                          RuntimeWarning, stacklevel=3)
+    return njit(**dict(OPTIONS, cache=False), **options)(fn)
 
 
 class Kernel:
@@ -27,13 +47,13 @@ class Kernel:
     def __init__(self, fn):
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
-        self.parallel = njit(parallel=True, **OPTIONS)(fn)
+        self.parallel = _jit(fn, parallel=True)
         twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                   fn.__defaults__, fn.__closure__)
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__module__ = fn.__module__
         twin.__doc__ = fn.__doc__
-        self.serial = njit(parallel=False, **OPTIONS)(twin)
+        self.serial = _jit(twin, parallel=False)
 
     def __repr__(self):
         return f"<fastrnn kernel {self.__name__}>"
@@ -46,4 +66,4 @@ def kernel(fn):
 
 def helper(fn):
     """Decorator for small scalar helpers called from kernels (inlined by LLVM)."""
-    return njit(inline="always", **OPTIONS)(fn)
+    return _jit(fn, inline="always")

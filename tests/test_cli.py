@@ -80,3 +80,61 @@ def test_bench_quick(capsys):
     assert cli.main(["bench", "--quick"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(("bptt", "rtrl"))]
     assert len(rows) == 4 and all(line.rstrip().endswith("x") for line in rows)
+
+
+def test_info_names_the_layer_blas_and_cache(capsys):
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for label in ("numba", "threading layer", "fastrnn threads", "BLAS", "kernel cache", "cores"):
+        assert any(line.startswith(label) for line in out.splitlines()), (label, out)
+    assert cli.main(["info", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["fastrnn"] == fastrnn.__version__ and isinstance(data["BLAS"], list)
+
+
+def test_threads_flag(tmp_path, capsys):
+    assert cli.main(["train", "--threads", "1", "--steps", "5", "--json", "--out", str(tmp_path)]) == 0
+    assert fastrnn.get_threads() == 1
+    fastrnn.set_threads(None)
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(["train", "--threads", bad])
+        assert exc.value.code == 2
+    code = cli.main(["check", "--threads", "100000"])
+    assert code == 2
+    assert "but this process can run at most" in capsys.readouterr().err
+
+
+def test_warmup_reports_the_cache(capsys):
+    assert cli.main(["warmup", "--cell", "rnn", "--dtype", "float64", "--serial-only"]) == 0
+    assert "kernels ready in" in capsys.readouterr().out
+
+
+def test_first_compilation_says_so_once_and_a_warm_cache_is_silent(tmp_path):
+    env = dict(__import__("os").environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    code = ("import numpy as np, fastrnn\n"
+            "net = fastrnn.RNN.init(2, 3, 1, seed=0)\n"
+            "fastrnn.forward(net, np.zeros((2, 1, 2)))\n"
+            "fastrnn.forward(net, np.zeros((2, 1, 2), np.float64))\n")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.count("fastrnn: compiling kernels for this machine (first run only") == 1, first.stderr
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr
+
+
+def test_no_writable_cache_folder_falls_back_with_one_warning():
+    code = ("import warnings\n"
+            "from numba.core import caching\n"
+            "caching.CacheImpl._locator_classes = []       # as if no folder were writable\n"
+            "with warnings.catch_warnings(record=True) as seen:\n"
+            "    warnings.simplefilter('always')\n"
+            "    import numpy as np, fastrnn\n"
+            "net = fastrnn.RNN.init(2, 3, 1, seed=0)\n"
+            "h, y = fastrnn.forward(net, np.ones((2, 1, 2)))\n"
+            "ours = [w for w in seen if 'kernel cache' in str(w.message)]\n"
+            "print(len(ours), fastrnn.kernels._jit.CACHING, round(float(h[-1].sum()), 6))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    count, caching, _ = out.stdout.split()
+    assert (count, caching) == ("1", "False"), out.stdout

@@ -1,15 +1,21 @@
-"""Concurrent calls from several threads give the same results as one at a time."""
+"""Threads: concurrent calls, forked children, the thread budget, the dispatch policy."""
+import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
+import pytest
 
 import fastrnn
+from fastrnn.runtime import blas, dispatch, layer
 
 from conftest import assert_grads_close, make_problem
 
 
 def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
-    problems = [make_problem(30 + i, 40, 1 + i % 4, 3, 12, 3) for i in range(6)]
+    problems = [make_problem(30 + i, 40, 1 + i % 4, 3, 12, 3) for i in range(8)]   # 8 Python threads
     expected = [fastrnn.bptt(net, x, d, mask, h0=h0) for net, x, d, mask, h0 in problems]
     for L, g in expected:
         g.h0 = None    # rtrl has no h0 gradient; the rest must agree
@@ -56,9 +62,88 @@ def test_blas_threads_are_restored_after_a_call():
     with _dispatch.workers() as threads:
         seen.append((threads, _blas.threads()))
     assert _blas.threads() == before
-    if seen[0][0] > 1:
-        assert seen[0][1] == 1, "parallel kernels must run with BLAS held to one thread"
+    assert seen[0][1] == 1, "every call runs with the BLAS held to one thread"
     net, x, d, mask, h0 = make_problem(60, 5, 4, 2, 6, 2)
     fastrnn.bptt(net, x, d, mask, h0=h0)
     fastrnn.rtrl(net, x, d, mask, h0=h0)
     assert _blas.threads() == before
+
+
+def _child_call(seed):
+    """In a forked child: a call large enough for the parallel kernels, checked against the reference."""
+    net, x, d, mask, h0 = make_problem(seed, 60, 32, 3, 48, 3)
+    L, g = fastrnn.bptt(net, x, d, mask, h0=h0)
+    L_ref, g_ref = fastrnn.reference.bptt(net, x, d, mask, h0=h0)
+    return abs(L - L_ref) / abs(L_ref), float(np.max(np.abs(g.W_rec - g_ref.W_rec)) / np.max(np.abs(g_ref.W_rec)))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork")
+def test_forked_children_can_call_after_a_parallel_call(parallel_kernels):
+    _child_call(1)                                   # the parent runs the parallel kernels first
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        result = pool.map_async(_child_call, [2, 3, 4])
+        errors = result.get(timeout=120)
+    assert all(e[0] <= 1e-10 and e[1] <= 1e-10 for e in errors), errors
+
+
+def test_threading_layer_is_fork_safe_and_overridable():
+    assert layer.active() in ("tbb", "workqueue") or layer.REQUESTED is None, layer.active()
+    code = ("import numpy as np, fastrnn\n"
+            "from fastrnn.runtime import layer, dispatch\n"
+            "net = fastrnn.RNN.init(3, 40, 3, seed=0)\n"
+            "x = np.ones((30, 16, 3)); d = np.zeros((30, 16, 3))\n"
+            "dispatch.FORCE_PARALLEL = True\n"
+            "fastrnn.bptt(net, x, d)\n"
+            "print(layer.REQUESTED, layer.active())\n")
+    env = dict(os.environ, FASTRNN_THREADING_LAYER="workqueue")
+    env.pop("NUMBA_THREADING_LAYER", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["workqueue", "workqueue"]
+
+
+def test_thread_counts_are_checked():
+    for bad in (0, -1, "2", 2.0, True, None):
+        with pytest.raises(fastrnn.OptionError, match="whole number of threads"):
+            with fastrnn.threads(bad):
+                pass
+    too_many = dispatch.max_threads() + 1
+    with pytest.raises(fastrnn.OptionError, match=f"threads={too_many} but this process can run at most"):
+        with fastrnn.threads(too_many):
+            pass
+    with pytest.raises(fastrnn.OptionError, match="whole number of threads"):
+        fastrnn.set_threads(0)
+
+
+def test_set_threads_limits_every_call_and_threads_restores():
+    before = fastrnn.get_threads()
+    old = fastrnn.set_threads(1)
+    try:
+        assert fastrnn.get_threads() == 1
+        with dispatch.workers() as threads:
+            assert threads == 1
+    finally:
+        fastrnn.set_threads(old)
+    assert fastrnn.get_threads() == before
+    with fastrnn.threads(1):
+        assert fastrnn.get_threads() == 1
+    assert fastrnn.get_threads() == before
+
+
+def test_environment_variable_sets_the_limit():
+    code = "import fastrnn; print(fastrnn.get_threads())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, FASTRNN_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1"
+
+
+def test_small_work_runs_the_serial_kernel_and_large_work_the_parallel_one():
+    from fastrnn.kernels import _bptt_sweep, _rtrl
+    assert dispatch.plan(_bptt_sweep, 2, dispatch.Work(1, 2 * 8 * 8, 12)) == 1
+    assert dispatch.plan(_bptt_sweep, 2, dispatch.Work(32, 2 * 32 * 32 * 32, 12)) == 1
+    assert dispatch.plan(_bptt_sweep, 2, dispatch.Work(32, 2 * 32 * 128 * 128, 200)) == 2
+    assert dispatch.plan(_rtrl, 2, dispatch.Work(8, 2 * 9 * 8 * 8 * 13, 200)) == 1
+    assert dispatch.plan(_rtrl, 2, dispatch.Work(64, 2 * 65 * 64 * 64 * 69, 20)) == 2
+    assert dispatch.plan(_rtrl, 1, dispatch.Work(64, 2 * 65 * 64 * 64 * 69, 20)) == 1

@@ -41,7 +41,7 @@ whole call, over ``steps`` sequential steps."""
 # serial twin is at least as fast. Measured with bench/test_threads.py on 2 cores (tbb layer).
 PAYS = {
     "batch": (200_000, 20_000_000),        # forward and BPTT sweeps: batch rows per thread
-    "rows": (0, 4_000_000),                # weight-gradient sums: one product per block of T·B rows
+    "rows": (0, 32_000_000),               # weight-gradient sums: one product per block of T·B rows
     "tiles": (40_000, 4_000_000),          # RTRL: sensitivity tiles, the whole time loop per tile
 }
 KERNEL_FAMILY = {"_forward": "batch", "_bptt_sweep": "batch", "_lstm_forward": "batch", "_lstm_sweep": "batch",

@@ -1,0 +1,54 @@
+"""Compilation of the kernels: a word on stderr when it happens, and where the cache lives.
+
+Numba compiles each kernel for each dtype (and serial or parallel twin) the first time it is
+called, then keeps the machine code in its on-disk cache. A first run therefore spends a few
+seconds per kernel; fastrnn says so on stderr once per process, the moment the first compilation
+starts (a cache hit prints nothing). ``fastrnn warmup`` compiles ahead of time.
+"""
+import glob
+import os
+import sys
+import threading
+
+from numba.core import event
+
+SECONDS_PER_KERNEL = (1, 5)   # measured on the project's 2-core machine: serial twins ~1-2 s, parallel 2-5 s
+_said = threading.Event()
+quiet = False                 # tests and --json runs may silence the notice
+
+
+class _Notice(event.Listener):
+    def on_start(self, ev):
+        dispatcher = ev.data.get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if quiet or _said.is_set() or not module.startswith("fastrnn.kernels"):
+            return
+        _said.set()
+        low, high = SECONDS_PER_KERNEL
+        sys.stderr.write(f"fastrnn: compiling kernels for this machine (first run only, about {low}-{high} s "
+                         f"per kernel; then loaded from {cache_folder() or 'memory'})...\n")
+        sys.stderr.flush()
+
+    def on_end(self, ev):
+        pass
+
+
+event.register("numba:compile", _Notice())
+
+
+def cache_folder():
+    """The folder of the kernels' on-disk cache, or None when caching is off."""
+    from ..kernels import _forward, _jit
+    if not _jit.CACHING:
+        return None
+    cache = getattr(_forward.serial, "_cache", None)
+    return getattr(cache, "cache_path", None)
+
+
+def cache_entries():
+    """How many compiled kernel variants the cache folder holds (index files of fastrnn kernels)."""
+    folder = cache_folder()
+    if not folder or not os.path.isdir(folder):
+        return 0
+    names = ("forward", "bptt", "rtrl", "lstm_forward", "lstm_bptt", "lstm_rtrl")
+    return sum(len(glob.glob(os.path.join(folder, f"{name}.*.nbi"))) for name in names)
