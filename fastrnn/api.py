@@ -9,7 +9,8 @@ import numpy as np
 
 from . import checks, compare, readout, reference
 from .cells import driver_for
-from .errors import OptionError, ShapeError
+from .cells.base import bptt_memory
+from .errors import NonFiniteError, OptionError, ShapeError
 from .runtime.dispatch import get_threads, workers
 
 
@@ -49,6 +50,32 @@ class Outputs(tuple):
         return finals[0] if len(finals) == 1 else finals
 
 
+def _check_states(call, net, run):
+    """NonFiniteError naming the state, step, sequence and unit where the forward pass overflowed.
+
+    Inputs and weights are checked to be finite before any kernel runs, so a NaN or infinity
+    here arose inside: values too large for the dtype (SPEC §1: never a silent wrong result)."""
+    for name, states in zip(net.state_names, run.states):
+        if not checks.all_finite(states):
+            t, b, k = (int(i) for i in np.argwhere(~np.isfinite(states))[0])
+            raise NonFiniteError(
+                f"{call}: the state {name} overflowed to inf or NaN at step {t} (sequence {b}, unit {k}) although "
+                f"every input and weight is finite: they are too large for {np.dtype(net.dtype).name}; scale them "
+                "down (or use float64)")
+
+
+def _check_result(call, net, loss, grads):
+    """NonFiniteError naming the loss or the gradient that overflowed."""
+    if loss is not None and not np.isfinite(loss):
+        raise NonFiniteError(f"{call}: the loss overflowed to {loss} although every input and weight is finite: "
+                             "the outputs are too large for the loss; scale the inputs, weights or targets down")
+    for name, g in grads.items():
+        if not checks.all_finite(g):
+            raise NonFiniteError(f"{call}: the gradient {name} overflowed to inf or NaN although every input and "
+                                 f"weight is finite: they are too large for {np.dtype(net.dtype).name}; scale them "
+                                 "down (or clip the upstream gradient)")
+
+
 def _initial_state_grads(net, dstate0):
     """The gradient-container fields of the initial states: {"h0": ..., "c0": ...}."""
     return {f"{name}0": g for name, g in zip(net.state_names, dstate0)}
@@ -83,7 +110,12 @@ def forward(net, x, h0=None):
     W, x, state0 = checks.inputs(net, x, h0)
     with workers() as threads:
         run = driver.forward(net, W, x, state0, checks.Forcing.off(net.dtype), threads)
-    return Outputs(net, run, readout.outputs(net, W, run.h[1:])[1])
+    _check_states("fastrnn.forward", net, run)
+    y = readout.outputs(net, W, run.h[1:])[1]
+    if not checks.all_finite(y):
+        raise NonFiniteError("fastrnn.forward: the readout overflowed to inf or NaN although the states are finite: "
+                             "W_out or b_out is too large")
+    return Outputs(net, run, y)
 
 
 def _problem(driver, net, x, d, mask, loss, h0, teacher_forcing):
@@ -127,11 +159,14 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
     trunc = checks.truncation(truncation, p.x.shape[0])
     check = compare.validation_wanted(validate)
+    bptt_memory(driver, net, *p.x.shape[:2])
     with workers() as threads:
         run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
+        _check_states("fastrnn.bptt", net, run)
         L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
         cell_grads, dstate0, _ = driver.backward(net, p.W, p.x, run, g, trunc, p.forcing, threads)
     grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out, **_initial_state_grads(net, dstate0))
+    _check_result("fastrnn.bptt", net, L, grads)
     if check:
         ref = reference.bptt(net, p.x, p.d, p.mask, p.loss, truncation, _state_result(p.state0), p.teacher_forcing)
         compare.compare("fastrnn.bptt", net.dtype, (L, grads), ref)
@@ -157,11 +192,14 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     driver = driver_for(net)
     p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
     check = compare.validation_wanted(validate)
+    bptt_memory(driver, net, *p.x.shape[:2])
     with workers() as threads:
         run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
+        _check_states("fastrnn.rtrl", net, run)
         L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
         cell_grads = driver.rtrl(net, p.W, p.x, run, g, p.forcing, threads)
     grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
+    _check_result("fastrnn.rtrl", net, L, grads)
     if check:
         ref = reference.rtrl(net, p.x, p.d, p.mask, p.loss, _state_result(p.state0), p.teacher_forcing)
         compare.compare("fastrnn.rtrl", net.dtype, (L, grads), ref)
@@ -285,11 +323,14 @@ class OnlineRTRL:
             if self._pending is not None:
                 self._finish_pending(threads)
             run = self._cell.advance(W, x, forcing, threads)
+            _check_states("OnlineRTRL.step", net, run)
             y = readout.outputs(net, W, run.h[1:])[1][0].copy()
             L, g, dW_out, db_out = readout.injected_errors(net, W, run.h[1:], d, read_mask, self.loss)
             cell_grads = self._cell.propagate(W, x, run, g, forcing, threads)
         self.steps += 1
-        return L, net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out), y
+        grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
+        _check_result("OnlineRTRL.step", net, L, grads)
+        return L, grads, y
 
     def advance(self, x_t):
         """Run one step on x_t (B, m) and return the new hidden state h_t (B, n) (a copy).
@@ -305,6 +346,7 @@ class OnlineRTRL:
             if self._pending is not None:
                 self._finish_pending(threads)
             run = self._cell.advance(W, x, checks.Forcing.off(self.net.dtype), threads)
+        _check_states("OnlineRTRL.advance", self.net, run)
         self._pending = (W, x, run)
         self.steps += 1
         return run.h[1].copy()
@@ -338,7 +380,9 @@ class OnlineRTRL:
         self._pending = None
         with workers() as threads:
             cell_grads = self._cell.propagate(W, x, run, dh, checks.Forcing.off(net.dtype), threads)
-        return net.gradients_class(**cell_grads)
+        grads = net.gradients_class(**cell_grads)
+        _check_result("OnlineRTRL.backward", net, None, grads)
+        return grads
 
 
 def _final_state_errors(net, dh_T, dc_T, B):
@@ -428,12 +472,17 @@ def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=No
     check = compare.validation_wanted(validate)
     forcing = checks.Forcing.off(net.dtype)
     g = np.array(dh_arr, dtype=net.dtype, order="C")      # the driver may write into it
+    if states is None:
+        bptt_memory(driver, net, T, B)
     with workers() as threads:
         run = (driver.forward(net, W, x, state0, forcing, threads, scratch=True) if states is None
                else _given_states(driver, net, W, x, state0, states))
+        if states is None:
+            _check_states("fastrnn.vjp", net, run)
         cell_grads, dstate0, dx = driver.backward(net, W, x, run, g, trunc, forcing, threads,
                                                   dstate_T=finals, want_dx=True)
     grads = net.gradients_class(**cell_grads, **_initial_state_grads(net, dstate0))
+    _check_result("fastrnn.vjp", net, None, dict(grads, x=dx))
     if check:
         ref_grads, ref_dx, ref_dstate0 = reference.vjp(net, x, dh_arr, _state_result(state0),
                                                        _state_result(finals), truncation)

@@ -21,15 +21,25 @@ def _dtype_fix(name, want):
 
 
 def as_array(name, a):
-    """``np.asarray`` with a clear error for things that are not arrays of numbers."""
+    """``np.asarray`` with a clear error for things that are not arrays of numbers.
+
+    A masked array is refused (its mask would be lost); a non-native byte order is converted
+    to the native one (the same values)."""
     if a is None:
         raise DTypeError(f"{name} is None but must be an array")
+    if isinstance(a, np.ma.MaskedArray):
+        raise DTypeError(f"{name} is a numpy masked array, and fastrnn reads no masks from arrays (the mask "
+                         f"would be lost): pass {name}.filled(0) and say which targets exist with mask=")
+    if isinstance(a, (str, bytes)):
+        raise DTypeError(f"{name} is a {type(a).__name__} but must be an array of numbers")
     try:
         arr = np.asarray(a)
     except Exception as exc:  # ragged lists, objects numpy refuses
         raise DTypeError(f"{name} could not be read as an array ({exc})") from None
     if arr.dtype == object:
         raise DTypeError(f"{name} has dtype object but must be a float array: pass numeric data")
+    if arr.dtype.byteorder not in ("=", "|") and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr
 
 
@@ -61,8 +71,16 @@ def check_shape(name, arr, expected, desc, hint=""):
     return arr
 
 
+def all_finite(arr):
+    """True if ``arr`` holds no NaN or infinity: two reductions (NaN propagates through min and
+    max, an infinity is one of them), with no temporary array."""
+    if arr.size == 0:
+        return True
+    return bool(np.isfinite(arr.min()) and np.isfinite(arr.max()))
+
+
 def check_finite(name, arr):
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise NonFiniteError(
             f"{name} holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
@@ -79,6 +97,43 @@ def choice(name, value, options):
     if not isinstance(value, str) or value not in options:
         raise OptionError(f"{name}={value!r} is not known: choose one of {', '.join(map(repr, options))}")
     return value
+
+
+def float_dtype(name, value):
+    """float64 or float32 from anything ``np.dtype`` reads, with a clear error for the rest."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise DTypeError(f"{name}={value!r} is not a dtype: use np.float64 or np.float32") from None
+    if dtype not in FLOAT_DTYPES:
+        raise DTypeError(f"{name} must be float64 or float32, got {dtype}")
+    return dtype
+
+
+def seed(name, value):
+    """A seed for np.random.default_rng: None, an integer >= 0, or a Generator/SeedSequence."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.SeedSequence)):
+        return value
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise OptionError(f"{name} must be None or an integer >= 0, got {value!r}")
+    if value < 0:
+        raise OptionError(f"{name} must be an integer >= 0, got {value}")
+    return int(value)
+
+
+def unit_indices(name, value, n):
+    """Distinct integer unit indices in [0, n), as an int64 array."""
+    try:
+        arr = np.asarray(value)
+    except Exception:
+        arr = np.asarray([], dtype=object)
+    if arr.dtype.kind not in "iu" or arr.ndim > 1 or arr.size == 0:
+        raise OptionError(f"{name} must be a non-empty sequence of distinct integer unit indices in [0, {n}), "
+                          f"got {value!r}")
+    units = arr.astype(np.int64).reshape(-1)
+    if units.min() < 0 or units.max() >= n or np.unique(units).size != units.size:
+        raise OptionError(f"{name} must be distinct unit indices in [0, {n}), got {units.tolist()}")
+    return units
 
 
 def positive_int(name, value):

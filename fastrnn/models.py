@@ -104,10 +104,8 @@ def _init_sizes(n_in, n_hidden, n_out, dtype, seed):
     n_in = v.positive_int("n_in", n_in)
     n = v.positive_int("n_hidden", n_hidden)
     o = v.positive_int("n_out", n_out)
-    dtype = np.dtype(dtype)
-    if dtype not in v.FLOAT_DTYPES:
-        raise v.DTypeError(f"dtype must be float64 or float32, got {dtype}")
-    rng = np.random.default_rng(seed)
+    dtype = v.float_dtype("dtype", dtype)
+    rng = np.random.default_rng(v.seed("seed", seed))
     k = 1.0 / np.sqrt(n)
 
     def u(*shape):
@@ -185,9 +183,7 @@ class _Net:
                     raise OptionError(f"n_out={o} but the network has only n={n} units to read out")
                 units = np.arange(o, dtype=np.int64)
             else:
-                units = np.array(out_units, dtype=np.int64).reshape(-1)
-                if units.size == 0 or units.min() < 0 or units.max() >= n or np.unique(units).size != units.size:
-                    raise OptionError(f"out_units must be distinct unit indices in [0, {n}), got {list(out_units)}")
+                units = v.unit_indices("out_units", out_units, n)
                 if n_out is not None and n_out != units.size:
                     raise OptionError(f"n_out={n_out} but out_units names {units.size} units")
             self.out_units = units
@@ -239,9 +235,15 @@ class _Net:
         out = {}
         expect = self._expected_shapes()
         if self.readout == "linear":
-            expect["W_out"] = (self.W_out.shape[0], self.n_hidden)
+            if self.W_out is None:
+                raise OptionError("net.W_out is None but the network's readout is 'linear': give it an "
+                                  "(n_out, n) array, or build the net with readout='units'")
+            W_out = v.as_array("net.W_out", self.W_out)
+            if W_out.ndim != 2:
+                raise ShapeError(f"net.W_out has shape {W_out.shape} but must be (n_out, n)")
+            expect["W_out"] = (W_out.shape[0], self.n_hidden)
             if self.b_out is not None:
-                expect["b_out"] = (self.W_out.shape[0],)
+                expect["b_out"] = (W_out.shape[0],)
         for name, shape in expect.items():
             arr = v.float_array(f"net.{name}", getattr(self, name), self.dtype)
             if arr.shape != shape:

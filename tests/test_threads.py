@@ -78,6 +78,8 @@ def _child_call(seed):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")   # JAX, if an earlier test loaded it
+@pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
 def test_forked_children_can_call_after_a_parallel_call(parallel_kernels):
     _child_call(1)                                   # the parent runs the parallel kernels first
     ctx = multiprocessing.get_context("fork")

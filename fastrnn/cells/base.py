@@ -55,6 +55,7 @@ class CellDriver(ABC):
     model = None
     reference = None
     teacher_forcing = False
+    state_copies = 4      # (T + 1, B, n)-sized arrays a gradient call keeps (see ``bptt_memory``)
 
     @abstractmethod
     def forward(self, net, W, x, state0, forcing, threads, scratch=False):
@@ -165,6 +166,20 @@ def sensitivity_buffers(driver, net, B, reuse=False):
     return [np.zeros((B, size), dtype=dtype) for _ in range(count)]
 
 
+def bptt_memory(driver, net, T, B):
+    """Check the memory a gradient call over T steps will allocate against the budget: the
+    states, the injected errors and the summed deltas, (T + 1) B n numbers each, times the
+    driver's ``state_copies`` (the LSTM also keeps its 4n gate values twice)."""
+    dtype = np.dtype(net.dtype)
+    numbers = driver.state_copies * (T + 1) * B * net.n_hidden
+    memory.check(
+        numbers * dtype.itemsize,
+        f"{type(net).__name__} over T={T} steps with n={net.n_hidden}, B={B} in {dtype.name} "
+        f"({driver.state_copies} arrays of (T + 1)·B·n = {T + 1}·{B}·{net.n_hidden} numbers)",
+        "shorter sequences (split them: truncation=k with state carried between calls), a smaller batch, "
+        + ("float32, " if dtype == np.float64 else "") + "or fastrnn.rtrl / OnlineRTRL, whose memory does not grow with T")
+
+
 def state_arrays(names, T, B, n, dtype, scratch):
     """One (T + 1, B, n) array per name: workspace scratch, or fresh."""
     if scratch:
@@ -174,8 +189,9 @@ def state_arrays(names, T, B, n, dtype, scratch):
 
 def split_columns(dW, m, names):
     """W = [W_input | b | W_recurrent] (r, m + 1 + n) -> {input: dW[:, :m], bias: dW[:, m],
-    recurrent: dW[:, m + 1:]} as fresh contiguous arrays; ``names`` = (input, recurrent, bias)."""
+    recurrent: dW[:, m + 1:]} as fresh contiguous arrays (always copies: ``dW`` may be a buffer
+    the caller reuses, and a slice can already be contiguous); ``names`` = (input, recurrent, bias)."""
     input_name, recurrent_name, bias_name = names
-    return {input_name: np.ascontiguousarray(dW[:, :m]),
-            recurrent_name: np.ascontiguousarray(dW[:, m + 1:]),
-            bias_name: np.ascontiguousarray(dW[:, m])}
+    return {input_name: np.array(dW[:, :m], order="C", copy=True),
+            recurrent_name: np.array(dW[:, m + 1:], order="C", copy=True),
+            bias_name: np.array(dW[:, m], order="C", copy=True)}

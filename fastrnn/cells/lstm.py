@@ -24,6 +24,7 @@ def _with_b_hh(grads):
 class Driver(CellDriver):
     model = LSTM
     reference = reference.lstm
+    state_copies = 13     # h, c, g and the 4n gate values and deltas
 
     def forward(self, net, W, x, state0, forcing, threads, scratch=False):
         T, B, _ = x.shape
