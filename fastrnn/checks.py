@@ -232,7 +232,9 @@ def initial_states(net, value, B, name="h0"):
     """The initial states of a net with ``state_names`` s: from None (zeros), one array (the first
     state; the others zero) or a tuple with one array (or None) per state."""
     names = [f"{s}0" for s in net.state_names]
-    if isinstance(value, (tuple, list)):
+    per_state = isinstance(value, tuple) or (
+        isinstance(value, list) and all(v is None or isinstance(v, np.ndarray) for v in value))
+    if per_state:
         if len(value) != len(names):
             raise OptionError(f"{name} for {type(net).__name__} is None, an array {names[0]} or a "
                               f"{'pair' if len(names) == 2 else 'tuple'} ({', '.join(names)}); got {len(value)} items")
