@@ -2,7 +2,8 @@
 kernel against the NumPy reference on this machine, ``bench`` a short timing table, ``info`` what
 fastrnn runs on, ``warmup`` to compile the kernels ahead of time.
 
-A bad flag or value prints one line and exits with status 2; a failed check exits with 1.
+A bad flag or value prints one line and exits with status 2; a failed check exits with 1; Ctrl-C
+during training saves what was learned so far and exits with 130.
 """
 import argparse
 import json
@@ -33,34 +34,48 @@ def _positive(kind):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if kind is float and not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
     return parse
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 # -- progress ----------------------------------------------------------------------------------
 class Progress:
-    """A progress bar on stderr: redrawn in place on a terminal, a line every 10 % otherwise."""
+    """tqdm's progress bar on stderr, with the loss and the accuracy on fresh data."""
 
-    def __init__(self, total, quiet=False, stream=sys.stderr):
-        self.total, self.quiet, self.stream = total, quiet, stream
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
-        self.last_tenth = -1
+    def __init__(self, total, quiet=False, stream=None):
+        self.total, self.quiet, self.stream = total, quiet, stream or sys.stderr
+        self.bar = None              # drawn at the first update: an error before it prints only itself
+        self.done = 0
 
-    def update(self, step, loss, accuracy, seconds):
-        if self.quiet:
-            return
-        frac = step / self.total
-        acc = "  —  " if accuracy is None else f"{100 * accuracy:5.1f}%"
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        line = f"[{bar}] {step:>6d}/{self.total}  loss {loss:.4f}  acc {acc}  {seconds:5.1f}s"
-        if self.tty:
-            self.stream.write("\r" + line + ("\n" if step == self.total else ""))
-            self.stream.flush()
-        elif int(10 * frac) > self.last_tenth or step == self.total:
-            self.last_tenth = int(10 * frac)
-            self.stream.write(line + "\n")
+    def update(self, step, loss, accuracy):
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total, file=self.stream, disable=self.quiet, unit="update",
+                            dynamic_ncols=True, mininterval=0.2, leave=True)
+        postfix = {"loss": f"{loss:.4f}"}
+        if accuracy is not None:
+            postfix["acc"] = f"{100 * accuracy:.1f}%"
+        self.bar.set_postfix(postfix, refresh=False)
+        self.bar.update(step - self.done)
+        self.done = step
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 # -- train -------------------------------------------------------------------------------------
@@ -68,52 +83,160 @@ CELLS = fastrnn.MODELS   # --cell name -> model class
 
 
 def make_net(cell, task, hidden, seed):
+    from fastrnn.runtime import memory
+    rows = {"lstm": 4}.get(cell, 1) * hidden
+    memory.check(8 * rows * (task.n_in + hidden + 2), f"a {cell.upper()} with {hidden} units",
+                 "fewer --hidden units")
     return CELLS[cell].init(task.n_in, hidden, task.n_out, readout="linear", seed=seed,
                             out_activation=task.out_activation)
 
 
+def _output_folder(path):
+    """Create --out now and prove it writable, before any training: no work may be lost to it."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".fastrnn-write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as exc:
+        raise fastrnn.OptionError(f"--out {path}: cannot write there ({exc.strerror or exc}): "
+                                  "choose a writable folder") from None
+    return path
+
+
+def _resume(path, cell, task):
+    """The network saved at ``path``, checked against the task's inputs and outputs."""
+    try:
+        net = fastrnn.load(path)
+    except OSError as exc:
+        raise fastrnn.OptionError(f"--resume {path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, KeyError) as exc:
+        raise fastrnn.OptionError(f"--resume {path}: not a network saved by fastrnn ({exc})") from None
+    if cell is not None and net.cell != cell:
+        raise fastrnn.OptionError(f"--resume {path} holds a {net.cell!r} network but --cell is {cell!r}")
+    if (net.n_in, net.n_out) != (task.n_in, task.n_out) or net.out_activation != task.out_activation:
+        raise fastrnn.OptionError(
+            f"--resume {path}: the network has {net.n_in} inputs, {net.n_out} outputs and out_activation="
+            f"{net.out_activation!r}; task {task.name!r} needs {task.n_in}, {task.n_out} and "
+            f"{task.out_activation!r}")
+    return net
+
+
+def write_history(path, hist):
+    """history.csv: one row per report (update, loss per scored target, accuracy on fresh data, seconds)."""
+    accuracy = dict(hist.accuracy)
+    with open(path, "w") as f:
+        f.write("update,loss,accuracy,seconds\n")
+        for step, loss, seconds in hist.reports:
+            acc = accuracy.get(step)
+            f.write(f"{step},{loss:.6g},{'' if acc is None else f'{acc:.6g}'},{seconds:.3f}\n")
+    return path
+
+
+def _json_number(value):
+    return None if value is None or not np.isfinite(value) else value
+
+
 def cmd_train(args):
+    if args.algorithm != "tbptt" and (args.truncation is not None or args.curriculum):
+        raise fastrnn.OptionError(f"--truncation and --curriculum apply to --algorithm tbptt, not "
+                                  f"{args.algorithm}: drop them or add --algorithm tbptt")
     task = tasks.get(args.task)
-    hidden = args.hidden or task.default_hidden
+    _output_folder(args.out)
+    if args.resume:
+        net = _resume(args.resume, args.cell, task)
+        cell = net.cell
+    else:
+        cell = args.cell or "rnn"
+        net = make_net(cell, task, args.hidden or task.default_hidden, args.seed)
+    hidden = net.n_hidden
     steps = args.steps or task.default_steps
     lr = args.lr or task.default_lr
-    net = make_net(args.cell, task, hidden, args.seed)
+    optimizer = trainer.OPTIMIZERS[args.optimizer](lr)
     quiet = args.json
     if not quiet:
-        print(f"fastrnn {fastrnn.__version__}: {args.cell.upper()} with {hidden} units learns '{task.name}' by "
-              f"{args.algorithm} ({steps} updates, batch {args.batch}, Adam lr {lr})")
+        print(f"fastrnn {fastrnn.__version__}: {cell.upper()} with {hidden} units learns '{task.name}' by "
+              f"{args.algorithm} ({steps} updates, batch {args.batch}, {args.optimizer} lr {lr})"
+              + (f", resumed from {args.resume}" if args.resume else ""))
         print(f"  task: {(type(task).__doc__ or '').strip().splitlines()[0]}")
     progress = Progress(steps, quiet=quiet)
+    latest = {}
 
     def callback(step, hist):
+        latest["hist"] = hist
         acc = hist.accuracy[-1][1] if hist.accuracy else None
-        progress.update(step, hist.loss[-1], acc, hist.seconds)
+        progress.update(step, hist.loss[-1], acc)
 
-    hist = trainer.train(net, task, steps=steps, algorithm=args.algorithm, batch=args.batch,
-                         length=args.length, optimizer=trainer.Adam(lr), truncation=args.truncation,
-                         curriculum=args.curriculum, clip=args.clip, seed=args.seed,
-                         eval_every=max(1, steps // 20), callback=callback)
-    os.makedirs(args.out, exist_ok=True)
+    interrupted = False
+    try:
+        hist = trainer.train(net, task, steps=steps, algorithm=args.algorithm, batch=args.batch,
+                             length=args.length, optimizer=optimizer, truncation=args.truncation,
+                             curriculum=args.curriculum, clip=args.clip, seed=args.seed,
+                             eval_every=max(1, steps // 20), callback=callback)
+    except KeyboardInterrupt:
+        interrupted = True
+        hist = latest.get("hist") or trainer.History()
+    finally:
+        progress.close()
     params_path = os.path.join(args.out, "params.npz")
     net.save(params_path)
+    history_path = write_history(os.path.join(args.out, "history.csv"), hist)
     plot_path = os.path.join(args.out, "training.png")
-    if plot.available():
+    if plot.available() and hist.loss:
         plot.training_plot(plot_path, hist.loss, hist.accuracy,
-                           title=f"{args.cell.upper()} ({hidden} units) on {task.name} by {args.algorithm}")
+                           title=f"{cell.upper()} ({hidden} units) on {task.name} by {args.algorithm}")
     else:
         plot_path = None
-    result = {"task": task.name, "cell": args.cell, "algorithm": args.algorithm, "steps": len(hist.loss),
-              "final_loss": hist.final_loss, "final_accuracy": hist.final_accuracy,
-              "seconds": round(hist.seconds, 3), "hidden": hidden, "seed": args.seed,
-              "params": params_path, "plot": plot_path}
+    if interrupted:
+        sys.stderr.write(f"fastrnn: interrupted after {len(hist.loss)} of {steps} updates; saved the parameters "
+                         f"to {params_path} and the history to {history_path} (continue with --resume "
+                         f"{params_path})\n")
+        return 130
+    solved = bool(hist.final_accuracy >= task.success)
+    result = {"task": task.name, "cell": cell, "algorithm": args.algorithm, "optimizer": args.optimizer,
+              "steps": len(hist.loss), "final_loss": _json_number(hist.final_loss),
+              "final_accuracy": _json_number(hist.final_accuracy), "success_threshold": task.success,
+              "solved": solved, "seconds": round(hist.seconds, 3), "hidden": hidden, "seed": args.seed,
+              "params": params_path, "history": history_path, "plot": plot_path}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
+        return 0
+    print(f"done in {hist.seconds:.1f} s: loss per target {hist.final_loss:.4f}, "
+          f"accuracy on fresh data {100 * hist.final_accuracy:.1f}%")
+    if solved:
+        print(f"  solved: the task counts as solved at {100 * task.success:.0f}% accuracy")
     else:
-        print(f"done in {hist.seconds:.1f} s: loss per target {hist.final_loss:.4f}, "
-              f"accuracy on fresh data {100 * hist.final_accuracy:.1f}%")
-        print(f"  parameters: {params_path}")
-        print(f"  plot: {plot_path}" if plot_path else
-              "  plot: not drawn, matplotlib is not installed (pip install 'fastrnn[plot]')")
+        print(f"  NOT solved: the task counts as solved at {100 * task.success:.0f}% accuracy and this run "
+              f"reached {100 * hist.final_accuracy:.1f}%; try more --steps, another --lr, or --resume "
+              f"{params_path} to train on")
+    print(f"  parameters: {params_path}\n  history: {history_path}")
+    print(f"  plot: {plot_path}" if plot_path else
+          "  plot: not drawn, matplotlib is not installed (pip install 'fastrnn[plot]')")
+    return 0
+
+
+# -- eval --------------------------------------------------------------------------------------
+def cmd_eval(args):
+    task = tasks.get(args.task)
+    net = _resume(args.params, None, task)
+    sample = task.sample(args.batch, args.seed, args.length)
+    x = sample.x.astype(net.dtype)
+    d = sample.d if task.loss == "xent" else sample.d.astype(net.dtype)
+    mask = sample.mask != 0
+    loss, _ = bptt(net, x, d, mask, task.loss)
+    scored = max(1, int(mask.sum()) * (1 if task.loss == "xent" else net.n_out))
+    accuracy = task.accuracy(forward(net, x)[1], sample)
+    result = {"task": task.name, "params": args.params, "cell": net.cell, "hidden": net.n_hidden,
+              "batch": args.batch, "seed": args.seed, "loss": _json_number(loss / scored),
+              "accuracy": _json_number(accuracy), "solved": bool(accuracy >= task.success)}
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        print(f"{net.cell.upper()} with {net.n_hidden} units on {args.batch} fresh '{task.name}' sequences "
+              f"(seed {args.seed}): loss per target {loss / scored:.4f}, accuracy {100 * accuracy:.1f}% "
+              f"({'solved' if accuracy >= task.success else 'not solved'}: the threshold is "
+              f"{100 * task.success:.0f}%)")
     return 0
 
 
@@ -303,26 +426,39 @@ def _threads_arg(text):
 
 
 def build_parser():
-    parser = _Parser(prog="fastrnn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="fastrnn", description="Train, evaluate, check and benchmark fastrnn's recurrent "
+                     "networks: train learns a built-in task, eval scores a saved network, check compares every "
+                     "kernel with the NumPy reference, bench times them, info shows what fastrnn runs on, "
+                     "warmup compiles the kernels ahead of time.")
     parser.add_argument("--version", action="version", version=f"fastrnn {fastrnn.__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     t = sub.add_parser("train", help="train a network on a built-in task and show it learning")
     t.add_argument("--task", default="parity", choices=list(tasks.TASKS))
-    t.add_argument("--cell", default="rnn", choices=list(CELLS))
+    t.add_argument("--cell", choices=list(CELLS), help="rnn (default) or lstm; with --resume, what the file holds")
     t.add_argument("--algorithm", default="bptt", choices=list(trainer.ALGORITHMS))
     t.add_argument("--hidden", type=_positive(int), help="recurrent units (default: the task's)")
     t.add_argument("--steps", type=_positive(int), help="updates (default: the task's)")
-    t.add_argument("--lr", type=_positive(float), help="Adam learning rate (default: the task's)")
+    t.add_argument("--lr", type=_positive(float), help="learning rate (default: the task's)")
+    t.add_argument("--optimizer", default="adam", choices=list(trainer.OPTIMIZERS),
+                   help="adam (default), sgd, or sgd with momentum 0.9")
+    t.add_argument("--resume", metavar="PARAMS", help="continue training the network saved in this params.npz")
     t.add_argument("--batch", type=_positive(int), default=32)
     t.add_argument("--length", type=_positive(int), help="sequence length (default: the task's)")
     t.add_argument("--truncation", type=_positive(int), default=None, help="k for --algorithm tbptt (default 10)")
     t.add_argument("--curriculum", action="store_true", help="tbptt: grow the truncation from 1 to k")
     t.add_argument("--clip", type=_positive(float), help="clip gradients to this global norm")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", default="fastrnn-out", help="folder for params.npz and training.png")
+    t.add_argument("--seed", type=_seed, default=0, help="seed of the weights and the data (default 0)")
+    t.add_argument("--out", default="fastrnn-out", help="folder for params.npz, history.csv and training.png")
     t.add_argument("--json", action="store_true", help="print one JSON object instead of progress")
+    e = sub.add_parser("eval", help="accuracy and loss of a saved network on fresh data of a task")
+    e.add_argument("--params", required=True, help="a params.npz written by fastrnn train (or net.save)")
+    e.add_argument("--task", default="parity", choices=list(tasks.TASKS))
+    e.add_argument("--batch", type=_positive(int), default=256, help="fresh sequences to score (default 256)")
+    e.add_argument("--length", type=_positive(int), help="sequence length (default: the task's)")
+    e.add_argument("--seed", type=_seed, default=12345, help="seed of the fresh data")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
     c = sub.add_parser("check", help="every kernel against the NumPy reference on this machine")
-    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--seed", type=_seed, default=0)
     b = sub.add_parser("bench", help="a short timing table against the reference")
     b.add_argument("--quick", action="store_true")
     i = sub.add_parser("info", help="versions, threading layer, BLAS and its threads, cores, kernel cache")
@@ -331,7 +467,7 @@ def build_parser():
     w.add_argument("--cell", nargs="+", choices=list(CELLS), help="cells to compile (default: all)")
     w.add_argument("--dtype", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
     w.add_argument("--serial-only", action="store_true", help="skip the parallel twins")
-    for command in (t, c, b, w):
+    for command in (t, e, c, b, w):
         command.add_argument("--threads", type=_threads_arg, help="threads for fastrnn's kernels "
                              "(default: every core for large calls; FASTRNN_NUM_THREADS)")
     return parser
@@ -345,8 +481,8 @@ def main(argv=None):
     try:
         if getattr(args, "threads", None) is not None:
             fastrnn.set_threads(args.threads)
-        commands = {"train": cmd_train, "check": cmd_check, "bench": cmd_bench, "info": cmd_info,
-                    "warmup": cmd_warmup}
+        commands = {"train": cmd_train, "eval": cmd_eval, "check": cmd_check, "bench": cmd_bench,
+                    "info": cmd_info, "warmup": cmd_warmup}
         return commands[args.command](args)
     except FastRNNError as exc:
         sys.stderr.write(f"fastrnn: error: {exc}\n")
@@ -354,6 +490,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         sys.stderr.write("fastrnn: interrupted\n")
         return 130
+    except MemoryError:
+        sys.stderr.write("fastrnn: error: out of memory: use fewer --hidden units, a smaller --batch or --length\n")
+        return 2
     except BrokenPipeError:          # the reader went away (e.g. `fastrnn check | head`)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

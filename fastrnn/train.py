@@ -98,6 +98,7 @@ class History:
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
     seconds: float = 0.0
+    reports: list = field(default_factory=list)    # (update, mean loss since the last report, seconds)
 
     @property
     def final_accuracy(self):
@@ -177,6 +178,8 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
         hist.loss.append(loss / scored)
         if step % eval_every == 0 or step == steps:
             hist.accuracy.append((step, evaluate(net, task, length=length)))
+            since = hist.reports[-1][0] if hist.reports else 0
+            hist.reports.append((step, float(np.mean(hist.loss[since:])), time.perf_counter() - start))
         hist.seconds = time.perf_counter() - start
         if callback is not None and callback(step, hist):
             break

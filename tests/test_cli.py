@@ -138,3 +138,76 @@ def test_no_writable_cache_folder_falls_back_with_one_warning():
     assert out.returncode == 0, out.stderr
     count, caching, _ = out.stdout.split()
     assert (count, caching) == ("1", "False"), out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["train", "--lr", "nan"], "argument --lr: must be a finite number, got nan"),
+    (["train", "--lr", "inf"], "argument --lr: must be a finite number, got inf"),
+    (["train", "--clip", "nan"], "argument --clip: must be a finite number, got nan"),
+    (["train", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
+    (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
+    (["train", "--truncation", "5"], "--truncation and --curriculum apply to --algorithm tbptt, not bptt"),
+    (["train", "--curriculum", "--algorithm", "rtrl"], "apply to --algorithm tbptt, not rtrl"),
+    (["train", "--hidden", "1000000"], "a RNN with 1000000 units needs"),
+    (["train", "--out", "/proc/version/sub"], "--out /proc/version/sub: cannot write there"),
+    (["train", "--resume", "/nonexistent.npz"], "--resume /nonexistent.npz: cannot read it"),
+    (["eval"], "the following arguments are required: --params"),
+    (["eval", "--params", "/nonexistent.npz"], "cannot read it"),
+])
+def test_more_bad_flags_print_one_line(args, message):
+    proc = run(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_help_text_is_whole_sentences():
+    proc = run("--help")
+    assert proc.returncode == 0
+    description = " ".join(proc.stdout.split("\n\n")[1].split())
+    assert description.endswith("ahead of time."), description
+
+
+def test_train_writes_history_resumes_evaluates_and_says_when_not_solved(tmp_path, capsys):
+    out = tmp_path / "a"
+    assert cli.main(["train", "--steps", "40", "--out", str(out), "--optimizer", "sgd", "--lr", "0.001"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT solved: the task counts as solved at 95% accuracy" in text
+    rows = (out / "history.csv").read_text().strip().splitlines()
+    assert rows[0] == "update,loss,accuracy,seconds" and len(rows) == 21 and rows[-1].startswith("40,")
+    first = fastrnn.load(out / "params.npz")
+    assert cli.main(["train", "--resume", str(out / "params.npz"), "--steps", "400", "--out", str(tmp_path / "b"),
+                     "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["solved"] is True and result["final_accuracy"] >= 0.95
+    second = fastrnn.load(tmp_path / "b" / "params.npz")
+    assert second.n_hidden == first.n_hidden and not np.array_equal(second.W_rec, first.W_rec)
+    assert cli.main(["eval", "--params", str(tmp_path / "b" / "params.npz"), "--task", "parity", "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["accuracy"] >= 0.95 and scored["solved"] is True and scored["loss"] > 0
+    assert cli.main(["eval", "--params", str(out / "params.npz"), "--task", "adding"]) == 2
+    assert "task 'adding' needs" in capsys.readouterr().err
+
+
+def test_json_output_never_holds_nan():
+    assert cli._json_number(float("nan")) is None and cli._json_number(0.5) == 0.5
+
+
+def test_ctrl_c_saves_the_work_so_far(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", "--steps", "1000000", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / ".").exists():
+        time.sleep(0.1)
+    time.sleep(4.0)                                  # past import and compilation, into training
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted after" in stderr and "saved the parameters to" in stderr
+    net = fastrnn.load(out / "params.npz")
+    assert net.n_hidden == 16
+    assert (out / "history.csv").read_text().startswith("update,loss,accuracy,seconds")
