@@ -211,3 +211,53 @@ def test_ctrl_c_saves_the_work_so_far(tmp_path):
     net = fastrnn.load(out / "params.npz")
     assert net.n_hidden == 16
     assert (out / "history.csv").read_text().startswith("update,loss,accuracy,seconds")
+
+
+FLAG_VALUES = {   # flag -> bad values of each kind that applies (wrong type, NaN/inf, negative, zero, huge)
+    "--steps": ["x", "nan", "-3", "0", "1.5"],
+    "--hidden": ["x", "-1", "0", "10000000"],
+    "--lr": ["x", "nan", "inf", "-0.1", "0"],
+    "--batch": ["x", "-2", "0", "1e3"],
+    "--length": ["x", "-1", "0"],
+    "--truncation": ["x", "-1", "0"],
+    "--clip": ["x", "nan", "-inf", "0"],
+    "--seed": ["x", "-1", "1.5"],
+    "--threads": ["x", "-1", "0", "100000"],
+    "--task": ["", "xor"],
+    "--cell": ["gru2"],
+    "--algorithm": ["adam"],
+    "--optimizer": ["rmsprop"],
+}
+FLAG_CASES = [(flag, value) for flag, values in FLAG_VALUES.items() for value in values]
+
+
+@pytest.mark.parametrize("flag,value", FLAG_CASES, ids=[f"{f}={v}" for f, v in FLAG_CASES])
+def test_every_train_flag_rejects_bad_values(flag, value, tmp_path, capsys):
+    extra = ["--algorithm", "tbptt"] if flag == "--truncation" else []
+    try:
+        code = cli.main(["train", flag, value, "--steps", "2", "--out", str(tmp_path)] + extra
+                        if flag != "--steps" else ["train", flag, value, "--out", str(tmp_path)])
+    except SystemExit as exc:
+        code = exc.code
+    fastrnn.set_threads(None)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, (flag, value, err)
+    assert len(err) == 1 and "error" in err[0], err
+    assert "Traceback" not in "\n".join(err)
+
+
+EVAL_CASES = [("--batch", "0"), ("--batch", "x"), ("--length", "-1"), ("--seed", "-5"), ("--task", "nope"),
+              ("--params", "/proc/version")]
+
+
+@pytest.mark.parametrize("flag,value", EVAL_CASES, ids=[f"{f}={v}" for f, v in EVAL_CASES])
+def test_every_eval_flag_rejects_bad_values(flag, value, tmp_path, capsys):
+    assert cli.main(["train", "--steps", "2", "--json", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    args = {"--params": str(tmp_path / "params.npz"), flag: value}
+    try:
+        code = cli.main(["eval"] + [a for kv in args.items() for a in kv])
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "error" in err[0], err
