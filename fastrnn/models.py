@@ -98,6 +98,14 @@ class LSTMGradients(Gradients):
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0", "c0")
 
 
+class GRUGradients(Gradients):
+    """Gradients for a GRU: ``W_ih, W_hh, b_ih, b_hh`` (gate blocks r, z, n), the readout's
+    ``W_out, b_out`` and the initial state ``h0`` (None from RTRL). ``b_ih`` and ``b_hh`` agree on
+    the r and z blocks and differ on the n block, where b_hn sits inside the reset product."""
+
+    names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0")
+
+
 # -- networks ------------------------------------------------------------------------------------
 def _init_sizes(n_in, n_hidden, n_out, dtype, seed):
     """Checked sizes and a sampler of U(-1/sqrt(n), 1/sqrt(n)) arrays (torch's RNN/LSTM init)."""
@@ -513,4 +521,82 @@ class LSTM(_Net):
 
     def __repr__(self):
         return (f"LSTM(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+                f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")
+
+
+class GRU(_Net):
+    """A gated recurrent unit (Cho et al. 2014) in ``torch.nn.GRU``'s form, gate order r, z, n:
+
+        r = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)     z = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t-1} + b_hn))
+        h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+
+    Parameters
+    ----------
+    W_ih : (3n, m) array
+    W_hh : (3n, n) array
+    b_ih, b_hh : (3n,) arrays
+        ``torch.nn.GRU``'s layout (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``).
+        b_hn sits inside the reset product, so b_in and b_hn are not interchangeable.
+    W_out, b_out, readout, n_out, out_activation, out_units
+        The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
+
+    Notes
+    -----
+    SPEC §6a. The arrays are copied; all share one dtype, float64 or float32.
+    """
+
+    cell = "gru"
+    recurrent_names = ("W_ih", "W_hh", "b_ih", "b_hh")
+    state_names = ("h",)
+    gradients_class = GRUGradients
+    activation = "gru"
+    gates = 3
+
+    def __init__(self, W_ih, W_hh, b_ih, b_hh, W_out=None, b_out=None, readout="linear",
+                 n_out=None, out_activation="identity", out_units=None):
+        self.readout = v.choice("readout", readout, READOUTS)
+        self.out_activation = v.choice("out_activation", out_activation, OUT_ACTIVATIONS)
+        W_hh = v.float_array("W_hh", W_hh)
+        dtype = W_hh.dtype
+        n = W_hh.shape[1] if W_hh.ndim == 2 else 0
+        v.check_shape("W_hh", W_hh, (3 * n, n), "(3n, n)", "gates r, z, n stacked as in torch.nn.GRU")
+        W_ih = v.float_array("W_ih", W_ih, dtype)
+        v.check_shape("W_ih", W_ih, (3 * n, None), "(3n, m)")
+        b_ih = v.check_shape("b_ih", v.float_array("b_ih", b_ih, dtype), (3 * n,), "(3n,)")
+        b_hh = v.check_shape("b_hh", v.float_array("b_hh", b_hh, dtype), (3 * n,), "(3n,)")
+        W_out, b_out = self._setup_readout(n, dtype, W_out, b_out, n_out, out_activation, out_units)
+        self._n, self._m, self.param_dtype = n, W_ih.shape[1], dtype
+        self._own_params(dtype, {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh,
+                                 "W_out": W_out, "b_out": b_out})
+
+    @classmethod
+    def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
+             out_activation="identity"):
+        """A GRU with ``torch.nn.GRU``'s initialisation: every weight ~ U(-1/sqrt(n), 1/sqrt(n))."""
+        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
+        W_ih, W_hh, b_ih, b_hh = u(3 * n, n_in), u(3 * n, n), u(3 * n), u(3 * n)
+        if v.choice("readout", readout, READOUTS) == "linear":
+            return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)
+        return cls(W_ih, W_hh, b_ih, b_hh, readout="units", n_out=o, out_activation=out_activation)
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, **readout):
+        """A GRU from a one-layer ``torch.nn.GRU`` or its state_dict. Readout arguments are passed
+        on; without ``W_out`` every unit is an output (``readout="units"``)."""
+        arrays, _ = _torch_arrays(module_or_state_dict, "GRU")
+        readout.setdefault("readout", "units" if "W_out" not in readout else "linear")
+        return cls(arrays["weight_ih_l0"], arrays["weight_hh_l0"], arrays["bias_ih_l0"], arrays["bias_hh_l0"],
+                   **readout)
+
+    def _torch_arrays(self):
+        return {"weight_ih_l0": self.W_ih, "weight_hh_l0": self.W_hh, "bias_ih_l0": self.b_ih,
+                "bias_hh_l0": self.b_hh}
+
+    def _expected_shapes(self):
+        n, m = self.n_hidden, self.n_in
+        return {"W_ih": (3 * n, m), "W_hh": (3 * n, n), "b_ih": (3 * n,), "b_hh": (3 * n,)}
+
+    def __repr__(self):
+        return (f"GRU(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
                 f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")

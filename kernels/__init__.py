@@ -6,10 +6,13 @@ array contract in its docstring; ``fastrnn`` validates inputs before calling the
 from ._activations import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
 from .bptt import _bptt_sweep, _weight_grads
 from .forward import _forward
+from .gru_bptt import _gru_sweep
+from .gru_forward import _gru_forward
+from .gru_rtrl import _gru_rtrl
 from .lstm_bptt import _lstm_sweep
 from .lstm_forward import _lstm_forward
 from .lstm_rtrl import _lstm_rtrl
 from .rtrl import _rtrl
 
 __all__ = ["ACTIVATIONS", "TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
-           "_lstm_forward", "_lstm_sweep", "_lstm_rtrl"]
+           "_lstm_forward", "_lstm_sweep", "_lstm_rtrl", "_gru_forward", "_gru_sweep", "_gru_rtrl"]

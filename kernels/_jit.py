@@ -41,10 +41,21 @@ def _jit(fn, **options):
     return njit(**dict(OPTIONS, cache=False), **options)(fn)
 
 
-class Kernel:
-    """A kernel compiled as a ``parallel`` and a ``serial`` dispatcher."""
+FAMILIES = ("batch", "rows", "tiles")
 
-    def __init__(self, fn):
+
+class Kernel:
+    """A kernel compiled as a ``parallel`` and a ``serial`` dispatcher.
+
+    ``family`` names what its parallel loop splits — ``"batch"`` (rows of the batch, the time
+    loop inside), ``"rows"`` (rows of a sum over all T·B rows), ``"tiles"`` (sensitivity tiles, the
+    time loop inside) — so that the dispatch policy knows when the parallel twin pays.
+    """
+
+    def __init__(self, fn, family):
+        if family not in FAMILIES:
+            raise ValueError(f"kernel family {family!r} is not one of {FAMILIES}")
+        self.family = family
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.parallel = _jit(fn, parallel=True)
@@ -59,9 +70,9 @@ class Kernel:
         return f"<fastrnn kernel {self.__name__}>"
 
 
-def kernel(fn):
-    """Decorator: compile ``fn`` as a :class:`Kernel` (parallel and serial twins)."""
-    return Kernel(fn)
+def kernel(family):
+    """Decorator: compile the function as a :class:`Kernel` (parallel and serial twins) of ``family``."""
+    return lambda fn: Kernel(fn, family)
 
 
 def helper(fn):

@@ -6,7 +6,7 @@ from ._activations import constants, scale_by_dphi
 from ._jit import kernel
 
 
-@kernel
+@kernel("batch")
 def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, nblocks):
     """The sequential delta recursion, summed over the BPTT(h; h') sweeps.
 
@@ -71,7 +71,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
             start = end
 
 
-@kernel
+@kernel("rows")
 def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 

@@ -6,7 +6,7 @@ from ._activations import activate, constants
 from ._jit import kernel
 
 
-@kernel
+@kernel("batch")
 def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblocks):
     """Run ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` for t = 1..T.
 

@@ -6,7 +6,7 @@ from ._activations import ONE, constants, tanh
 from ._jit import kernel
 
 
-@kernel
+@kernel("batch")
 def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 

@@ -6,7 +6,7 @@ from ._activations import LOGISTIC, TANH, activate, constants, tanh
 from ._jit import kernel
 
 
-@kernel
+@kernel("batch")
 def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
     """Run the LSTM for t = 1..T.
 

@@ -66,7 +66,8 @@ def test_library_errors_print_one_line(tmp_path):
 def test_check_passes_and_exits_zero(capsys):
     assert cli.main(["check"]) == 0
     out = capsys.readouterr().out
-    assert "28 passed, 0 failed" in out and "lstm rtrl vs bptt" in out
+    rows = 14 * len(fastrnn.MODELS)         # 7 checks per cell, float64 and float32
+    assert f"{rows} passed, 0 failed" in out and "lstm rtrl vs bptt" in out and "gru online rtrl" in out
 
 
 def test_check_fails_loudly(capsys, monkeypatch):

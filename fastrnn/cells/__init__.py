@@ -5,7 +5,7 @@ Adding a cell: a model class in ``fastrnn.models``, a driver module here (a ``Dr
 one line below that registers the driver.
 """
 from ..errors import OptionError
-from . import lstm, rnn
+from . import gru, lstm, rnn
 from .base import CellDriver, OnlineCell, Run
 
 DRIVERS = {}   # model class -> driver
@@ -19,6 +19,7 @@ def register(driver):
 
 register(rnn.Driver())
 register(lstm.Driver())
+register(gru.Driver())
 
 
 def driver_for(net):

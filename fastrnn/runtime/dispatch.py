@@ -37,15 +37,14 @@ Work.__doc__ = """What a kernel call would split: ``items`` independent pieces (
 sensitivity tiles, rows of a gradient sum), ``flops_per_step`` multiply-adds in each step of the
 whole call, over ``steps`` sequential steps."""
 
-# kernel family -> (multiply-adds per step per thread, multiply-adds in all) below which the
-# serial twin is at least as fast. Measured with bench/test_threads.py on 2 cores (tbb layer).
+# kernel family (``Kernel.family``) -> (multiply-adds per step per thread, multiply-adds in all)
+# below which the serial twin is at least as fast. Measured with bench/test_threads.py on 2 cores
+# (tbb layer).
 PAYS = {
     "batch": (200_000, 20_000_000),        # forward and BPTT sweeps: batch rows per thread
     "rows": (0, 32_000_000),               # weight-gradient sums: one product per block of T·B rows
     "tiles": (40_000, 4_000_000),          # RTRL: sensitivity tiles, the whole time loop per tile
 }
-KERNEL_FAMILY = {"_forward": "batch", "_bptt_sweep": "batch", "_lstm_forward": "batch", "_lstm_sweep": "batch",
-                 "_weight_grads": "rows", "_rtrl": "tiles", "_lstm_rtrl": "tiles"}
 
 _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
 
@@ -117,7 +116,7 @@ def plan(kernel, threads, work):
         return 1
     if FORCE_PARALLEL:
         return blocks
-    per_step, total = PAYS[KERNEL_FAMILY[kernel.__name__]]
+    per_step, total = PAYS[kernel.family]
     if work.flops_per_step / blocks < per_step or work.flops_per_step * work.steps < total:
         return 1
     return blocks

@@ -1,0 +1,141 @@
+"""The driver of the GRU, gate order r, z, n as in torch.nn.GRU (SPEC §6a).
+
+Kernels: ``kernels.gru_forward``, ``kernels.gru_bptt``, ``kernels.gru_rtrl`` and the shared
+``kernels.bptt._weight_grads``; reference (with the RTRL recursion written out):
+``fastrnn.reference.gru``.
+"""
+import numpy as np
+
+from .. import reference
+from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep, _weight_grads
+from ..models import GRU
+from ..runtime import workspace
+from ..runtime.dispatch import Work, call, plan
+from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, state_arrays, tiles
+
+
+def _split(dW, m, n):
+    """W = [W_ih | b_ih | W_hh | b_hh] (3n, m + n + 2) -> the four gradients, fresh arrays."""
+    return {"W_ih": np.array(dW[:, :m], order="C", copy=True),
+            "b_ih": np.array(dW[:, m], order="C", copy=True),
+            "W_hh": np.array(dW[:, m + 1:m + 1 + n], order="C", copy=True),
+            "b_hh": np.array(dW[:, m + 1 + n], order="C", copy=True)}
+
+
+class Driver(CellDriver):
+    model = GRU
+    reference = reference.gru
+    state_copies = 12     # h, g, the 4n gate values, the 3n + n deltas
+
+    def forward(self, net, W, x, state0, forcing, threads, scratch=False):
+        T, B, _ = x.shape
+        n = net.n_hidden
+        (h,) = state_arrays(("h",), T, B, n, net.dtype, scratch)
+        gates = (workspace.scratch("gru gates", (T, B, 4 * n), net.dtype) if scratch
+                 else np.empty((T, B, 4 * n), dtype=net.dtype))
+        h[0] = state0[0]
+        call(_gru_forward, threads, Work(B, 6 * B * n * n, T), x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
+             h, gates)
+        return Run((h,), {"gates": gates})
+
+    def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
+        T, B, m = x.shape
+        n = net.n_hidden
+        h = run.h
+        if dstate_T is not None and dstate_T[0] is not None:
+            g[-1] += dstate_T[0]
+        D = workspace.scratch("gru D", (T, B, 3 * n), net.dtype)
+        An = workspace.scratch("gru An", (T, B, n), net.dtype)
+        dh0 = np.empty((B, n), net.dtype)
+        call(_gru_sweep, threads, Work(B, 6 * B * n * n, T), W["W_hh"], h, run.saved["gates"], g, *truncation,
+             D, An, dh0)
+        grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
+                 "b_hh": np.empty(3 * n, net.dtype)}
+        unused = workspace.scratch("gru dh0 of the products", (B, n), net.dtype)
+        call(_weight_grads, threads, Work(T * B, 6 * T * B * n * (m + n), 1), x, h[:-1], D, W["W_hh"],
+             grads["W_ih"], grads["W_hh"], grads["b_hh"], unused)
+        # the input side differs from the hidden side in the n block only: da_n instead of dq = da_n r
+        rows_n = An.reshape(T * B, n)
+        grads["W_ih"][2 * n:] = rows_n.T @ x.reshape(T * B, m)
+        grads["b_ih"] = grads["b_hh"].copy()
+        grads["b_ih"][2 * n:] = rows_n.sum(axis=0)
+        dx = None
+        if want_dx:
+            D_in = D.reshape(T * B, 3 * n).copy()
+            D_in[:, 2 * n:] = rows_n
+            dx = (D_in @ W["W_ih"]).reshape(T, B, m)
+        return grads, (dh0,), dx
+
+    def resume(self, net, W, x, states):
+        """The gate values [r, z, n, q] of a forward pass from its states, batched over all steps."""
+        (h,) = states
+        T, B, _ = x.shape
+        n = net.n_hidden
+        gi = (x.reshape(T * B, -1) @ W["W_ih"].T + W["b_ih"]).reshape(T, B, 3 * n)
+        gh = (h[:-1].reshape(T * B, n) @ W["W_hh"].T + W["b_hh"]).reshape(T, B, 3 * n)
+        gates = np.empty((T, B, 4 * n), dtype=net.dtype)
+        gates[..., :2 * n] = 1 / (1 + np.exp(-(gi[..., :2 * n] + gh[..., :2 * n])))
+        gates[..., 3 * n:] = gh[..., 2 * n:]
+        gates[..., 2 * n:3 * n] = np.tanh(gi[..., 2 * n:] + gates[..., :n] * gh[..., 2 * n:])
+        return Run((h,), {"gates": gates})
+
+    def sensitivity_size(self, net, B):
+        n, J = net.n_hidden, net.n_in + net.n_hidden + 2
+        return n * 3 * n * J, 1, f"B·n·3n·J = {B}·{n}·{3 * n}·{J}"
+
+    def _work(self, net, B, T):
+        n, J = net.n_hidden, net.n_in + net.n_hidden + 2
+        return Work(3 * n, 2 * B * 3 * n * n * 3 * n * J, T)
+
+    def _tiles(self, net, parallel):
+        n, J = net.n_hidden, net.n_in + net.n_hidden + 2
+        return tiles(3 * n, 4 * n * J * np.dtype(net.dtype).itemsize, parallel)
+
+    def rtrl(self, net, W, x, run, g, forcing, threads):
+        T, B, m = x.shape
+        n = net.n_hidden
+        (P,) = sensitivity_buffers(self, net, B)                  # checks the budget first
+        work = self._work(net, B, T)
+        tile_rows = self._tiles(net, plan(_gru_rtrl, threads, work) > 1)
+        dW = np.zeros((3 * n, m + n + 2), dtype=net.dtype)
+        call(_gru_rtrl, threads, work._replace(items=len(tile_rows) - 1), W["W_hh"], x, run.h,
+             run.saved["gates"], g, tile_rows, P, dW)
+        return _split(dW, m, n)
+
+    def online(self, net, batch, threads):
+        return Online(self, net, batch, threads)
+
+
+class Online(OnlineCell):
+    """Online RTRL for the GRU: the state h and the sensitivities P."""
+
+    def __init__(self, driver, net, batch, threads):
+        n = net.n_hidden
+        self.net = net
+        (self._P,) = sensitivity_buffers(driver, net, batch)
+        work = driver._work(net, batch, 1)
+        self._tiles = driver._tiles(net, plan(_gru_rtrl, threads, work) > 1)
+        self._work = work._replace(items=len(self._tiles) - 1)
+        self._h = np.zeros((2, batch, n), dtype=net.dtype)
+        self._gates = np.empty((1, batch, 4 * n), dtype=net.dtype)
+        self._dW = np.empty((3 * n, net.n_in + n + 2), dtype=net.dtype)
+
+    @property
+    def state(self):
+        return (self._h[0],)
+
+    def reset(self, state0):
+        self._h[0] = state0[0]
+        self._P[...] = 0
+
+    def advance(self, W, x, forcing, threads):
+        B, n = x.shape[1], self.net.n_hidden
+        call(_gru_forward, threads, Work(B, 6 * B * n * n, 1), x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
+             self._h, self._gates)
+        return Run((self._h,), {"gates": self._gates})
+
+    def propagate(self, W, x, run, g, forcing, threads):
+        self._dW[...] = 0
+        call(_gru_rtrl, threads, self._work, W["W_hh"], x, self._h, self._gates, g, self._tiles, self._P, self._dW)
+        self._h[0] = self._h[1]
+        return _split(self._dW, self.net.n_in, self.net.n_hidden)

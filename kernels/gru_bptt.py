@@ -1,0 +1,83 @@
+"""BPTT through the GRU, exact and truncated BPTT(h; h') (SPEC §4, §6a)."""
+import numpy as np
+from numba import prange
+
+from ._activations import ONE, constants
+from ._jit import kernel
+
+
+@kernel("batch")
+def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
+    """The sequential backward recursion over h, summed over the BPTT(h; h') sweeps:
+
+        dh = g_t + (error from step t + 1),  da_n = dh (1 - z)(1 - n^2),  da_r = da_n q r (1 - r),
+        da_z = dh (h_{t-1} - n) z (1 - z),  dq = da_n r
+        error to h_{t-1} = dh z + W_hh^T [da_r; da_z; dq]
+
+    Array contract (one float dtype, C-contiguous):
+
+    W_hh (3n, n); h (T + 1, B, n) and gates (T, B, 4n) = [r, z, n, q] from ``_gru_forward``;
+    g (T, B, n) the error injected into h_t. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
+    D (T, B, 3n) is overwritten with the sum over sweeps of [da_r; da_z; dq] (the hidden side:
+    dW_hh, db_hh and the recurrence follow from it); An (T, B, n) with the sum of da_n (the input
+    side differs from D only in the n block: [da_r; da_z; da_n]).
+    dh0 (B, n) is overwritten with the gradient with respect to h0.
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D, An and dh0.
+    """
+    T, B, n3 = D.shape
+    n = n3 // 3
+    K = constants(h)
+    one = K[ONE]
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        D[:, b0:b1, :] = 0
+        An[:, b0:b1, :] = 0
+        dh0[b0:b1, :] = 0
+        cur = np.empty((nb, 3 * n), dtype=D.dtype)
+        back = np.empty((nb, n), dtype=D.dtype)
+        dhv = np.empty((nb, n), dtype=D.dtype)
+        start = 0
+        while start < T:
+            end = min(start + trunc_hp, T)
+            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            for s in range(end - 1, low - 1, -1):
+                if s == end - 1:
+                    back[:, :] = 0
+                elif nb == 1:
+                    np.dot(cur[0], W_hh, back[0])
+                    for k in range(n):
+                        back[0, k] += dhv[0, k] * gates[s + 1, b0, n + k]
+                else:
+                    np.dot(cur, W_hh, back)
+                    for bb in range(nb):
+                        for k in range(n):
+                            back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]
+                inject = s >= start
+                for bb in range(nb):
+                    b = b0 + bb
+                    gr = gates[s, b]
+                    dl = cur[bb]
+                    for k in range(n):
+                        dh = back[bb, k] + g[s, b, k] if inject else back[bb, k]
+                        r = gr[k]
+                        z = gr[n + k]
+                        nk = gr[2 * n + k]
+                        q = gr[3 * n + k]
+                        da_n = dh * (one - z) * (one - nk * nk)
+                        dl[k] = da_n * q * r * (one - r)
+                        dl[n + k] = dh * (h[s, b, k] - nk) * z * (one - z)
+                        dl[2 * n + k] = da_n * r
+                        An[s, b, k] += da_n
+                        dhv[bb, k] = dh
+                    drow = D[s, b]
+                    for k in range(3 * n):
+                        drow[k] += dl[k]
+                    if s == 0:
+                        for k in range(n):
+                            acc = dhv[bb, k] * gr[n + k]
+                            for j in range(3 * n):
+                                acc += dl[j] * W_hh[j, k]
+                            dh0[b, k] += acc
+            start = end

@@ -1,0 +1,63 @@
+"""Forward pass of the GRU (SPEC §6a), gate order r, z, n as in torch.nn.GRU."""
+import numpy as np
+from numba import prange
+
+from ._activations import LOGISTIC, ONE, activate, constants, tanh
+from ._jit import kernel
+
+
+@kernel("batch")
+def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
+    """Run the GRU for t = 1..T.
+
+    Array contract (one float dtype, C-contiguous):
+
+    x (T, B, m), W_ih (3n, m), W_hh (3n, n), b_ih, b_hh (3n,).
+    h (T + 1, B, n): h[0] holds h0 on entry; h[1:] is written.
+    gates (T, B, 4n) is written with [r, z, n, q] per step, q = W_hn h_{t-1} + b_hn (what the
+    backward sweep and RTRL need). Its first 3n columns hold the input projection
+    x W_ih^T + b_ih in between.
+    nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+
+    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    """
+    T, B, m = x.shape
+    n = W_hh.shape[1]
+    K = constants(h)
+    one = K[ONE]
+    proj = np.empty((T * B, 3 * n), dtype=h.dtype)
+    np.dot(x.reshape(T * B, m), W_ih.T, proj)
+    for row in range(T * B):
+        t = row // B
+        b = row - t * B
+        g = gates[t, b]
+        pr = proj[row]
+        for k in range(3 * n):
+            g[k] = pr[k] + b_ih[k]
+    W_hhT = W_hh.T
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        rec = np.empty((nb, 3 * n), dtype=h.dtype)
+        for t in range(T):
+            if nb == 1:
+                np.dot(W_hh, h[t, b0], rec[0])       # a matrix-vector product (BLAS gemv)
+            else:
+                np.dot(h[t, b0:b1], W_hhT, rec)
+            for bb in range(nb):
+                b = b0 + bb
+                row = gates[t, b]
+                rr = rec[bb]
+                for k in range(2 * n):
+                    row[k] += rr[k] + b_hh[k]
+                activate(row[:2 * n], K, LOGISTIC)
+                hp = h[t, b]
+                hn = h[t + 1, b]
+                for k in range(n):
+                    q = rr[2 * n + k] + b_hh[2 * n + k]
+                    nk = tanh(row[2 * n + k] + row[k] * q, K)
+                    z = row[n + k]
+                    row[2 * n + k] = nk
+                    row[3 * n + k] = q
+                    hn[k] = (one - z) * nk + z * hp[k]
