@@ -21,10 +21,10 @@ def problem(n, m, T, B, dtype=np.float64):
     return net, x, d
 
 
-def lstm_problem(n, m, T, B, dtype=np.float64):
-    """The LSTM version of ``problem``: units readout with o = n/4 outputs, mse."""
+def lstm_problem(n, m, T, B, dtype=np.float64, cell="lstm"):
+    """``problem`` for a gated cell (LSTM by default): units readout with o = n/4 outputs, mse."""
     rng = np.random.default_rng(0)
-    net = fastrnn.LSTM.init(m, n, max(1, n // 4), readout="units", dtype=dtype, seed=0)
+    net = fastrnn.MODELS[cell].init(m, n, max(1, n // 4), readout="units", dtype=dtype, seed=0)
     x = rng.standard_normal((T, B, m)).astype(dtype)
     d = rng.standard_normal((T, B, net.n_out)).astype(dtype)
     return net, x, d
@@ -43,6 +43,6 @@ def check_against(result, expected, dtype, who):
 
 def as_tuple(loss_grads):
     loss, g = loss_grads
-    if isinstance(g, fastrnn.LSTMGradients):
+    if "W_ih" in g:                  # the gated cells
         return loss, g.W_ih, g.W_hh, g.b_ih
     return loss, g.W_in, g.W_rec, g.b

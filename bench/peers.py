@@ -152,13 +152,14 @@ class JaxRTRL(TorchRTRL):
         return self.loss, dW[:, :m], dW[:, m + 1:], dW[:, m]
 
 
-# -- LSTM --------------------------------------------------------------------------------------
-class TorchLSTM:
-    """torch.nn.LSTM + autograd: forward and backward of the summed mse on the first o units."""
+# -- the gated cells ----------------------------------------------------------------------------
+class TorchGated:
+    """torch.nn.LSTM / torch.nn.GRU + autograd: forward and backward of the summed mse on the first
+    o units."""
 
     def __init__(self, net, x, d):
         dt = torch.float64 if net.dtype == np.float64 else torch.float32
-        self.module = torch.nn.LSTM(net.n_in, net.n_hidden).to(dt)
+        self.module = getattr(torch.nn, net.cell.upper())(net.n_in, net.n_hidden).to(dt)
         self.module.load_state_dict(net.to_torch_state_dict())
         self.x, self.d = torch.from_numpy(x), torch.from_numpy(d)
         self.units = torch.from_numpy(net.out_units)
@@ -200,3 +201,34 @@ class JaxLSTM(JaxBPTT):
         self.x, self.d = jnp.asarray(x), jnp.asarray(d)
         self.units = jnp.asarray(net.out_units)
         self.fn = jax.jit(jax.value_and_grad(_jax_lstm_loss))
+
+
+def _jax_gru_loss(params, x, d, units):
+    W_ih, W_hh, b_ih, b_hh = params
+    n = W_hh.shape[1]
+    proj = jnp.einsum("tbm,rm->tbr", x, W_ih) + b_ih
+
+    def step(h, p_t):
+        a = h @ W_hh.T + b_hh
+        r = jax.nn.sigmoid(p_t[:, :n] + a[:, :n])
+        z = jax.nn.sigmoid(p_t[:, n:2 * n] + a[:, n:2 * n])
+        c = jnp.tanh(p_t[:, 2 * n:] + r * a[:, 2 * n:])
+        h = (1 - z) * c + z * h
+        return h, h
+
+    _, hs = jax.lax.scan(step, jnp.zeros((x.shape[1], n), x.dtype), proj)
+    return 0.5 * jnp.sum((hs[..., units] - d) ** 2)
+
+
+class JaxGRU(JaxBPTT):
+    """jit(value_and_grad) of the GRU loss over lax.scan."""
+
+    def __init__(self, net, x, d):
+        self.params = tuple(jnp.asarray(a) for a in (net.W_ih, net.W_hh, net.b_ih, net.b_hh))
+        self.x, self.d = jnp.asarray(x), jnp.asarray(d)
+        self.units = jnp.asarray(net.out_units)
+        self.fn = jax.jit(jax.value_and_grad(_jax_gru_loss))
+
+    def __call__(self):
+        loss, (dW_ih, dW_hh, db_ih, _) = self.fn(self.params, self.x, self.d, self.units)
+        return float(loss), np.asarray(dW_ih), np.asarray(dW_hh), np.asarray(db_ih)

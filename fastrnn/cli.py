@@ -152,7 +152,7 @@ def cmd_train(args):
         net = make_net(cell, task, args.hidden or task.default_hidden, args.seed)
     hidden = net.n_hidden
     steps = args.steps or task.default_steps
-    lr = args.lr or task.default_lr
+    lr = args.lr or ((args.algorithm == "online-rtrl" and task.default_online_lr) or task.default_lr)
     optimizer = trainer.OPTIMIZERS[args.optimizer](lr)
     quiet = args.json
     if not quiet:

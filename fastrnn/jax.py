@@ -23,17 +23,21 @@ import numpy as np
 from . import api, models
 from .errors import OptionError
 
-__all__ = ["rnn", "lstm"]
+__all__ = ["rnn", "lstm", "gru"]
 
 _RNN_PARAMS = ("W_in", "W_rec", "b")
-_LSTM_PARAMS = ("W_ih", "W_hh", "b_ih", "b_hh")
+_GATED_PARAMS = ("W_ih", "W_hh", "b_ih", "b_hh")
+
+
+def _names(kind):
+    return _RNN_PARAMS if kind == "rnn" else _GATED_PARAMS
 
 
 def _net(kind, params, activation):
     arrays = [np.asarray(p) for p in params]
-    if kind == "lstm":
-        return models.LSTM(*arrays, readout="units")
-    return models.RNN(*arrays, activation=activation, readout="units")
+    if kind == "rnn":
+        return models.RNN(*arrays, activation=activation, readout="units")
+    return models.MODELS[kind](*arrays, readout="units")
 
 
 def _check_params(params, names, what):
@@ -56,9 +60,9 @@ def _shapes(x, n, count):
 
 def _forward_host(kind, activation, params, x, states0):
     net = _net(kind, params, activation)
-    out = api.forward(net, np.asarray(x), tuple(np.asarray(s) for s in states0) if kind == "lstm"
-                      else np.asarray(states0[0]))
-    return (out.h, out.c) if kind == "lstm" else (out.h,)
+    h0 = tuple(np.asarray(s) for s in states0)
+    out = api.forward(net, np.asarray(x), h0 if len(h0) > 1 else h0[0])
+    return tuple(getattr(out, name) for name in net.state_names)
 
 
 def _vjp_host(kind, activation, params, x, states0, states, dh, dfinals):
@@ -66,10 +70,10 @@ def _vjp_host(kind, activation, params, x, states0, states, dh, dfinals):
     x = np.asarray(x)
     h0 = tuple(np.asarray(s) for s in states0)
     finals = [np.asarray(f) for f in dfinals]
-    extra = {"dc_T": finals[1]} if kind == "lstm" else {}
-    grads, dx, dstate0 = api.vjp(net, x, np.asarray(dh), h0 if kind == "lstm" else h0[0], dh_T=finals[0],
+    extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
+    grads, dx, dstate0 = api.vjp(net, x, np.asarray(dh), h0 if len(h0) > 1 else h0[0], dh_T=finals[0],
                                  states=tuple(np.asarray(s) for s in states), **extra)
-    names = _LSTM_PARAMS if kind == "lstm" else _RNN_PARAMS
+    names = _names(kind)
     dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
     return tuple(grads[k] for k in names) + (dx,) + tuple(dstate0)
 
@@ -162,8 +166,29 @@ def lstm(params, x, h0=None, c0=None):
     hs : (T, B, n) array, the states h_1..h_T
     (h_T, c_T) : the final state
     """
-    p = _check_params(params, _LSTM_PARAMS, "lstm")
+    p = _check_params(params, _GATED_PARAMS, "lstm")
     n, m = p[1].shape[1], p[0].shape[1]
     x, states0 = _check_arrays(x, (("h0", h0), ("c0", c0)), n, m)
     h, c = _layer("lstm", "lstm", p, x, states0)
     return h[1:], (h[-1], c[-1])
+
+
+def gru(params, x, h0=None):
+    """The GRU (gate order r, z, n, torch.nn.GRU's layout) over a sequence.
+
+    Parameters
+    ----------
+    params : dict with ``W_ih`` (3n, m), ``W_hh`` (3n, n), ``b_ih``, ``b_hh`` (3n,)
+    x : (T, B, m) array, time-major
+    h0 : (B, n) array, optional (zeros)
+
+    Returns
+    -------
+    hs : (T, B, n) array, the states h_1..h_T
+    h_T : (B, n) array, the final state
+    """
+    p = _check_params(params, _GATED_PARAMS, "gru")
+    n, m = p[1].shape[1], p[0].shape[1]
+    x, states0 = _check_arrays(x, (("h0", h0),), n, m)
+    (h,) = _layer("gru", "gru", p, x, states0)
+    return h[1:], h[-1]

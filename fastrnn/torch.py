@@ -1,7 +1,7 @@
-"""fastrnn inside PyTorch: ``fastrnn.torch.RNN`` and ``fastrnn.torch.LSTM``.
+"""fastrnn inside PyTorch: ``fastrnn.torch.RNN``, ``fastrnn.torch.LSTM`` and ``fastrnn.torch.GRU``.
 
 Modules with the constructor arguments, forward signature, parameter names, ``state_dict`` keys
-and initialisation of ``torch.nn.RNN`` / ``torch.nn.LSTM``; their forward and backward passes
+and initialisation of ``torch.nn.RNN`` / ``torch.nn.LSTM`` / ``torch.nn.GRU``; their forward and backward passes
 run fastrnn's kernels (``fastrnn.forward`` and ``fastrnn.vjp``) through one
 ``torch.autograd.Function`` per layer and direction, so gradients reach the inputs, the initial
 states and every parameter, and the rest of the model stays ordinary PyTorch. Changing
@@ -31,7 +31,7 @@ from . import api, models
 from .errors import DTypeError, OptionError, ShapeError
 from .runtime.dispatch import serial
 
-__all__ = ["RNN", "LSTM"]
+__all__ = ["RNN", "LSTM", "GRU"]
 
 _DTYPES = (torch.float32, torch.float64)
 _DOUBLE_BACKWARD = ("fastrnn.torch computes first derivatives only: double backward (create_graph=True "
@@ -93,26 +93,25 @@ class _LayerFunction(torch.autograd.Function):
 
 
 class _LayerSpec:
-    """How one layer's weight tensors become a fastrnn network, and its gradients go back."""
+    """How one layer's weight tensors (weight_ih, weight_hh[, bias_ih, bias_hh]) become a fastrnn
+    network, and its gradients go back in the same order."""
 
     def __init__(self, kind, bias, nonlinearity, truncation):
         self.kind, self.bias, self.nonlinearity, self.truncation = kind, bias, nonlinearity, truncation
-        self.n_states = 2 if kind == "LSTM" else 1
+        self.model = models.MODELS[kind.lower()]
+        self.n_states = len(self.model.state_names)
 
     def build(self, weights):
         w_ih, w_hh = weights[0], weights[1]
         rows = w_hh.shape[0]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (np.zeros(rows, w_hh.dtype),) * 2
-        if self.kind == "LSTM":
-            return models.LSTM(w_ih, w_hh, b_ih, b_hh, readout="units")
-        return models.RNN(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
+        if self.model is models.RNN:            # one bias: torch's two enter as a sum
+            return models.RNN(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
+        return self.model(w_ih, w_hh, b_ih, b_hh, readout="units")
 
     def weight_grads(self, grads):
         """Gradients in the order of the layer's weight tensors."""
-        if self.kind == "LSTM":
-            names = ("W_ih", "W_hh", "b_ih", "b_hh")
-        else:
-            names = ("W_in", "W_rec", "b", "b")
+        names = ("W_in", "W_rec", "b", "b") if self.model is models.RNN else ("W_ih", "W_hh", "b_ih", "b_hh")
         return [grads[k].copy() if k == "b" else grads[k] for k in names[:4 if self.bias else 2]]
 
 
@@ -315,3 +314,19 @@ class LSTM(_Recurrent):
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, truncation=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size=proj_size, device=device, dtype=dtype, truncation=truncation)
+
+
+class GRU(_Recurrent):
+    """Drop-in for ``torch.nn.GRU`` (gate order r, z, n), computed by fastrnn.
+
+    ``output, h_n = gru(input, h_0)`` with torch's shapes and parameter names.
+    ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+    """
+
+    _kind = "GRU"
+    _gates = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                 bidirectional=False, device=None, dtype=None, *, truncation=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+                         device=device, dtype=dtype, truncation=truncation)

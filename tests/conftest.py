@@ -44,10 +44,12 @@ def assert_grads_close(grads, ref, dtype, what=""):
 
 def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="mse",
                  out_activation="identity", activation="tanh", masked=True, scale=1.0, cell="rnn"):
-    """A seeded network and data. Returns (net, x, d, mask, h0); for cell="lstm" h0 is (h0, c0)."""
+    """A seeded network and data. Returns (net, x, d, mask, h0); for a cell with several states
+    (the LSTM) h0 is the tuple of initial states, (h0, c0)."""
     rng = np.random.default_rng(seed)
-    if cell == "lstm":
-        net = fastrnn.LSTM.init(m, n, o, readout=readout, dtype=dtype, seed=seed, out_activation=out_activation)
+    if cell != "rnn":
+        net = fastrnn.MODELS[cell].init(m, n, o, readout=readout, dtype=dtype, seed=seed,
+                                        out_activation=out_activation)
     else:
         net = fastrnn.RNN.init(m, n, o, readout=readout, activation=activation, dtype=dtype,
                                seed=seed, out_activation=out_activation)

@@ -262,3 +262,11 @@ def test_every_eval_flag_rejects_bad_values(flag, value, tmp_path, capsys):
         code = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "error" in err[0], err
+
+
+@pytest.mark.parametrize("args", [["--algorithm", "online-rtrl"], ["--cell", "gru", "--task", "reber"]],
+                         ids=["parity-online-rtrl", "reber-gru"])
+def test_default_runs_solve_their_task(args, tmp_path, capsys):
+    assert cli.main(["train", "--json", "--out", str(tmp_path)] + args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["solved"] is True and result["final_accuracy"] >= result["success_threshold"], result

@@ -102,3 +102,29 @@ def test_ddp_with_gloo_equals_one_process_on_the_whole_batch():
     assert result["max_relative_difference"] <= 1e-10, result
     assert result["without_averaging"] > 1e-3, result          # the comparison can fail
     assert result["parameters"] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+
+
+def test_gru_from_torch_equals_torch_forward_and_gradients():
+    torch.manual_seed(4)
+    module = torch.nn.GRU(3, 5, dtype=torch.float64)
+    net = fastrnn.GRU.from_torch(module)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, 2, 3))
+    h0 = rng.standard_normal((2, 5))
+    d = rng.standard_normal((7, 2, 5))
+    xt = torch.from_numpy(x).requires_grad_(True)
+    h0t = torch.from_numpy(h0)[None].requires_grad_(True)
+    out, _ = module(xt, h0t)
+    loss = 0.5 * ((out - torch.from_numpy(d)) ** 2).sum()
+    loss.backward()
+    L, g = fastrnn.bptt(net, x, d, h0=h0)
+    assert_close(fastrnn.forward(net, x, h0).h[1:], out.detach().numpy(), np.float64, "h")
+    assert_close(L, loss.item(), np.float64, "loss")
+    for name, param in (("W_ih", module.weight_ih_l0), ("W_hh", module.weight_hh_l0),
+                        ("b_ih", module.bias_ih_l0), ("b_hh", module.bias_hh_l0)):
+        assert_close(g[name], param.grad.numpy(), np.float64, name)
+    assert_close(g.h0, h0t.grad.numpy()[0], np.float64, "h0")
+    back = torch.nn.GRU(3, 5, dtype=torch.float64)
+    back.load_state_dict(net.to_torch_state_dict())
+    for a, b in zip(back.state_dict().values(), module.state_dict().values()):
+        assert torch.equal(a, b)

@@ -62,7 +62,7 @@ def inputs(module, kind, dtype, T=7, B=4, unbatched=False, with_state=True):
     return x, hx
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")
 def test_float64_equals_torch(kind, options):
     ref, ours = pair(kind, torch.float64, **options)
@@ -77,9 +77,9 @@ def test_float64_equals_torch(kind, options):
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_unbatched_input_and_relu(kind):
-    options = {"nonlinearity": "relu"} if kind == "RNN" else {"num_layers": 2}
+    options = {"nonlinearity": "relu"} if kind == "RNN" else {"num_layers": 2, "bidirectional": kind == "GRU"}
     ref, ours = pair(kind, torch.float64, **options)
     x, hx = inputs(ours, kind, torch.float64, unbatched=True)
     for a, b in zip(run(ours, x, hx), run(ref, x, hx)):
@@ -103,7 +103,7 @@ def test_load_state_dict_both_ways_and_repr():
     assert ours.double().weight_hh_l1_reverse.dtype == torch.float64
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM"])
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_float32_is_as_precise_as_torch(kind):
     """Each result's relative error against a float64 computation is at most 2x torch's own."""
     ref64, ours64 = pair(kind, torch.float64, num_layers=2)

@@ -29,8 +29,8 @@ def driver_for(net):
         for cls, candidate in DRIVERS.items():      # subclasses of a registered model
             if isinstance(net, cls):
                 return candidate
-        names = " or ".join(f"fastrnn.{cls.__name__}" for cls in DRIVERS)
-        raise OptionError(f"net must be a {names}, got {type(net).__name__}")
+        names = ", ".join(f"fastrnn.{cls.__name__}" for cls in DRIVERS)
+        raise OptionError(f"net must be a fastrnn network ({names}), got {type(net).__name__}")
     return driver
 
 
