@@ -173,12 +173,25 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     return L, grads
 
 
-def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, validate=False):
+def _method(driver, net, method, kind):
+    allowed = getattr(driver, f"{kind}_methods")
+    if not isinstance(method, str) or method not in allowed:
+        raise OptionError(f"method={method!r} is not available for {type(net).__name__} in "
+                          f"{'rtrl' if kind == 'rtrl' else 'OnlineRTRL'}: choose one of {', '.join(map(repr, allowed))}")
+    return method
+
+
+def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, validate=False, method="exact",
+         block=None):
     """Loss and exact gradients by real-time recurrent learning (Williams & Zipser 1989).
 
     The same inputs and result as :func:`fastrnn.bptt` (exact), computed forward in time with
     sensitivities ``P_t = dh_t/dW`` of size B·n²·(m + 1 + n): memory independent of T, n⁴ work
     per step. The initial-state fields (``grads.h0``, ``grads.c0``) are None: h0 has no sensitivity.
+
+    ``method="fss"`` (simple cell) computes the same gradient by fixed-size storage (Schmidhuber
+    1992): BPTT inside blocks of ``block`` steps (default n) with the sensitivities carried only
+    across block ends, O(n³) per step instead of O(n⁴) (``fastrnn.reference.online`` writes it out).
 
     Raises
     ------
@@ -190,6 +203,7 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     SPEC §5. With fixed weights RTRL and BPTT give the same gradient to rounding.
     """
     driver = driver_for(net)
+    method = _method(driver, net, method, "rtrl")
     p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
     check = compare.validation_wanted(validate)
     bptt_memory(driver, net, *p.x.shape[:2])
@@ -197,7 +211,7 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
         run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
         _check_states("fastrnn.rtrl", net, run)
         L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
-        cell_grads = driver.rtrl(net, p.W, p.x, run, g, p.forcing, threads)
+        cell_grads = driver.rtrl(net, p.W, p.x, run, g, p.forcing, threads, method, block)
     grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
     _check_result("fastrnn.rtrl", net, L, grads)
     if check:
@@ -224,24 +238,44 @@ class OnlineRTRL:
     loss : {"mse", "xent", "bce"}
     h0 : (B, n) array, optional
         Initial state (zeros); for an LSTM also a pair (h0, c0).
+    method : {"exact", "fss", "snap1", "uoro", "rflo"}
+        ``"exact"``: RTRL (all cells). For the simple cell also: ``"fss"``, the exact gradient by
+        fixed-size storage, returned at the end of every block of ``block`` steps (default n; the
+        steps in between return ``None`` as their gradient, and the weights must not change inside
+        a block: O(n³) per step); the approximations ``"snap1"`` (Menick et al. 2021), ``"uoro"``
+        (Tallec & Ollivier 2018, random signs from ``seed``) and ``"rflo"`` (Murray 2019,
+        ``feedback="random"`` or ``"readout"``, trace time constant ``tau``). Their update rules:
+        ``fastrnn.reference.online``.
+    shadow : bool
+        Also run exact RTRL on the same stream and record, per step (per block for "fss"), the
+        cosine and the norm ratio of this method's gradient of the cell's weights to the exact
+        one: :attr:`fidelity`. The exact sensitivities' memory is checked first.
 
     Examples
     --------
     >>> learner = fastrnn.OnlineRTRL(net, batch=1)
     >>> for x_t, d_t in stream:                        # x_t (B, m), d_t (B, o)
-    ...     loss_t, g = learner.step(x_t, d_t)
+    ...     loss_t, g, y_t = learner.step(x_t, d_t)
     ...     for name, w in net.params().items():
     ...         w -= lr * g[name]
     """
 
-    def __init__(self, net, batch=1, teacher_forcing=False, loss="mse", h0=None):
+    def __init__(self, net, batch=1, teacher_forcing=False, loss="mse", h0=None, method="exact", block=None,
+                 seed=None, feedback="random", tau=1.0, shadow=False):
         self._driver = driver_for(net)
         self.net = net
         self.batch = checks.positive_int("batch", batch)
         self.loss = checks.loss_name(net, loss)
         self.teacher_forcing = checks.forcing_flag(net, teacher_forcing, self.loss, self._driver.teacher_forcing)
+        self.method = _method(self._driver, net, method, "online")
+        if self.teacher_forcing and self.method != "exact":
+            raise OptionError(f"method={self.method!r} does not support teacher forcing: use method='exact'")
+        shadow = checks.flag("shadow", shadow)
+        seed = checks.seed("seed", seed)
         self._shape = (net.n_hidden, net.n_in, net.n_out, net.dtype)
-        self._cell = self._driver.online(net, self.batch, get_threads())   # checks the memory budget
+        options = {} if self.method == "exact" else {"block": block, "seed": seed, "feedback": feedback, "tau": tau}
+        self._cell = self._driver.online(net, self.batch, get_threads(), self.method, **options)   # checks memory
+        self._shadow = self._driver.online(net, self.batch, get_threads(), "exact") if shadow else None
         self._pending = None
         self.reset(h0)
 
@@ -255,10 +289,69 @@ class OnlineRTRL:
 
     def reset(self, h0=None):
         """Start new streams: state h0 (zeros by default; an LSTM also takes a pair (h0, c0)),
-        sensitivities zero."""
-        self._cell.reset(checks.initial_states(self.net, h0, self.batch))
+        sensitivities zero. The fidelity record is kept (it spans streams)."""
+        state0 = checks.initial_states(self.net, h0, self.batch)
+        self._cell.reset(state0)
+        if self._shadow is not None:
+            self._shadow.reset(state0)
+            self._shadow_sum = None
+        if not hasattr(self, "_fidelity"):
+            self._fidelity = {"cosine": [], "norm_ratio": []}
+        self._readout_sum = None
         self._pending = None
         self.steps = 0
+
+    @property
+    def fidelity(self):
+        """With ``shadow=True``: {"cosine": mean, "norm_ratio": mean, "per_step": {"cosine": array,
+        "norm_ratio": array}} over the recorded steps (blocks for "fss"), comparing this method's
+        gradient of the cell's weights with exact RTRL's on the same stream (norm ratio: this
+        method's norm over the exact one's). Steps where the exact gradient is zero are skipped."""
+        if self._shadow is None:
+            raise OptionError("fidelity needs OnlineRTRL(..., shadow=True)")
+        cos = np.array(self._fidelity["cosine"])
+        ratio = np.array(self._fidelity["norm_ratio"])
+        return {"cosine": float(cos.mean()) if cos.size else float("nan"),
+                "norm_ratio": float(ratio.mean()) if ratio.size else float("nan"),
+                "per_step": {"cosine": cos, "norm_ratio": ratio}}
+
+    def _record(self, ours, exact):
+        """Compare the cell's weights' gradients (the readout's are exact in every method)."""
+        names = self.net.recurrent_names
+        a = np.concatenate([np.ravel(ours[k]) for k in names]).astype(np.float64)
+        b = np.concatenate([np.ravel(exact[k]) for k in names]).astype(np.float64)
+        nb = np.linalg.norm(b)
+        if nb == 0:
+            return
+        na = np.linalg.norm(a)
+        self._fidelity["cosine"].append(float(a @ b / (na * nb)) if na > 0 else 0.0)
+        self._fidelity["norm_ratio"].append(float(na / nb))
+
+    def _shadow_step(self, W, x, g, threads, cell_grads):
+        """Run the exact shadow on the same step; record when this method returns a gradient."""
+        self._shadow.advance(W, x, checks.Forcing.off(self.net.dtype), threads)
+        exact = self._shadow.propagate(W, x, None, g, checks.Forcing.off(self.net.dtype), threads)
+        if self._shadow_sum is None:
+            self._shadow_sum = exact
+        else:
+            self._shadow_sum = {k: self._shadow_sum[k] + v for k, v in exact.items()}
+        if cell_grads is not None:
+            self._record(cell_grads, self._shadow_sum)
+            self._shadow_sum = None
+
+    def _readout(self, dW_out, db_out, ready):
+        """Readout gradients, summed over a block for a method that defers."""
+        if not self._cell.defers:
+            return dW_out, db_out
+        parts = (dW_out, db_out)
+        if self._readout_sum is None:
+            self._readout_sum = parts
+        else:
+            self._readout_sum = tuple(None if a is None else a + b for a, b in zip(self._readout_sum, parts))
+        if not ready:
+            return None, None
+        summed, self._readout_sum = self._readout_sum, None
+        return summed
 
     def _check_net(self):
         net = self.net
@@ -291,8 +384,10 @@ class OnlineRTRL:
         with no error injected, so the next step starts from the right place."""
         W, x, run = self._pending
         self._pending = None
-        self._cell.propagate(W, x, run, np.zeros(run.h[1:].shape, dtype=self.net.dtype),
-                             checks.Forcing.off(self.net.dtype), threads)
+        zero = np.zeros(run.h[1:].shape, dtype=self.net.dtype)
+        cell_grads = self._cell.propagate(W, x, run, zero, checks.Forcing.off(self.net.dtype), threads)
+        if self._shadow is not None:
+            self._shadow_step(W, x, zero, threads, cell_grads)
 
     def step(self, x_t, d_t, mask_t=None):
         """Advance one step with a built-in loss; return this step's loss, gradient and output.
@@ -306,8 +401,10 @@ class OnlineRTRL:
         Returns
         -------
         loss_t : float
-        grads_t : Gradients
+        grads_t : Gradients or None
             d loss_t / d parameters through the whole history (the initial-state fields are None).
+            With ``method="fss"``: the exact gradient of the whole block at its last step, None
+            at the steps before.
         y_t : (B, o) array
             The readout of this step (before the weights change).
         """
@@ -324,13 +421,36 @@ class OnlineRTRL:
                 self._finish_pending(threads)
             run = self._cell.advance(W, x, forcing, threads)
             _check_states("OnlineRTRL.step", net, run)
-            y = readout.outputs(net, W, run.h[1:])[1][0].copy()
+            r, outputs = readout.outputs(net, W, run.h[1:])
+            y = outputs[0].copy()
             L, g, dW_out, db_out = readout.injected_errors(net, W, run.h[1:], d, read_mask, self.loss)
+            if self._cell.needs_readout_error:          # RFLO's random feedback of ∂L_t/∂r_t
+                self._cell.readout_error = readout.loss_and_grad(net, r, outputs, d, read_mask, self.loss)[1][0]
+            g_now = g.copy() if self._shadow is not None else g
             cell_grads = self._cell.propagate(W, x, run, g, forcing, threads)
+            if self._shadow is not None:
+                self._shadow_step(W, x, g_now, threads, cell_grads)
         self.steps += 1
+        dW_out, db_out = self._readout(dW_out, db_out, cell_grads is not None)
+        if cell_grads is None:
+            return L, None, y
         grads = net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
         _check_result("OnlineRTRL.step", net, L, grads)
         return L, grads, y
+
+    def flush(self):
+        """``method="fss"``: the exact gradient of the steps since the last block end (a shorter
+        last block; None if there are none), so that a stream's last steps are not lost. The other
+        methods return None (every step already returned its gradient)."""
+        cell_grads = self._cell.flush()
+        dW_out, db_out = self._readout_sum if self._readout_sum is not None else (None, None)
+        self._readout_sum = None
+        if cell_grads is None:
+            return None
+        if self._shadow is not None and self._shadow_sum is not None:
+            self._record(cell_grads, self._shadow_sum)
+            self._shadow_sum = None
+        return self.net.gradients_class(**cell_grads, W_out=dW_out, b_out=db_out)
 
     def advance(self, x_t):
         """Run one step on x_t (B, m) and return the new hidden state h_t (B, n) (a copy).
@@ -379,7 +499,12 @@ class OnlineRTRL:
         W, x, run = self._pending
         self._pending = None
         with workers() as threads:
+            dh_now = dh.copy() if self._shadow is not None else dh
             cell_grads = self._cell.propagate(W, x, run, dh, checks.Forcing.off(net.dtype), threads)
+            if self._shadow is not None:
+                self._shadow_step(W, x, dh_now, threads, cell_grads)
+        if cell_grads is None:
+            return None
         grads = net.gradients_class(**cell_grads)
         _check_result("OnlineRTRL.backward", net, None, grads)
         return grads

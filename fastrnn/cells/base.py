@@ -55,6 +55,8 @@ class CellDriver(ABC):
     model = None
     reference = None
     teacher_forcing = False
+    rtrl_methods = ("exact",)      # what rtrl(method=...) accepts for this cell
+    online_methods = ("exact",)    # what OnlineRTRL(method=...) accepts for this cell
     state_copies = 4      # (T + 1, B, n)-sized arrays a gradient call keeps (see ``bptt_memory``)
 
     @abstractmethod
@@ -89,22 +91,35 @@ class CellDriver(ABC):
         RTRL over B sequences: what the memory budget is checked against before allocating."""
 
     @abstractmethod
-    def rtrl(self, net, W, x, run, g, forcing, threads):
+    def rtrl(self, net, W, x, run, g, forcing, threads, method="exact", block=None):
         """Exact RTRL (SPEC §5) over the forward pass ``run``: a dict of the cell's parameter
-        gradients. Checks the memory budget before allocating the sensitivities."""
+        gradients. Checks the memory budget before allocating the sensitivities. ``method`` is one
+        of ``rtrl_methods`` (``"fss"``: fixed-size storage in blocks of ``block`` steps)."""
 
     @abstractmethod
-    def online(self, net, batch, threads):
+    def online(self, net, batch, threads, method="exact", **options):
         """An :class:`OnlineCell` for ``batch`` streams (memory budget checked first); ``threads``
         (what ``runtime.dispatch.get_threads`` allows) decides the sensitivity layout: one tile
-        for the serial kernel, cache-sized tiles for the parallel one."""
+        for the serial kernel, cache-sized tiles for the parallel one. ``method`` is one of
+        ``online_methods``; ``options`` are the method's own (block, seed, feedback, tau)."""
 
 
 class OnlineCell(ABC):
     """The per-stream state of online RTRL: the states carried into the next step and the
     sensitivities. One step is two phases, so that a caller's own loss fits between them:
     ``advance`` runs the cell one step; ``propagate`` updates the sensitivities with the error
-    injected into that step's state and returns the step's gradient."""
+    injected into that step's state and returns the step's gradient.
+
+    ``defers``: propagate returns None except at the end of a block (fixed-size storage).
+    ``needs_readout_error``: the caller sets ``readout_error`` (∂L_t/∂r_t) before propagate (RFLO).
+    """
+
+    defers = False
+    needs_readout_error = False
+
+    def flush(self):
+        """The gradient of steps whose gradient was deferred (None: nothing pending)."""
+        return None
 
     @property
     @abstractmethod

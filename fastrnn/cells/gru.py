@@ -91,7 +91,7 @@ class Driver(CellDriver):
         n, J = net.n_hidden, net.n_in + net.n_hidden + 2
         return tiles(3 * n, 4 * n * J * np.dtype(net.dtype).itemsize, parallel)
 
-    def rtrl(self, net, W, x, run, g, forcing, threads):
+    def rtrl(self, net, W, x, run, g, forcing, threads, method="exact", block=None):
         T, B, m = x.shape
         n = net.n_hidden
         (P,) = sensitivity_buffers(self, net, B)                  # checks the budget first
@@ -102,7 +102,7 @@ class Driver(CellDriver):
              run.saved["gates"], g, tile_rows, P, dW)
         return _split(dW, m, n)
 
-    def online(self, net, batch, threads):
+    def online(self, net, batch, threads, method="exact", **options):
         return Online(self, net, batch, threads)
 
 

@@ -83,7 +83,7 @@ class Driver(CellDriver):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return tiles(4 * n, 6 * n * J * np.dtype(net.dtype).itemsize, parallel)
 
-    def rtrl(self, net, W, x, run, g, forcing, threads):
+    def rtrl(self, net, W, x, run, g, forcing, threads, method="exact", block=None):
         T, B, m = x.shape
         n = net.n_hidden
         Ph, Pc = sensitivity_buffers(self, net, B)             # checks the budget first
@@ -95,7 +95,7 @@ class Driver(CellDriver):
              Ph, Pc, dW)
         return _with_b_hh(split_columns(dW, m, _PARAMS))
 
-    def online(self, net, batch, threads):
+    def online(self, net, batch, threads, method="exact", **options):
         return Online(self, net, batch, threads)
 
 

@@ -7,10 +7,12 @@ import numpy as np
 
 from .. import reference
 from ..checks import Forcing
+from ..errors import OptionError
 from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl, _weight_grads
 from ..models import RNN
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
+from . import rnn_online
 from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
 
 _PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
@@ -46,6 +48,8 @@ class Driver(CellDriver):
     model = RNN
     reference = reference.rnn
     teacher_forcing = True
+    rtrl_methods = ("exact", "fss")
+    online_methods = ("exact", "fss", "snap1", "uoro", "rflo")
 
     def forward(self, net, W, x, state0, forcing, threads, scratch=False, out=None):
         T, B, _ = x.shape
@@ -91,9 +95,13 @@ class Driver(CellDriver):
         n, J = net.n_hidden, net.n_in + 1 + net.n_hidden
         return tiles(n, (n + 1) * J * np.dtype(net.dtype).itemsize, parallel)
 
-    def rtrl(self, net, W, x, run, g, forcing, threads):
+    def rtrl(self, net, W, x, run, g, forcing, threads, method="exact", block=None):
         T, B, m = x.shape
         n = net.n_hidden
+        if method == "fss":
+            if forcing.on:
+                raise OptionError("method='fss' does not support teacher forcing: use method='exact'")
+            return rnn_online.fss_gradient(net, W, x, run.h, g, block)
         Q, R = sensitivity_buffers(self, net, B, reuse=True)    # checks the budget first
         work = self._work(net, B, T)
         tile_rows = self._tiles(net, plan(_rtrl, threads, work) > 1)
@@ -103,8 +111,16 @@ class Driver(CellDriver):
              forcing.on, forcing.units, forcing.mask, tile_rows, np.zeros((B, n), net.dtype), Q, R, dW)
         return split_columns(dW, m, _PARAMS)
 
-    def online(self, net, batch, threads):
-        return Online(self, net, batch, threads)
+    def online(self, net, batch, threads, method="exact", block=None, seed=None, feedback="random", tau=1.0):
+        if method == "exact":
+            return Online(self, net, batch, threads)
+        if method == "fss":
+            return rnn_online.FSSOnline(net, batch, block)
+        if method == "snap1":
+            return rnn_online.SnAp1(net, batch)
+        if method == "uoro":
+            return rnn_online.UORO(net, batch, seed)
+        return rnn_online.RFLO(net, batch, feedback, tau, seed)
 
 
 class Online(OnlineCell):
