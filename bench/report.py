@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-PEERS = ("reference", "torch", "jax", "one-thread")
+PEERS = ("reference", "torch", "jax", "one-thread", "exact-rtrl")
 
 
 def load(path):
@@ -36,8 +36,8 @@ def fmt_time(seconds):
 
 
 def table(groups):
-    lines = ["| problem | fastrnn | × reference | × torch | × jax | × one thread | GFLOP/s | of GEMM rate |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| problem | fastrnn | × reference | × torch | × jax | × one thread | × exact RTRL | GFLOP/s | of GEMM rate |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
     for key in sorted(k for k in groups if k[0] != "compile"):
         algo, n, m, T, B, dtype = key
@@ -58,7 +58,7 @@ def table(groups):
         lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
         verdicts.append(verdict(key, row, ours, ratios))
     for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):
-        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | |")
+        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | | |")
     return "\n".join(lines), [v for v in verdicts if v]
 
 
@@ -80,17 +80,26 @@ def verdict(key, row, ours, ratios):
         r = ratios["torch"]
         return (f"{algo} n={n} B={B}: fastrnn.torch {r:.2f}x torch.nn; target {need:g}x (and never below 1.0x): "
                 + ("holds" if r >= need else "NOT reached"))
-    if algo == "lstm-bptt":
+    if algo in ("lstm-bptt", "gru-bptt"):
         if not rivals:
             return None
         need = 3.0 if B == 1 else 1.5
         peer, r = min(rivals.items(), key=lambda kv: kv[1])
-        return f"lstm bptt n={n} B={B}: {r:.2f}x the fastest peer ({peer}); target {need:g}x: " + ("holds" if r >= need else "NOT reached")
-    if algo == "lstm-rtrl":
+        cell = algo.split("-")[0]
+        return f"{cell} bptt n={n} B={B}: {r:.2f}x the fastest peer ({peer}); target {need:g}x: " + ("holds" if r >= need else "NOT reached")
+    if algo in ("lstm-rtrl", "gru-rtrl"):
         if n != 32 or "numpy-gemm" not in row:
             return None
         frac = row["numpy-gemm"]["median"] / ours
-        return f"lstm rtrl n={n}: {frac:.2f} of the GEMM rate; target 0.8: " + ("holds" if frac >= 0.8 else "NOT reached")
+        cell = algo.split("-")[0]
+        return f"{cell} rtrl n={n}: {frac:.2f} of the GEMM rate; target 0.8: " + ("holds" if frac >= 0.8 else "NOT reached")
+    if algo == "fss":
+        if "exact-rtrl" not in ratios:
+            return None
+        r = ratios["exact-rtrl"]
+        if n != 64:
+            return f"fss n={n}: {r:.1f}x exact RTRL"
+        return f"fss n={n}: {r:.1f}x exact RTRL; target >= 4x at n = 64: " + ("holds" if r >= 4 else "NOT reached")
     if algo == "bptt":
         need = 3.0 if B == 1 else 2.0
         if not rivals:

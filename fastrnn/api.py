@@ -190,8 +190,9 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     per step. The initial-state fields (``grads.h0``, ``grads.c0``) are None: h0 has no sensitivity.
 
     ``method="fss"`` (simple cell) computes the same gradient by fixed-size storage (Schmidhuber
-    1992): BPTT inside blocks of ``block`` steps (default n) with the sensitivities carried only
-    across block ends, O(n³) per step instead of O(n⁴) (``fastrnn.reference.online`` writes it out).
+    1992): BPTT inside blocks of ``block`` steps (default m + 1 + n, the longest block whose
+    storage stays within the sensitivities') with the sensitivities carried only across block
+    ends, O(n³) per step instead of O(n⁴) (``fastrnn.reference.online`` writes it out).
 
     Raises
     ------
@@ -240,7 +241,7 @@ class OnlineRTRL:
         Initial state (zeros); for an LSTM also a pair (h0, c0).
     method : {"exact", "fss", "snap1", "uoro", "rflo"}
         ``"exact"``: RTRL (all cells). For the simple cell also: ``"fss"``, the exact gradient by
-        fixed-size storage, returned at the end of every block of ``block`` steps (default n; the
+        fixed-size storage, returned at the end of every block of ``block`` steps (default m + 1 + n; the
         steps in between return ``None`` as their gradient, and the weights must not change inside
         a block: O(n³) per step); the approximations ``"snap1"`` (Menick et al. 2021), ``"uoro"``
         (Tallec & Ollivier 2018, random signs from ``seed``) and ``"rflo"`` (Murray 2019,
