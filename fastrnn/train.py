@@ -130,12 +130,16 @@ def curriculum_truncation(step, steps, k):
 
 
 def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimizer=None,
-          truncation=None, curriculum=False, clip=None, seed=0, eval_every=50, callback=None):
+          truncation=None, curriculum=False, clip=None, seed=0, eval_every=50, callback=None,
+          method="exact", **online_options):
     """Train ``net`` on ``task`` in place. Returns a :class:`History`.
 
     algorithm : "bptt" (exact), "tbptt" (BPTT(k; k) with ``truncation`` k, optionally growing from
         1 with ``curriculum``), "rtrl" (the sequence gradient by RTRL), or "online-rtrl"
-        (OnlineRTRL over each sequence, the weights updated after every time step).
+        (OnlineRTRL over each sequence, the weights updated after every time step — or, with
+        ``method="fss"``, at every block end).
+    method, online_options : for "online-rtrl", OnlineRTRL's method ("exact", "fss", "snap1",
+        "uoro", "rflo") and its options (block, seed, feedback, tau).
     optimizer : an object with ``step(params, grads)`` (default Adam(0.01)).
     clip : clip gradients to this global norm before each update.
     callback : called as callback(update, history) after every update; return True to stop.
@@ -150,7 +154,8 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
     params = net.params()
     hist = History()
     start = time.perf_counter()
-    learner = OnlineRTRL(net, batch=batch, loss=task.loss) if algorithm == "online-rtrl" else None
+    learner = (OnlineRTRL(net, batch=batch, loss=task.loss, method=method, **online_options)
+               if algorithm == "online-rtrl" else None)
 
     def update(grads):
         if clip is not None:
@@ -166,7 +171,11 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
             for t in range(x.shape[0]):
                 loss_t, g, _ = learner.step(x[t], d[t], mask[t])
                 total += loss_t
-                update(g)
+                if g is not None:             # fss: a gradient at block ends only
+                    update(g)
+            rest = learner.flush()
+            if rest is not None:
+                update(rest)
             loss = total
         else:
             trunc = None
