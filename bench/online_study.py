@@ -71,7 +71,7 @@ def steps_to_solve(task_name, n, method, options, cap):
     lr = task.default_online_lr or task.default_lr
     start = time.perf_counter()
     train.train(net, task, steps=cap, algorithm="online-rtrl", batch=8, optimizer=train.Adam(lr), seed=0,
-                eval_every=10, callback=callback, method=method, **options)
+                eval_every=10, callback=callback, method=method, online_options=options)
     return solved.get("at"), time.perf_counter() - start
 
 

@@ -69,6 +69,8 @@ def _check_result(call, net, loss, grads):
     if loss is not None and not np.isfinite(loss):
         raise NonFiniteError(f"{call}: the loss overflowed to {loss} although every input and weight is finite: "
                              "the outputs are too large for the loss; scale the inputs, weights or targets down")
+    if checks.all_finite(*grads.values()):
+        return
     for name, g in grads.items():
         if not checks.all_finite(g):
             raise NonFiniteError(f"{call}: the gradient {name} overflowed to inf or NaN although every input and "
@@ -422,11 +424,12 @@ class OnlineRTRL:
                 self._finish_pending(threads)
             run = self._cell.advance(W, x, forcing, threads)
             _check_states("OnlineRTRL.step", net, run)
-            r, outputs = readout.outputs(net, W, run.h[1:])
-            y = outputs[0].copy()
-            L, g, dW_out, db_out = readout.injected_errors(net, W, run.h[1:], d, read_mask, self.loss)
+            r, y_all = readout.outputs(net, W, run.h[1:])
+            y = y_all[0].copy()
+            L, g, dW_out, db_out = readout.injected_errors(net, W, run.h[1:], d, read_mask, self.loss,
+                                                           read=(r, y_all))
             if self._cell.needs_readout_error:          # RFLO's random feedback of ∂L_t/∂r_t
-                self._cell.readout_error = readout.loss_and_grad(net, r, outputs, d, read_mask, self.loss)[1][0]
+                self._cell.readout_error = readout.loss_and_grad(net, r, y_all, d, read_mask, self.loss)[1][0]
             g_now = g.copy() if self._shadow is not None else g
             cell_grads = self._cell.propagate(W, x, run, g, forcing, threads)
             if self._shadow is not None:

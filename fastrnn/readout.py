@@ -95,10 +95,11 @@ def inject(net, W, dr, h1, g):
     return dW_out, db_out
 
 
-def injected_errors(net, W, h1, d, mask, loss):
+def injected_errors(net, W, h1, d, mask, loss, read=None):
     """Loss, injected errors g (T, B, n) (a per-thread scratch array) and readout gradients for
-    the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives."""
-    r, y = outputs(net, W, h1)
+    the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives;
+    ``read`` the (r, y) of ``outputs(net, W, h1)`` if the caller has them already."""
+    r, y = outputs(net, W, h1) if read is None else read
     L, dr = loss_and_grad(net, r, y, d, mask, loss)
     g = workspace.scratch("g", h1.shape, net.dtype)
     dW_out, db_out = inject(net, W, dr, h1, g)

@@ -131,7 +131,7 @@ def curriculum_truncation(step, steps, k):
 
 def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimizer=None,
           truncation=None, curriculum=False, clip=None, seed=0, eval_every=50, callback=None,
-          method="exact", **online_options):
+          method="exact", online_options=None):
     """Train ``net`` on ``task`` in place. Returns a :class:`History`.
 
     algorithm : "bptt" (exact), "tbptt" (BPTT(k; k) with ``truncation`` k, optionally growing from
@@ -139,7 +139,7 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
         (OnlineRTRL over each sequence, the weights updated after every time step — or, with
         ``method="fss"``, at every block end).
     method, online_options : for "online-rtrl", OnlineRTRL's method ("exact", "fss", "snap1",
-        "uoro", "rflo") and its options (block, seed, feedback, tau).
+        "uoro", "rflo") and a dict of its options (block, seed, feedback, tau).
     optimizer : an object with ``step(params, grads)`` (default Adam(0.01)).
     clip : clip gradients to this global norm before each update.
     callback : called as callback(update, history) after every update; return True to stop.
@@ -154,7 +154,7 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
     params = net.params()
     hist = History()
     start = time.perf_counter()
-    learner = (OnlineRTRL(net, batch=batch, loss=task.loss, method=method, **online_options)
+    learner = (OnlineRTRL(net, batch=batch, loss=task.loss, method=method, **(online_options or {}))
                if algorithm == "online-rtrl" else None)
 
     def update(grads):
