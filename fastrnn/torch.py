@@ -2,8 +2,9 @@
 
 Modules with the constructor arguments, forward signature, parameter names, ``state_dict`` keys
 and initialisation of ``torch.nn.RNN`` / ``torch.nn.LSTM`` / ``torch.nn.GRU``; their forward and backward passes
-run fastrnn's kernels (``fastrnn.forward`` and ``fastrnn.vjp``) through one
-``torch.autograd.Function`` per layer and direction, so gradients reach the inputs, the initial
+run fastrnn's kernels (``fastrnn.forward`` and ``fastrnn.vjp``) as two operators registered with
+``torch.library`` (``fastrnn::layer``, ``fastrnn::layer_backward``), one call per layer and
+direction, so gradients reach the inputs, the initial
 states and every parameter, and the rest of the model stays ordinary PyTorch. Changing
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
@@ -11,8 +12,10 @@ fastrnn runs its serial kernels here, with the BLAS libraries held to one thread
 thread pool owns the cores, and a second pool beside it only waits for them (measured: training
 steps that took whole multiples of the scheduler's 8 ms slice). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
-supported raises an error that says what to do instead: CUDA tensors, LSTM ``proj_size``,
-``PackedSequence`` input, double backward, dtypes other than float32 and float64.
+supported raises an error that says what to do instead: CUDA tensors, LSTM ``proj_size``, double
+backward, dtypes other than float32 and float64. ``PackedSequence`` input runs each sequence for its
+own length only. The operators are opaque to ``torch.compile``: models with fastrnn layers compile
+with ``fullgraph=True``.
 
 PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
 """
@@ -20,7 +23,6 @@ import math
 
 try:
     import torch
-    from torch._C import _functions as _torch_functions
 except ImportError as exc:                    # pragma: no cover - only without the extra
     raise ImportError("fastrnn.torch needs PyTorch: pip install 'fastrnn[torch]' "
                       "(the CPU wheel: pip install torch==2.13.0)") from exc
@@ -44,52 +46,110 @@ def _numpy(t):
     return t.detach().numpy()
 
 
-class _LayerFunction(torch.autograd.Function):
-    """One layer in one direction: ``(output, *final states) = f(x, *initial states, *weights)``.
+# -- one layer in one direction, as two opaque operators -------------------------------------------
+# ``fastrnn::layer`` runs the forward pass and ``fastrnn::layer_backward`` the vector-Jacobian
+# product, both through fastrnn's kernels; registered with torch.library so that autograd, and
+# torch.compile(fullgraph=True), see one operation per call instead of Python and NumPy code.
+# Truncation travels as two ints (h, h'), 0 meaning exact.
 
-    ``layer`` is a :class:`_LayerSpec` that builds the fastrnn network from the weight tensors and
-    maps its gradients back. Backward is fastrnn.vjp on the saved forward pass.
-    """
+def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp):
+    truncation = None if trunc_h == 0 else (trunc_h, trunc_hp)
+    return _LayerSpec(kind, bias, nonlinearity, truncation)
 
-    @staticmethod
-    def forward(ctx, layer, x, *tensors):
-        states0 = tensors[:layer.n_states]
-        weights = tensors[layer.n_states:]
-        net = layer.build([_numpy(w) for w in weights])
-        h0 = tuple(_numpy(s) for s in states0)
-        x_np = _numpy(x)
-        with serial():
-            out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
-        ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
-        ctx.weight_grad = [w.requires_grad for w in weights]
-        finals = out.final if isinstance(out.final, tuple) else (out.final,)
-        return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f.copy()) for f in finals)
 
-    @staticmethod
-    def backward(ctx, d_output, *d_finals):
-        with torch.no_grad(), serial():
-            grads = _LayerFunction._backward(ctx, d_output, *d_finals)
-        if not torch.is_grad_enabled():
-            return grads
-        # create_graph=True: the gradients are plain values to fastrnn; differentiating them again
-        # must fail loudly, never silently give zero (as torch's own once_differentiable does).
-        tensors = [g for g in grads if isinstance(g, torch.Tensor)]
-        err = _torch_functions.DelayedError(_DOUBLE_BACKWARD.encode(), len(tensors))
-        flagged = iter(err(*[g.detach().requires_grad_(True) for g in tensors]))
-        return tuple(next(flagged) if isinstance(g, torch.Tensor) else g for g in grads)
+@torch.library.custom_op("fastrnn::layer", mutates_args=())
+def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Tensor], kind: str,
+           nonlinearity: str, bias: bool, trunc_h: int, trunc_hp: int) -> list[torch.Tensor]:
+    """[output (T, B, H), final state(s) (B, H)…, full state(s) (T + 1, B, H)…]."""
+    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp)
+    net = layer.build([_numpy(w) for w in weights])
+    h0 = tuple(_numpy(s) for s in states0)
+    with serial():
+        out = api.forward(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
+    states = [getattr(out, name) for name in net.state_names]
+    return ([torch.from_numpy(out.h[1:].copy())] + [torch.from_numpy(s[-1].copy()) for s in states]
+            + [torch.from_numpy(s) for s in states])
 
-    @staticmethod
-    def _backward(ctx, d_output, *d_finals):
-        layer, net = ctx.layer, ctx.net
-        finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
-        extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
-        grads, dx, dstate0 = api.vjp(net, ctx.x, _numpy(d_output.contiguous()),
-                                     ctx.h0 if len(ctx.h0) > 1 else ctx.h0[0],
-                                     dh_T=finals[0], states=ctx.out, truncation=layer.truncation, **extra)
-        dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
-        weight_grads = layer.weight_grads(grads)
-        return ((None, torch.from_numpy(dx)) + tuple(torch.from_numpy(d) for d in dstate0)
-                + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
+
+@_layer.register_fake
+def _(x, states0, weights, kind, nonlinearity, bias, trunc_h, trunc_hp):
+    T, B = x.shape[0], x.shape[1]
+    H = weights[1].shape[1]
+    count = len(states0)
+    return ([x.new_empty((T, B, H))] + [x.new_empty((B, H)) for _ in range(count)]
+            + [x.new_empty((T + 1, B, H)) for _ in range(count)])
+
+
+@torch.library.custom_op("fastrnn::layer_backward", mutates_args=())
+def _layer_backward(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Tensor],
+                    states: list[torch.Tensor], d_output: torch.Tensor, d_finals: list[torch.Tensor], kind: str,
+                    nonlinearity: str, bias: bool, trunc_h: int, trunc_hp: int) -> list[torch.Tensor]:
+    """[dx, d state0…, d weight…] by fastrnn.vjp on the saved forward pass."""
+    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp)
+    net = layer.build([_numpy(w) for w in weights])
+    h0 = tuple(_numpy(s) for s in states0)
+    finals = [_numpy(g.contiguous()) for g in d_finals]
+    extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
+    with serial():
+        grads, dx, dstate0 = api.vjp(net, _numpy(x), _numpy(d_output.contiguous()), h0 if len(h0) > 1 else h0[0],
+                                     dh_T=finals[0], states=tuple(_numpy(s) for s in states),
+                                     truncation=layer.truncation, **extra)
+    dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+    return ([torch.from_numpy(dx)] + [torch.from_numpy(d) for d in dstate0]
+            + [torch.from_numpy(g) for g in layer.weight_grads(grads)])
+
+
+@_layer_backward.register_fake
+def _(x, states0, weights, states, d_output, d_finals, kind, nonlinearity, bias, trunc_h, trunc_hp):
+    # the real operator returns fresh contiguous tensors whatever the inputs' strides
+    return [x.new_empty(x.shape)] + [s.new_empty(s.shape) for s in states0] + [w.new_empty(w.shape) for w in weights]
+
+
+def _setup_context(ctx, inputs, output):
+    x, states0, weights, kind, nonlinearity, bias, trunc_h, trunc_hp = inputs
+    count = len(states0)
+    ctx.options = (kind, nonlinearity, bias, trunc_h, trunc_hp)
+    ctx.counts = (count, len(weights))
+    ctx.save_for_backward(x, *states0, *weights, *output[1 + count:])
+
+
+def _layer_grad(ctx, grads):
+    count, n_weights = ctx.counts
+    saved = ctx.saved_tensors
+    x, states0 = saved[0], list(saved[1:1 + count])
+    weights = list(saved[1 + count:1 + count + n_weights])
+    states = list(saved[1 + count + n_weights:])
+    d_output = grads[0] if grads[0] is not None else torch.zeros_like(states[0][1:])
+    d_finals = [g if g is not None else torch.zeros_like(s[-1]) for g, s in zip(grads[1:1 + count], states)]
+    out = _layer_backward(x, states0, weights, states, d_output, d_finals, *ctx.options)
+    return out[0], list(out[1:1 + count]), list(out[1 + count:]), None, None, None, None, None
+
+
+_layer.register_autograd(_layer_grad, setup_context=_setup_context)
+
+
+def _no_double_backward(ctx, grads):
+    raise RuntimeError(_DOUBLE_BACKWARD)
+
+
+def _setup_nothing(ctx, inputs, output):
+    pass
+
+
+_layer_backward.register_autograd(_no_double_backward, setup_context=_setup_nothing)
+
+
+def _run_layer(spec, x, states0, weights):
+    """(output, *final states) of one layer in one direction."""
+    trunc = spec.truncation
+    if trunc is None:
+        trunc_h = trunc_hp = 0
+    elif isinstance(trunc, tuple):
+        trunc_h, trunc_hp = trunc
+    else:
+        trunc_h = trunc_hp = trunc
+    out = _layer(x, list(states0), list(weights), spec.kind, spec.nonlinearity, spec.bias, int(trunc_h), int(trunc_hp))
+    return out[:1 + len(states0)]
 
 
 class _LayerSpec:
@@ -198,9 +258,6 @@ class _Recurrent(torch.nn.Module):
 
     # -- forward ---------------------------------------------------------------------------------
     def _check_input(self, input):
-        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
-            raise OptionError("fastrnn.torch does not take a PackedSequence yet: pass the padded tensor "
-                              "(and mask the padded steps in your loss), or use torch.nn for packed input")
         if not isinstance(input, torch.Tensor):
             raise DTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
         if input.device.type != "cpu":
@@ -247,10 +304,46 @@ class _Recurrent(torch.nn.Module):
         return out
 
     def forward(self, input, hx=None):
+        if isinstance(input, torch.nn.utils.rnn.PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
         states0 = self._initial(hx, x.shape[1], unbatched, x.dtype)
+        output, finals = self._layers(x, states0)
+        if unbatched:
+            output = output.squeeze(1)
+            finals = [f.squeeze(1) for f in finals]
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, (finals[0] if len(finals) == 1 else tuple(finals))
+
+    def _forward_packed(self, packed, hx):
+        """A PackedSequence: every sequence runs for its own length only (sequences of equal length
+        share one call per layer and direction), so no padding passes through the recurrence, h_n
+        is the state at each sequence's last real step, and padded steps get no gradient."""
+        pack = torch.nn.utils.rnn
+        padded, lengths = pack.pad_packed_sequence(packed)          # (T, B, m), original batch order
+        self._check_input(padded)
+        B = padded.shape[1]
+        states0 = self._initial(hx, B, False, padded.dtype)
+        pieces, order = [], []
+        finals_parts = [[] for _ in states0]
+        for L in sorted(set(lengths.tolist()), reverse=True):
+            idx = torch.nonzero(lengths == L).flatten()
+            out, finals = self._layers(padded[:L, idx], [s[:, idx] for s in states0])
+            pieces.append(torch.nn.functional.pad(out, (0, 0, 0, 0, 0, padded.shape[0] - L)))
+            order.append(idx)
+            for k, f in enumerate(finals):
+                finals_parts[k].append(f)
+        inverse = torch.argsort(torch.cat(order))
+        output = torch.cat(pieces, dim=1)[:, inverse]
+        finals = [torch.cat(parts, dim=1)[:, inverse] for parts in finals_parts]
+        out_packed = pack.pack_padded_sequence(output, lengths, enforce_sorted=packed.sorted_indices is None)
+        return out_packed, (finals[0] if len(finals) == 1 else tuple(finals))
+
+    def _layers(self, x, states0):
+        """The stacked layers and directions over time-major x (T, B, m): (output, final states)."""
         directions = 2 if self.bidirectional else 1
         finals = [[] for _ in states0]
         layer_input = x
@@ -261,7 +354,7 @@ class _Recurrent(torch.nn.Module):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 weights = [getattr(self, name) for name in self._flat_weights_names if name.endswith(suffix)]
                 seq = layer_input.flip(0) if direction else layer_input
-                result = _LayerFunction.apply(self._spec, seq, *[s[row] for s in states0], *weights)
+                result = _run_layer(self._spec, seq, [s[row] for s in states0], weights)
                 out = result[0].flip(0) if direction else result[0]
                 outputs.append(out)
                 for k, final in enumerate(result[1:]):
@@ -270,14 +363,7 @@ class _Recurrent(torch.nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_output = torch.nn.functional.dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
-        output = layer_input
-        finals = [torch.stack(f, dim=0) for f in finals]
-        if unbatched:
-            output = output.squeeze(1)
-            finals = [f.squeeze(1) for f in finals]
-        elif self.batch_first:
-            output = output.transpose(0, 1)
-        return output, (finals[0] if len(finals) == 1 else tuple(finals))
+        return layer_input, [torch.stack(f, dim=0) for f in finals]
 
 
 class RNN(_Recurrent):

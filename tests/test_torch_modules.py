@@ -161,9 +161,6 @@ def test_what_is_not_supported_says_what_to_do():
         ft.LSTM(3, 5, device="cuda")
     with pytest.raises(fastrnn.OptionError, match="proj_size=2"):
         ft.LSTM(3, 5, proj_size=2)
-    packed = torch.nn.utils.rnn.pack_padded_sequence(x, [4, 3])
-    with pytest.raises(fastrnn.OptionError, match="PackedSequence"):
-        lstm(packed)
     with pytest.raises(fastrnn.DTypeError, match=r"input has dtype torch.float64 but the parameters are torch.float32"):
         lstm(x.double())
     with pytest.raises(fastrnn.DTypeError, match="float32 or torch.float64"):
@@ -179,3 +176,69 @@ def test_what_is_not_supported_says_what_to_do():
     (dx,) = torch.autograd.grad(out.sum(), xg, create_graph=True)
     with pytest.raises(RuntimeError, match="fastrnn.torch computes first derivatives only"):
         dx.sum().backward()
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize("with_state", [True, False])
+def test_packed_sequences_equal_torch(kind, enforce_sorted, with_state):
+    pack = torch.nn.utils.rnn
+    ref, ours = pair(kind, torch.float64, num_layers=2, bidirectional=True)
+    lengths = torch.tensor([6, 6, 4, 1]) if enforce_sorted else torch.tensor([4, 6, 1, 6])
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(6, 4, 3, generator=g, dtype=torch.float64)
+    hx = tuple(0.5 * torch.randn(4, 4, 5, generator=g, dtype=torch.float64)
+               for _ in range(2 if kind == "LSTM" else 1)) if with_state else None
+    results = []
+    for module in (ours, ref):
+        xx = x.clone().requires_grad_(True)
+        hh = None if hx is None else tuple(h.clone().requires_grad_(True) for h in hx)
+        packed = pack.pack_padded_sequence(xx, lengths, enforce_sorted=enforce_sorted)
+        out, final = module(packed, None if hh is None else (hh if kind == "LSTM" else hh[0]))
+        assert isinstance(out, pack.PackedSequence) and torch.equal(out.batch_sizes, packed.batch_sizes)
+        padded, _ = pack.pad_packed_sequence(out)
+        finals = final if isinstance(final, tuple) else (final,)
+        loss = (padded ** 3).sum() + sum(torch.sin(f).sum() for f in finals)
+        grads = torch.autograd.grad(loss, [xx] + ([] if hh is None else list(hh)) + list(module.parameters()))
+        results.append([padded.detach()] + [f.detach() for f in finals] + list(grads))
+    for k, (a, b) in enumerate(zip(*results)):
+        assert rel(a, b) <= 1e-10, (k, rel(a, b))
+    assert float(results[0][len(finals) + 1][4:, 2].abs().max()) == 0.0     # padded steps: no gradient
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own
+def test_torch_compile_fullgraph_equals_eager():
+    """A model with all three cells compiles with fullgraph=True (torch.nn's RNNs cannot): outputs
+    and gradients equal eager mode."""
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = ft.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
+            self.gru = ft.GRU(10, 4, batch_first=True, dtype=torch.float64, truncation=3)
+            self.rnn = ft.RNN(4, 3, nonlinearity="relu", batch_first=True, dtype=torch.float64)
+            self.head = torch.nn.Linear(3, 1, dtype=torch.float64)
+
+        def forward(self, x):
+            out, (h, c) = self.lstm(x)
+            out, _ = self.gru(out)
+            out, h_n = self.rnn(out)
+            return self.head(out).pow(2).sum() + c.pow(2).sum() + h_n.sum()
+
+    torch.manual_seed(0)
+    model = Model()
+    x = torch.randn(4, 7, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    params = [x] + list(model.parameters())
+    eager = model(x)
+    g_eager = torch.autograd.grad(eager, params)
+    compiled = torch.compile(model, fullgraph=True)
+    comp = compiled(x)
+    g_comp = torch.autograd.grad(comp, params)
+    assert rel(comp, eager) <= 1e-12
+    for a, b in zip(g_comp, g_eager):
+        assert rel(a, b) <= 1e-12
+
+
+def test_custom_operators_pass_opcheck():
+    weights = [torch.randn(4, 3), torch.randn(4, 4), torch.randn(4), torch.randn(4)]
+    torch.library.opcheck(torch.ops.fastrnn.layer.default,
+                          (torch.randn(5, 2, 3), [torch.zeros(2, 4)], weights, "RNN", "tanh", True, 0, 0))
