@@ -14,7 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-PEERS = ("reference", "torch", "jax", "one-thread", "exact-rtrl")
+PEERS = ("reference", "torch", "jax", "one-thread", "exact-rtrl", "fastrnn-torch")
 
 
 def load(path):
@@ -36,10 +36,13 @@ def fmt_time(seconds):
 
 
 def table(groups):
-    lines = ["| problem | fastrnn | × reference | × torch | × jax | × one thread | × exact RTRL | GFLOP/s | of GEMM rate |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    gemm_rates = {key[5]: row["numpy"]["info"]["flops"] / row["numpy"]["median"] / 1e9
+                  for key, row in groups.items() if key[0] == "gemm-one-thread" and "numpy" in row}
+    lines = ["| problem | fastrnn | × reference | × torch | × jax | × one thread | × exact RTRL | × fastrnn.torch "
+             "| GFLOP/s | of GEMM rate |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
-    for key in sorted(k for k in groups if k[0] != "compile"):
+    for key in sorted(k for k in groups if k[0] not in ("compile", "gemm-one-thread")):
         algo, n, m, T, B, dtype = key
         row = groups[key]
         if "fastrnn" not in row:
@@ -48,17 +51,22 @@ def table(groups):
         ratios = {p: row[p]["median"] / ours for p in PEERS if p in row}
         cells = [f"{ratios[p]:.2f}" if p in ratios else "—" for p in PEERS]
         gflops = gemm = "—"
-        if (algo.endswith("rtrl") and "flops" in row["fastrnn"]["info"]) or algo.startswith("torch-step"):
+        if (algo.endswith("rtrl") and "flops" in row["fastrnn"]["info"]) or algo.startswith(("torch-step", "step-")):
             flops = row["fastrnn"]["info"]["flops"]
             gflops = f"{flops / ours / 1e9:.1f}"
             if "numpy-gemm" in row:
                 frac = row["numpy-gemm"]["median"] / ours
                 gemm = f"{frac:.2f}"
+            rate = gemm_rates.get(dtype)
+            if algo.startswith("step-") and rate:
+                gemm = f"{flops / ours / 1e9 / rate:.2f}"
         name = f"{algo} n={n} m={m} T={T} B={B} {dtype}"
         lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
         verdicts.append(verdict(key, row, ours, ratios))
     for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):
-        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | | |")
+        lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | | | |")
+    for dtype, rate in sorted(gemm_rates.items()):
+        lines.append(f"| one thread's GEMM rate, {dtype} (n = 512) | | | | | | | | {rate:.1f} | 1.00 |")
     return "\n".join(lines), [v for v in verdicts if v]
 
 
@@ -73,6 +81,14 @@ def verdict(key, row, ours, ratios):
                 + ("holds" if r >= 0.9 else "NOT reached"))
     if algo.startswith("latency"):
         return None
+    if algo.startswith("step-"):
+        if "torch" not in ratios:
+            return None
+        need = 1.5 if B == 1 else 1.0
+        r = ratios["torch"]
+        return (f"{algo} n={n} B={B} {dtype}: fastrnn {r:.2f}x torch.nn"
+                + (f", fastrnn.torch {r / ratios['fastrnn-torch']:.2f}x" if "fastrnn-torch" in ratios else "")
+                + f"; target {need:g}x: " + ("holds" if r >= need else "NOT reached"))
     if algo.startswith("torch-step"):
         if "torch" not in ratios:
             return None
