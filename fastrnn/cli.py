@@ -415,16 +415,6 @@ def cmd_warmup(args):
     return 0
 
 
-def _threads_arg(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
-
-
 def build_parser():
     parser = _Parser(prog="fastrnn", description="Train, evaluate, check and benchmark fastrnn's recurrent "
                      "networks: train learns a built-in task, eval scores a saved network, check compares every "
@@ -468,7 +458,7 @@ def build_parser():
     w.add_argument("--dtype", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
     w.add_argument("--serial-only", action="store_true", help="skip the parallel twins")
     for command in (t, e, c, b, w):
-        command.add_argument("--threads", type=_threads_arg, help="threads for fastrnn's kernels "
+        command.add_argument("--threads", type=_positive(int), help="threads for fastrnn's kernels "
                              "(default: every core for large calls; FASTRNN_NUM_THREADS)")
     return parser
 

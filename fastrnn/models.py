@@ -448,7 +448,67 @@ class RNN(_Net):
                 f"dtype={self.dtype.name})")
 
 
-class LSTM(_Net):
+class _Gated(_Net):
+    """What the gated cells share: torch's layout ``W_ih`` (g·n, m), ``W_hh`` (g·n, n), ``b_ih``,
+    ``b_hh`` (g·n,) for ``gates`` = g gate blocks, named ``gate_names`` in torch's order."""
+
+    recurrent_names = ("W_ih", "W_hh", "b_ih", "b_hh")
+    gates = 1
+    gate_names = ""
+
+    def __init__(self, W_ih, W_hh, b_ih, b_hh, W_out=None, b_out=None, readout="linear",
+                 n_out=None, out_activation="identity", out_units=None):
+        g, rows = self.gates, f"{self.gates}n"
+        self.readout = v.choice("readout", readout, READOUTS)
+        self.out_activation = v.choice("out_activation", out_activation, OUT_ACTIVATIONS)
+        W_hh = v.float_array("W_hh", W_hh)
+        dtype = W_hh.dtype
+        n = W_hh.shape[1] if W_hh.ndim == 2 else 0
+        v.check_shape("W_hh", W_hh, (g * n, n), f"({rows}, n)",
+                      f"gates {self.gate_names} stacked as in torch.nn.{type(self).__name__}")
+        W_ih = v.float_array("W_ih", W_ih, dtype)
+        v.check_shape("W_ih", W_ih, (g * n, None), f"({rows}, m)")
+        b_ih = v.check_shape("b_ih", v.float_array("b_ih", b_ih, dtype), (g * n,), f"({rows},)")
+        b_hh = v.check_shape("b_hh", v.float_array("b_hh", b_hh, dtype), (g * n,), f"({rows},)")
+        W_out, b_out = self._setup_readout(n, dtype, W_out, b_out, n_out, out_activation, out_units)
+        self._n, self._m, self.param_dtype = n, W_ih.shape[1], dtype
+        self._own_params(dtype, {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh,
+                                 "W_out": W_out, "b_out": b_out})
+
+    @classmethod
+    def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
+             out_activation="identity"):
+        """A network with torch's initialisation: every weight ~ U(-1/sqrt(n), 1/sqrt(n))."""
+        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
+        g = cls.gates
+        W_ih, W_hh, b_ih, b_hh = u(g * n, n_in), u(g * n, n), u(g * n), u(g * n)
+        if v.choice("readout", readout, READOUTS) == "linear":
+            return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)
+        return cls(W_ih, W_hh, b_ih, b_hh, readout="units", n_out=o, out_activation=out_activation)
+
+    @classmethod
+    def from_torch(cls, module_or_state_dict, **readout):
+        """The network of a one-layer torch module of the same cell, or its state_dict. Readout
+        arguments are passed on; without ``W_out`` every unit is an output (``readout="units"``)."""
+        arrays, _ = _torch_arrays(module_or_state_dict, cls.__name__)
+        readout.setdefault("readout", "units" if "W_out" not in readout else "linear")
+        return cls(arrays["weight_ih_l0"], arrays["weight_hh_l0"], arrays["bias_ih_l0"], arrays["bias_hh_l0"],
+                   **readout)
+
+    def _torch_arrays(self):
+        return {"weight_ih_l0": self.W_ih, "weight_hh_l0": self.W_hh, "bias_ih_l0": self.b_ih,
+                "bias_hh_l0": self.b_hh}
+
+    def _expected_shapes(self):
+        n, m, g = self.n_hidden, self.n_in, self.gates
+        return {"W_ih": (g * n, m), "W_hh": (g * n, n), "b_ih": (g * n,), "b_hh": (g * n,)}
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+                f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")
+
+
+class LSTM(_Gated):
     """A forget-gate LSTM (Hochreiter & Schmidhuber 1997; Gers et al. 2000), gate order i, f, g, o:
 
         [i; f; g; o] = [σ; σ; tanh; σ](W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
@@ -469,62 +529,14 @@ class LSTM(_Net):
     """
 
     cell = "lstm"
-    recurrent_names = ("W_ih", "W_hh", "b_ih", "b_hh")
     state_names = ("h", "c")
     gradients_class = LSTMGradients
     activation = "lstm"
     gates = 4
-
-    def __init__(self, W_ih, W_hh, b_ih, b_hh, W_out=None, b_out=None, readout="linear",
-                 n_out=None, out_activation="identity", out_units=None):
-        self.readout = v.choice("readout", readout, READOUTS)
-        self.out_activation = v.choice("out_activation", out_activation, OUT_ACTIVATIONS)
-        W_hh = v.float_array("W_hh", W_hh)
-        dtype = W_hh.dtype
-        n = W_hh.shape[1] if W_hh.ndim == 2 else 0
-        v.check_shape("W_hh", W_hh, (4 * n, n), "(4n, n)", "gates i, f, g, o stacked as in torch.nn.LSTM")
-        W_ih = v.float_array("W_ih", W_ih, dtype)
-        v.check_shape("W_ih", W_ih, (4 * n, None), "(4n, m)")
-        b_ih = v.check_shape("b_ih", v.float_array("b_ih", b_ih, dtype), (4 * n,), "(4n,)")
-        b_hh = v.check_shape("b_hh", v.float_array("b_hh", b_hh, dtype), (4 * n,), "(4n,)")
-        W_out, b_out = self._setup_readout(n, dtype, W_out, b_out, n_out, out_activation, out_units)
-        self._n, self._m, self.param_dtype = n, W_ih.shape[1], dtype
-        self._own_params(dtype, {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh,
-                                 "W_out": W_out, "b_out": b_out})
-
-    @classmethod
-    def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
-             out_activation="identity"):
-        """An LSTM with ``torch.nn.LSTM``'s initialisation: every weight ~ U(-1/sqrt(n), 1/sqrt(n))."""
-        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
-        W_ih, W_hh, b_ih, b_hh = u(4 * n, n_in), u(4 * n, n), u(4 * n), u(4 * n)
-        if v.choice("readout", readout, READOUTS) == "linear":
-            return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)
-        return cls(W_ih, W_hh, b_ih, b_hh, readout="units", n_out=o, out_activation=out_activation)
-
-    @classmethod
-    def from_torch(cls, module_or_state_dict, **readout):
-        """An LSTM from a one-layer ``torch.nn.LSTM`` or its state_dict. Readout arguments are
-        passed on; without ``W_out`` every unit is an output (``readout="units"``)."""
-        arrays, _ = _torch_arrays(module_or_state_dict, "LSTM")
-        readout.setdefault("readout", "units" if "W_out" not in readout else "linear")
-        return cls(arrays["weight_ih_l0"], arrays["weight_hh_l0"], arrays["bias_ih_l0"], arrays["bias_hh_l0"],
-                   **readout)
-
-    def _torch_arrays(self):
-        return {"weight_ih_l0": self.W_ih, "weight_hh_l0": self.W_hh, "bias_ih_l0": self.b_ih,
-                "bias_hh_l0": self.b_hh}
-
-    def _expected_shapes(self):
-        n, m = self.n_hidden, self.n_in
-        return {"W_ih": (4 * n, m), "W_hh": (4 * n, n), "b_ih": (4 * n,), "b_hh": (4 * n,)}
-
-    def __repr__(self):
-        return (f"LSTM(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
-                f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")
+    gate_names = "i, f, g, o"
 
 
-class GRU(_Net):
+class GRU(_Gated):
     """A gated recurrent unit (Cho et al. 2014) in ``torch.nn.GRU``'s form, gate order r, z, n:
 
         r = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)     z = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
@@ -547,56 +559,8 @@ class GRU(_Net):
     """
 
     cell = "gru"
-    recurrent_names = ("W_ih", "W_hh", "b_ih", "b_hh")
     state_names = ("h",)
     gradients_class = GRUGradients
     activation = "gru"
     gates = 3
-
-    def __init__(self, W_ih, W_hh, b_ih, b_hh, W_out=None, b_out=None, readout="linear",
-                 n_out=None, out_activation="identity", out_units=None):
-        self.readout = v.choice("readout", readout, READOUTS)
-        self.out_activation = v.choice("out_activation", out_activation, OUT_ACTIVATIONS)
-        W_hh = v.float_array("W_hh", W_hh)
-        dtype = W_hh.dtype
-        n = W_hh.shape[1] if W_hh.ndim == 2 else 0
-        v.check_shape("W_hh", W_hh, (3 * n, n), "(3n, n)", "gates r, z, n stacked as in torch.nn.GRU")
-        W_ih = v.float_array("W_ih", W_ih, dtype)
-        v.check_shape("W_ih", W_ih, (3 * n, None), "(3n, m)")
-        b_ih = v.check_shape("b_ih", v.float_array("b_ih", b_ih, dtype), (3 * n,), "(3n,)")
-        b_hh = v.check_shape("b_hh", v.float_array("b_hh", b_hh, dtype), (3 * n,), "(3n,)")
-        W_out, b_out = self._setup_readout(n, dtype, W_out, b_out, n_out, out_activation, out_units)
-        self._n, self._m, self.param_dtype = n, W_ih.shape[1], dtype
-        self._own_params(dtype, {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh,
-                                 "W_out": W_out, "b_out": b_out})
-
-    @classmethod
-    def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
-             out_activation="identity"):
-        """A GRU with ``torch.nn.GRU``'s initialisation: every weight ~ U(-1/sqrt(n), 1/sqrt(n))."""
-        n_in, n, o, u = _init_sizes(n_in, n_hidden, n_out, dtype, seed)
-        W_ih, W_hh, b_ih, b_hh = u(3 * n, n_in), u(3 * n, n), u(3 * n), u(3 * n)
-        if v.choice("readout", readout, READOUTS) == "linear":
-            return cls(W_ih, W_hh, b_ih, b_hh, u(o, n), u(o), readout="linear", out_activation=out_activation)
-        return cls(W_ih, W_hh, b_ih, b_hh, readout="units", n_out=o, out_activation=out_activation)
-
-    @classmethod
-    def from_torch(cls, module_or_state_dict, **readout):
-        """A GRU from a one-layer ``torch.nn.GRU`` or its state_dict. Readout arguments are passed
-        on; without ``W_out`` every unit is an output (``readout="units"``)."""
-        arrays, _ = _torch_arrays(module_or_state_dict, "GRU")
-        readout.setdefault("readout", "units" if "W_out" not in readout else "linear")
-        return cls(arrays["weight_ih_l0"], arrays["weight_hh_l0"], arrays["bias_ih_l0"], arrays["bias_hh_l0"],
-                   **readout)
-
-    def _torch_arrays(self):
-        return {"weight_ih_l0": self.W_ih, "weight_hh_l0": self.W_hh, "bias_ih_l0": self.b_ih,
-                "bias_hh_l0": self.b_hh}
-
-    def _expected_shapes(self):
-        n, m = self.n_hidden, self.n_in
-        return {"W_ih": (3 * n, m), "W_hh": (3 * n, n), "b_ih": (3 * n,), "b_hh": (3 * n,)}
-
-    def __repr__(self):
-        return (f"GRU(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
-                f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")
+    gate_names = "r, z, n"

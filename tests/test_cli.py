@@ -146,7 +146,7 @@ def test_no_writable_cache_folder_falls_back_with_one_warning():
     (["train", "--lr", "inf"], "argument --lr: must be a finite number, got inf"),
     (["train", "--clip", "nan"], "argument --clip: must be a finite number, got nan"),
     (["train", "--seed", "-1"], "argument --seed: must be >= 0, got -1"),
-    (["train", "--threads", "0"], "argument --threads: must be >= 1, got 0"),
+    (["train", "--threads", "0"], "argument --threads: must be > 0, got 0"),
     (["train", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice: 'lbfgs'"),
     (["train", "--truncation", "5"], "--truncation and --curriculum apply to --algorithm tbptt, not bptt"),
     (["train", "--curriculum", "--algorithm", "rtrl"], "apply to --algorithm tbptt, not rtrl"),
