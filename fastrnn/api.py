@@ -104,6 +104,19 @@ def forward(net, x, h0=None):
         ``y`` (T, B, o) the readout at every step, ``c`` the LSTM's cell states; ``.final`` is the
         final state (``h_T``, or ``(h_T, c_T)``).
 
+    Raises
+    ------
+    ShapeError, DTypeError, NonFiniteError, OptionError
+        For a bad argument (the message names it), or states that overflowed.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.RNN.init(n_in=3, n_hidden=5, n_out=2, seed=0)
+    >>> out = fastrnn.forward(net, np.ones((4, 2, 3)))
+    >>> out.h.shape, out.y.shape, out.final.shape
+    ((5, 2, 5), (4, 2, 2), (2, 5))
+
     Notes
     -----
     SPEC §2-3, §6.
@@ -153,6 +166,24 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     grads : Gradients (RNN) or LSTMGradients (LSTM)
         One field per parameter of the net (None where it has none), and ``h0`` (and ``c0``).
 
+    Raises
+    ------
+    ShapeError, DTypeError, NonFiniteError, OptionError
+        For a bad argument (the message names it), or results that overflowed.
+    MemoryBudgetError
+        Before allocating, when the states of T steps would exceed the memory budget.
+    ValidationError
+        With ``validate=True``, when a field differs from the reference.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.RNN.init(n_in=3, n_hidden=5, n_out=2, seed=0)
+    >>> x, d = np.ones((4, 2, 3)), np.zeros((4, 2, 2))
+    >>> loss, grads = fastrnn.bptt(net, x, d, truncation=2, validate=True)
+    >>> sorted(grads)
+    ['W_in', 'W_rec', 'b', 'h0']
+
     Notes
     -----
     SPEC §4; Williams & Zipser (1995), Williams & Peng (1990).
@@ -200,6 +231,19 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     ------
     MemoryBudgetError
         Before allocating, when the sensitivities exceed the budget (``fastrnn.set_memory_budget``).
+    OptionError
+        For a ``method`` the cell does not have, and the errors of :func:`bptt`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.RNN.init(n_in=3, n_hidden=5, n_out=2, seed=0)
+    >>> x, d = np.ones((6, 2, 3)), np.zeros((6, 2, 2))
+    >>> _, by_rtrl = fastrnn.rtrl(net, x, d)
+    >>> _, by_fss = fastrnn.rtrl(net, x, d, method="fss", block=4)
+    >>> _, by_bptt = fastrnn.bptt(net, x, d)
+    >>> bool(np.allclose(by_rtrl.W_rec, by_bptt.W_rec) and np.allclose(by_fss.W_rec, by_bptt.W_rec))
+    True
 
     Notes
     -----
@@ -252,15 +296,25 @@ class OnlineRTRL:
     shadow : bool
         Also run exact RTRL on the same stream and record, per step (per block for "fss"), the
         cosine and the norm ratio of this method's gradient of the cell's weights to the exact
-        one: :attr:`fidelity`. The exact sensitivities' memory is checked first.
+        one: ``fidelity``. The exact sensitivities' memory is checked first.
+
+    Raises
+    ------
+    OptionError, MemoryBudgetError
+        For an option the cell or method does not have; before allocating sensitivities that would
+        exceed the memory budget.
 
     Examples
     --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.RNN.init(n_in=3, n_hidden=5, n_out=2, seed=0)
     >>> learner = fastrnn.OnlineRTRL(net, batch=1)
-    >>> for x_t, d_t in stream:                        # x_t (B, m), d_t (B, o)
-    ...     loss_t, g, y_t = learner.step(x_t, d_t)
+    >>> for t in range(3):                             # a stream: x_t (B, m), d_t (B, o)
+    ...     loss_t, g, y_t = learner.step(np.ones((1, 3)), np.zeros((1, 2)))
     ...     for name, w in net.params().items():
-    ...         w -= lr * g[name]
+    ...         w -= 0.01 * g[name]                  # the next step sees the new weights
+    >>> learner.steps
+    3
     """
 
     def __init__(self, net, batch=1, teacher_forcing=False, loss="mse", h0=None, method="exact", block=None,
@@ -584,6 +638,21 @@ def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=No
         The cell's own weights (readout fields None) and the initial state(s).
     dx : (T, B, m) array
     dstate0 : (B, n) array ``dh0``; for an LSTM the pair ``(dh0, dc0)``
+
+    Raises
+    ------
+    ShapeError, DTypeError, NonFiniteError, OptionError
+        For a bad argument (the message names it), or results that overflowed.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> lstm = fastrnn.LSTM.init(n_in=3, n_hidden=4, n_out=4, readout="units", seed=0)
+    >>> x = np.ones((5, 2, 3))
+    >>> out = fastrnn.forward(lstm, x)
+    >>> grads, dx, (dh0, dc0) = fastrnn.vjp(lstm, x, np.ones((5, 2, 4)), states=out)
+    >>> dx.shape, grads.W_hh.shape
+    ((5, 2, 3), (16, 4))
 
     Notes
     -----

@@ -144,6 +144,15 @@ def rnn(params, x, h0=None, activation="tanh"):
     -------
     hs : (T, B, n) array, the states h_1..h_T
     h_T : (B, n) array, the final state
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, fastrnn.jax
+    >>> params = {"W_in": jnp.ones((4, 3)) * 0.1, "W_rec": jnp.eye(4) * 0.5, "b": jnp.zeros(4)}
+    >>> loss = jax.jit(lambda p, x: jnp.sum(fastrnn.jax.rnn(p, x)[0] ** 2))
+    >>> grads = jax.grad(loss)(params, jnp.ones((5, 2, 3)))
+    >>> sorted(grads), grads["W_rec"].shape
+    (['W_in', 'W_rec', 'b'], (4, 4))
     """
     p = _check_params(params, _RNN_PARAMS, "rnn")
     n, m = p[0].shape

@@ -28,6 +28,13 @@ class Gradients(Mapping):
 
     The names a container can hold are its class's ``names``: the simple cell's ``W_in, W_rec, b``,
     the readout's ``W_out, b_out`` and the initial state ``h0``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> g = fastrnn.Gradients(W_in=np.ones((2, 1)), W_rec=np.ones((2, 2)), b=np.ones(2))
+    >>> sorted(g), g["b"].tolist(), (g + g).b.tolist(), (0.5 * g).b.tolist()
+    (['W_in', 'W_rec', 'b'], [1.0, 1.0], [2.0, 2.0], [0.5, 0.5])
     """
 
     names = ("W_in", "W_rec", "b", "W_out", "b_out", "h0")
@@ -340,7 +347,17 @@ def _plain(value):
 
 
 def load(path):
-    """The network saved with ``net.save(path)`` (any cell). Reads without pickle."""
+    """The network saved with ``net.save(path)`` (any cell). Reads without pickle.
+
+    Examples
+    --------
+    >>> import os, tempfile, fastrnn
+    >>> net = fastrnn.GRU.init(n_in=2, n_hidden=3, n_out=1, seed=0)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+    >>> net.save(path)
+    >>> fastrnn.load(path)
+    GRU(n_in=2, n_hidden=3, n_out=1, readout='linear', out_activation='identity', dtype=float64)
+    """
     with np.load(os.fspath(path), allow_pickle=False) as data:
         state = {k: data[k] for k in data.files}
     if "cell" not in state:
@@ -373,6 +390,21 @@ class RNN(_Net):
 
     The arrays are copied: the network owns its weights, and a trainer may update them in place
     (``net.W_rec -= lr * grads.W_rec``). All weights share one dtype, float64 or float32.
+
+    Raises
+    ------
+    ShapeError, DTypeError, NonFiniteError, OptionError
+        For a bad array or option; the message names it.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.RNN.init(n_in=3, n_hidden=5, n_out=2, readout="linear", seed=0)
+    >>> net
+    RNN(n_in=3, n_hidden=5, n_out=2, activation='tanh', readout='linear', out_activation='identity', dtype=float64)
+    >>> again = fastrnn.RNN(net.W_in, net.W_rec, net.b, activation="tanh")     # every unit an output
+    >>> again.n_out
+    5
 
     Notes
     -----
@@ -523,6 +555,12 @@ class LSTM(_Gated):
     W_out, b_out, readout, n_out, out_activation, out_units
         The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
 
+    Examples
+    --------
+    >>> import fastrnn
+    >>> fastrnn.LSTM.init(n_in=3, n_hidden=4, n_out=2, seed=0).W_hh.shape
+    (16, 4)
+
     Notes
     -----
     SPEC §6. The arrays are copied; all share one dtype, float64 or float32.
@@ -552,6 +590,12 @@ class GRU(_Gated):
         b_hn sits inside the reset product, so b_in and b_hn are not interchangeable.
     W_out, b_out, readout, n_out, out_activation, out_units
         The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> fastrnn.GRU.init(n_in=3, n_hidden=4, n_out=2, seed=0).W_hh.shape
+    (12, 4)
 
     Notes
     -----

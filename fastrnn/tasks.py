@@ -288,7 +288,16 @@ TASKS = {"parity": Parity, "delayed-xor": DelayedXOR, "flip-flop": FlipFlop, "ad
 
 
 def get(name, **options):
-    """A task by name (see the module docstring), with its options (e.g. ``get("copy", lag=5)``)."""
+    """A task by name (see the module docstring), with its options (e.g. ``get("copy", lag=5)``).
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.get("delayed-xor")
+    >>> batch = task.sample(4, rng=0)
+    >>> batch.x.shape, batch.d.shape, task.loss
+    ((30, 4, 2), (30, 4, 1), 'bce')
+    """
     if name not in TASKS:
         raise OptionError(f"task={name!r} is not known: choose one of {', '.join(map(repr, TASKS))}")
     return TASKS[name](**options)

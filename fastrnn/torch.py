@@ -391,6 +391,17 @@ class LSTM(_Recurrent):
 
     ``output, (h_n, c_n) = lstm(input, (h_0, c_0))`` with torch's shapes and parameter names.
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+
+    Examples
+    --------
+    >>> import torch, fastrnn.torch
+    >>> lstm = fastrnn.torch.LSTM(input_size=3, hidden_size=4, num_layers=2, batch_first=True)
+    >>> output, (h_n, c_n) = lstm(torch.randn(2, 5, 3))
+    >>> tuple(output.shape), tuple(h_n.shape)
+    ((2, 5, 4), (2, 2, 4))
+    >>> output.sum().backward()
+    >>> tuple(lstm.weight_hh_l1.grad.shape)
+    (16, 4)
     """
 
     _kind = "LSTM"

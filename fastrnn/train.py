@@ -132,17 +132,47 @@ def curriculum_truncation(step, steps, k):
 def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimizer=None,
           truncation=None, curriculum=False, clip=None, seed=0, eval_every=50, callback=None,
           method="exact", online_options=None):
-    """Train ``net`` on ``task`` in place. Returns a :class:`History`.
+    """Train ``net`` on ``task`` in place.
 
-    algorithm : "bptt" (exact), "tbptt" (BPTT(k; k) with ``truncation`` k, optionally growing from
-        1 with ``curriculum``), "rtrl" (the sequence gradient by RTRL), or "online-rtrl"
-        (OnlineRTRL over each sequence, the weights updated after every time step — or, with
-        ``method="fss"``, at every block end).
-    method, online_options : for "online-rtrl", OnlineRTRL's method ("exact", "fss", "snap1",
-        "uoro", "rflo") and a dict of its options (block, seed, feedback, tau).
-    optimizer : an object with ``step(params, grads)`` (default Adam(0.01)).
-    clip : clip gradients to this global norm before each update.
-    callback : called as callback(update, history) after every update; return True to stop.
+    Parameters
+    ----------
+    net : RNN, LSTM or GRU
+    task : a task of ``fastrnn.tasks``
+    steps : int
+        Updates.
+    algorithm : {"bptt", "tbptt", "rtrl", "online-rtrl"}
+        "bptt" (exact), "tbptt" (BPTT(k; k) with ``truncation`` k, optionally growing from 1 with
+        ``curriculum``), "rtrl" (the sequence gradient by RTRL), or "online-rtrl" (OnlineRTRL over
+        each sequence, the weights updated after every time step — or, with ``method="fss"``, at
+        every block end).
+    batch, length : int
+        Sequences per update and their length (default: the task's).
+    optimizer : object with ``step(params, grads)``
+        Default ``Adam(0.01)``.
+    clip : float, optional
+        Clip gradients to this global norm before each update.
+    seed : int
+        Seed of the data.
+    eval_every : int
+        Updates between evaluations on fresh data.
+    callback : callable, optional
+        Called as ``callback(update, history)`` after every update; return True to stop.
+    method, online_options
+        For "online-rtrl": OnlineRTRL's method ("exact", "fss", "snap1", "uoro", "rflo") and a dict
+        of its options (block, seed, feedback, tau).
+
+    Returns
+    -------
+    History
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> task = fastrnn.tasks.get("parity")
+    >>> net = fastrnn.RNN.init(task.n_in, 16, task.n_out, readout="linear", out_activation="logistic")
+    >>> hist = fastrnn.train.train(net, task, steps=300, optimizer=fastrnn.train.Adam(0.03))
+    >>> hist.final_accuracy >= task.success
+    True
     """
     v.choice("algorithm", algorithm, ALGORITHMS)
     steps = v.positive_int("steps", steps)

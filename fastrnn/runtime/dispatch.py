@@ -70,6 +70,14 @@ def set_threads(count):
     """Limit every later fastrnn call in this process to ``count`` threads (None: no limit).
 
     Returns the previous limit. ``FASTRNN_NUM_THREADS`` sets it when fastrnn is imported.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> old = fastrnn.set_threads(1)
+    >>> fastrnn.get_threads()
+    1
+    >>> _ = fastrnn.set_threads(old)
     """
     global _limit
     old = _limit
@@ -153,6 +161,18 @@ def threads(count):
 
     The previous count is restored on exit. The setting is per calling thread (Numba's rule);
     ``fastrnn.set_threads`` sets a process-wide limit.
+
+    Raises
+    ------
+    OptionError
+        For a count that is not a whole number from 1 to the threads Numba can run.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> with fastrnn.threads(1):
+    ...     fastrnn.get_threads()
+    1
     """
     count = _count(count, "threads")
     old = numba.get_num_threads()
