@@ -91,7 +91,7 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
     H2 = h_prev.reshape(R, n)
     part_in = np.zeros((nblocks, r, m), dtype=D.dtype)
     part_rec = np.zeros((nblocks, r, n), dtype=D.dtype)
-    part_b = np.zeros((nblocks, r), dtype=D.dtype)
+    part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     for blk in prange(nblocks):
         r0 = blk * R // nblocks
         r1 = (blk + 1) * R // nblocks
@@ -105,9 +105,10 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
                     acc[k] += Dk[row, k]
     dW_in[:, :] = part_in[0]
     dW_rec[:, :] = part_rec[0]
-    db[:] = part_b[0]
     for blk in range(1, nblocks):
         dW_in += part_in[blk]
         dW_rec += part_rec[blk]
-        db += part_b[blk]
+        part_b[0] += part_b[blk]
+    for k in range(r):
+        db[k] = part_b[0, k]
     np.dot(D[0], W_rec, dh0)
