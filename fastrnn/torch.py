@@ -29,6 +29,8 @@ except ImportError as exc:                    # pragma: no cover - only without 
 
 import numpy as np
 
+from torch._C import _functions as _torch_functions
+
 from . import api, models
 from .errors import DTypeError, OptionError, ShapeError
 from .runtime.dispatch import serial
@@ -139,8 +141,59 @@ def _setup_nothing(ctx, inputs, output):
 _layer_backward.register_autograd(_no_double_backward, setup_context=_setup_nothing)
 
 
+class _LayerFunction(torch.autograd.Function):
+    """The eager path of one layer in one direction: ``(output, *final states) = f(x, *initial
+    states, *weights)``. It keeps fastrnn's forward result (with the gate values) for the backward
+    pass, which the opaque operators cannot: measured 0.66 against 1.39 ms per step for an LSTM
+    with n = 32, T = 100, B = 1. Backward is fastrnn.vjp on the saved forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, layer, x, *tensors):
+        states0 = tensors[:layer.n_states]
+        weights = tensors[layer.n_states:]
+        net = layer.build([_numpy(w) for w in weights])
+        h0 = tuple(_numpy(s) for s in states0)
+        x_np = _numpy(x)
+        with serial():
+            out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
+        ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
+        ctx.weight_grad = [w.requires_grad for w in weights]
+        finals = out.final if isinstance(out.final, tuple) else (out.final,)
+        return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f.copy()) for f in finals)
+
+    @staticmethod
+    def backward(ctx, d_output, *d_finals):
+        with torch.no_grad(), serial():
+            grads = _LayerFunction._backward(ctx, d_output, *d_finals)
+        if not torch.is_grad_enabled():
+            return grads
+        # create_graph=True: the gradients are plain values to fastrnn; differentiating them again
+        # must fail loudly, never silently give zero (as torch's own once_differentiable does).
+        tensors = [g for g in grads if isinstance(g, torch.Tensor)]
+        err = _torch_functions.DelayedError(_DOUBLE_BACKWARD.encode(), len(tensors))
+        flagged = iter(err(*[g.detach().requires_grad_(True) for g in tensors]))
+        return tuple(next(flagged) if isinstance(g, torch.Tensor) else g for g in grads)
+
+    @staticmethod
+    def _backward(ctx, d_output, *d_finals):
+        layer, net = ctx.layer, ctx.net
+        finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
+        extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
+        grads, dx, dstate0 = api.vjp(net, ctx.x, _numpy(d_output.contiguous()),
+                                     ctx.h0 if len(ctx.h0) > 1 else ctx.h0[0],
+                                     dh_T=finals[0], states=ctx.out, truncation=layer.truncation, **extra)
+        dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+        weight_grads = layer.weight_grads(grads)
+        return ((None, torch.from_numpy(dx)) + tuple(torch.from_numpy(d) for d in dstate0)
+                + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
+
+
 def _run_layer(spec, x, states0, weights):
-    """(output, *final states) of one layer in one direction."""
+    """(output, *final states) of one layer in one direction: the autograd Function in eager mode,
+    the registered operators under torch.compile (which cannot trace into Python and NumPy)."""
+    if not torch.compiler.is_compiling():
+        return _LayerFunction.apply(spec, x, *states0, *weights)
     trunc = spec.truncation
     if trunc is None:
         trunc_h = trunc_hp = 0
