@@ -4,7 +4,8 @@ import importlib
 
 import pytest
 
-MODULES = ["fastrnn.api", "fastrnn.models", "fastrnn.runtime.dispatch", "fastrnn.train", "fastrnn.tasks",
+MODULES = ["fastrnn.api", "fastrnn.models", "fastrnn.runtime.dispatch", "fastrnn.runtime.memory", "fastrnn.train",
+           "fastrnn.tasks", "fastrnn.reference",
            "fastrnn.torch", "fastrnn.jax"]
 
 

@@ -86,7 +86,14 @@ def set_threads(count):
 
 
 def get_threads():
-    """The number of threads a fastrnn call from this thread may use now."""
+    """The number of threads a fastrnn call from this thread may use now (small calls use one).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> fastrnn.get_threads() >= 1
+    True
+    """
     n = numba.get_num_threads()
     return n if _limit is None else min(n, _limit)
 

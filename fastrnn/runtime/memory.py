@@ -22,7 +22,21 @@ def available_bytes():
 
 
 def memory_budget():
-    """The budget in bytes now: the value set with ``set_memory_budget``, else half of available memory."""
+    """The budget in bytes now: the value set with ``set_memory_budget``, else half of available memory.
+
+    Returns
+    -------
+    int or None
+        None where the available memory cannot be read and no budget was set.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> old = fastrnn.set_memory_budget(2**30)
+    >>> fastrnn.memory_budget()
+    1073741824
+    >>> _ = fastrnn.set_memory_budget(old)
+    """
     if _budget is not None:
         return _budget
     avail = available_bytes()
@@ -30,7 +44,35 @@ def memory_budget():
 
 
 def set_memory_budget(nbytes):
-    """Set the budget for RTRL sensitivities in bytes (None: half of available memory). Returns the old setting."""
+    """Set the budget for memory-hungry work (RTRL sensitivities, the states of long BPTT calls).
+
+    Parameters
+    ----------
+    nbytes : int or None
+        The budget in bytes; None: half of the memory available at each check.
+
+    Returns
+    -------
+    int or None
+        The previous setting.
+
+    Raises
+    ------
+    OptionError
+        For anything but a positive integer or None.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> old = fastrnn.set_memory_budget(2000)
+    >>> net = fastrnn.RNN.init(2, 8, 1, seed=0)
+    >>> try:
+    ...     fastrnn.rtrl(net, np.ones((3, 1, 2)), np.zeros((3, 1, 1)))
+    ... except fastrnn.MemoryBudgetError as exc:
+    ...     print(str(exc).split(" needs")[0])
+    RNN RTRL with n=8, m=2, B=1 in float64 (2 buffers of B·(n+1)·n·J = 1·9·8·11 numbers of 8 bytes)
+    >>> _ = fastrnn.set_memory_budget(old)
+    """
     global _budget
     if nbytes is not None and (isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 1):
         raise OptionError(f"the memory budget must be a positive number of bytes or None, got {nbytes!r}")
