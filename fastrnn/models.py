@@ -295,13 +295,12 @@ class _Net:
         if not isinstance(state, Mapping):
             raise OptionError(f"state must be a mapping such as net.state_dict(), got {type(state).__name__}")
         cell = _plain(state.get("cell", cls.cell))
-        if cls is not _Net and cell != cls.cell:
-            raise OptionError(f"the state describes a {cell!r} network, not a {cls.cell!r} one: "
-                              f"use fastrnn.load or fastrnn.{MODELS[cell].__name__}.from_state_dict"
-                              if cell in MODELS else f"the state's cell {cell!r} is not known")
         target = MODELS.get(cell)
         if target is None:
             raise OptionError(f"the state's cell {cell!r} is not known: choose one of {', '.join(map(repr, MODELS))}")
+        if cls is not _Net and target is not cls:
+            raise OptionError(f"the state describes a {cell!r} network, not a {cls.cell!r} one: "
+                              f"use fastrnn.load or fastrnn.{target.__name__}.from_state_dict")
         args = {}
         for name in target.recurrent_names + ("W_out", "b_out"):
             if name in state:

@@ -56,7 +56,7 @@ def test_blas_threads_are_restored_after_a_call():
     from fastrnn.runtime import blas as _blas, dispatch as _dispatch
     if not _blas.controllable():
         import pytest
-        pytest.skip("scipy's OpenBLAS thread control is not available on this platform")
+        pytest.skip("threadpoolctl finds no BLAS library it can control in this process")
     before = _blas.threads()
     seen = []
     with _dispatch.workers() as threads:

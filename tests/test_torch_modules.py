@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; the torch bridge needs it")
-ft = pytest.importorskip("fastrnn.torch")
+ft = pytest.importorskip("fastrnn.torch", reason="fastrnn.torch did not import (it needs PyTorch)")
 
 import fastrnn  # noqa: E402
 

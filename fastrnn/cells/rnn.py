@@ -30,15 +30,7 @@ def fed_states(net, forcing, h):
 
 def carried_slope(net, h_t, forced):
     """s~_t = phi'(a_t) from the unforced state h_t (B, n), zero at teacher-forced units."""
-    act = net.activation
-    if act == "tanh":
-        s = 1 - h_t * h_t
-    elif act == "logistic":
-        s = h_t * (1 - h_t)
-    elif act == "relu":
-        s = (h_t > 0).astype(h_t.dtype)
-    else:
-        s = np.ones_like(h_t)
+    s = rnn_online.slopes(net, h_t)
     if forced is not None:
         s[forced] = 0
     return s
