@@ -9,7 +9,7 @@ import numpy as np
 
 from . import checks, compare, readout, reference
 from .cells import driver_for
-from .cells.base import bptt_memory
+from .cells.base import bptt_memory, sensitivity_memory
 from .errors import NonFiniteError, OptionError, ShapeError
 from .runtime.dispatch import get_threads, workers
 
@@ -254,6 +254,8 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     p = _problem(driver, net, x, d, mask, loss, h0, teacher_forcing)
     check = compare.validation_wanted(validate)
     bptt_memory(driver, net, *p.x.shape[:2])
+    if method == "exact":
+        sensitivity_memory(driver, net, p.x.shape[1])     # before the forward pass allocates anything
     with workers() as threads:
         run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
         _check_states("fastrnn.rtrl", net, run)

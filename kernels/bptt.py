@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import constants, scale_by_dphi
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -26,7 +27,6 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
     """
     T, B, n = g.shape
     K = constants(h)
-    W_recT = W_rec.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -35,6 +35,8 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
         cur = np.empty((nb, n), dtype=h.dtype)
         nxt = np.empty((nb, n), dtype=h.dtype)
         back = np.empty((nb, n), dtype=h.dtype)
+        P = cut_panels(W_rec, nb)
+        tmp = panel_scratch(P, nb)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
@@ -43,10 +45,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    if nb == 1:
-                        np.dot(W_recT, nxt[0], back[0])      # a matrix-vector product (BLAS gemv)
-                    else:
-                        np.dot(nxt, W_rec, back)
+                    panel_dot(nxt, P, tmp, back)
                     if tf:
                         for bb in range(nb):
                             for k in range(tf_units.shape[0]):

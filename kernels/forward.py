@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import activate, constants
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -29,13 +30,14 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
     K = constants(h)
     proj = h[1:].reshape(T * B, n)
     np.dot(x.reshape(T * B, m), W_in.T, proj)
-    WrecT = W_rec.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         rec = np.empty((nb, n), dtype=h.dtype)
         fed = np.empty((nb, n), dtype=h.dtype)
+        P = cut_panels(W_rec.T, nb)
+        tmp = panel_scratch(P, nb)
         for t in range(T):
             prev = h[t, b0:b1]
             if tf and t > 0:
@@ -46,10 +48,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
                         if tf_mask[t - 1, b0 + bb, k] != 0:
                             fed[bb, tf_units[k]] = tf_values[t - 1, b0 + bb, k]
                 prev = fed
-            if nb == 1:
-                np.dot(W_rec, prev[0], rec[0])      # a matrix-vector product (BLAS gemv)
-            else:
-                np.dot(prev, WrecT, rec)
+            panel_dot(prev, P, tmp, rec)
             for bb in range(nb):
                 row = h[t + 1, b0 + bb]
                 rr = rec[bb]

@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import ONE, constants
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -38,6 +39,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
         cur = np.empty((nb, 3 * n), dtype=D.dtype)
         back = np.empty((nb, n), dtype=D.dtype)
         dhv = np.empty((nb, n), dtype=D.dtype)
+        P = cut_panels(W_hh, nb)
+        tmp = panel_scratch(P, nb)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
@@ -45,12 +48,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
-                elif nb == 1:
-                    np.dot(cur[0], W_hh, back[0])
-                    for k in range(n):
-                        back[0, k] += dhv[0, k] * gates[s + 1, b0, n + k]
                 else:
-                    np.dot(cur, W_hh, back)
+                    panel_dot(cur, P, tmp, back)
                     for bb in range(nb):
                         for k in range(n):
                             back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]

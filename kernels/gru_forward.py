@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -34,17 +35,15 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
         pr = proj[row]
         for k in range(3 * n):
             g[k] = pr[k] + b_ih[k]
-    W_hhT = W_hh.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         rec = np.empty((nb, 3 * n), dtype=h.dtype)
+        P = cut_panels(W_hh.T, nb)
+        tmp = panel_scratch(P, nb)
         for t in range(T):
-            if nb == 1:
-                np.dot(W_hh, h[t, b0], rec[0])       # a matrix-vector product (BLAS gemv)
-            else:
-                np.dot(h[t, b0:b1], W_hhT, rec)
+            panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
                 row = gates[t, b]

@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import ONE, constants, tanh
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -28,7 +29,6 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     n = n4 // 4
     K = constants(c)
     one = K[ONE]
-    W_hhT = W_hh.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -38,7 +38,11 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
         cur = np.empty((nb, 4 * n), dtype=D.dtype)
         nxt = np.empty((nb, 4 * n), dtype=D.dtype)
         back = np.empty((nb, n), dtype=D.dtype)
-        dcn = np.empty((nb, n), dtype=D.dtype)        # dc_{t+1} f_{t+1}
+        dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
+        dhv = np.empty((nb, n), dtype=D.dtype)
+        tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
+        P = cut_panels(W_hh, nb)
+        tmp = panel_scratch(P, nb)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
@@ -50,28 +54,39 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                         dcn[:, :] = dcT[b0:b1, :]
                     else:
                         dcn[:, :] = 0
-                elif nb == 1:
-                    np.dot(W_hhT, nxt[0], back[0])
                 else:
-                    np.dot(nxt, W_hh, back)
+                    panel_dot(nxt, P, tmp, back)
                 inject = s >= start
                 for bb in range(nb):
+                    # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
                     gr = gates[s, b]
                     dl = cur[bb]
+                    dh = dhv[bb]
+                    if inject:
+                        for k in range(n):
+                            dh[k] = back[bb, k] + g[s, b, k]
+                    else:
+                        for k in range(n):
+                            dh[k] = back[bb, k]
+                    tc = tcv[bb]
+                    cn = c[s + 1, b]
                     for k in range(n):
-                        dh = back[bb, k] + g[s, b, k] if inject else back[bb, k]
+                        tc[k] = tanh(cn[k], K)
+                    dc = dcn[bb]
+                    for k in range(n):
+                        o = gr[3 * n + k]
+                        dc[k] += dh[k] * o * (one - tc[k] * tc[k])
+                        dl[3 * n + k] = dh[k] * tc[k] * o * (one - o)
+                    cp = c[s, b]
+                    for k in range(n):
                         i = gr[k]
                         f = gr[n + k]
                         gg = gr[2 * n + k]
-                        o = gr[3 * n + k]
-                        tc = tanh(c[s + 1, b, k], K)
-                        dc = dh * o * (one - tc * tc) + dcn[bb, k]
-                        dl[k] = dc * gg * i * (one - i)
-                        dl[n + k] = dc * c[s, b, k] * f * (one - f)
-                        dl[2 * n + k] = dc * i * (one - gg * gg)
-                        dl[3 * n + k] = dh * tc * o * (one - o)
-                        dcn[bb, k] = dc * f
+                        dl[k] = dc[k] * gg * i * (one - i)
+                        dl[n + k] = dc[k] * cp[k] * f * (one - f)
+                        dl[2 * n + k] = dc[k] * i * (one - gg * gg)
+                        dc[k] *= f
                     drow = D[s, b]
                     for k in range(4 * n):
                         drow[k] += dl[k]

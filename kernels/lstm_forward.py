@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import LOGISTIC, TANH, activate, constants, tanh
 from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -18,23 +19,22 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
     sweep and RTRL need).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
 
-    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    The input projection for all T*B rows is one matrix product; only the recurrence is sequential,
+    its product taken through weight panels (``_panels``).
     """
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
     np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
-    W_hhT = W_hh.T
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
+        P = cut_panels(W_hh.T, nb)
+        tmp = panel_scratch(P, nb)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
-            if nb == 1:
-                np.dot(W_hh, h[t, b0], rec[0])       # a matrix-vector product (BLAS gemv)
-            else:
-                np.dot(h[t, b0:b1], W_hhT, rec)
+            panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
                 row = gates[t, b]

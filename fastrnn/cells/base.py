@@ -159,10 +159,8 @@ def tiles(rows, bytes_per_row, parallel):
     return np.linspace(0, rows, count + 1).round().astype(np.int64)
 
 
-def sensitivity_buffers(driver, net, B, reuse=False):
-    """Check the memory budget, then allocate the driver's sensitivity buffers, all zero:
-    a list of ``count`` arrays of shape (B, size). ``reuse`` keeps small ones in the per-thread
-    workspace between calls."""
+def sensitivity_memory(driver, net, B):
+    """Check the memory of the driver's exact RTRL sensitivities against the budget; the bytes."""
     size, count, shape = driver.sensitivity_size(net, B)
     dtype = np.dtype(net.dtype)
     nbytes = count * B * size * dtype.itemsize
@@ -173,6 +171,16 @@ def sensitivity_buffers(driver, net, B, reuse=False):
         "a smaller batch (the memory grows with B), "
         + ("float32 (half the size), " if dtype == np.float64 else "")
         + "fewer units, or fastrnn.bptt, whose memory grows with T·B·n instead of B·n²·J")
+    return nbytes
+
+
+def sensitivity_buffers(driver, net, B, reuse=False):
+    """Check the memory budget, then allocate the driver's sensitivity buffers, all zero:
+    a list of ``count`` arrays of shape (B, size). ``reuse`` keeps small ones in the per-thread
+    workspace between calls."""
+    nbytes = sensitivity_memory(driver, net, B)
+    size, count, _ = driver.sensitivity_size(net, B)
+    dtype = np.dtype(net.dtype)
     if reuse and nbytes <= workspace.KEEP_BYTES:
         buffers = [workspace.scratch(f"{net.cell} sensitivities {k}", (B, size), dtype) for k in range(count)]
         for buf in buffers:

@@ -1,0 +1,81 @@
+"""The per-step recurrent product through weight panels that the BLAS does not repack.
+
+Every sequential step multiplies a few rows of state, ``a (rows, K)``, by the same weight matrix
+``(K, N)``. OpenBLAS copies ("packs") the right-hand matrix into its own layout inside every call
+once the product passes a size threshold, and at small ``rows`` the packing costs more than the
+arithmetic: h (8, 256) @ W (256, 1024) ran at 49 GFLOP/s in float32 on one thread, against 112 for
+the same product cut into column panels small enough to skip packing. The weights are fixed for a
+whole call, so each kernel cuts them once, at its start, and every step multiplies panel by panel.
+
+The rule is a property of the BLAS build and lives here alone (``tests/test_panels.py`` checks it;
+``bench/test_panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD Zen 3,
+float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32: a product whose
+``rows * K * w`` is at most 2**19 runs at the GEMM rate, one at 2**20 or more drops to a third or a
+half of it. Packing costs K·N copies per call against rows·K·N multiply-adds, so with enough rows it
+pays for itself: from 128 bytes of rows (32 in float32, 16 in float64) the whole packed product ran
+as fast as the panels or faster (float32 K=512 N=2048 rows=32: 136 GFLOP/s whole, 114 in panels), and
+so it does when the panels would be narrower than 32 columns (``bench/results/2026-11-25-panels.md``).
+"""
+import numpy as np
+
+from ._jit import helper
+
+PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
+MIN_PANEL = 32             # narrower panels lose more than packing costs: use one panel
+PACKED_ROW_BYTES = 128     # rows * itemsize from which packing pays for itself: use one panel
+
+
+@helper
+def panel_count(rows, K, N, itemsize):
+    """How many column panels the product (rows, K) @ (K, N) is cut into (1: the whole matrix)."""
+    if rows * K * N <= PANEL_ELEMENTS or rows * itemsize >= PACKED_ROW_BYTES:
+        return 1
+    widest = PANEL_ELEMENTS // (rows * K)
+    if widest < MIN_PANEL:
+        return 1
+    return (N + widest - 1) // widest
+
+
+@helper
+def cut_panels(WT, rows):
+    """WT (K, N), any layout, copied into C-contiguous panels (count, K, w) for products with
+    ``rows`` rows; the last panel's columns beyond N are zero."""
+    K, N = WT.shape
+    count = panel_count(rows, K, N, WT.itemsize)
+    w = (N + count - 1) // count
+    P = np.zeros((count, K, w), dtype=WT.dtype)
+    for p in range(count):
+        j0 = p * w
+        j1 = min(N, j0 + w)
+        for k in range(K):
+            for j in range(j0, j1):
+                P[p, k, j - j0] = WT[k, j]
+    return P
+
+
+@helper
+def panel_scratch(P, rows):
+    """The per-panel results (count, rows, w) that ``panel_dot`` writes before it gathers them."""
+    return np.empty((P.shape[0], rows, P.shape[2]), dtype=P.dtype)
+
+
+@helper
+def panel_dot(a, P, tmp, out):
+    """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
+
+    a and out are C-contiguous; tmp is ``panel_scratch(P, rows)``. One panel is one BLAS call
+    straight into ``out``; several go through ``tmp`` and are gathered row by row.
+    """
+    count = P.shape[0]
+    if count == 1 and P.shape[2] == out.shape[1]:
+        np.dot(a, P[0], out)
+        return
+    rows, N = out.shape
+    w = P.shape[2]
+    for p in range(count):
+        np.dot(a, P[p], tmp[p])
+    for r in range(rows):
+        for p in range(count):
+            j0 = p * w
+            for j in range(min(w, N - j0)):
+                out[r, j0 + j] = tmp[p, r, j]
