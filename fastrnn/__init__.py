@@ -20,7 +20,7 @@ from . import reference
 from .api import OnlineRTRL, Outputs, bptt, forward, rtrl, vjp
 from .errors import (DTypeError, FastRNNError, MemoryBudgetError, NonFiniteError, OptionError,
                      ShapeError, ValidationError)
-from .models import GRU, LSTM, MODELS, RNN, Gradients, GRUGradients, LSTMGradients, load
+from .models import GRU, LSTM, LSTMP, MODELS, RNN, Gradients, GRUGradients, LSTMGradients, LSTMPGradients, load
 from .readout import LOSSES, OUT_ACTIVATIONS, READOUTS
 from .kernels import ACTIVATIONS
 from .runtime.dispatch import get_threads, set_threads, threads
@@ -30,7 +30,7 @@ from . import tasks, train  # noqa: E402  (built on the names above)
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "MODELS", "Gradients", "LSTMGradients", "GRUGradients", "Outputs", "forward", "bptt", "rtrl", "vjp", "OnlineRTRL",
+    "RNN", "LSTM", "LSTMP", "GRU", "MODELS", "Gradients", "LSTMGradients", "LSTMPGradients", "GRUGradients", "Outputs", "forward", "bptt", "rtrl", "vjp", "OnlineRTRL",
     "load", "reference", "tasks", "train", "threads", "set_threads", "get_threads", "memory_budget", "set_memory_budget",
     "FastRNNError", "ShapeError", "DTypeError", "NonFiniteError", "OptionError", "ValidationError",
     "MemoryBudgetError", "ACTIVATIONS", "READOUTS", "OUT_ACTIVATIONS", "LOSSES", "__version__",

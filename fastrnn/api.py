@@ -208,6 +208,9 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
 
 def _method(driver, net, method, kind):
     allowed = getattr(driver, f"{kind}_methods")
+    if not allowed:
+        raise OptionError(f"{'rtrl' if kind == 'rtrl' else 'OnlineRTRL'} is not available for {type(net).__name__}: "
+                          "compute its gradients with fastrnn.bptt (or fastrnn.vjp)")
     if not isinstance(method, str) or method not in allowed:
         raise OptionError(f"method={method!r} is not available for {type(net).__name__} in "
                           f"{'rtrl' if kind == 'rtrl' else 'OnlineRTRL'}: choose one of {', '.join(map(repr, allowed))}")
@@ -577,7 +580,7 @@ def _final_state_errors(net, dh_T, dc_T, B):
         if value is not None and name not in net.state_names:
             raise OptionError(f"d{name}_T is the gradient of a final state {name!r}, which a "
                               f"{type(net).__name__} does not have (its states: {', '.join(net.state_names)})")
-    return tuple(None if given.get(name) is None else checks.state(net, f"d{name}_T", given[name], B)
+    return tuple(None if given.get(name) is None else checks.state(net, f"d{name}_T", given[name], B, name)
                  for name in net.state_names)
 
 
@@ -596,7 +599,7 @@ def _given_states(driver, net, W, x, state0, states):
     checked = []
     for name, arr in zip(net.state_names, arrays):
         arr = checks.float_array(f"states.{name}", arr, net.dtype)
-        checks.check_shape(f"states.{name}", arr, (T + 1, B, net.n_hidden), "(T + 1, B, n)",
+        checks.check_shape(f"states.{name}", arr, (T + 1, B, net.state_size(name)), "(T + 1, B, n)",
                            "pass what forward(net, x, h0) returned for the same x")
         checked.append(checks.check_finite(f"states.{name}", arr))
     for k, (name, arr) in enumerate(zip(net.state_names, checked)):

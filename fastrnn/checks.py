@@ -225,12 +225,14 @@ class Problem:
         return self.mask[..., None] if self.loss == "xent" else self.mask
 
 
-def state(net, name, value, B):
-    """A (B, n) initial state; zeros for None."""
+def state(net, name, value, B, which="h"):
+    """A (B, size) array for the net's state ``which`` (size = ``net.state_size(which)``: n, or
+    n_cell for the projected LSTM's c), checked under the argument name ``name``; zeros for None."""
+    size = net.state_size(which)
     if value is None:
-        return np.zeros((B, net.n_hidden), dtype=net.dtype)
+        return np.zeros((B, size), dtype=net.dtype)
     value = float_array(name, value, net.dtype)
-    check_shape(name, value, (B, net.n_hidden), "(B, n)")
+    check_shape(name, value, (B, size), "(B, n)" if size == net.n_hidden else "(B, n_cell)")
     return check_finite(name, contiguous(value))
 
 
@@ -247,7 +249,7 @@ def initial_states(net, value, B, name="h0"):
         parts = list(value)
     else:
         parts = [value] + [None] * (len(names) - 1)
-    return tuple(state(net, n, part, B) for n, part in zip(names, parts))
+    return tuple(state(net, n, part, B, which) for n, part, which in zip(names, parts, net.state_names))
 
 
 def sequence(net, x):

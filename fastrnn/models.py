@@ -105,6 +105,13 @@ class LSTMGradients(Gradients):
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0", "c0")
 
 
+class LSTMPGradients(Gradients):
+    """Gradients for a projected LSTM: ``W_ih, W_hh, b_ih, b_hh, W_hr``, the readout's
+    ``W_out, b_out`` and the initial state ``h0, c0``."""
+
+    names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr", "W_out", "b_out", "h0", "c0")
+
+
 class GRUGradients(Gradients):
     """Gradients for a GRU: ``W_ih, W_hh, b_ih, b_hh`` (gate blocks r, z, n), the readout's
     ``W_out, b_out`` and the initial state ``h0`` (None from RTRL). ``b_ih`` and ``b_hh`` agree on
@@ -174,6 +181,7 @@ class _Net:
     state_names = ("h",)
     gradients_class = Gradients
     activation = None
+    rtrl_available = True     # fastrnn.rtrl and OnlineRTRL compute for this cell
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -233,6 +241,11 @@ class _Net:
     @property
     def n_hidden(self):
         return self._n
+
+    def state_size(self, name):
+        """The units of state ``name`` (one of ``state_names``): n for every state but the
+        projected LSTM's cell state c, which has ``n_cell``."""
+        return self.n_hidden
 
     @property
     def n_out(self):
@@ -571,6 +584,109 @@ class LSTM(_Gated):
     activation = "lstm"
     gates = 4
     gate_names = "i, f, g, o"
+
+
+class LSTMP(_Net):
+    """An LSTM whose state is projected to fewer units (``torch.nn.LSTM(proj_size=p)``), gate
+    order i, f, g, o, n cell units and p < n state units:
+
+        [i; f; g; o] = [σ; σ; tanh; σ](W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+        c_t = f ⊙ c_{t-1} + i ⊙ g,   h_t = W_hr (o ⊙ tanh(c_t))
+
+    ``n_hidden`` is p (the units of h, which the readout and ``h0`` see); ``n_cell`` is n (the
+    units of c and ``c0``). Computed by BPTT (``fastrnn.forward``, ``bptt``, ``vjp``); exact RTRL
+    and the online methods are written for the LSTM without projection only.
+
+    Parameters
+    ----------
+    W_ih : (4n, m) array
+    W_hh : (4n, p) array
+    b_ih, b_hh : (4n,) arrays
+    W_hr : (p, n) array
+        ``torch.nn.LSTM``'s layout (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+        ``bias_hh_l0``, ``weight_hr_l0``).
+    W_out, b_out, readout, n_out, out_activation, out_units
+        The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
+
+    Raises
+    ------
+    ShapeError
+        When the arrays' shapes do not fit one n, p and m (p must be smaller than n, as in torch).
+    DTypeError, ValueError
+        As for :class:`RNN`: one float dtype, finite values.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> net = fastrnn.LSTMP.init(n_in=3, n_hidden=2, n_out=1, n_cell=6, seed=0)
+    >>> net.W_hh.shape, net.W_hr.shape, net.n_hidden, net.n_cell
+    ((24, 2), (2, 6), 2, 6)
+    """
+
+    cell = "lstmp"
+    recurrent_names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr")
+    state_names = ("h", "c")
+    gradients_class = LSTMPGradients
+    activation = "lstm"
+
+    def __init__(self, W_ih, W_hh, b_ih, b_hh, W_hr, W_out=None, b_out=None, readout="linear",
+                 n_out=None, out_activation="identity", out_units=None):
+        self.readout = v.choice("readout", readout, READOUTS)
+        self.out_activation = v.choice("out_activation", out_activation, OUT_ACTIVATIONS)
+        W_hr = v.float_array("W_hr", W_hr)
+        dtype = W_hr.dtype
+        p, n = W_hr.shape if W_hr.ndim == 2 else (0, 0)
+        v.check_shape("W_hr", W_hr, (p, n), "(p, n)", "the projection of o ⊙ tanh(c) (n units) to h (p units)")
+        if not 0 < p < n:
+            raise ShapeError(f"W_hr has shape {W_hr.shape} but must be (p, n) with 0 < p < n (proj_size "
+                             "below the cell units, as in torch.nn.LSTM)")
+        W_hh = v.check_shape("W_hh", v.float_array("W_hh", W_hh, dtype), (4 * n, p), "(4n, p)",
+                             "gates i, f, g, o stacked as in torch.nn.LSTM, read from the p projected units")
+        W_ih = v.float_array("W_ih", W_ih, dtype)
+        v.check_shape("W_ih", W_ih, (4 * n, None), "(4n, m)")
+        b_ih = v.check_shape("b_ih", v.float_array("b_ih", b_ih, dtype), (4 * n,), "(4n,)")
+        b_hh = v.check_shape("b_hh", v.float_array("b_hh", b_hh, dtype), (4 * n,), "(4n,)")
+        W_out, b_out = self._setup_readout(p, dtype, W_out, b_out, n_out, out_activation, out_units)
+        self._n, self._m, self._cell_units, self.param_dtype = p, W_ih.shape[1], n, dtype
+        self._own_params(dtype, {"W_ih": W_ih, "W_hh": W_hh, "b_ih": b_ih, "b_hh": b_hh, "W_hr": W_hr,
+                                 "W_out": W_out, "b_out": b_out})
+
+    rtrl_available = False
+
+    @classmethod
+    def init(cls, n_in, n_hidden, n_out, readout="linear", dtype=np.float64, seed=0,
+             out_activation="identity", n_cell=None):
+        """A network of ``n_hidden`` = p projected units and ``n_cell`` cell units (default 2p) with
+        torch's initialisation: every weight ~ U(-1/sqrt(n_cell), 1/sqrt(n_cell))."""
+        p = v.positive_int("n_hidden", n_hidden)
+        n_cell = 2 * p if n_cell is None else v.positive_int("n_cell", n_cell)
+        if n_cell <= p:
+            raise OptionError(f"n_cell={n_cell} must be larger than n_hidden={p} (the projected units)")
+        n_in, n, o, u = _init_sizes(n_in, n_cell, n_out, dtype, seed)
+        W_ih, W_hh, b_ih, b_hh, W_hr = u(4 * n, n_in), u(4 * n, p), u(4 * n), u(4 * n), u(p, n)
+        if v.choice("readout", readout, READOUTS) == "linear":
+            return cls(W_ih, W_hh, b_ih, b_hh, W_hr, u(o, p), u(o), readout="linear", out_activation=out_activation)
+        return cls(W_ih, W_hh, b_ih, b_hh, W_hr, readout="units", n_out=o, out_activation=out_activation)
+
+    @property
+    def n_cell(self):
+        """The units of the cell state c (torch's ``hidden_size``)."""
+        return self._cell_units
+
+    def state_size(self, name):
+        return self._cell_units if name == "c" else self._n
+
+    def _torch_arrays(self):
+        return {"weight_ih_l0": self.W_ih, "weight_hh_l0": self.W_hh, "bias_ih_l0": self.b_ih,
+                "bias_hh_l0": self.b_hh, "weight_hr_l0": self.W_hr}
+
+    def _expected_shapes(self):
+        n, p, m = self.n_cell, self.n_hidden, self.n_in
+        return {"W_ih": (4 * n, m), "W_hh": (4 * n, p), "b_ih": (4 * n,), "b_hh": (4 * n,), "W_hr": (p, n)}
+
+    def __repr__(self):
+        return (f"LSTMP(n_in={self.n_in}, n_cell={self.n_cell}, proj_size={self.n_hidden}, n_out={self.n_out}, "
+                f"readout={self.readout!r}{self._readout_repr()}, dtype={self.dtype.name})")
 
 
 class GRU(_Gated):

@@ -12,7 +12,7 @@ fastrnn runs its serial kernels here, with the BLAS libraries held to one thread
 thread pool owns the cores, and a second pool beside it only waits for them (measured: training
 steps that took whole multiples of the scheduler's 8 ms slice). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
-supported raises an error that says what to do instead: CUDA tensors, LSTM ``proj_size``, double
+supported raises an error that says what to do instead: CUDA tensors, double
 backward, dtypes other than float32 and float64. ``PackedSequence`` input runs each sequence for its
 own length only. The operators are opaque to ``torch.compile``: models with fastrnn layers compile
 with ``fullgraph=True``.
@@ -54,16 +54,16 @@ def _numpy(t):
 # torch.compile(fullgraph=True), see one operation per call instead of Python and NumPy code.
 # Truncation travels as two ints (h, h'), 0 meaning exact.
 
-def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp):
+def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, n_weights):
     truncation = None if trunc_h == 0 else (trunc_h, trunc_hp)
-    return _LayerSpec(kind, bias, nonlinearity, truncation)
+    return _LayerSpec(kind, bias, nonlinearity, truncation, proj=n_weights == (5 if bias else 3))
 
 
 @torch.library.custom_op("fastrnn::layer", mutates_args=())
 def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Tensor], kind: str,
            nonlinearity: str, bias: bool, trunc_h: int, trunc_hp: int) -> list[torch.Tensor]:
     """[output (T, B, H), final state(s) (B, H)…, full state(s) (T + 1, B, H)…]."""
-    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp)
+    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, len(weights))
     net = layer.build([_numpy(w) for w in weights])
     h0 = tuple(_numpy(s) for s in states0)
     with serial():
@@ -76,10 +76,10 @@ def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Ten
 @_layer.register_fake
 def _(x, states0, weights, kind, nonlinearity, bias, trunc_h, trunc_hp):
     T, B = x.shape[0], x.shape[1]
-    H = weights[1].shape[1]
-    count = len(states0)
-    return ([x.new_empty((T, B, H))] + [x.new_empty((B, H)) for _ in range(count)]
-            + [x.new_empty((T + 1, B, H)) for _ in range(count)])
+    H = weights[1].shape[1]                      # h's units (the projection's p for a projected LSTM)
+    sizes = [H, weights[0].shape[0] // 4][:len(states0)]     # an LSTM's c has the 4n gate rows / 4
+    return ([x.new_empty((T, B, H))] + [x.new_empty((B, size)) for size in sizes]
+            + [x.new_empty((T + 1, B, size)) for size in sizes])
 
 
 @torch.library.custom_op("fastrnn::layer_backward", mutates_args=())
@@ -87,7 +87,7 @@ def _layer_backward(x: torch.Tensor, states0: list[torch.Tensor], weights: list[
                     states: list[torch.Tensor], d_output: torch.Tensor, d_finals: list[torch.Tensor], kind: str,
                     nonlinearity: str, bias: bool, trunc_h: int, trunc_hp: int) -> list[torch.Tensor]:
     """[dx, d state0…, d weight…] by fastrnn.vjp on the saved forward pass."""
-    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp)
+    layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, len(weights))
     net = layer.build([_numpy(w) for w in weights])
     h0 = tuple(_numpy(s) for s in states0)
     finals = [_numpy(g.contiguous()) for g in d_finals]
@@ -209,9 +209,10 @@ class _LayerSpec:
     """How one layer's weight tensors (weight_ih, weight_hh[, bias_ih, bias_hh]) become a fastrnn
     network, and its gradients go back in the same order."""
 
-    def __init__(self, kind, bias, nonlinearity, truncation):
+    def __init__(self, kind, bias, nonlinearity, truncation, proj=False):
         self.kind, self.bias, self.nonlinearity, self.truncation = kind, bias, nonlinearity, truncation
-        self.model = models.MODELS[kind.lower()]
+        self.proj = proj
+        self.model = models.LSTMP if proj else models.MODELS[kind.lower()]
         self.n_states = len(self.model.state_names)
 
     def build(self, weights):
@@ -220,12 +221,15 @@ class _LayerSpec:
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (np.zeros(rows, w_hh.dtype),) * 2
         if self.model is models.RNN:            # one bias: torch's two enter as a sum
             return models.RNN(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
+        if self.proj:                           # weight_hr comes last, after the biases
+            return models.LSTMP(w_ih, w_hh, b_ih, b_hh, weights[-1], readout="units")
         return self.model(w_ih, w_hh, b_ih, b_hh, readout="units")
 
     def weight_grads(self, grads):
         """Gradients in the order of the layer's weight tensors."""
         names = ("W_in", "W_rec", "b", "b") if self.model is models.RNN else ("W_ih", "W_hh", "b_ih", "b_hh")
-        return [grads[k].copy() if k == "b" else grads[k] for k in names[:4 if self.bias else 2]]
+        names = names[:4 if self.bias else 2] + (("W_hr",) if self.proj else ())
+        return [grads[k].copy() if k == "b" else grads[k] for k in names]
 
 
 class _Recurrent(torch.nn.Module):
@@ -242,9 +246,12 @@ class _Recurrent(torch.nn.Module):
                 raise OptionError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(dropout, (int, float)) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise OptionError(f"dropout must be a number in [0, 1], got {dropout!r}")
-        if proj_size:
-            raise OptionError(f"proj_size={proj_size}: fastrnn.torch.LSTM has no projection yet; use "
-                              "torch.nn.LSTM for projected LSTMs, or proj_size=0")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+            raise OptionError(f"proj_size must be an integer >= 0, got {proj_size!r}")
+        if proj_size and self._kind != "LSTM":
+            raise OptionError(f"proj_size={proj_size}: only LSTM has a projection (as in torch.nn.{self._kind})")
+        if proj_size >= hidden_size:
+            raise OptionError(f"proj_size={proj_size} must be smaller than hidden_size={hidden_size}")
         if device is not None and torch.device(device).type != "cpu":
             raise OptionError(f"device={device!r}: fastrnn runs on the CPU: use device='cpu' (or leave it out)")
         dtype = torch.get_default_dtype() if dtype is None else dtype
@@ -255,19 +262,22 @@ class _Recurrent(torch.nn.Module):
         self.mode = self._kind
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
-        self.bidirectional, self.proj_size, self.nonlinearity = bool(bidirectional), 0, nonlinearity
+        self.bidirectional, self.proj_size, self.nonlinearity = bool(bidirectional), proj_size, nonlinearity
         self.truncation = truncation
-        self._spec = _LayerSpec(self._kind, self.bias, nonlinearity, truncation)
+        self._spec = _LayerSpec(self._kind, self.bias, nonlinearity, truncation, proj=proj_size > 0)
         directions = 2 if bidirectional else 1
         rows = self._gates * hidden_size
+        out_size = proj_size or hidden_size             # the units of h (torch's real_hidden_size)
         self._flat_weights_names = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
+            layer_input = input_size if layer == 0 else out_size * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (rows, layer_input)), ("weight_hh", (rows, hidden_size))]
+                shapes = [("weight_ih", (rows, layer_input)), ("weight_hh", (rows, out_size))]
                 if self.bias:
                     shapes += [("bias_ih", (rows,)), ("bias_hh", (rows,))]
+                if proj_size:
+                    shapes += [("weight_hr", (proj_size, hidden_size))]
                 for name, shape in shapes:
                     self.register_parameter(name + suffix, torch.nn.Parameter(torch.empty(shape, dtype=dtype)))
                     self._flat_weights_names.append(name + suffix)
@@ -295,6 +305,8 @@ class _Recurrent(torch.nn.Module):
     def extra_repr(self):
         """torch.nn.RNNBase's text (which leaves out nonlinearity), plus truncation if set."""
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -333,17 +345,18 @@ class _Recurrent(torch.nn.Module):
                              f"input_size={self.input_size}")
 
     def _initial(self, hx, batch, unbatched, dtype):
-        """One (L·D, B, H) tensor per state; zeros where hx is None."""
+        """One (L·D, B, H) tensor per state (h: H_out = proj_size or hidden_size); zeros where hx is None."""
         count = self._spec.n_states
         rows = self.num_layers * (2 if self.bidirectional else 1)
-        want = (rows, self.hidden_size) if unbatched else (rows, batch, self.hidden_size)
+        sizes = [self.proj_size or self.hidden_size, self.hidden_size][:count]
         if hx is None:
-            return [torch.zeros((rows, batch, self.hidden_size), dtype=dtype)] * count
+            return [torch.zeros((rows, batch, size), dtype=dtype) for size in sizes]
         parts = list(hx) if count > 1 else [hx]
         if count > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != count):
             raise OptionError("hx for an LSTM is None or a pair (h_0, c_0)")
         out = []
-        for name, t in zip(("h_0", "c_0"), parts):
+        for name, t, size in zip(("h_0", "c_0"), parts, sizes):
+            want = (rows, size) if unbatched else (rows, batch, size)
             if not isinstance(t, torch.Tensor):
                 raise DTypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
             if t.device.type != "cpu":
@@ -352,7 +365,7 @@ class _Recurrent(torch.nn.Module):
                 raise DTypeError(f"{name} has dtype {t.dtype} but the input is {dtype}")
             if tuple(t.shape) != want:
                 raise ShapeError(f"{name} has shape {tuple(t.shape)} but must be (num_layers·num_directions, "
-                                 f"{'' if unbatched else 'B, '}H) = {want}")
+                                 f"{'' if unbatched else 'B, '}{'H_out' if name == 'h_0' else 'H_cell'}) = {want}")
             out.append(t.unsqueeze(1) if unbatched else t)
         return out
 

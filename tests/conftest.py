@@ -65,8 +65,8 @@ def make_problem(seed, T, B, m, n, o, dtype=np.float64, readout="units", loss="m
             d = (d > 0.5).astype(dtype)
         mask = (rng.random((T, B, o)) < 0.7) if masked else None
     h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
-    if cell == "lstm":
-        h0 = (h0, (0.3 * rng.standard_normal((B, n))).astype(dtype))
+    if "c" in net.state_names:
+        h0 = (h0, (0.3 * rng.standard_normal((B, net.state_size("c")))).astype(dtype))
     return net, x, d, mask, h0
 
 

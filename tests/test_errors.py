@@ -195,7 +195,7 @@ def test_teacher_forcing_needs_units_and_mse():
 
 def test_net_must_be_an_rnn(p):
     _, x, d, _, _ = p
-    with pytest.raises(OptionError, match=r"net must be a fastrnn network \(fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU\), got dict"):
+    with pytest.raises(OptionError, match=r"net must be a fastrnn network \(fastrnn.RNN, fastrnn.LSTM, fastrnn.GRU, fastrnn.LSTMP\), got dict"):
         fastrnn.bptt({}, x, d)
 
 

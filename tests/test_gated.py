@@ -10,7 +10,8 @@ from fastrnn.compare import relative_error
 
 from conftest import DTYPES, assert_close, assert_grads_close, make_problem
 
-CELLS = ["lstm", "gru"]
+CELLS = ["lstm", "gru", "lstmp"]     # lstmp: the LSTM with a projected state, n_cell = 2 n_hidden
+RTRL_CELLS = ["lstm", "gru"]
 LSTM_READOUTS = [("linear", "mse", "identity"), ("units", "mse", "identity"),
                  ("linear", "xent", "identity"), ("linear", "bce", "logistic"), ("linear", "mse", "softmax")]
 
@@ -66,7 +67,7 @@ def test_bptt_edge_shapes(cell, shape):
     assert_grads_close(g, R.bptt(net, x, d, mask, "mse", None, state)[1], np.float64)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RTRL_CELLS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("B", [1, 3])
 def test_rtrl_matches_reference(cell, dtype, B):
@@ -78,7 +79,7 @@ def test_rtrl_matches_reference(cell, dtype, B):
     assert_grads_close(g, g_ref, dtype)
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RTRL_CELLS)
 @pytest.mark.parametrize("readout,loss,out_act", LSTM_READOUTS)
 @pytest.mark.parametrize("B,masked", [(1, False), (3, True)])
 def test_rtrl_equals_bptt(cell, readout, loss, out_act, B, masked):
@@ -90,7 +91,7 @@ def test_rtrl_equals_bptt(cell, readout, loss, out_act, B, masked):
     assert_grads_close(g_r, g_b, np.float64, "rtrl vs bptt ")
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RTRL_CELLS)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_online_sum_equals_sequence_gradient(cell, dtype):
     net, x, d, mask, state = lstm_problem(6, 8, 2, 3, 5, 2, dtype, cell=cell)
@@ -108,7 +109,7 @@ def test_online_sum_equals_sequence_gradient(cell, dtype):
         assert_close(getattr(learner, name), getattr(out, f"{name}_T"), dtype, f"learner.{name}")
 
 
-@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("cell", RTRL_CELLS)
 def test_serial_and_parallel_agree(cell, parallel_kernels):
     net, x, d, mask, state = lstm_problem(7, 9, 4, 3, 7, 2, cell=cell)
     with fastrnn.threads(1):
@@ -195,3 +196,22 @@ def test_gru_b_in_and_b_hn_are_not_interchangeable():
     moved.b_ih[2 * n:] += 0.3
     moved.b_hh[2 * n:] -= 0.3
     assert relative_error(fastrnn.forward(moved, x).h, h) > 1e-3
+
+
+def test_projected_lstm_serial_and_parallel_agree_and_refuses_rtrl(parallel_kernels):
+    net, x, d, mask, state = lstm_problem(7, 9, 4, 3, 3, 2, cell="lstmp")
+    with fastrnn.threads(1):
+        _, g1 = fastrnn.bptt(net, x, d, mask, h0=state)
+    _, g2 = fastrnn.bptt(net, x, d, mask, h0=state)
+    assert_grads_close(g1, g2, np.float64, "bptt serial vs parallel ")
+    assert_grads_close(g2, R.bptt(net, x, d, mask, "mse", None, state)[1], np.float64, "bptt vs reference ")
+    with pytest.raises(fastrnn.OptionError, match="rtrl is not available for LSTMP: .*fastrnn.bptt"):
+        fastrnn.rtrl(net, x, d)
+    with pytest.raises(fastrnn.OptionError, match="OnlineRTRL is not available for LSTMP"):
+        fastrnn.OnlineRTRL(net)
+    with pytest.raises(fastrnn.ShapeError, match=r"c0 has shape \(4, 3\) but must be \(B, n_cell\) = \(4, 6\)"):
+        fastrnn.bptt(net, x, d, h0=(state[0], state[0]))
+    with pytest.raises(fastrnn.ShapeError, match=r"W_hr has shape \(3, 3\) but must be \(p, n\) with 0 < p < n"):
+        fastrnn.LSTMP(net.W_ih, net.W_hh, net.b_ih, net.b_hh, np.zeros((3, 3)))
+    loaded = fastrnn.MODELS["lstmp"].from_state_dict(net.state_dict())
+    assert type(loaded) is fastrnn.LSTMP and loaded.n_cell == 6 and np.array_equal(loaded.W_hr, net.W_hr)

@@ -8,6 +8,9 @@ ft = pytest.importorskip("fastrnn.torch", reason="fastrnn.torch did not import (
 
 import fastrnn  # noqa: E402
 
+# torch.nn.LSTM's own notice when it runs a projected LSTM without oneDNN (the reference side)
+pytestmark = pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN:UserWarning")
+
 OPTIONS = [
     {},
     {"batch_first": True},
@@ -17,6 +20,12 @@ OPTIONS = [
     {"bias": False},
     {"num_layers": 3, "dropout": 0.5},          # dropout is off in eval mode, as in torch
 ]
+PROJECTED = [                                   # LSTM only: h has proj_size units, c hidden_size
+    {"proj_size": 2},
+    {"proj_size": 3, "num_layers": 2, "bidirectional": True, "batch_first": True},
+    {"proj_size": 1, "bias": False, "num_layers": 3, "dropout": 0.5},
+]
+CASES = [(kind, o) for kind in ("RNN", "LSTM", "GRU") for o in OPTIONS] + [("LSTM", o) for o in PROJECTED]
 
 
 def pair(kind, dtype, **options):
@@ -52,18 +61,19 @@ def inputs(module, kind, dtype, T=7, B=4, unbatched=False, with_state=True):
     rows = module.num_layers * (2 if module.bidirectional else 1)
     if unbatched:
         x = torch.randn(T, 3, generator=g, dtype=dtype)
-        shape = (rows, 5)
+        lead = (rows,)
     else:
         x = torch.randn(B, T, 3, generator=g, dtype=dtype) if module.batch_first else torch.randn(T, B, 3, generator=g, dtype=dtype)
-        shape = (rows, B, 5)
+        lead = (rows, B)
     if not with_state:
         return x, None
-    hx = tuple(0.5 * torch.randn(shape, generator=g, dtype=dtype) for _ in range(2 if kind == "LSTM" else 1))
+    sizes = [getattr(module, "proj_size", 0) or 5, 5][:2 if kind == "LSTM" else 1]
+    hx = tuple(0.5 * torch.randn(lead + (size,), generator=g, dtype=dtype) for size in sizes)
     return x, hx
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "defaults")
+@pytest.mark.parametrize("kind, options", CASES,
+                         ids=[f"{k}-" + (",".join(f"{a}={b}" for a, b in o.items()) or "defaults") for k, o in CASES])
 def test_float64_equals_torch(kind, options):
     ref, ours = pair(kind, torch.float64, **options)
     ref.eval(), ours.eval()
@@ -77,9 +87,10 @@ def test_float64_equals_torch(kind, options):
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-def test_unbatched_input_and_relu(kind):
-    options = {"nonlinearity": "relu"} if kind == "RNN" else {"num_layers": 2, "bidirectional": kind == "GRU"}
+@pytest.mark.parametrize("kind, options", [
+    ("RNN", {"nonlinearity": "relu"}), ("LSTM", {"num_layers": 2}), ("GRU", {"num_layers": 2, "bidirectional": True}),
+    ("LSTM", {"num_layers": 2, "bidirectional": True, "proj_size": 2})], ids=["RNN", "LSTM", "GRU", "LSTM-proj"])
+def test_unbatched_input_and_relu(kind, options):
     ref, ours = pair(kind, torch.float64, **options)
     x, hx = inputs(ours, kind, torch.float64, unbatched=True)
     for a, b in zip(run(ours, x, hx), run(ref, x, hx)):
@@ -97,23 +108,25 @@ def test_load_state_dict_both_ways_and_repr():
     for a, b in zip(back.state_dict().values(), ref.state_dict().values()):
         assert torch.equal(a, b)
     assert repr(ours) == "LSTM(3, 5, num_layers=2, bidirectional=True)" == repr(ref)
+    assert repr(ft.LSTM(3, 5, proj_size=2, num_layers=2)) == repr(torch.nn.LSTM(3, 5, proj_size=2, num_layers=2))
     assert repr(ft.RNN(2, 4, nonlinearity="relu", bias=False, batch_first=True)) == repr(
         torch.nn.RNN(2, 4, nonlinearity="relu", bias=False, batch_first=True))
     ours.flatten_parameters()
     assert ours.double().weight_hh_l1_reverse.dtype == torch.float64
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
-def test_float32_is_as_precise_as_torch(kind):
+@pytest.mark.parametrize("kind, options", [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("LSTM", {"proj_size": 3})],
+                         ids=["RNN", "LSTM", "GRU", "LSTM-proj"])
+def test_float32_is_as_precise_as_torch(kind, options):
     """Each result's relative error against a float64 computation with the same weights is at
     most 2x torch's own float32 error."""
-    ref64, _ = pair(kind, torch.float64, num_layers=2)
+    ref64, _ = pair(kind, torch.float64, num_layers=2, **options)
     weights32 = {k: v.float() for k, v in ref64.state_dict().items()}
-    ours32 = getattr(ft, kind)(3, 5, num_layers=2, dtype=torch.float32)
-    ref32 = getattr(torch.nn, kind)(3, 5, num_layers=2, dtype=torch.float32)
+    ours32 = getattr(ft, kind)(3, 5, num_layers=2, dtype=torch.float32, **options)
+    ref32 = getattr(torch.nn, kind)(3, 5, num_layers=2, dtype=torch.float32, **options)
     ours32.load_state_dict(weights32)
     ref32.load_state_dict(weights32)
-    exact64 = getattr(torch.nn, kind)(3, 5, num_layers=2, dtype=torch.float64)
+    exact64 = getattr(torch.nn, kind)(3, 5, num_layers=2, dtype=torch.float64, **options)
     exact64.load_state_dict({k: v.double() for k, v in weights32.items()})   # the float32 weights, exactly
     g = torch.Generator().manual_seed(9)
     x = torch.randn(60, 8, 3, generator=g, dtype=torch.float64).float()
@@ -176,8 +189,10 @@ def test_what_is_not_supported_says_what_to_do():
         lstm(x.to("meta"))
     with pytest.raises(fastrnn.OptionError, match="fastrnn runs on the CPU"):
         ft.LSTM(3, 5, device="cuda")
-    with pytest.raises(fastrnn.OptionError, match="proj_size=2"):
-        ft.LSTM(3, 5, proj_size=2)
+    with pytest.raises(fastrnn.OptionError, match="proj_size=5 must be smaller than hidden_size=5"):
+        ft.LSTM(3, 5, proj_size=5)
+    with pytest.raises(fastrnn.ShapeError, match=r"c_0 has shape \(1, 2, 2\) .* = \(1, 2, 5\)"):
+        ft.LSTM(3, 5, proj_size=2)(x, (torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)))
     with pytest.raises(fastrnn.DTypeError, match=r"input has dtype torch.float64 but the parameters are torch.float32"):
         lstm(x.double())
     with pytest.raises(fastrnn.DTypeError, match="float32 or torch.float64"):
@@ -195,17 +210,18 @@ def test_what_is_not_supported_says_what_to_do():
         dx.sum().backward()
 
 
-@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("kind, options", [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("LSTM", {"proj_size": 3})],
+                         ids=["RNN", "LSTM", "GRU", "LSTM-proj"])
 @pytest.mark.parametrize("enforce_sorted", [True, False])
 @pytest.mark.parametrize("with_state", [True, False])
-def test_packed_sequences_equal_torch(kind, enforce_sorted, with_state):
+def test_packed_sequences_equal_torch(kind, options, enforce_sorted, with_state):
     pack = torch.nn.utils.rnn
-    ref, ours = pair(kind, torch.float64, num_layers=2, bidirectional=True)
+    ref, ours = pair(kind, torch.float64, num_layers=2, bidirectional=True, **options)
     lengths = torch.tensor([6, 6, 4, 1]) if enforce_sorted else torch.tensor([4, 6, 1, 6])
     g = torch.Generator().manual_seed(11)
     x = torch.randn(6, 4, 3, generator=g, dtype=torch.float64)
-    hx = tuple(0.5 * torch.randn(4, 4, 5, generator=g, dtype=torch.float64)
-               for _ in range(2 if kind == "LSTM" else 1)) if with_state else None
+    sizes = [options.get("proj_size", 5), 5][:2 if kind == "LSTM" else 1]
+    hx = tuple(0.5 * torch.randn(4, 4, size, generator=g, dtype=torch.float64) for size in sizes) if with_state else None
     results = []
     for module in (ours, ref):
         xx = x.clone().requires_grad_(True)
@@ -231,15 +247,17 @@ def test_torch_compile_fullgraph_equals_eager():
         def __init__(self):
             super().__init__()
             self.lstm = ft.LSTM(3, 5, num_layers=2, bidirectional=True, batch_first=True, dtype=torch.float64)
-            self.gru = ft.GRU(10, 4, batch_first=True, dtype=torch.float64, truncation=3)
+            self.proj = ft.LSTM(10, 6, proj_size=2, batch_first=True, dtype=torch.float64)
+            self.gru = ft.GRU(2, 4, batch_first=True, dtype=torch.float64, truncation=3)
             self.rnn = ft.RNN(4, 3, nonlinearity="relu", batch_first=True, dtype=torch.float64)
             self.head = torch.nn.Linear(3, 1, dtype=torch.float64)
 
         def forward(self, x):
             out, (h, c) = self.lstm(x)
+            out, (hp, cp) = self.proj(out)
             out, _ = self.gru(out)
             out, h_n = self.rnn(out)
-            return self.head(out).pow(2).sum() + c.pow(2).sum() + h_n.sum()
+            return self.head(out).pow(2).sum() + c.pow(2).sum() + h_n.sum() + hp.sum() * cp.sin().sum()
 
     torch.manual_seed(0)
     model = Model()
@@ -259,3 +277,7 @@ def test_custom_operators_pass_opcheck():
     weights = [torch.randn(4, 3), torch.randn(4, 4), torch.randn(4), torch.randn(4)]
     torch.library.opcheck(torch.ops.fastrnn.layer.default,
                           (torch.randn(5, 2, 3), [torch.zeros(2, 4)], weights, "RNN", "tanh", True, 0, 0))
+    projected = [torch.randn(12, 3), torch.randn(12, 2), torch.randn(12), torch.randn(12), torch.randn(2, 3)]
+    torch.library.opcheck(torch.ops.fastrnn.layer.default,
+                          (torch.randn(5, 2, 3), [torch.zeros(2, 2), torch.zeros(2, 3)], projected, "LSTM", "tanh",
+                           True, 0, 0))

@@ -5,7 +5,7 @@ Adding a cell: a model class in ``fastrnn.models``, a driver module here (a ``Dr
 one line below that registers the driver.
 """
 from ..errors import OptionError
-from . import gru, lstm, rnn
+from . import gru, lstm, lstmp, rnn
 from .base import CellDriver, OnlineCell, Run
 
 DRIVERS = {}   # model class -> driver
@@ -20,6 +20,7 @@ def register(driver):
 register(rnn.Driver())
 register(lstm.Driver())
 register(gru.Driver())
+register(lstmp.Driver())
 
 
 def driver_for(net):

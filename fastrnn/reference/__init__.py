@@ -11,7 +11,7 @@ over time, batch and outputs. The functions below take any net and call its cell
 """
 import importlib
 
-from . import common, gru, lstm, rnn  # noqa: F401  (attributes; cell() finds them by name)
+from . import common, gru, lstm, lstmp, rnn  # noqa: F401  (attributes; cell() finds them by name)
 
 
 def cell(net):
@@ -59,4 +59,4 @@ def total_loss(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False)
     return common.total_loss(net, cell(net).states, x, d, mask, loss, h0, teacher_forcing)
 
 
-__all__ = ["forward", "bptt", "rtrl", "vjp", "total_loss", "cell", "common", "rnn", "lstm", "gru"]
+__all__ = ["forward", "bptt", "rtrl", "vjp", "total_loss", "cell", "common", "rnn", "lstm", "lstmp", "gru"]

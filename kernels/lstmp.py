@@ -1,0 +1,159 @@
+"""The LSTM with a projected state (SPEC §6, ``torch.nn.LSTM(proj_size=p)``): forward and BPTT.
+
+    [i; f; g; o] = [σ; σ; tanh; σ](W_ih x_t + W_hh h_{t-1} + b),   c_t = f c_{t-1} + i g,
+    m_t = o tanh(c_t),   h_t = W_hr m_t
+
+with n cell units and p < n state units: W_ih (4n, m), W_hh (4n, p), W_hr (p, n); h has p units,
+c and m have n. Both per-step products go through weight panels (``_panels``).
+"""
+import numpy as np
+from numba import prange
+
+from ._activations import LOGISTIC, ONE, TANH, activate, constants, tanh
+from ._jit import kernel
+from ._panels import cut_panels, panel_dot, panel_scratch
+
+
+@kernel("batch")
+def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
+    """Run the projected LSTM for t = 1..T.
+
+    Array contract (one float dtype, C-contiguous):
+
+    x (T, B, m), W_ih (4n, m), W_hh (4n, p), bias (4n,) = b_ih + b_hh, W_hr (p, n).
+    h (T + 1, B, p), c (T + 1, B, n): h[0], c[0] hold the initial state on entry; the rest is written.
+    gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities; m_out (T, B, n) with
+    m_t = o tanh(c_t), the state before its projection (what dW_hr and the backward sweep need).
+    nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+    """
+    T, B, m = x.shape
+    n = W_hr.shape[1]
+    K = constants(h)
+    np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        P = cut_panels(W_hh.T, nb)
+        tmp = panel_scratch(P, nb)
+        R = cut_panels(W_hr.T, nb)
+        tmpr = panel_scratch(R, nb)
+        rec = np.empty((nb, 4 * n), dtype=h.dtype)
+        for t in range(T):
+            panel_dot(h[t, b0:b1], P, tmp, rec)
+            for bb in range(nb):
+                b = b0 + bb
+                row = gates[t, b]
+                rr = rec[bb]
+                for k in range(4 * n):
+                    row[k] += bias[k] + rr[k]
+                activate(row[:2 * n], K, LOGISTIC)
+                activate(row[2 * n:3 * n], K, TANH)
+                activate(row[3 * n:], K, LOGISTIC)
+                mo = m_out[t, b]
+                for k in range(n):
+                    cc = row[n + k] * c[t, b, k] + row[k] * row[2 * n + k]
+                    c[t + 1, b, k] = cc
+                    mo[k] = row[3 * n + k] * tanh(cc, K)
+            panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
+
+
+@kernel("batch")
+def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, nblocks):
+    """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:
+
+        dh_t = g_t + W_hh^T delta_{t+1} (p units),   dm_t = W_hr^T dh_t (n units),
+        dc_t = dm_t o tanh'(c_t) + dc_{t+1} f_{t+1},
+        delta_t = [dc g i(1-i); dc c_{t-1} f(1-f); dc i (1-g^2); dm tanh(c_t) o(1-o)]
+
+    Array contract (one float dtype, C-contiguous):
+
+    W_hh (4n, p), W_hr (p, n); c (T + 1, B, n), gates (T, B, 4n) and m_out (T, B, n) from
+    ``_lstmp_forward``; g (T, B, p) the error injected into h_t; dcT (B, n) the error injected
+    into c_T, entering the last sweep. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
+    Overwritten: D (T, B, 4n) with the sum over sweeps of delta_t (dW_ih, dW_hh, db and
+    dh0 = D_1 W_hh follow by products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T);
+    dc0 (B, n) with the gradient with respect to c0.
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
+    """
+    T, B, n4 = D.shape
+    n = n4 // 4
+    p = W_hh.shape[1]
+    K = constants(c)
+    one = K[ONE]
+    for blk in prange(nblocks):
+        b0 = blk * B // nblocks
+        b1 = (blk + 1) * B // nblocks
+        nb = b1 - b0
+        D[:, b0:b1, :] = 0
+        dH[:, b0:b1, :] = 0
+        dc0[b0:b1, :] = 0
+        cur = np.empty((nb, 4 * n), dtype=D.dtype)
+        nxt = np.empty((nb, 4 * n), dtype=D.dtype)
+        back = np.empty((nb, p), dtype=D.dtype)
+        dhv = np.empty((nb, p), dtype=D.dtype)
+        dm = np.empty((nb, n), dtype=D.dtype)
+        dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
+        tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
+        P = cut_panels(W_hh, nb)
+        tmp = panel_scratch(P, nb)
+        R = cut_panels(W_hr, nb)
+        tmpr = panel_scratch(R, nb)
+        start = 0
+        while start < T:
+            end = min(start + trunc_hp, T)
+            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            for s in range(end - 1, low - 1, -1):
+                if s == end - 1:
+                    back[:, :] = 0
+                    if end == T:
+                        dcn[:, :] = dcT[b0:b1, :]
+                    else:
+                        dcn[:, :] = 0
+                else:
+                    panel_dot(nxt, P, tmp, back)
+                inject = s >= start
+                for bb in range(nb):
+                    dh = dhv[bb]
+                    if inject:
+                        for k in range(p):
+                            dh[k] = back[bb, k] + g[s, b0 + bb, k]
+                    else:
+                        for k in range(p):
+                            dh[k] = back[bb, k]
+                    acc = dH[s, b0 + bb]
+                    for k in range(p):
+                        acc[k] += dh[k]
+                panel_dot(dhv, R, tmpr, dm)
+                for bb in range(nb):
+                    # short loops over few arrays each, so that LLVM vectorises every one of them
+                    b = b0 + bb
+                    gr = gates[s, b]
+                    dl = cur[bb]
+                    dmr = dm[bb]
+                    tc = tcv[bb]
+                    cn = c[s + 1, b]
+                    for k in range(n):
+                        tc[k] = tanh(cn[k], K)
+                    dc = dcn[bb]
+                    for k in range(n):
+                        o = gr[3 * n + k]
+                        dc[k] += dmr[k] * o * (one - tc[k] * tc[k])
+                        dl[3 * n + k] = dmr[k] * tc[k] * o * (one - o)
+                    cp = c[s, b]
+                    for k in range(n):
+                        i = gr[k]
+                        f = gr[n + k]
+                        gg = gr[2 * n + k]
+                        dl[k] = dc[k] * gg * i * (one - i)
+                        dl[n + k] = dc[k] * cp[k] * f * (one - f)
+                        dl[2 * n + k] = dc[k] * i * (one - gg * gg)
+                        dc[k] *= f
+                    drow = D[s, b]
+                    for k in range(4 * n):
+                        drow[k] += dl[k]
+                    if s == 0:
+                        for k in range(n):
+                            dc0[b, k] += dc[k]
+                cur, nxt = nxt, cur
+            start = end
