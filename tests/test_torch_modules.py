@@ -273,6 +273,30 @@ def test_torch_compile_fullgraph_equals_eager():
         assert rel(a, b) <= 1e-12
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")  # torch's own
+def test_torch_compile_float32_equals_eager():
+    """float32 under torch.compile(fullgraph=True): the same operators, so the same numbers as eager
+    mode to float32 rounding (1e-5 relative), projected LSTM included."""
+    torch.manual_seed(2)
+    lstm = ft.LSTM(3, 6, proj_size=2, num_layers=2, batch_first=True)
+    gru = ft.GRU(2, 4, batch_first=True)
+
+    def loss(x):
+        out, (h, c) = lstm(x)
+        out, h_n = gru(out)
+        return out.pow(2).sum() + c.sin().sum() + h_n.sum()
+
+    x = torch.randn(3, 9, 3, generator=torch.Generator().manual_seed(4)).requires_grad_(True)
+    params = [x] + list(lstm.parameters()) + list(gru.parameters())
+    eager = loss(x)
+    g_eager = torch.autograd.grad(eager, params)
+    comp = torch.compile(loss, fullgraph=True)(x)
+    g_comp = torch.autograd.grad(comp, params)
+    assert comp.dtype == torch.float32 and rel(comp, eager) <= 1e-5
+    for a, b in zip(g_comp, g_eager):
+        assert a.dtype == torch.float32 and rel(a, b) <= 1e-5
+
+
 def test_custom_operators_pass_opcheck():
     weights = [torch.randn(4, 3), torch.randn(4, 4), torch.randn(4), torch.randn(4)]
     torch.library.opcheck(torch.ops.fastrnn.layer.default,
