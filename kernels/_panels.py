@@ -11,10 +11,13 @@ The rule is a property of the BLAS build and lives here alone (``tests/test_pane
 ``bench/test_panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD Zen 3,
 float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32: a product whose
 ``rows * K * w`` is at most 2**19 runs at the GEMM rate, one at 2**20 or more drops to a third or a
-half of it. Packing costs K·N copies per call against rows·K·N multiply-adds, so with enough rows it
-pays for itself: from 128 bytes of rows (32 in float32, 16 in float64) the whole packed product ran
-as fast as the panels or faster (float32 K=512 N=2048 rows=32: 136 GFLOP/s whole, 114 in panels), and
-so it does when the panels would be narrower than 32 columns (``bench/results/2026-11-25-panels.md``).
+half of it. Packing costs K·N copies per call against rows·K·N multiply-adds, so with enough rows
+and a large enough product it pays for itself: from 128 bytes of rows (32 in float32, 16 in float64)
+and rows·K·N of 2**23 or more the whole packed product ran as fast as the panels or faster (float32
+K=512 N=2048 rows=32: 125 GFLOP/s whole, 112 in panels; float64 K=256 N=1024 rows=32: 76 against 56),
+and so it does when the panels would be narrower than 32 columns. Below 2**23 the panels win at any
+row count (float32 K=128 N=512 rows=32, the forward product of an LSTM with n=128 at B=32: 115
+against 72 whole) (``bench/results/2026-11-25-panels.md``).
 """
 import numpy as np
 
@@ -22,13 +25,15 @@ from ._jit import helper
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 MIN_PANEL = 32             # narrower panels lose more than packing costs: use one panel
-PACKED_ROW_BYTES = 128     # rows * itemsize from which packing pays for itself: use one panel
+PACKED_ROW_BYTES = 128     # rows * itemsize from which packing pays for itself ...
+PACKED_ELEMENTS = 1 << 23  # ... once rows * K * N reaches this: use one panel
 
 
 @helper
 def panel_count(rows, K, N, itemsize):
     """How many column panels the product (rows, K) @ (K, N) is cut into (1: the whole matrix)."""
-    if rows * K * N <= PANEL_ELEMENTS or rows * itemsize >= PACKED_ROW_BYTES:
+    size = rows * K * N
+    if size <= PANEL_ELEMENTS or (rows * itemsize >= PACKED_ROW_BYTES and size >= PACKED_ELEMENTS):
         return 1
     widest = PANEL_ELEMENTS // (rows * K)
     if widest < MIN_PANEL:

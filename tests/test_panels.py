@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import MIN_PANEL, PACKED_ROW_BYTES, PANEL_ELEMENTS, cut_panels, panel_count, panel_dot, panel_scratch
+from fastrnn.kernels._panels import MIN_PANEL, PACKED_ELEMENTS, PACKED_ROW_BYTES, PANEL_ELEMENTS, cut_panels, panel_count, panel_dot, panel_scratch
 
 
 @pytest.mark.parametrize("rows, K, N, dtype, count", [
@@ -15,6 +15,10 @@ from fastrnn.kernels._panels import MIN_PANEL, PACKED_ROW_BYTES, PANEL_ELEMENTS,
     (16, 512, 2048, np.float32, 32),   # 64 bytes of rows: panels of 64
     (16, 512, 2048, np.float64, 1),    # 128 bytes of rows: packing pays for itself
     (32, 512, 2048, np.float32, 1),
+    (32, 128, 512, np.float32, 4),     # 128 bytes of rows but rows·K·N = 2**21: panels of 128 (LSTM n=128, B=32)
+    (32, 512, 128, np.float32, 4),     # its backward product: panels of 32
+    (16, 1024, 256, np.float64, 8),    # float64 rows·K·N = 2**22: panels of 32
+    (32, 256, 1024, np.float64, 1),    # 2**23: the packed whole product
 ])
 def test_panel_rule(rows, K, N, dtype, count):
     assert panel_count(rows, K, N, np.dtype(dtype).itemsize) == count
@@ -24,7 +28,7 @@ def test_panel_rule(rows, K, N, dtype, count):
     assert count * w >= N > (count - 1) * w
     if count > 1:
         assert rows * K * w <= PANEL_ELEMENTS and w >= MIN_PANEL
-        assert rows * np.dtype(dtype).itemsize < PACKED_ROW_BYTES
+        assert rows * np.dtype(dtype).itemsize < PACKED_ROW_BYTES or rows * K * N < PACKED_ELEMENTS
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
