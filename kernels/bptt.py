@@ -79,35 +79,39 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, nblocks):
     ``_bptt_sweep``, r = 4n gate rows for the LSTM); W_rec (r, n).
     Writes dW_in (r, m) = sum D_t x_t^T, dW_rec (r, n) = sum D_t h_{t-1}^T, db (r,) = sum D_t,
     dh0 (B, n) = D_1 W_rec.
+
+    Both weight gradients come from one product D^T [x | h_prev] (r, m + n): with m often small
+    (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128 B=32:
+    one product 5.8 ms, two 6.7 ms, for a copy of 0.09 ms).
     nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
-    partial results (one matrix product each), and the partials are added at the end.
+    partial result (one matrix product), and the partials are added at the end.
     """
     T, B, m = x.shape
     r, n = W_rec.shape
     R = T * B
     D2 = D.reshape(R, r)
-    X2 = x.reshape(R, m)
-    H2 = h_prev.reshape(R, n)
-    part_in = np.zeros((nblocks, r, m), dtype=D.dtype)
-    part_rec = np.zeros((nblocks, r, n), dtype=D.dtype)
+    XH = np.empty((R, m + n), dtype=D.dtype)
+    XH[:, :m] = x.reshape(R, m)
+    XH[:, m:] = h_prev.reshape(R, n)
+    part = np.empty((nblocks, r, m + n), dtype=D.dtype)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     for blk in prange(nblocks):
         r0 = blk * R // nblocks
         r1 = (blk + 1) * R // nblocks
         if r1 > r0:
             Dk = D2[r0:r1]
-            np.dot(Dk.T, X2[r0:r1], part_in[blk])
-            np.dot(Dk.T, H2[r0:r1], part_rec[blk])
+            np.dot(Dk.T, XH[r0:r1], part[blk])
             acc = part_b[blk]
             for row in range(r1 - r0):
                 for k in range(r):
                     acc[k] += Dk[row, k]
-    dW_in[:, :] = part_in[0]
-    dW_rec[:, :] = part_rec[0]
+        else:
+            part[blk] = 0
     for blk in range(1, nblocks):
-        dW_in += part_in[blk]
-        dW_rec += part_rec[blk]
+        part[0] += part[blk]
         part_b[0] += part_b[blk]
+    dW_in[:, :] = part[0, :, :m]
+    dW_rec[:, :] = part[0, :, m:]
     for k in range(r):
         db[k] = part_b[0, k]
     np.dot(D[0], W_rec, dh0)
