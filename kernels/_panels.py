@@ -8,32 +8,26 @@ the same product cut into column panels small enough to skip packing. The weight
 whole call, so each kernel cuts them once, at its start, and every step multiplies panel by panel.
 
 The rule is a property of the BLAS build and lives here alone (``tests/test_panels.py`` checks it;
-``bench/test_panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD Zen 3,
-float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32: a product whose
-``rows * K * w`` is at most 2**19 runs at the GEMM rate, one at 2**20 or more drops to a third or a
-half of it. Packing costs K·N copies per call against rows·K·N multiply-adds, so with enough rows
-and a large enough product it pays for itself: from 128 bytes of rows (32 in float32, 16 in float64)
-and rows·K·N of 2**23 or more the whole packed product ran as fast as the panels or faster (float32
-K=512 N=2048 rows=32: 125 GFLOP/s whole, 112 in panels; float64 K=256 N=1024 rows=32: 76 against 56),
-and so it does when the panels would be narrower than 32 columns. Below 2**23 the panels win at any
-row count (float32 K=128 N=512 rows=32, the forward product of an LSTM with n=128 at B=32: 115
-against 72 whole) (``bench/results/2026-11-25-panels.md``).
+``bench/panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD EPYC,
+float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each step reading its own
+rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
+rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
+K=512 N=2048 rows=32: 111 GFLOP/s in panels of 32, 70 whole; K=2048 N=512 rows=32: 78 in panels of
+8, 63 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``, down to 8 columns;
+only a product that needs narrower ones is left whole (``bench/results/2026-11-25-panels.md``).
 """
 import numpy as np
 
 from ._jit import helper
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
-MIN_PANEL = 32             # narrower panels lose more than packing costs: use one panel
-PACKED_ROW_BYTES = 128     # rows * itemsize from which packing pays for itself ...
-PACKED_ELEMENTS = 1 << 23  # ... once rows * K * N reaches this: use one panel
+MIN_PANEL = 8              # narrower panels lose more than packing costs: use one panel
 
 
 @helper
-def panel_count(rows, K, N, itemsize):
+def panel_count(rows, K, N):
     """How many column panels the product (rows, K) @ (K, N) is cut into (1: the whole matrix)."""
-    size = rows * K * N
-    if size <= PANEL_ELEMENTS or (rows * itemsize >= PACKED_ROW_BYTES and size >= PACKED_ELEMENTS):
+    if rows * K * N <= PANEL_ELEMENTS:
         return 1
     widest = PANEL_ELEMENTS // (rows * K)
     if widest < MIN_PANEL:
@@ -57,7 +51,7 @@ def cut_panels(WT, rows):
             for k in range(K):
                 M[0, j, k] = WT[k, j]
         return M
-    count = panel_count(rows, K, N, WT.itemsize)
+    count = panel_count(rows, K, N)
     w = (N + count - 1) // count
     P = np.zeros((count, K, w), dtype=WT.dtype)
     for p in range(count):

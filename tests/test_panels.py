@@ -2,32 +2,31 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import MIN_PANEL, PACKED_ELEMENTS, PACKED_ROW_BYTES, PANEL_ELEMENTS, cut_panels, panel_count, panel_dot, panel_scratch
+from fastrnn.kernels._panels import MIN_PANEL, PANEL_ELEMENTS, cut_panels, panel_count, panel_dot, panel_scratch
 
 
-@pytest.mark.parametrize("rows, K, N, dtype, count", [
-    (8, 128, 512, np.float32, 1),      # rows·K·N = 2**19: the whole matrix is small enough
-    (8, 256, 1024, np.float32, 4),     # widest panel 2**19 / (8·256) = 256 columns
-    (8, 1024, 256, np.float64, 4),     # the backward product of an LSTM with n = 256: K = 4n, N = n
-    (16, 2048, 512, np.float32, 1),    # the widest panel would be 16 < MIN_PANEL columns: whole (packed) product
-    (3, 300, 1000, np.float64, 2),     # widest 582 of 1000 columns
-    (16, 512, 2048, np.float32, 32),   # 64 bytes of rows: panels of 64
-    (16, 512, 2048, np.float64, 1),    # 128 bytes of rows: packing pays for itself
-    (32, 512, 2048, np.float32, 1),
-    (32, 128, 512, np.float32, 4),     # 128 bytes of rows but rows·K·N = 2**21: panels of 128 (LSTM n=128, B=32)
-    (32, 512, 128, np.float32, 4),     # its backward product: panels of 32
-    (16, 1024, 256, np.float64, 8),    # float64 rows·K·N = 2**22: panels of 32
-    (32, 256, 1024, np.float64, 1),    # 2**23: the packed whole product
+@pytest.mark.parametrize("rows, K, N, count", [
+    (8, 128, 512, 1),       # rows·K·N = 2**19: the whole matrix is small enough
+    (8, 256, 1024, 4),      # widest panel 2**19 / (8·256) = 256 columns
+    (8, 1024, 256, 4),      # the backward product of an LSTM with n = 256: K = 4n, N = n
+    (3, 300, 1000, 2),      # widest 582 of 1000 columns
+    (16, 512, 2048, 32),    # panels of 64
+    (32, 512, 2048, 64),    # panels of 32 (LSTM n=512, B=32, forward)
+    (32, 2048, 512, 64),    # panels of 8, the narrowest (its backward product)
+    (32, 128, 512, 4),      # panels of 128 (LSTM n=128, B=32)
+    (64, 2048, 512, 1),     # the widest panel would be 4 < MIN_PANEL columns: the whole (packed) product
+    (16, 4096, 1024, 128),  # panels of 8 (LSTM n=1024, B=16, backward)
+    (32, 4096, 1024, 1),    # 4 < MIN_PANEL: whole
 ])
-def test_panel_rule(rows, K, N, dtype, count):
-    assert panel_count(rows, K, N, np.dtype(dtype).itemsize) == count
-    P = cut_panels(np.zeros((K, N), dtype), rows)
-    assert P.shape[0] == count
-    w = P.shape[2]
-    assert count * w >= N > (count - 1) * w
-    if count > 1:
-        assert rows * K * w <= PANEL_ELEMENTS and w >= MIN_PANEL
-        assert rows * np.dtype(dtype).itemsize < PACKED_ROW_BYTES or rows * K * N < PACKED_ELEMENTS
+def test_panel_rule(rows, K, N, count):
+    assert panel_count(rows, K, N) == count
+    for dtype in (np.float32, np.float64):
+        P = cut_panels(np.zeros((K, N), dtype), rows)
+        assert P.shape[0] == count
+        w = P.shape[2]
+        assert count * w >= N > (count - 1) * w
+        if count > 1:
+            assert rows * K * w <= PANEL_ELEMENTS and w >= MIN_PANEL
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
