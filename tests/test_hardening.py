@@ -252,3 +252,22 @@ def test_online_step_inputs_and_read_only_non_contiguous_arrays():
 def test_other_public_functions(call, match):
     with pytest.raises((fastrnn.FastRNNError, OSError), match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_fast_path_and_exact_test(dtype):
+    """The finiteness check behind every input and result check: NaN and infinities anywhere,
+    huge finite values whose squares overflow, strided views and empty arrays."""
+    from fastrnn.checks import all_finite
+    big = np.finfo(dtype).max
+    a = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    assert all_finite(a, a[:, ::2, 1:], np.empty((0, 3), dtype))
+    assert all_finite(np.full(5, big, dtype), np.full(3, -big / 2, dtype))    # squares overflow: still finite
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[1, 2, 3] = bad
+        assert not all_finite(a, b)
+        assert not all_finite(b[:, ::2, 1:])                                 # strided view holding it
+        h = np.full(4, big, dtype)
+        h[0] = bad
+        assert not all_finite(h)
