@@ -5,8 +5,9 @@ import fastrnn
 from fastrnn import reference, tasks, train
 
 SECTIONS = [
-    ("Networks", fastrnn, ["RNN", "LSTM", "GRU", "load", "MODELS"]),
-    ("Gradients and forward results", fastrnn, ["Gradients", "LSTMGradients", "GRUGradients", "Outputs"]),
+    ("Networks", fastrnn, ["RNN", "LSTM", "LSTMP", "GRU", "load", "MODELS"]),
+    ("Gradients and forward results", fastrnn, ["Gradients", "LSTMGradients", "LSTMPGradients", "GRUGradients",
+                                                "Outputs"]),
     ("Gradients of a sequence", fastrnn, ["forward", "bptt", "rtrl", "vjp"]),
     ("Online learning", fastrnn, ["OnlineRTRL"]),
     ("Threads and memory", fastrnn, ["threads", "set_threads", "get_threads", "memory_budget", "set_memory_budget"]),
@@ -20,9 +21,32 @@ SECTIONS = [
 ]
 
 
+# The constants: a tuple's or dict's own docstring says nothing about them, so their entries are
+# written here, each with an example that tests/test_doctests.py runs.
+DATA = {
+    "MODELS": ("The model classes by cell name; ``load`` and the command line find a cell's class here.",
+               ">>> import fastrnn\n>>> sorted(fastrnn.MODELS)\n['gru', 'lstm', 'lstmp', 'rnn']\n"
+               ">>> fastrnn.MODELS['gru'] is fastrnn.GRU\nTrue"),
+    "ACTIVATIONS": ("The activations of the simple cell (``RNN(activation=...)``), in the order of their kernel codes.",
+                    ">>> import fastrnn\n>>> fastrnn.ACTIVATIONS\n('tanh', 'logistic', 'relu', 'identity')"),
+    "READOUTS": ("The readouts: ``\"units\"`` reads chosen units as outputs (Williams & Zipser), ``\"linear\"`` "
+                 "is y = out_activation(W_out h + b_out).",
+                 ">>> import fastrnn\n>>> fastrnn.READOUTS\n('units', 'linear')"),
+    "OUT_ACTIVATIONS": ("The output nonlinearities of the linear readout.",
+                        ">>> import fastrnn\n>>> fastrnn.OUT_ACTIVATIONS\n('identity', 'logistic', 'tanh', 'softmax')"),
+    "LOSSES": ("The losses, each summed over time, batch and outputs: squared error (½ Σ), softmax cross-entropy "
+               "on class ids, binary cross-entropy.",
+               ">>> import fastrnn\n>>> fastrnn.LOSSES\n('mse', 'xent', 'bce')"),
+}
+
+
 def _entry(module, name):
     obj = getattr(module, name)
     target = f"{module.__name__}.{name}"
+    if name in DATA and module.__name__ == "fastrnn":
+        text, example = DATA[name]
+        return ([f".. py:data:: {target}", "", f"   {text}", "", "   .. rubric:: Examples", "", "   .. code-block:: pycon",
+                 ""] + [f"      {line}" for line in example.split("\n")] + [""])
     if inspect.isclass(obj):
         return [f".. autoclass:: {target}", "   :members:" if obj.__module__.startswith("fastrnn.models") and name in
                 ("RNN", "LSTM", "GRU") else "   :no-members:", ""]

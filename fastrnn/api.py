@@ -25,6 +25,31 @@ class Outputs(tuple):
     c : (T + 1, B, n) array, the LSTM's cell states (AttributeError for a cell without them)
     final : the final state: ``h_T`` (B, n), or for a cell with more states the tuple
         ``(h_T, c_T)``; ``h_T`` and ``c_T`` are also attributes.
+
+    Parameters
+    ----------
+    net : RNN, LSTM, LSTMP or GRU
+        The network whose state names the fields take.
+    run : the cell driver's forward result (its states)
+    y : (T, B, o) array
+
+    :func:`forward` builds it; user code only reads it.
+
+    Raises
+    ------
+    AttributeError
+        For a state the cell does not have (``c`` of a GRU).
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.LSTM.init(n_in=2, n_hidden=3, n_out=1, seed=0)
+    >>> out = fastrnn.forward(net, np.ones((4, 2, 2)))
+    >>> h, y, c = out                                   # a tuple
+    >>> out.h.shape, out.y.shape, out.c.shape, out.h_T.shape
+    ((5, 2, 3), (4, 2, 1), (5, 2, 3), (2, 3))
+    >>> bool(np.array_equal(out.final[1], c[-1]))
+    True
     """
 
     def __new__(cls, net, run, y):
@@ -230,6 +255,31 @@ def rtrl(net, x, d, mask=None, loss="mse", teacher_forcing=False, h0=None, valid
     storage stays within the sensitivities') with the sensitivities carried only across block
     ends, O(n³) per step instead of O(n⁴) (``fastrnn.reference.online`` writes it out).
 
+    Parameters
+    ----------
+    net : RNN, LSTM or GRU
+        Every cell but the projected LSTM (``LSTMP``), which only :func:`bptt` computes.
+    x : (T, B, m) array
+    d : (T, B, o) targets, or (T, B) integer class ids for ``loss="xent"``
+    mask : (T, B, o) or (T, B) array of 0/1, optional
+        1 where a target exists at that step; None means everywhere.
+    loss : {"mse", "xent", "bce"}
+    teacher_forcing : bool
+        Units readout with mse only: each output unit with a target feeds back the target.
+    h0 : (B, n) array, optional; for an LSTM also a pair (h0, c0)
+    validate : bool
+        Recompute with ``fastrnn.reference`` and raise ``ValidationError`` on a difference.
+    method : {"exact", "fss"}
+        ``"fss"``: the simple cell only.
+    block : int, optional
+        Steps per block of ``method="fss"``.
+
+    Returns
+    -------
+    loss : float
+    grads : Gradients, LSTMGradients or GRUGradients
+        As from :func:`bptt`, with ``h0`` (and ``c0``) None.
+
     Raises
     ------
     MemoryBudgetError
@@ -302,9 +352,26 @@ class OnlineRTRL:
         Also run exact RTRL on the same stream and record, per step (per block for "fss"), the
         cosine and the norm ratio of this method's gradient of the cell's weights to the exact
         one: ``fidelity``. The exact sensitivities' memory is checked first.
+    block : int, optional
+        Steps per block of ``method="fss"``.
+    seed : int, optional
+        Seed of UORO's random signs and RFLO's random feedback.
+    feedback : {"random", "readout"}
+        RFLO's feedback weights.
+    tau : float
+        RFLO's trace time constant (>= 1).
+
+    Attributes
+    ----------
+    steps : int
+        Steps taken so far.
+    fidelity : dict
+        With ``shadow=True``: the mean cosine and norm ratio against exact RTRL, and per step.
 
     Raises
     ------
+    ShapeError, DTypeError, NonFiniteError
+        For a bad ``h0``; ``step`` checks its own arguments.
     OptionError, MemoryBudgetError
         For an option the cell or method does not have; before allocating sensitivities that would
         exceed the memory budget.

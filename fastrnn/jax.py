@@ -20,8 +20,9 @@ except ImportError as exc:                    # pragma: no cover - only without 
 
 import numpy as np
 
-from . import api, models
-from .errors import OptionError
+from . import api, checks, models
+from .kernels import ACTIVATIONS
+from .errors import DTypeError, OptionError, ShapeError
 
 __all__ = ["rnn", "lstm", "gru"]
 
@@ -116,16 +117,16 @@ _layer.defvjp(_layer_fwd, _layer_bwd)
 def _check_arrays(x, states, n, m):
     x = jnp.asarray(x)
     if x.ndim != 3 or x.shape[2] != m:
-        raise OptionError(f"x has shape {x.shape} but must be (T, B, m) = (…, …, {m}): pass a time-major array")
+        raise ShapeError(f"x has shape {x.shape} but must be (T, B, m) = (…, …, {m}): pass a time-major array")
     if x.dtype not in (jnp.float32, jnp.float64):
-        raise OptionError(f"x has dtype {x.dtype} but must be float32 or float64")
+        raise DTypeError(f"x has dtype {x.dtype} but must be float32 or float64")
     out = []
     for name, s in states:
         s = jnp.zeros((x.shape[1], n), x.dtype) if s is None else jnp.asarray(s)
         if s.shape != (x.shape[1], n):
-            raise OptionError(f"{name} has shape {s.shape} but must be (B, n) = ({x.shape[1]}, {n})")
+            raise ShapeError(f"{name} has shape {s.shape} but must be (B, n) = ({x.shape[1]}, {n})")
         if s.dtype != x.dtype:
-            raise OptionError(f"{name} has dtype {s.dtype} but x is {x.dtype}: dtypes are never mixed")
+            raise DTypeError(f"{name} has dtype {s.dtype} but x is {x.dtype}: dtypes are never mixed")
         out.append(s)
     return x, tuple(out)
 
@@ -145,6 +146,14 @@ def rnn(params, x, h0=None, activation="tanh"):
     hs : (T, B, n) array, the states h_1..h_T
     h_T : (B, n) array, the final state
 
+    Raises
+    ------
+    OptionError
+        For params that are not a dict with exactly these keys, or an unknown activation.
+    ShapeError, DTypeError
+        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
+        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+
     Examples
     --------
     >>> import jax, jax.numpy as jnp, fastrnn.jax
@@ -154,6 +163,7 @@ def rnn(params, x, h0=None, activation="tanh"):
     >>> sorted(grads), grads["W_rec"].shape
     (['W_in', 'W_rec', 'b'], (4, 4))
     """
+    checks.choice("activation", activation, ACTIVATIONS)
     p = _check_params(params, _RNN_PARAMS, "rnn")
     n, m = p[0].shape
     x, states0 = _check_arrays(x, (("h0", h0),), n, m)
@@ -174,6 +184,27 @@ def lstm(params, x, h0=None, c0=None):
     -------
     hs : (T, B, n) array, the states h_1..h_T
     (h_T, c_T) : the final state
+
+    Raises
+    ------
+    OptionError
+        For params that are not a dict with exactly these keys.
+    ShapeError, DTypeError
+        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
+        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, numpy as np, fastrnn.jax
+    >>> rng = np.random.default_rng(0)
+    >>> params = {"W_ih": jnp.asarray(rng.normal(size=(12, 2)) * 0.3), "W_hh": jnp.asarray(rng.normal(size=(12, 3)) * 0.3),
+    ...           "b_ih": jnp.zeros(12), "b_hh": jnp.zeros(12)}
+    >>> hs, (h_T, c_T) = jax.jit(fastrnn.jax.lstm)(params, jnp.ones((5, 2, 2)))
+    >>> hs.shape, c_T.shape
+    ((5, 2, 3), (2, 3))
+    >>> g = jax.grad(lambda p: jnp.sum(fastrnn.jax.lstm(p, jnp.ones((5, 2, 2)))[0]))(params)
+    >>> g["W_hh"].shape
+    (12, 3)
     """
     p = _check_params(params, _GATED_PARAMS, "lstm")
     n, m = p[1].shape[1], p[0].shape[1]
@@ -195,6 +226,25 @@ def gru(params, x, h0=None):
     -------
     hs : (T, B, n) array, the states h_1..h_T
     h_T : (B, n) array, the final state
+
+    Raises
+    ------
+    OptionError
+        For params that are not a dict with exactly these keys.
+    ShapeError, DTypeError
+        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
+        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp, numpy as np, fastrnn.jax
+    >>> rng = np.random.default_rng(0)
+    >>> params = {"W_ih": jnp.asarray(rng.normal(size=(9, 2)) * 0.3), "W_hh": jnp.asarray(rng.normal(size=(9, 3)) * 0.3),
+    ...           "b_ih": jnp.zeros(9), "b_hh": jnp.zeros(9)}
+    >>> loss = lambda p, x: jnp.sum(fastrnn.jax.gru(p, x)[1] ** 2)      # the final state
+    >>> value, g = jax.value_and_grad(loss)(params, jnp.ones((5, 2, 2)))
+    >>> sorted(g), g["b_hh"].shape
+    (['W_hh', 'W_ih', 'b_hh', 'b_ih'], (9,))
     """
     p = _check_params(params, _GATED_PARAMS, "gru")
     n, m = p[1].shape[1], p[0].shape[1]

@@ -29,6 +29,20 @@ class Gradients(Mapping):
     The names a container can hold are its class's ``names``: the simple cell's ``W_in, W_rec, b``,
     the readout's ``W_out, b_out`` and the initial state ``h0``.
 
+    Parameters
+    ----------
+    *args : arrays or None
+        The fields in the order of ``names``.
+    **kwargs : arrays or None
+        Fields by name; a field not given is None.
+
+    Raises
+    ------
+    TypeError
+        For a name the container does not have, a field given twice, or too many arrays.
+    AttributeError
+        When setting an attribute that is not a field.
+
     Examples
     --------
     >>> import numpy as np, fastrnn
@@ -100,14 +114,55 @@ class Gradients(Mapping):
 class LSTMGradients(Gradients):
     """Gradients for an LSTM: ``W_ih, W_hh, b_ih, b_hh``, the readout's ``W_out, b_out`` and the
     initial state ``h0, c0`` (None from RTRL). ``b_ih`` and ``b_hh`` receive the same gradient, as
-    they enter the gates as a sum."""
+    they enter the gates as a sum. Constructed, added and scaled as :class:`Gradients`.
+
+    Parameters
+    ----------
+    *args, **kwargs : arrays or None
+        The fields, in the order of ``names`` or by name.
+
+    Raises
+    ------
+    TypeError
+        For a name the container does not have, a field given twice, or too many arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.LSTM.init(n_in=2, n_hidden=3, n_out=1, seed=0)
+    >>> loss, g = fastrnn.bptt(net, np.ones((4, 1, 2)), np.zeros((4, 1, 1)))
+    >>> type(g).__name__, list(g)
+    ('LSTMGradients', ['W_ih', 'W_hh', 'b_ih', 'b_hh', 'W_out', 'b_out', 'h0', 'c0'])
+    >>> bool(np.array_equal(g.b_ih, g.b_hh))
+    True
+    """
 
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0", "c0")
 
 
 class LSTMPGradients(Gradients):
     """Gradients for a projected LSTM: ``W_ih, W_hh, b_ih, b_hh, W_hr``, the readout's
-    ``W_out, b_out`` and the initial state ``h0, c0``."""
+    ``W_out, b_out`` and the initial state ``h0, c0``. Constructed, added and scaled as
+    :class:`Gradients`.
+
+    Parameters
+    ----------
+    *args, **kwargs : arrays or None
+        The fields, in the order of ``names`` or by name.
+
+    Raises
+    ------
+    TypeError
+        For a name the container does not have, a field given twice, or too many arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.LSTMP.init(n_in=2, n_hidden=2, n_out=1, n_cell=4, seed=0)
+    >>> loss, g = fastrnn.bptt(net, np.ones((4, 1, 2)), np.zeros((4, 1, 1)))
+    >>> type(g).__name__, g.W_hr.shape, g.h0.shape, g.c0.shape
+    ('LSTMPGradients', (2, 4), (1, 2), (1, 4))
+    """
 
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_hr", "W_out", "b_out", "h0", "c0")
 
@@ -115,7 +170,28 @@ class LSTMPGradients(Gradients):
 class GRUGradients(Gradients):
     """Gradients for a GRU: ``W_ih, W_hh, b_ih, b_hh`` (gate blocks r, z, n), the readout's
     ``W_out, b_out`` and the initial state ``h0`` (None from RTRL). ``b_ih`` and ``b_hh`` agree on
-    the r and z blocks and differ on the n block, where b_hn sits inside the reset product."""
+    the r and z blocks and differ on the n block, where b_hn sits inside the reset product.
+    Constructed, added and scaled as :class:`Gradients`.
+
+    Parameters
+    ----------
+    *args, **kwargs : arrays or None
+        The fields, in the order of ``names`` or by name.
+
+    Raises
+    ------
+    TypeError
+        For a name the container does not have, a field given twice, or too many arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> net = fastrnn.GRU.init(n_in=2, n_hidden=3, n_out=1, seed=0)
+    >>> loss, g = fastrnn.bptt(net, np.ones((4, 1, 2)), np.zeros((4, 1, 1)))
+    >>> n = 3
+    >>> bool(np.array_equal(g.b_ih[:2 * n], g.b_hh[:2 * n])), bool(np.array_equal(g.b_ih[2 * n:], g.b_hh[2 * n:]))
+    (True, False)
+    """
 
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0")
 
@@ -361,6 +437,25 @@ def _plain(value):
 def load(path):
     """The network saved with ``net.save(path)`` (any cell). Reads without pickle.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.npz`` file written by ``net.save``.
+
+    Returns
+    -------
+    RNN, LSTM, LSTMP or GRU
+        The network, of the cell it was saved from, with its readout and dtype.
+
+    Raises
+    ------
+    OptionError
+        For a file without the entries ``net.save`` writes.
+    ShapeError, DTypeError, NonFiniteError
+        For saved arrays that do not make a valid network.
+    OSError
+        When the file cannot be read.
+
     Examples
     --------
     >>> import os, tempfile, fastrnn
@@ -400,9 +495,6 @@ class RNN(_Net):
     out_units : sequence of int, optional
         Which units are the outputs (units readout); default ``range(n_out)``.
 
-    The arrays are copied: the network owns its weights, and a trainer may update them in place
-    (``net.W_rec -= lr * grads.W_rec``). All weights share one dtype, float64 or float32.
-
     Raises
     ------
     ShapeError, DTypeError, NonFiniteError, OptionError
@@ -421,6 +513,8 @@ class RNN(_Net):
     Notes
     -----
     SPEC §2. Layout matches ``torch.nn.RNN`` (``weight_ih_l0 = W_in``, ``weight_hh_l0 = W_rec``).
+    The arrays are copied: the network owns its weights, and a trainer may update them in place
+    (``net.W_rec -= lr * grads.W_rec``). All weights share one dtype, float64 or float32.
     """
 
     cell = "rnn"
@@ -567,6 +661,13 @@ class LSTM(_Gated):
     W_out, b_out, readout, n_out, out_activation, out_units
         The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
 
+    Raises
+    ------
+    ShapeError
+        When the arrays' shapes do not fit one n and m (4 gate blocks of n rows).
+    DTypeError, NonFiniteError, OptionError
+        As for :class:`RNN`: one float dtype, finite values, known readout options.
+
     Examples
     --------
     >>> import fastrnn
@@ -612,8 +713,8 @@ class LSTMP(_Net):
     ------
     ShapeError
         When the arrays' shapes do not fit one n, p and m (p must be smaller than n, as in torch).
-    DTypeError, ValueError
-        As for :class:`RNN`: one float dtype, finite values.
+    DTypeError, NonFiniteError, OptionError
+        As for :class:`RNN`: one float dtype, finite values, known readout options.
 
     Examples
     --------
@@ -705,6 +806,13 @@ class GRU(_Gated):
         b_hn sits inside the reset product, so b_in and b_hn are not interchangeable.
     W_out, b_out, readout, n_out, out_activation, out_units
         The readout of h_t, as for :class:`RNN` (default ``readout="linear"``).
+
+    Raises
+    ------
+    ShapeError
+        When the arrays' shapes do not fit one n and m (3 gate blocks of n rows).
+    DTypeError, NonFiniteError, OptionError
+        As for :class:`RNN`: one float dtype, finite values, known readout options.
 
     Examples
     --------

@@ -24,8 +24,30 @@ from .errors import OptionError
 
 @dataclass
 class Batch:
-    """x (T, B, n_in); d (T, B, n_out) targets, or (T, B) class ids for ``loss="xent"``;
-    mask (T, B) with 1 where a target is scored."""
+    """One batch of a task, time-major, as ``task.sample`` returns it.
+
+    Parameters
+    ----------
+    x : (T, B, n_in) array
+    d : (T, B, n_out) array, or (T, B) integer class ids for ``loss="xent"``
+    mask : (T, B) array
+        1 where a target is scored, 0 elsewhere (padding, steps before a delay).
+
+    Raises
+    ------
+    TypeError
+        For a missing or unknown field (it is a dataclass).
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> task = fastrnn.tasks.get("parity")
+    >>> b = task.sample(3, rng=0)
+    >>> net = fastrnn.RNN.init(task.n_in, 4, task.n_out, readout="linear", out_activation="logistic")
+    >>> loss, grads = fastrnn.bptt(net, b.x, b.d, mask=b.mask, loss=task.loss)
+    >>> b.x.shape, b.mask.shape
+    ((10, 3, 1), (10, 3))
+    """
     x: np.ndarray
     d: np.ndarray
     mask: np.ndarray
@@ -70,6 +92,14 @@ class Parity(Task):
 
     Input 0,1,0,1,1,0,1,0,1,1 gives 0,1,1,0,1,1,0,0,1,0 — the parity example of the seed notes
     (an XOR of the new bit with the previous answer, so the state must carry one bit forever).
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.Parity()
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((10, 2, 1), (10, 2, 1), (10, 2))
     """
     name = "parity"
     length = 10
@@ -86,7 +116,28 @@ class Parity(Task):
 
 class DelayedXOR(Task):
     """Two random input bits per step; the target is their XOR from ``delay`` steps earlier
-    (Williams & Zipser 1989, "delayed XOR": the network must both compute and remember)."""
+    (Williams & Zipser 1989, "delayed XOR": the network must both compute and remember).
+
+    Parameters
+    ----------
+    delay : int
+        Steps between the input bits and their target, >= 0; the first ``delay`` steps are masked.
+
+    Raises
+    ------
+    OptionError
+        For a negative delay.
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.DelayedXOR(delay=3)
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((30, 2, 2), (30, 2, 1), (30, 2))
+    >>> int(batch.mask[:3].sum())
+    0
+    """
     name = "delayed-xor"
     n_in = 2
     length = 30
@@ -108,12 +159,33 @@ class DelayedXOR(Task):
 
 class FlipFlop(Task):
     """Two input lines carry rare pulses, "set" and "reset"; the output must be 1 from a set until
-    the next reset and 0 otherwise (Williams & Zipser 1989's flip-flop: a unit that latches)."""
+    the next reset and 0 otherwise (Williams & Zipser 1989's flip-flop: a unit that latches).
+
+    Parameters
+    ----------
+    rate : float
+        Probability of a pulse at each step, in (0, 1].
+
+    Raises
+    ------
+    OptionError
+        For a rate outside (0, 1].
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.FlipFlop(rate=0.2)
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((40, 2, 2), (40, 2, 1), (40, 2))
+    """
     name = "flip-flop"
     n_in = 2
     length = 40
 
     def __init__(self, rate=0.1):
+        if not 0 < rate <= 1:
+            raise OptionError(f"rate must be a probability in (0, 1], got {rate}")
         self.rate = rate
 
     def sample(self, batch, rng=None, length=None):
@@ -138,7 +210,18 @@ class Adding(Task):
     half. At the last step the target is 0.5 + (X1 + X2) / 4. A sequence counts as right when
     the absolute error is below 0.04, their criterion. The default length is 10 so that the
     default run learns it in seconds; Hochreiter & Schmidhuber used T >= 100, which needs an LSTM
-    and far more updates."""
+    and far more updates.
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.Adding()
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((10, 2, 2), (10, 2, 1), (10, 2))
+    >>> int(batch.mask[-1].sum()), int(batch.mask[:-1].sum())     # scored at the last step only
+    (2, 0)
+    """
     name = "adding"
     n_in = 2
     loss = "mse"
@@ -192,7 +275,16 @@ class EmbeddedReber(Task):
     """Embedded Reber grammar (Hochreiter & Schmidhuber 1997, experiment 1): strings
     B c <Reber string> c E with c in {T, P}; after each symbol the network predicts the set of
     legal next symbols (7 outputs, bce). The second c must repeat the first across the whole
-    inner string: the long-term dependency. Sequences are padded to the longest and masked."""
+    inner string: the long-term dependency. Sequences are padded to the longest and masked.
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.EmbeddedReber()
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((15, 2, 7), (15, 2, 7), (15, 2))
+    """
     name = "reber"
     n_in = n_out = 7
     length = None
@@ -223,7 +315,30 @@ class EmbeddedReber(Task):
 
 class Copy(Task):
     """A delay line: a random symbol (one of ``symbols``, one-hot) each step; the target is the
-    symbol seen ``lag`` steps earlier (softmax cross-entropy)."""
+    symbol seen ``lag`` steps earlier (softmax cross-entropy).
+
+    Parameters
+    ----------
+    lag : int
+        Steps to remember, >= 0.
+    symbols : int
+        Size of the alphabet, >= 2 (``n_in = n_out = symbols``).
+
+    Raises
+    ------
+    OptionError
+        For lag < 0 or fewer than 2 symbols.
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.Copy(lag=2, symbols=3)
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((30, 2, 3), (30, 2), (30, 2))
+    >>> bool((batch.d[2:] == batch.x[:-2].argmax(-1)).all())
+    True
+    """
     name = "copy"
     loss = "xent"
     out_activation = "identity"
@@ -260,7 +375,26 @@ def corpus(sentences=400, seed=1234):
 class NextChar(Task):
     """Character-level language modelling on ``corpus()``: one-hot characters in, the next
     character out (softmax cross-entropy); windows of ``length`` start at random places. The
-    first letter of each randomly chosen word cannot be predicted, so accuracy stays below 100 %."""
+    first letter of each randomly chosen word cannot be predicted, so accuracy stays below 100 %.
+
+    Parameters
+    ----------
+    text : str, optional
+        The corpus (default: ``corpus()``); its distinct characters are the alphabet.
+
+    Raises
+    ------
+    OptionError
+        From ``sample``, for a window longer than the corpus.
+
+    Examples
+    --------
+    >>> from fastrnn import tasks
+    >>> task = tasks.NextChar()
+    >>> batch = task.sample(2, rng=0)                   # x, d, mask: time-major
+    >>> batch.x.shape, batch.d.shape, batch.mask.shape
+    ((40, 2, 22), (40, 2), (40, 2))
+    """
     name = "chars"
     loss = "xent"
     out_activation = "identity"
@@ -289,6 +423,24 @@ TASKS = {"parity": Parity, "delayed-xor": DelayedXOR, "flip-flop": FlipFlop, "ad
 
 def get(name, **options):
     """A task by name (see the module docstring), with its options (e.g. ``get("copy", lag=5)``).
+
+    Parameters
+    ----------
+    name : {"parity", "delayed-xor", "flip-flop", "adding", "reber", "copy", "chars"}
+    **options
+        The task class's own parameters (``delay``, ``rate``, ``lag``, ``symbols``, ``text``).
+
+    Returns
+    -------
+    Task
+        A new task object.
+
+    Raises
+    ------
+    OptionError
+        For an unknown name or an invalid option value.
+    TypeError
+        For an option the task does not take.
 
     Examples
     --------

@@ -438,6 +438,51 @@ class RNN(_Recurrent):
     ``output, h_n = rnn(input, h_0)`` with torch's shapes; parameters ``weight_ih_l{k}``,
     ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the second direction).
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of the input, m.
+    hidden_size : int
+        Units of the state.
+    num_layers : int
+        Stacked layers; layer k + 1 reads layer k's output.
+    nonlinearity : {"tanh", "relu"}
+    bias : bool
+        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+    batch_first : bool
+        Input and output as (B, T, features) instead of (T, B, features).
+    dropout : float
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool
+        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
+    device : None or "cpu"
+        fastrnn runs on the CPU only.
+    dtype : torch.float32 or torch.float64, optional
+        Of the parameters (torch's default dtype when None).
+    truncation : None, int k or (h, h_prime)
+        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
+
+    Raises
+    ------
+    OptionError
+        For an option outside torch's ranges (a nonlinearity other than 'tanh' or 'relu'), a device other than the CPU, or a bad
+        truncation.
+    DTypeError
+        For a dtype other than float32 and float64.
+    ShapeError, DTypeError, OptionError
+        When called: for an input or initial state of the wrong shape, dtype or device (the message
+        names it).
+
+    Examples
+    --------
+    >>> import torch, fastrnn.torch
+    >>> rnn = fastrnn.torch.RNN(input_size=3, hidden_size=4, nonlinearity="relu", dtype=torch.float64)
+    >>> output, h_n = rnn(torch.randn(5, 2, 3, dtype=torch.float64))
+    >>> tuple(output.shape), tuple(h_n.shape)
+    ((5, 2, 4), (1, 2, 4))
+    >>> sorted(rnn.state_dict())
+    ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']
     """
 
     _kind = "RNN"
@@ -457,6 +502,42 @@ class LSTM(_Recurrent):
 
     ``output, (h_n, c_n) = lstm(input, (h_0, c_0))`` with torch's shapes and parameter names.
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of the input, m.
+    hidden_size : int
+        Units of the state (and of the cell state c with a projection).
+    num_layers : int
+        Stacked layers; layer k + 1 reads layer k's output.
+    bias : bool
+        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+    batch_first : bool
+        Input and output as (B, T, features) instead of (T, B, features).
+    dropout : float
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool
+        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
+    proj_size : int
+        0: none; p < hidden_size: h = W_hr (o ⊙ tanh c) has p units (``weight_hr_l{k}``).
+    device : None or "cpu"
+        fastrnn runs on the CPU only.
+    dtype : torch.float32 or torch.float64, optional
+        Of the parameters (torch's default dtype when None).
+    truncation : None, int k or (h, h_prime)
+        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
+
+    Raises
+    ------
+    OptionError
+        For an option outside torch's ranges (proj_size >= hidden_size), a device other than the CPU, or a bad
+        truncation.
+    DTypeError
+        For a dtype other than float32 and float64.
+    ShapeError, DTypeError, OptionError
+        When called: for an input or initial state of the wrong shape, dtype or device (the message
+        names it).
 
     Examples
     --------
@@ -484,6 +565,50 @@ class GRU(_Recurrent):
 
     ``output, h_n = gru(input, h_0)`` with torch's shapes and parameter names.
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
+
+    Parameters
+    ----------
+    input_size : int
+        Features of the input, m.
+    hidden_size : int
+        Units of the state.
+    num_layers : int
+        Stacked layers; layer k + 1 reads layer k's output.
+    bias : bool
+        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+    batch_first : bool
+        Input and output as (B, T, features) instead of (T, B, features).
+    dropout : float
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool
+        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
+    device : None or "cpu"
+        fastrnn runs on the CPU only.
+    dtype : torch.float32 or torch.float64, optional
+        Of the parameters (torch's default dtype when None).
+    truncation : None, int k or (h, h_prime)
+        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
+
+    Raises
+    ------
+    OptionError
+        For an option outside torch's ranges, a device other than the CPU, or a bad
+        truncation.
+    DTypeError
+        For a dtype other than float32 and float64.
+    ShapeError, DTypeError, OptionError
+        When called: for an input or initial state of the wrong shape, dtype or device (the message
+        names it).
+
+    Examples
+    --------
+    >>> import torch, fastrnn.torch
+    >>> gru = fastrnn.torch.GRU(input_size=3, hidden_size=4, bidirectional=True)
+    >>> output, h_n = gru(torch.randn(5, 2, 3))
+    >>> tuple(output.shape), tuple(h_n.shape)          # two directions
+    ((5, 2, 8), (2, 2, 4))
+    >>> reference = torch.nn.GRU(3, 4, bidirectional=True)
+    >>> _ = reference.load_state_dict(gru.state_dict())   # the same parameter names
     """
 
     _kind = "GRU"

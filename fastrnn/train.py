@@ -33,6 +33,18 @@ class SGD:
     ``step(params, grads)`` updates the arrays of ``params`` (a dict, e.g. ``net.params()``) in place
     from a mapping of gradients with the same names.
 
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    momentum : float
+        0 <= momentum < 1; 0 is plain SGD.
+
+    Raises
+    ------
+    OptionError
+        For lr <= 0 or a momentum outside [0, 1).
+
     Examples
     --------
     >>> import numpy as np
@@ -62,6 +74,22 @@ class SGD:
 class Adam:
     """Adam (Kingma & Ba 2015) with bias correction, as torch.optim.Adam:
     m <- b1 m + (1 - b1) g, v <- b2 v + (1 - b2) g², p <- p - lr m̂ / (sqrt(v̂) + eps).
+
+    ``step(params, grads)`` updates the arrays of ``params`` in place, as :class:`SGD`.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate, > 0.
+    beta1, beta2 : float
+        Decay rates of the first and second moments, in [0, 1).
+    eps : float
+        Added to the denominator, > 0.
+
+    Raises
+    ------
+    OptionError
+        For a value outside those ranges.
 
     Examples
     --------
@@ -99,14 +127,52 @@ OPTIMIZERS = {"sgd": SGD, "momentum": lambda lr: SGD(lr, momentum=0.9), "adam": 
 
 
 def global_norm(grads):
-    """sqrt of the sum of squares of every gradient array (None fields skipped)."""
+    """sqrt of the sum of squares of every gradient array (None fields skipped).
+
+    Parameters
+    ----------
+    grads : Gradients or dict of arrays
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    AttributeError
+        For an argument without ``items()``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastrnn.train import global_norm
+    >>> global_norm({"w": np.array([3.0]), "b": np.array([4.0]), "h0": None})
+    5.0
+    """
     items = grads.items() if isinstance(grads, dict) else grads.items()
     return float(np.sqrt(sum(float(np.sum(np.square(g))) for _, g in items if g is not None)))
 
 
 def clip_by_global_norm(grads, max_norm):
-    """Scale every gradient by min(1, max_norm / global_norm). Returns (clipped dict, norm before).
-    The input is not modified.
+    """Scale every gradient by min(1, max_norm / global_norm). The input is not modified.
+
+    Parameters
+    ----------
+    grads : Gradients or dict of arrays
+    max_norm : float
+        The largest global norm let through, > 0.
+
+    Returns
+    -------
+    clipped : dict of arrays
+        New arrays (None fields left out).
+    norm : float
+        The global norm before clipping.
+
+    Raises
+    ------
+    OptionError
+        For max_norm <= 0.
 
     Examples
     --------
@@ -126,7 +192,39 @@ def clip_by_global_norm(grads, max_norm):
 
 @dataclass
 class History:
-    """Per update: the loss per scored target; per evaluation: (update, accuracy)."""
+    """What :func:`train` records. Per update: the loss per scored target; per evaluation:
+    (update, accuracy).
+
+    Parameters
+    ----------
+    loss : list of float
+        One entry per update.
+    accuracy : list of (int, float)
+        (update, accuracy on fresh data) at every evaluation.
+    seconds : float
+        Wall time of the training.
+    reports : list of (int, float, float)
+        (update, mean loss since the last report, seconds), as the progress bar showed them.
+
+    Attributes
+    ----------
+    final_accuracy : float
+        The last evaluation's accuracy (NaN before any).
+    final_loss : float
+        The mean loss over the last 5 % of the updates.
+
+    Raises
+    ------
+    TypeError
+        For an unknown field (it is a dataclass).
+
+    Examples
+    --------
+    >>> from fastrnn.train import History
+    >>> h = History(loss=[1.0, 0.5, 0.25], accuracy=[(3, 0.75)])
+    >>> h.final_accuracy, h.final_loss
+    (0.75, 0.25)
+    """
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
     seconds: float = 0.0
@@ -143,7 +241,37 @@ class History:
 
 
 def evaluate(net, task, batch=64, seed=10_000, length=None):
-    """The task's accuracy on a fresh batch (a fixed seed, so evaluations compare)."""
+    """The task's accuracy on a fresh batch (a fixed seed, so evaluations compare).
+
+    Parameters
+    ----------
+    net : RNN, LSTM, LSTMP or GRU
+    task : a task of ``fastrnn.tasks``
+    batch : int
+        Sequences to score.
+    seed : int
+        Seed of the batch.
+    length : int, optional
+        Sequence length (default: the task's).
+
+    Returns
+    -------
+    float
+        The task's accuracy, from 0 to 1.
+
+    Raises
+    ------
+    ShapeError
+        When the net's inputs do not match the task's.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> task = fastrnn.tasks.get("parity")
+    >>> net = fastrnn.RNN.init(task.n_in, 8, task.n_out, readout="linear", out_activation="logistic")
+    >>> 0.0 <= fastrnn.train.evaluate(net, task) <= 1.0
+    True
+    """
     sample = task.sample(batch, seed, length)
     out = forward(net, sample.x.astype(net.dtype))
     return task.accuracy(out[1], sample)
@@ -193,9 +321,23 @@ def train(net, task, steps=500, algorithm="bptt", batch=32, length=None, optimiz
         For "online-rtrl": OnlineRTRL's method ("exact", "fss", "snap1", "uoro", "rflo") and a dict
         of its options (block, seed, feedback, tau).
 
+    truncation : int, optional
+        k of "tbptt" (default 10).
+    curriculum : bool
+        With "tbptt": grow the truncation from 1 to k over the first half of the updates.
+
     Returns
     -------
     History
+
+    Raises
+    ------
+    OptionError
+        For an unknown algorithm or method, or options that do not fit them.
+    ShapeError
+        When the net's inputs or outputs do not match the task's.
+    MemoryBudgetError
+        For RTRL whose sensitivities exceed the memory budget.
 
     Examples
     --------

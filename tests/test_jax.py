@@ -98,10 +98,16 @@ def test_bad_params_say_which_key():
     p, _, x, h0, _ = problem()
     with pytest.raises(fastrnn.OptionError, match="missing W_rec"):
         fj.rnn({"W_in": p["W_in"], "b": p["b"]}, x, h0)
-    with pytest.raises(fastrnn.OptionError, match=r"x has shape \(7, 3\)"):
+    with pytest.raises(fastrnn.ShapeError, match=r"x has shape \(7, 3\)"):
         fj.rnn(p, x[:, :, 0], h0)
-    with pytest.raises(fastrnn.OptionError, match="h0 has dtype float32 but x is float64"):
+    with pytest.raises(fastrnn.ShapeError, match=r"h0 has shape \(3, 3\) but must be \(B, n\)"):
+        fj.rnn(p, x, h0[:, :3])
+    with pytest.raises(fastrnn.DTypeError, match="h0 has dtype float32 but x is float64"):
         fj.rnn(p, x, h0.astype(np.float32))
+    with pytest.raises(fastrnn.DTypeError, match="x has dtype int32 but must be float32 or float64"):
+        fj.rnn(p, x.astype(np.int32), h0)
+    with pytest.raises(fastrnn.OptionError, match="activation='gelu' is not known"):
+        fj.rnn(p, x, h0, activation="gelu")
 
 
 def scan_gru(p, x, h0):

@@ -69,7 +69,22 @@ def _count(value, what):
 def set_threads(count):
     """Limit every later fastrnn call in this process to ``count`` threads (None: no limit).
 
-    Returns the previous limit. ``FASTRNN_NUM_THREADS`` sets it when fastrnn is imported.
+    ``FASTRNN_NUM_THREADS`` sets it when fastrnn is imported; ``threads`` limits a block of calls.
+
+    Parameters
+    ----------
+    count : int or None
+        At most this many threads for each call (1: the serial kernels); None lifts the limit.
+
+    Returns
+    -------
+    int or None
+        The previous limit.
+
+    Raises
+    ------
+    OptionError
+        For a count that is not a whole number from 1 to the threads Numba can run.
 
     Examples
     --------
@@ -87,6 +102,11 @@ def set_threads(count):
 
 def get_threads():
     """The number of threads a fastrnn call from this thread may use now (small calls use one).
+
+    Returns
+    -------
+    int
+        Numba's thread count for the calling thread, capped by ``set_threads``.
 
     Examples
     --------
@@ -168,6 +188,16 @@ def threads(count):
 
     The previous count is restored on exit. The setting is per calling thread (Numba's rule);
     ``fastrnn.set_threads`` sets a process-wide limit.
+
+    Parameters
+    ----------
+    count : int
+        At most this many threads for each call inside the block.
+
+    Returns
+    -------
+    context manager
+        Use it in a ``with`` statement; it yields nothing.
 
     Raises
     ------
