@@ -8,9 +8,10 @@ direction, so gradients reach the inputs, the initial
 states and every parameter, and the rest of the model stays ordinary PyTorch. Changing
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
-fastrnn runs its serial kernels here, with the BLAS libraries held to one thread: torch's own
-thread pool owns the cores, and a second pool beside it only waits for them (measured: training
-steps that took whole multiples of the scheduler's 8 ms slice). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
+fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS libraries held to
+one thread, and its parallel kernels only for calls long enough (about 10 ms of work or more) that
+torch's pool, whose threads spin for a while after each torch operation, cannot make them wait for
+a core (measured: shorter parallel calls were slower than serial ones; ``runtime.dispatch.beside``). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
 supported raises an error that says what to do instead: CUDA tensors, double
 backward, dtypes other than float32 and float64. ``PackedSequence`` input runs each sequence for its
@@ -33,7 +34,7 @@ from torch._C import _functions as _torch_functions
 
 from . import api, models
 from .errors import DTypeError, OptionError, ShapeError
-from .runtime.dispatch import serial
+from .runtime.dispatch import beside
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -54,6 +55,11 @@ def _numpy(t):
 # torch.compile(fullgraph=True), see one operation per call instead of Python and NumPy code.
 # Truncation travels as two ints (h, h'), 0 meaning exact.
 
+def _beside_torch():
+    """fastrnn's threads inside a torch operator: torch's intra-op count, long calls only."""
+    return beside(torch.get_num_threads())
+
+
 def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, n_weights):
     truncation = None if trunc_h == 0 else (trunc_h, trunc_hp)
     return _LayerSpec(kind, bias, nonlinearity, truncation, proj=n_weights == (5 if bias else 3))
@@ -66,7 +72,7 @@ def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Ten
     layer = _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, len(weights))
     net = layer.build([_numpy(w) for w in weights])
     h0 = tuple(_numpy(s) for s in states0)
-    with serial():
+    with _beside_torch():
         out = api.forward(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
     states = [getattr(out, name) for name in net.state_names]
     return ([torch.from_numpy(out.h[1:].copy())] + [torch.from_numpy(s[-1].copy()) for s in states]
@@ -92,7 +98,7 @@ def _layer_backward(x: torch.Tensor, states0: list[torch.Tensor], weights: list[
     h0 = tuple(_numpy(s) for s in states0)
     finals = [_numpy(g.contiguous()) for g in d_finals]
     extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
-    with serial():
+    with _beside_torch():
         grads, dx, dstate0 = api.vjp(net, _numpy(x), _numpy(d_output.contiguous()), h0 if len(h0) > 1 else h0[0],
                                      dh_T=finals[0], states=tuple(_numpy(s) for s in states),
                                      truncation=layer.truncation, **extra)
@@ -155,7 +161,7 @@ class _LayerFunction(torch.autograd.Function):
         net = layer.build([_numpy(w) for w in weights])
         h0 = tuple(_numpy(s) for s in states0)
         x_np = _numpy(x)
-        with serial():
+        with _beside_torch():
             out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
         ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
         ctx.weight_grad = [w.requires_grad for w in weights]
@@ -164,7 +170,7 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_output, *d_finals):
-        with torch.no_grad(), serial():
+        with torch.no_grad(), _beside_torch():
             grads = _LayerFunction._backward(ctx, d_output, *d_finals)
         if not torch.is_grad_enabled():
             return grads

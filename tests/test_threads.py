@@ -149,3 +149,23 @@ def test_small_work_runs_the_serial_kernel_and_large_work_the_parallel_one():
     assert dispatch.plan(_rtrl, 2, dispatch.Work(8, 2 * 9 * 8 * 8 * 13, 200)) == 1
     assert dispatch.plan(_rtrl, 2, dispatch.Work(64, 2 * 65 * 64 * 64 * 69, 20)) == 2
     assert dispatch.plan(_rtrl, 1, dispatch.Work(64, 2 * 65 * 64 * 64 * 69, 20)) == 1
+
+
+
+def test_beside_another_pool_only_long_calls_run_parallel_and_the_count_follows_the_pool():
+    """fastrnn.torch's setting: at most the framework's thread count, and the parallel twins only
+    from BESIDE_MIN_WORK multiply-adds (the other pool's threads spin after its operations)."""
+    import numba
+    from fastrnn.kernels import _lstm_forward
+    mid = dispatch.Work(32, 8 * 32 * 128 * 128, 100)       # LSTM n=128 B=32: 0.4e9, parallel on its own
+    large = dispatch.Work(32, 8 * 32 * 512 * 512, 100)     # n=512 B=32: 6.7e9
+    assert dispatch.plan(_lstm_forward, 2, mid) == 2 and dispatch.plan(_lstm_forward, 2, large) == 2
+    before = numba.get_num_threads()
+    with dispatch.beside(64):                               # never more than Numba has
+        assert numba.get_num_threads() == before
+        assert dispatch.plan(_lstm_forward, 2, mid) == 1
+        assert dispatch.plan(_lstm_forward, 2, large) == 2
+        with dispatch.beside(1):
+            assert fastrnn.get_threads() == 1
+        assert numba.get_num_threads() == before
+    assert dispatch.plan(_lstm_forward, 2, mid) == 2 and numba.get_num_threads() == before
