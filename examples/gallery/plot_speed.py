@@ -49,3 +49,33 @@ for ax, (name, peers, title) in zip(axes, [
     ax.set_xlabel("their time / fastrnn's time")
     ax.set_title(title)
     ax.legend(fontsize=8)
+
+# %%
+# A training step against PyTorch
+# --------------------------------
+# One step (forward, a linear readout, summed squared error, backward to every weight) of
+# ``fastrnn.bptt`` and of the ``fastrnn.torch`` modules against ``torch.nn.RNN``/``LSTM``/``GRU``,
+# T = 100, m = 32, by size (n, B), with one thread each and with default threads
+# (``bench/test_torch_step.py``).
+
+STEP = "2026-11-25-training-step-final.md"
+rows = [(p, r) for p, r in table(STEP) if p.startswith("step-")]
+fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey=True, constrained_layout=True)
+for col, kind in enumerate(("rnn", "lstm", "gru")):
+    for row, dtype in enumerate(("float32", "float64")):
+        ax = axes[row, col]
+        for threads, style in (("one", "-"), ("default", "--")):
+            picked = [(p, r) for p, r in rows if p.startswith(f"step-{kind}-{threads} ") and p.endswith(dtype)]
+            labels = [" ".join(w for w in p.split() if w.startswith(("n=", "B="))) for p, _ in picked]
+            plain = [number(r["× torch"]) for _, r in picked]
+            module = [number(r["× torch"]) / number(r["× fastrnn.torch"]) for _, r in picked]
+            ax.plot(labels, plain, style + "o", color="C0", label=f"fastrnn.bptt, {threads} thread(s)")
+            ax.plot(labels, module, style + "s", color="C1", label=f"fastrnn.torch, {threads} thread(s)")
+        ax.axhline(1, color="k", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_title(f"{kind.upper()} {dtype}")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+        if col == 0:
+            ax.set_ylabel("torch's time / fastrnn's time")
+axes[0, 0].legend(fontsize=7)
+plt.show()
