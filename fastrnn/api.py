@@ -365,8 +365,9 @@ class OnlineRTRL:
     ----------
     steps : int
         Steps taken so far.
-    fidelity : dict
-        With ``shadow=True``: the mean cosine and norm ratio against exact RTRL, and per step.
+
+    With ``shadow=True`` the property ``fidelity`` holds the mean cosine and norm ratio against
+    exact RTRL, and their values per step.
 
     Raises
     ------

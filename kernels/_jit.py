@@ -29,7 +29,7 @@ def _jit(fn, **options):
     global CACHING
     if CACHING:
         try:
-            return njit(**OPTIONS, **options)(fn)
+            return njit(**dict(OPTIONS, **options))(fn)
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
                 raise
@@ -38,7 +38,7 @@ def _jit(fn, **options):
                           "and neither NUMBA_CACHE_DIR nor the home folder is writable): kernels are "
                           "compiled in every process. Set NUMBA_CACHE_DIR to a writable folder to keep them.",
                           RuntimeWarning, stacklevel=3)
-    return njit(**dict(OPTIONS, cache=False), **options)(fn)
+    return njit(**dict(OPTIONS, **options, cache=False))(fn)
 
 
 FAMILIES = ("batch", "rows", "tiles")

@@ -55,21 +55,33 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                             back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]
                 inject = s >= start
                 for bb in range(nb):
+                    # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
                     gr = gates[s, b]
                     dl = cur[bb]
-                    for k in range(n):
-                        dh = back[bb, k] + g[s, b, k] if inject else back[bb, k]
-                        r = gr[k]
+                    dh = dhv[bb]
+                    if inject:
+                        for k in range(n):
+                            dh[k] = back[bb, k] + g[s, b, k]
+                    else:
+                        for k in range(n):
+                            dh[k] = back[bb, k]
+                    for k in range(n):                      # da_n, kept in the n block for now
                         z = gr[n + k]
                         nk = gr[2 * n + k]
-                        q = gr[3 * n + k]
-                        da_n = dh * (one - z) * (one - nk * nk)
-                        dl[k] = da_n * q * r * (one - r)
-                        dl[n + k] = dh * (h[s, b, k] - nk) * z * (one - z)
+                        dl[2 * n + k] = dh[k] * (one - z) * (one - nk * nk)
+                    an = An[s, b]
+                    for k in range(n):
+                        an[k] += dl[2 * n + k]
+                    hp = h[s, b]
+                    for k in range(n):
+                        z = gr[n + k]
+                        dl[n + k] = dh[k] * (hp[k] - gr[2 * n + k]) * z * (one - z)
+                    for k in range(n):
+                        r = gr[k]
+                        da_n = dl[2 * n + k]
+                        dl[k] = da_n * gr[3 * n + k] * r * (one - r)
                         dl[2 * n + k] = da_n * r
-                        An[s, b, k] += da_n
-                        dhv[bb, k] = dh
                     drow = D[s, b]
                     for k in range(3 * n):
                         drow[k] += dl[k]

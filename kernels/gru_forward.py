@@ -51,12 +51,13 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
                 for k in range(2 * n):
                     row[k] += rr[k] + b_hh[k]
                 activate(row[:2 * n], K, LOGISTIC)
+                # short loops over few arrays each, so that LLVM vectorises every one of them
+                for k in range(n):
+                    row[3 * n + k] = rr[2 * n + k] + b_hh[2 * n + k]                  # q
+                for k in range(n):
+                    row[2 * n + k] = tanh(row[2 * n + k] + row[k] * row[3 * n + k], K)   # n
                 hp = h[t, b]
                 hn = h[t + 1, b]
                 for k in range(n):
-                    q = rr[2 * n + k] + b_hh[2 * n + k]
-                    nk = tanh(row[2 * n + k] + row[k] * q, K)
                     z = row[n + k]
-                    row[2 * n + k] = nk
-                    row[3 * n + k] = q
-                    hn[k] = (one - z) * nk + z * hp[k]
+                    hn[k] = (one - z) * row[2 * n + k] + z * hp[k]

@@ -263,6 +263,10 @@ def test_all_finite_fast_path_and_exact_test(dtype):
     a = np.arange(24, dtype=dtype).reshape(2, 3, 4)
     assert all_finite(a, a[:, ::2, 1:], np.empty((0, 3), dtype))
     assert all_finite(np.full(5, big, dtype), np.full(3, -big / 2, dtype))    # squares overflow: still finite
+    assert all_finite(np.arange(5), np.ones(3, bool), np.ones(2, np.float16), np.ones(2, np.complex128))
+    assert all_finite(np.ones(4, dtype=">f8"), np.asfortranarray(np.ones((3, 2), dtype)))
+    assert not all_finite(np.array([1.0, np.nan], np.float16)) and not all_finite(np.array([np.inf + 0j]))
+    assert not all_finite(np.array([2.0, np.inf], dtype=">f8"))
     for bad in (np.nan, np.inf, -np.inf):
         b = a.copy()
         b[1, 2, 3] = bad

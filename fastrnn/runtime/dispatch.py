@@ -181,8 +181,9 @@ def beside(pool_threads):
     """For fastrnn running inside another framework's operators (``fastrnn.torch``): at most
     ``pool_threads`` threads (the framework's own intra-op count; its pool idles while our operator
     runs), and the parallel kernels only for calls of ``BESIDE_MIN_WORK`` multiply-adds or more, so
-    that the other pool's spinning threads cost little. Every BLAS stays on one thread, as in every
-    call. Restores Numba's count on exit; per calling thread."""
+    that the other pool's spinning threads cost little. Every BLAS stays on one thread for the whole
+    block, NumPy's work between the kernels included (OpenBLAS's own threads would wait for cores
+    too). Restores Numba's count on exit; per calling thread."""
     old = numba.get_num_threads()
     count = max(1, min(int(pool_threads), old))
     was = getattr(_beside, "active", False)
@@ -190,7 +191,8 @@ def beside(pool_threads):
         numba.set_num_threads(count)
     _beside.active = True
     try:
-        yield
+        with _blas.single_threaded():     # NumPy's work between the kernels too
+            yield
     finally:
         _beside.active = was
         if count != old:
