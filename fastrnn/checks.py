@@ -72,6 +72,9 @@ def check_shape(name, arr, expected, desc, hint=""):
     return arr
 
 
+_LARGEST = {np.dtype(t): t(np.finfo(t).max) for t in (np.float32, np.float64)}   # native byte order only
+
+
 def all_finite(*arrays):
     """True if the arrays hold no NaN or infinity: one compiled pass over each float32/float64
     array on the calling thread (``kernels.checks``), NumPy's isfinite for other float or complex
@@ -79,8 +82,8 @@ def all_finite(*arrays):
     for arr in arrays:
         if arr.size == 0 or arr.dtype.kind not in "fc":
             continue
-        if arr.dtype == np.float64 or arr.dtype == np.float32:
-            largest = arr.dtype.type(np.finfo(arr.dtype).max)
+        largest = _LARGEST.get(arr.dtype)
+        if largest is not None:
             if not _finite_kernel(arr.reshape(-1), largest):     # a view for contiguous arrays
                 return False
         elif not np.isfinite(arr).all():
