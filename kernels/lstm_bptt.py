@@ -2,8 +2,9 @@
 import numpy as np
 from numba import prange
 
-from ._activations import ONE, constants, tanh
+from ._activations import constants
 from ._jit import kernel
+from ._lstm_cell import gate_deltas
 from ._panels import cut_panels, panel_dot, panel_scratch
 
 
@@ -28,7 +29,6 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     T, B, n4 = D.shape
     n = n4 // 4
     K = constants(c)
-    one = K[ONE]
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -58,7 +58,6 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                     panel_dot(nxt, P, tmp, back)
                 inject = s >= start
                 for bb in range(nb):
-                    # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
                     gr = gates[s, b]
                     dl = cur[bb]
@@ -69,24 +68,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                     else:
                         for k in range(n):
                             dh[k] = back[bb, k]
-                    tc = tcv[bb]
-                    cn = c[s + 1, b]
-                    for k in range(n):
-                        tc[k] = tanh(cn[k], K)
-                    dc = dcn[bb]
-                    for k in range(n):
-                        o = gr[3 * n + k]
-                        dc[k] += dh[k] * o * (one - tc[k] * tc[k])
-                        dl[3 * n + k] = dh[k] * tc[k] * o * (one - o)
-                    cp = c[s, b]
-                    for k in range(n):
-                        i = gr[k]
-                        f = gr[n + k]
-                        gg = gr[2 * n + k]
-                        dl[k] = dc[k] * gg * i * (one - i)
-                        dl[n + k] = dc[k] * cp[k] * f * (one - f)
-                        dl[2 * n + k] = dc[k] * i * (one - gg * gg)
-                        dc[k] *= f
+                    gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                     drow = D[s, b]
                     for k in range(4 * n):
                         drow[k] += dl[k]

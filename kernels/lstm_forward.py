@@ -2,8 +2,9 @@
 import numpy as np
 from numba import prange
 
-from ._activations import LOGISTIC, TANH, activate, constants, tanh
+from ._activations import constants
 from ._jit import kernel
+from ._lstm_cell import cell_step
 from ._panels import cut_panels, panel_dot, panel_scratch
 
 
@@ -37,14 +38,4 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                row = gates[t, b]
-                rr = rec[bb]
-                for k in range(4 * n):
-                    row[k] += bias[k] + rr[k]
-                activate(row[:2 * n], K, LOGISTIC)
-                activate(row[2 * n:3 * n], K, TANH)
-                activate(row[3 * n:], K, LOGISTIC)
-                for k in range(n):
-                    cc = row[n + k] * c[t, b, k] + row[k] * row[2 * n + k]
-                    c[t + 1, b, k] = cc
-                    h[t + 1, b, k] = row[3 * n + k] * tanh(cc, K)
+                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], h[t + 1, b], K)

@@ -9,8 +9,9 @@ c and m have n. Both per-step products go through weight panels (``_panels``).
 import numpy as np
 from numba import prange
 
-from ._activations import LOGISTIC, ONE, TANH, activate, constants, tanh
+from ._activations import constants
 from ._jit import kernel
+from ._lstm_cell import cell_step, gate_deltas
 from ._panels import cut_panels, panel_dot, panel_scratch
 
 
@@ -43,18 +44,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                row = gates[t, b]
-                rr = rec[bb]
-                for k in range(4 * n):
-                    row[k] += bias[k] + rr[k]
-                activate(row[:2 * n], K, LOGISTIC)
-                activate(row[2 * n:3 * n], K, TANH)
-                activate(row[3 * n:], K, LOGISTIC)
-                mo = m_out[t, b]
-                for k in range(n):
-                    cc = row[n + k] * c[t, b, k] + row[k] * row[2 * n + k]
-                    c[t + 1, b, k] = cc
-                    mo[k] = row[3 * n + k] * tanh(cc, K)
+                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], m_out[t, b], K)
             panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
 
 
@@ -80,7 +70,6 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     n = n4 // 4
     p = W_hh.shape[1]
     K = constants(c)
-    one = K[ONE]
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -126,29 +115,10 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                         acc[k] += dh[k]
                 panel_dot(dhv, R, tmpr, dm)
                 for bb in range(nb):
-                    # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
-                    gr = gates[s, b]
-                    dl = cur[bb]
-                    dmr = dm[bb]
-                    tc = tcv[bb]
-                    cn = c[s + 1, b]
-                    for k in range(n):
-                        tc[k] = tanh(cn[k], K)
+                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], cur[bb], K)
                     dc = dcn[bb]
-                    for k in range(n):
-                        o = gr[3 * n + k]
-                        dc[k] += dmr[k] * o * (one - tc[k] * tc[k])
-                        dl[3 * n + k] = dmr[k] * tc[k] * o * (one - o)
-                    cp = c[s, b]
-                    for k in range(n):
-                        i = gr[k]
-                        f = gr[n + k]
-                        gg = gr[2 * n + k]
-                        dl[k] = dc[k] * gg * i * (one - i)
-                        dl[n + k] = dc[k] * cp[k] * f * (one - f)
-                        dl[2 * n + k] = dc[k] * i * (one - gg * gg)
-                        dc[k] *= f
+                    dl = cur[bb]
                     drow = D[s, b]
                     for k in range(4 * n):
                         drow[k] += dl[k]
