@@ -116,15 +116,7 @@ class LSTMGradients(Gradients):
     initial state ``h0, c0`` (None from RTRL). ``b_ih`` and ``b_hh`` receive the same gradient, as
     they enter the gates as a sum. Constructed, added and scaled as :class:`Gradients`.
 
-    Parameters
-    ----------
-    *args, **kwargs : arrays or None
-        The fields, in the order of ``names`` or by name.
-
-    Raises
-    ------
-    TypeError
-        For a name the container does not have, a field given twice, or too many arrays.
+    {fields}
 
     Examples
     --------
@@ -145,15 +137,7 @@ class LSTMPGradients(Gradients):
     ``W_out, b_out`` and the initial state ``h0, c0``. Constructed, added and scaled as
     :class:`Gradients`.
 
-    Parameters
-    ----------
-    *args, **kwargs : arrays or None
-        The fields, in the order of ``names`` or by name.
-
-    Raises
-    ------
-    TypeError
-        For a name the container does not have, a field given twice, or too many arrays.
+    {fields}
 
     Examples
     --------
@@ -173,15 +157,7 @@ class GRUGradients(Gradients):
     the r and z blocks and differ on the n block, where b_hn sits inside the reset product.
     Constructed, added and scaled as :class:`Gradients`.
 
-    Parameters
-    ----------
-    *args, **kwargs : arrays or None
-        The fields, in the order of ``names`` or by name.
-
-    Raises
-    ------
-    TypeError
-        For a name the container does not have, a field given twice, or too many arrays.
+    {fields}
 
     Examples
     --------
@@ -194,6 +170,21 @@ class GRUGradients(Gradients):
     """
 
     names = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out", "h0")
+
+
+# The constructor of every gradient container is Gradients'; its entry is written once.
+_FIELDS = """Parameters
+    ----------
+    *args, **kwargs : arrays or None
+        The fields, in the order of ``names`` or by name.
+
+    Raises
+    ------
+    TypeError
+        For a name the container does not have, a field given twice, or too many arrays."""
+for _cls in (LSTMGradients, LSTMPGradients, GRUGradients):
+    _cls.__doc__ = _cls.__doc__.replace("{fields}", _FIELDS)
+del _cls
 
 
 # -- networks ------------------------------------------------------------------------------------

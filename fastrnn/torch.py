@@ -9,7 +9,7 @@ states and every parameter, and the rest of the model stays ordinary PyTorch. Ch
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
 fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS libraries held to
-one thread, and its parallel kernels only for calls long enough (about 10 ms of work or more) that
+one thread, and its parallel kernels only for calls long enough (10^9 multiply-adds or more, about 20 ms of one thread in float32) that
 torch's pool, whose threads spin for a while after each torch operation, cannot make them wait for
 a core (measured: shorter parallel calls were slower than serial ones; ``runtime.dispatch.beside``). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
@@ -445,40 +445,7 @@ class RNN(_Recurrent):
     ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` (``_reverse`` for the second direction).
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
 
-    Parameters
-    ----------
-    input_size : int
-        Features of the input, m.
-    hidden_size : int
-        Units of the state.
-    num_layers : int
-        Stacked layers; layer k + 1 reads layer k's output.
-    nonlinearity : {"tanh", "relu"}
-    bias : bool
-        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
-    batch_first : bool
-        Input and output as (B, T, features) instead of (T, B, features).
-    dropout : float
-        Dropout on the outputs of every layer but the last, in training mode.
-    bidirectional : bool
-        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
-    device : None or "cpu"
-        fastrnn runs on the CPU only.
-    dtype : torch.float32 or torch.float64, optional
-        Of the parameters (torch's default dtype when None).
-    truncation : None, int k or (h, h_prime)
-        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
-
-    Raises
-    ------
-    OptionError
-        For an option outside torch's ranges (a nonlinearity other than 'tanh' or 'relu'), a device other than the CPU, or a bad
-        truncation.
-    DTypeError
-        For a dtype other than float32 and float64.
-    ShapeError, DTypeError, OptionError
-        When called: for an input or initial state of the wrong shape, dtype or device (the message
-        names it).
+    {constructor}
 
     Examples
     --------
@@ -509,41 +476,7 @@ class LSTM(_Recurrent):
     ``output, (h_n, c_n) = lstm(input, (h_0, c_0))`` with torch's shapes and parameter names.
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
 
-    Parameters
-    ----------
-    input_size : int
-        Features of the input, m.
-    hidden_size : int
-        Units of the state (and of the cell state c with a projection).
-    num_layers : int
-        Stacked layers; layer k + 1 reads layer k's output.
-    bias : bool
-        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
-    batch_first : bool
-        Input and output as (B, T, features) instead of (T, B, features).
-    dropout : float
-        Dropout on the outputs of every layer but the last, in training mode.
-    bidirectional : bool
-        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
-    proj_size : int
-        0: none; p < hidden_size: h = W_hr (o ⊙ tanh c) has p units (``weight_hr_l{k}``).
-    device : None or "cpu"
-        fastrnn runs on the CPU only.
-    dtype : torch.float32 or torch.float64, optional
-        Of the parameters (torch's default dtype when None).
-    truncation : None, int k or (h, h_prime)
-        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
-
-    Raises
-    ------
-    OptionError
-        For an option outside torch's ranges (proj_size >= hidden_size), a device other than the CPU, or a bad
-        truncation.
-    DTypeError
-        For a dtype other than float32 and float64.
-    ShapeError, DTypeError, OptionError
-        When called: for an input or initial state of the wrong shape, dtype or device (the message
-        names it).
+    {constructor}
 
     Examples
     --------
@@ -572,39 +505,7 @@ class GRU(_Recurrent):
     ``output, h_n = gru(input, h_0)`` with torch's shapes and parameter names.
     ``truncation=k`` (or ``(h, h_prime)``) makes the backward pass BPTT(k; k) (or BPTT(h; h')).
 
-    Parameters
-    ----------
-    input_size : int
-        Features of the input, m.
-    hidden_size : int
-        Units of the state.
-    num_layers : int
-        Stacked layers; layer k + 1 reads layer k's output.
-    bias : bool
-        With ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
-    batch_first : bool
-        Input and output as (B, T, features) instead of (T, B, features).
-    dropout : float
-        Dropout on the outputs of every layer but the last, in training mode.
-    bidirectional : bool
-        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).
-    device : None or "cpu"
-        fastrnn runs on the CPU only.
-    dtype : torch.float32 or torch.float64, optional
-        Of the parameters (torch's default dtype when None).
-    truncation : None, int k or (h, h_prime)
-        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
-
-    Raises
-    ------
-    OptionError
-        For an option outside torch's ranges, a device other than the CPU, or a bad
-        truncation.
-    DTypeError
-        For a dtype other than float32 and float64.
-    ShapeError, DTypeError, OptionError
-        When called: for an input or initial state of the wrong shape, dtype or device (the message
-        names it).
+    {constructor}
 
     Examples
     --------
@@ -624,3 +525,49 @@ class GRU(_Recurrent):
                  bidirectional=False, device=None, dtype=None, *, truncation=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          device=device, dtype=dtype, truncation=truncation)
+
+
+# The constructor arguments, documented once for the three modules (their docstrings hold
+# ``{constructor}``): torch.nn's names and meanings, with what each module adds or refuses.
+_CONSTRUCTOR = """Parameters
+    ----------
+    input_size : int
+        Features of the input, m.
+    hidden_size : int
+        Units of the state{state}.
+    num_layers : int
+        Stacked layers; layer k + 1 reads layer k's output.{nonlinearity}
+    bias : bool
+        With ``bias_ih_l{{k}}`` and ``bias_hh_l{{k}}``.
+    batch_first : bool
+        Input and output as (B, T, features) instead of (T, B, features).
+    dropout : float
+        Dropout on the outputs of every layer but the last, in training mode.
+    bidirectional : bool
+        A second direction per layer, reading the sequence backwards (``_reverse`` parameters).{proj}
+    device : None or "cpu"
+        fastrnn runs on the CPU only.
+    dtype : torch.float32 or torch.float64, optional
+        Of the parameters (torch's default dtype when None).
+    truncation : None, int k or (h, h_prime)
+        Keyword only: the backward pass as BPTT(k; k) or BPTT(h; h') instead of exact BPTT.
+
+    Raises
+    ------
+    OptionError
+        For an option outside torch's ranges{refused},
+        a device other than the CPU, or a bad truncation.
+    DTypeError
+        For a dtype other than float32 and float64.
+    ShapeError, DTypeError, OptionError
+        When called: for an input or initial state of the wrong shape, dtype or device (the message
+        names it)."""
+
+RNN.__doc__ = RNN.__doc__.replace("{constructor}", _CONSTRUCTOR.format(
+    state="", nonlinearity='\n    nonlinearity : {"tanh", "relu"}', proj="",
+    refused=" (a nonlinearity other than 'tanh' or 'relu')"))
+LSTM.__doc__ = LSTM.__doc__.replace("{constructor}", _CONSTRUCTOR.format(
+    state=" (and of the cell state c with a projection)", nonlinearity="",
+    proj="\n    proj_size : int\n        0: none; p < hidden_size: h = W_hr (o ⊙ tanh c) has p units (``weight_hr_l{k}``).",
+    refused=" (proj_size >= hidden_size)"))
+GRU.__doc__ = GRU.__doc__.replace("{constructor}", _CONSTRUCTOR.format(state="", nonlinearity="", proj="", refused=""))

@@ -12,8 +12,8 @@ The rule is a property of the BLAS build and lives here alone (``tests/test_pane
 float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each step reading its own
 rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
 rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
-K=512 N=2048 rows=32: 111 GFLOP/s in panels of 32, 70 whole; K=2048 N=512 rows=32: 78 in panels of
-8, 63 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``, down to 8 columns;
+K=512 N=2048 rows=32: 101 GFLOP/s in panels of 32, 64 whole; K=2048 N=512 rows=32: 78 in panels of
+8, 66 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``, down to 8 columns;
 only a product that needs narrower ones is left whole (``bench/results/2026-11-25-panels.md``).
 """
 import numpy as np

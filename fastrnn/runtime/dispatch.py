@@ -49,8 +49,8 @@ PAYS = {
 _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
 
 # Beside another framework's thread pool (``beside``): the parallel twins only for calls of at least
-# this many multiply-adds (about 10 ms of one thread's work). That pool's threads go on spinning for
-# a while after each of its own operations (libgomp's wait policy: up to a few ms), so a shorter
+# this many multiply-adds (about 20 ms of one thread in float32 at 100 GFLOP/s). That pool's threads go on spinning for
+# a while after each of its own operations (most likely libgomp waiting actively; not measured directly), so a shorter
 # parallel call waits for a core they hold. Measured with fastrnn.torch.LSTM, float32, T=100, two
 # cores: n=128 B=32 (0.4e9 per call) 28 ms serial against 31 parallel; n=512 B=8 (1.7e9) 70 against
 # 65; n=512 B=32 (6.7e9) 291 against 183.
