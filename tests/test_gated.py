@@ -215,3 +215,46 @@ def test_projected_lstm_serial_and_parallel_agree_and_refuses_rtrl(parallel_kern
         fastrnn.LSTMP(net.W_ih, net.W_hh, net.b_ih, net.b_hh, np.zeros((3, 3)))
     loaded = fastrnn.MODELS["lstmp"].from_state_dict(net.state_dict())
     assert type(loaded) is fastrnn.LSTMP and loaded.n_cell == 6 and np.array_equal(loaded.W_hr, net.W_hr)
+
+
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("truncation", [None, 3, (5, 2)])
+def test_lstm_units_split_matches_reference(B, truncation, monkeypatch):
+    """The kernels that split the units between threads (a batch of one cannot be split by rows):
+    through the API with the split forced, against the reference, truncated too."""
+    from fastrnn.runtime import dispatch
+    monkeypatch.setattr(dispatch, "FORCE_PARALLEL", "units")
+    net, x, d, mask, state = lstm_problem(11, 9, B, 3, 7, 2)
+    L, g = fastrnn.bptt(net, x, d, mask, "mse", truncation, state)
+    L_ref, g_ref = R.bptt(net, x, d, mask, "mse", truncation, state)
+    assert_close(L, L_ref, np.float64, "loss ")
+    assert_grads_close(g, g_ref, np.float64, "units split vs reference ")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("blocks", [1, 2, 3, 7])
+def test_lstm_units_kernels_agree_with_the_batch_kernels(dtype, blocks):
+    """Every block count, uneven blocks included (n=7), against the batch-split serial kernels."""
+    from fastrnn.kernels import _lstm_forward, _lstm_forward_units, _lstm_sweep, _lstm_sweep_units
+    rng = np.random.default_rng(3)
+    T, B, m, n = 6, 2, 3, 7
+    x = rng.standard_normal((T, B, m)).astype(dtype)
+    W_ih, W_hh = rng.standard_normal((4 * n, m)).astype(dtype), rng.standard_normal((4 * n, n)).astype(dtype)
+    bias = rng.standard_normal(4 * n).astype(dtype)
+    g, dcT = rng.standard_normal((T, B, n)).astype(dtype), rng.standard_normal((B, n)).astype(dtype)
+    runs = []
+    for fwd, sweep in ((_lstm_forward.serial, _lstm_sweep.serial),
+                       (_lstm_forward_units.serial if blocks == 1 else _lstm_forward_units.parallel,
+                        _lstm_sweep_units.serial if blocks == 1 else _lstm_sweep_units.parallel)):
+        h, c = np.zeros((T + 1, B, n), dtype), np.zeros((T + 1, B, n), dtype)
+        h[0], c[0] = 0.5, -0.25
+        gates = np.empty((T, B, 4 * n), dtype)
+        fwd(x, W_ih, W_hh, bias, h, c, gates, blocks)
+        out = [h, c, gates]
+        for trunc in ((T, T), (3, 2)):
+            D, dc0 = np.empty((T, B, 4 * n), dtype), np.empty((B, n), dtype)
+            sweep(W_hh, c, gates, g, dcT, *trunc, D, dc0, blocks)
+            out += [D, dc0]
+        runs.append(out)
+    for name, a, b in zip(("h", "c", "gates", "D", "dc0", "truncated D", "truncated dc0"), *runs):
+        assert_close(b, a, dtype, f"{name} with {blocks} unit blocks ")
