@@ -401,7 +401,6 @@ def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True):
                     with fastrnn.threads(2 if forced and dispatch.max_threads() > 1 else 1):
                         fastrnn.forward(net, x)
                         fastrnn.bptt(net, x, d)
-                        fastrnn.bptt(net, x[:, :1], d[:, :1])     # a batch of one: the units split
                         fastrnn.rtrl(net, x, d)
                         fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
                 finally:

@@ -12,9 +12,8 @@ from .gru_rtrl import _gru_rtrl
 from .lstm_bptt import _lstm_sweep
 from .lstm_forward import _lstm_forward
 from .lstm_rtrl import _lstm_rtrl
-from .lstm_units import _lstm_forward_units, _lstm_sweep_units
 from .lstmp import _lstmp_forward, _lstmp_sweep
 from .rtrl import _rtrl
 
 __all__ = ["ACTIVATIONS", "TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
-           "_lstm_forward", "_lstm_sweep", "_lstm_rtrl", "_lstm_forward_units", "_lstm_sweep_units", "_lstmp_forward", "_lstmp_sweep", "_gru_forward", "_gru_sweep", "_gru_rtrl"]
+           "_lstm_forward", "_lstm_sweep", "_lstm_rtrl", "_lstmp_forward", "_lstmp_sweep", "_gru_forward", "_gru_sweep", "_gru_rtrl"]

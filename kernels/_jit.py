@@ -41,15 +41,14 @@ def _jit(fn, **options):
     return njit(**dict(OPTIONS, **options, cache=False))(fn)
 
 
-FAMILIES = ("batch", "units", "rows", "tiles")
+FAMILIES = ("batch", "rows", "tiles")
 
 
 class Kernel:
     """A kernel compiled as a ``parallel`` and a ``serial`` dispatcher.
 
     ``family`` names what its parallel loop splits — ``"batch"`` (rows of the batch, the time
-    loop inside), ``"units"`` (blocks of state units, inside the time loop: the threads meet every
-    step), ``"rows"`` (rows of a sum over all T·B rows), ``"tiles"`` (sensitivity tiles, the
+    loop inside), ``"rows"`` (rows of a sum over all T·B rows), ``"tiles"`` (sensitivity tiles, the
     time loop inside) — so that the dispatch policy knows when the parallel twin pays.
     """
 

@@ -68,7 +68,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                     else:
                         for k in range(n):
                             dh[k] = back[bb, k]
-                    gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K, 0)
+                    gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                     drow = D[s, b]
                     for k in range(4 * n):
                         drow[k] += dl[k]

@@ -38,4 +38,4 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], h[t + 1, b], K, 0)
+                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], h[t + 1, b], K)

@@ -44,7 +44,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], m_out[t, b], K, 0)
+                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], m_out[t, b], K)
             panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
 
 
@@ -116,7 +116,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                 panel_dot(dhv, R, tmpr, dm)
                 for bb in range(nb):
                     b = b0 + bb
-                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], cur[bb], K, 0)
+                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], cur[bb], K)
                     dc = dcn[bb]
                     dl = cur[bb]
                     drow = D[s, b]

@@ -170,27 +170,15 @@ def test_beside_another_pool_only_long_calls_run_parallel_and_the_count_follows_
         assert numba.get_num_threads() == before
     assert dispatch.plan(_lstm_forward, 2, mid) == 2 and numba.get_num_threads() == before
 
-def test_a_small_batch_splits_the_units_and_a_large_one_the_rows():
-    """LSTM float32 on two threads (dispatch.split): rows while each thread gets four, units below,
-    the serial twin where neither pays; fastrnn.torch's threshold holds for both."""
-    from fastrnn.kernels import _lstm_forward, _lstm_forward_units
-    F, U = _lstm_forward, _lstm_forward_units
 
-    def chosen(threads, B, n, T=100):
-        kernel, blocks = dispatch.split(F, U, threads, dispatch.Work(B, 8 * B * n * n, T), n)
-        return {F.parallel: "rows", U.parallel: "units", F.serial: "serial"}[kernel], blocks
-
-    assert chosen(2, 1, 512) == ("units", 2)
-    assert chosen(2, 4, 512) == ("units", 2)
-    assert chosen(2, 8, 512) == ("rows", 2)
-    assert chosen(2, 32, 128) == ("rows", 2)
-    assert chosen(2, 1, 128) == ("serial", 1)        # 65k multiply-adds per thread and step
-    assert chosen(2, 1, 512, T=2) == ("serial", 1)   # too short a call to repay the meetings
-    assert chosen(1, 1, 512) == ("serial", 1)
-    assert chosen(16, 1, 512) == ("units", 8)        # 2.1e6 multiply-adds a step: 8 threads' worth
-    assert chosen(16, 4, 512) == ("units", 16)
-    assert chosen(64, 8, 2048) == ("units", 64)
-    assert chosen(64, 8, 512) == ("units", 32)       # blocks of at least 16 units
-    assert chosen(64, 256, 512) == ("rows", 64)
-    with dispatch.beside(2):                          # 0.2e9 multiply-adds in all: serial beside torch
-        assert chosen(2, 1, 512) == ("serial", 1)
+def test_the_blocks_stop_where_a_thread_would_get_too_little_work():
+    """On many cores a call gets as many threads as each get the family's work per step (PAYS),
+    not all of them or none."""
+    from fastrnn.kernels import _lstm_forward
+    per_step = dispatch.PAYS["batch"][0]
+    work = dispatch.Work(64, 10 * per_step, 100)             # ten threads' worth of work per step
+    assert dispatch.plan(_lstm_forward, 2, work) == 2
+    assert dispatch.plan(_lstm_forward, 16, work) == 10
+    assert dispatch.plan(_lstm_forward, 64, work) == 10
+    assert dispatch.plan(_lstm_forward, 64, work._replace(items=4)) == 4
+    assert dispatch.plan(_lstm_forward, 64, work._replace(flops_per_step=per_step)) == 1

@@ -6,10 +6,10 @@ Kernels: ``kernels.lstm_forward``, ``kernels.lstm_bptt``, ``kernels.lstm_rtrl`` 
 import numpy as np
 
 from .. import reference
-from ..kernels import _lstm_forward, _lstm_forward_units, _lstm_rtrl, _lstm_sweep, _lstm_sweep_units, _weight_grads
+from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep, _weight_grads
 from ..models import LSTM
 from ..runtime import workspace
-from ..runtime.dispatch import Work, call, call_split, plan
+from ..runtime.dispatch import Work, call, plan
 from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
@@ -33,8 +33,8 @@ class Driver(CellDriver):
         gates = (workspace.scratch("lstm gates", (T, B, 4 * n), net.dtype) if scratch
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0], c[0] = state0
-        call_split(_lstm_forward, _lstm_forward_units, threads, Work(B, 8 * B * n * n, T), n, x, W["W_ih"], W["W_hh"],
-                   W["b_ih"] + W["b_hh"], h, c, gates)
+        call(_lstm_forward, threads, Work(B, 8 * B * n * n, T), x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
+             h, c, gates)
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -48,8 +48,8 @@ class Driver(CellDriver):
             dc_T = np.zeros((B, n), dtype=net.dtype)
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
-        call_split(_lstm_sweep, _lstm_sweep_units, threads, Work(B, 8 * B * n * n, T), n, W["W_hh"], c,
-                   run.saved["gates"], g, dc_T, *truncation, D, dc0)
+        call(_lstm_sweep, threads, Work(B, 8 * B * n * n, T), W["W_hh"], c, run.saved["gates"], g, dc_T,
+             *truncation, D, dc0)
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         dh0 = np.empty((B, n), net.dtype)

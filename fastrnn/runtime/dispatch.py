@@ -30,7 +30,7 @@ from . import blas as _blas
 from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
 _POOL = threading.Lock()
-FORCE_PARALLEL = False   # tests: run the parallel twins whatever the size of the work ("units": split the units)
+FORCE_PARALLEL = False   # tests: run the parallel twins whatever the size of the work
 
 Work = namedtuple("Work", "items flops_per_step steps")
 Work.__doc__ = """What a kernel call would split: ``items`` independent pieces (batch rows,
@@ -42,7 +42,6 @@ whole call, over ``steps`` sequential steps."""
 # (tbb layer).
 PAYS = {
     "batch": (200_000, 20_000_000),        # forward and BPTT sweeps: batch rows per thread
-    "units": (250_000, 20_000_000),        # forward and BPTT sweeps: blocks of units, the threads meet every step
     "rows": (0, 32_000_000),               # weight-gradient sums: one product per block of T·B rows
     "tiles": (40_000, 4_000_000),          # RTRL: sensitivity tiles, the whole time loop per tile
 }
@@ -170,45 +169,6 @@ def plan(kernel, threads, work):
     if blocks < 2 or work.flops_per_step * work.steps < total:
         return 1
     return blocks
-
-
-# Splitting the batch (``batch`` kernels) gives each thread its rows and the whole time loop, the
-# weights read by every thread; splitting the units (``units`` kernels) gives each its part of the
-# weights and every row, at the cost of a meeting every step. Measured (LSTM, two threads, T=100):
-# the units split wins up to 2 rows per thread (float32 n=512: B=1 fwd+sweep 8.9 against 13.3 ms
-# serial, B=4 13.9 against 18.2 for the batch split), the batch split from 4 rows (B=8: 21.7 against
-# 26.9 for the units split).
-ROWS_PER_THREAD = 4      # the batch split from this many rows per thread
-UNITS_PER_THREAD = 16    # the units split into blocks of at least this many units
-
-
-def split(batch, units, threads, work, n_units):
-    """Which twin runs a step kernel that exists split by batch rows (``batch``, of the "batch"
-    family) and split by units (``units``, of the "units" family), and on how many blocks:
-    ``work.items`` is the batch, ``n_units`` the state units. The batch split where every thread
-    gets ``ROWS_PER_THREAD`` rows, else the units split where it pays, else the batch split where it
-    pays, else the serial twin. Returns (dispatcher, blocks)."""
-    if FORCE_PARALLEL:
-        if FORCE_PARALLEL != "units" and work.items >= 2:
-            blocks = min(work.items, threads)
-            return (batch.parallel, blocks) if blocks > 1 else (batch.serial, 1)
-        blocks = min(n_units, threads)
-        return (units.parallel, blocks) if blocks > 1 else (batch.serial, 1)
-    by_rows = plan(batch, threads, work)
-    if by_rows > 1 and work.items >= ROWS_PER_THREAD * by_rows:
-        return batch.parallel, by_rows
-    by_units = plan(units, threads, work._replace(items=n_units // UNITS_PER_THREAD))
-    if by_units > 1:
-        return units.parallel, by_units
-    if by_rows > 1:
-        return batch.parallel, by_rows
-    return batch.serial, 1
-
-
-def call_split(batch, units, threads, work, n_units, *args):
-    """Run ``batch`` or ``units`` (whose last argument is ``nblocks``) as ``split`` decides."""
-    kernel, blocks = split(batch, units, threads, work, n_units)
-    return kernel(*args, blocks)
 
 
 def call(kernel, threads, work, *args):
