@@ -6,8 +6,9 @@ into column panels of width w, GFLOP/s on one thread for each w, float32 and flo
 The shapes are the recurrent products of the kernels: forward (K = n, N = 4n) and backward
 (K = 4n, N = n) of an LSTM with n from 32 to 512, rows (the batch block) from 2 to 32. As in the
 kernels, each of T = 50 steps reads its own rows of state from a (T, rows, K) array and writes one
-reused (rows, N) result. The column marked * is the width ``cut_panels`` picks; 'whole' is w = N
-(one BLAS call, packed).
+reused (rows, N) result. The column marked * is the width ``cut_panels`` picks; 'picked' is its
+rate, 'K/kc, w' where it cuts K into kc chunks of panels w wide; 'whole' is w = N (one BLAS call,
+packed).
 """
 import time
 
@@ -55,18 +56,20 @@ def main():
                     rng = np.random.default_rng(0)
                     a = rng.standard_normal((STEPS, rows, K)).astype(dtype)
                     W = rng.standard_normal((K, N)).astype(dtype)
-                    picked = cut_panels(W, rows).shape[2]
+                    kc, _, _, picked = cut_panels(W, rows).shape
+                    picked = picked if kc == 1 else None     # K cut into kc chunks: none of the columns below
                     cells, best = [], {}
                     w = 8
                     while w <= N:
-                        P = np.ascontiguousarray(W.reshape(K, N // w, w).transpose(1, 0, 2))
+                        P = np.ascontiguousarray(W.reshape(K, N // w, w).transpose(1, 0, 2))[None]
                         best[w] = _rate(a, P, N)
                         cells.append(f"{w}:{best[w]:.0f}" + ("*" if w == picked else ""))
                         w *= 2
                     P = cut_panels(W, rows)
                     got = _rate(a, P, N)
+                    shape = f"{P.shape[3]}" if kc == 1 else f"K/{kc}, {P.shape[3]}"
                     print(f"| {np.dtype(dtype).name} | {K} | {N} | {rows} | {' '.join(cells)} | "
-                          f"{picked}: {got:.0f} | {best[max(best)]:.0f} |", flush=True)
+                          f"{shape}: {got:.0f} | {best[max(best)]:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,50 +13,74 @@ float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each st
 rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
 rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
 K=512 N=2048 rows=32: 101 GFLOP/s in panels of 32, 64 whole; K=2048 N=512 rows=32: 78 in panels of
-8, 66 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``, down to 8 columns;
-only a product that needs narrower ones is left whole (``bench/results/2026-11-25-panels.md``).
+8, 66 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``
+(``bench/results/2026-11-25-panels.md``). Where that leaves fewer than 32 columns (a long K: the
+backward product of an LSTM or GRU, K = 4n or 3n, at 16 rows or more), K is cut into chunks short
+enough for panels of 32 and the chunks' products are summed: float32 rows=32 K=2048 N=512 92 GFLOP/s
+against 71 in panels of 8, K=1536 94 against 63, rows=16 K=4096 N=1024 89 against 45; float64 49
+against 38 (K=2048), 50 against 36 (K=1536). Panels of 32 or more never gained from the cut.
 """
 import numpy as np
 
 from ._jit import helper
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
-MIN_PANEL = 8              # narrower panels lose more than packing costs: use one panel
-_STRIP = 16                # rows per strip of the transposing copy
+SPLIT_WIDTH = 32           # panels narrower than this lose: cut K into chunks instead (summed)
+_STRIP = 16                # columns per strip of the transposing copy
+
+
+@helper
+def k_chunks(rows, K, N):
+    """Into how many chunks the inner dimension K of (rows, K) @ (K, N) is cut (1: none)."""
+    if rows * K * N <= PANEL_ELEMENTS or rows * K * SPLIT_WIDTH <= PANEL_ELEMENTS:
+        return 1
+    longest = PANEL_ELEMENTS // (rows * SPLIT_WIDTH)
+    if longest < 1:
+        return 1
+    return (K + longest - 1) // longest
 
 
 @helper
 def panel_count(rows, K, N):
-    """How many column panels the product (rows, K) @ (K, N) is cut into (1: the whole matrix)."""
-    if rows * K * N <= PANEL_ELEMENTS:
+    """How many column panels the product (rows, K) @ (K, N) is cut into, within each K chunk
+    (``k_chunks``) (1: the whole width)."""
+    kc = k_chunks(rows, K, N)
+    Kc = (K + kc - 1) // kc
+    if rows * Kc * N <= PANEL_ELEMENTS:
         return 1
-    widest = PANEL_ELEMENTS // (rows * K)
-    if widest < MIN_PANEL:
+    widest = PANEL_ELEMENTS // (rows * Kc)
+    if widest < 1:
         return 1
     return (N + widest - 1) // widest
 
 
 @helper
 def cut_panels(WT, rows):
-    """WT (K, N), any layout, copied into C-contiguous panels (count, K, w) for products with
-    ``rows`` rows; the last panel's columns beyond N are zero.
+    """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
+    ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
+    columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero.
 
     One row (a batch of one) is a matrix-vector product: the weights are kept whole as WT^T
-    (1, N, K), C-contiguous, for the BLAS's gemv on rows of the matrix, which streams it once
+    (1, 1, N, K), C-contiguous, for the BLAS's gemv on rows of the matrix, which streams it once
     (float32 K=512 N=2048: 57 us a step against 80 in panels; K=2048 N=512: 60 against 90).
     """
     K, N = WT.shape
     if rows == 1:
-        M = np.empty((1, N, K), dtype=WT.dtype)
-        _copy(M[0], WT.T)
+        M = np.empty((1, 1, N, K), dtype=WT.dtype)
+        _copy(M[0, 0], WT.T)
         return M
+    kc = k_chunks(rows, K, N)
+    Kc = (K + kc - 1) // kc
     count = panel_count(rows, K, N)
     w = (N + count - 1) // count
-    P = np.zeros((count, K, w), dtype=WT.dtype)
-    for p in range(count):
-        j0 = p * w
-        j1 = min(N, j0 + w)
-        _copy(P[p, :, :j1 - j0], WT[:, j0:j1])
+    P = np.zeros((kc, count, Kc, w), dtype=WT.dtype)
+    for q in range(kc):
+        k0 = q * Kc
+        k1 = min(K, k0 + Kc)
+        for p in range(count):
+            j0 = p * w
+            j1 = min(N, j0 + w)
+            _copy(P[q, p, :k1 - k0, :j1 - j0], WT[k0:k1, j0:j1])
     return P
 
 
@@ -80,33 +104,50 @@ def _copy(dst, src):
 
 @helper
 def panel_scratch(P, rows):
-    """The per-panel results (count, rows, w) that ``panel_dot`` writes before it gathers them."""
+    """What ``panel_dot`` works in: the per-panel results (kc, count, rows, w) and one chunk of the
+    rows' columns (rows, Kc), contiguous for the BLAS (empty where K is not cut)."""
     if rows == 1:
-        return np.empty((0, 1, 1), dtype=P.dtype)
-    return np.empty((P.shape[0], rows, P.shape[2]), dtype=P.dtype)
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype)
+    kc, count, Kc, w = P.shape
+    chunk = np.empty((rows, Kc) if kc > 1 else (0, 0), dtype=P.dtype)
+    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk
 
 
 @helper
-def panel_dot(a, P, tmp, out):
+def panel_dot(a, P, scratch, out):
     """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
 
-    a and out are C-contiguous; P was cut for as many rows as ``a`` has and tmp is
+    a and out are C-contiguous; P was cut for as many rows as ``a`` has and scratch is
     ``panel_scratch(P, rows)``. One row is one matrix-vector product; one panel is one BLAS call
-    straight into ``out``; several go through ``tmp`` and are gathered row by row.
+    straight into ``out``; several go through the scratch and are gathered row by row, the K
+    chunks' products summed.
     """
     if a.shape[0] == 1:
-        np.dot(P[0], a[0], out[0])
+        np.dot(P[0, 0], a[0], out[0])
         return
-    count = P.shape[0]
-    if count == 1 and P.shape[2] == out.shape[1]:
-        np.dot(a, P[0], out)
+    kc, count, Kc, w = P.shape
+    tmp, chunk = scratch
+    if kc == 1 and count == 1 and w == out.shape[1]:
+        np.dot(a, P[0, 0], out)
         return
     rows, N = out.shape
-    w = P.shape[2]
-    for p in range(count):
-        np.dot(a, P[p], tmp[p])
+    if kc == 1:
+        for p in range(count):
+            np.dot(a, P[0, p], tmp[0, p])
+    else:
+        K = a.shape[1]
+        for q in range(kc):
+            k0 = q * Kc
+            for r in range(rows):
+                for k in range(Kc):
+                    chunk[r, k] = a[r, k0 + k] if k0 + k < K else 0
+            for p in range(count):
+                np.dot(chunk, P[q, p], tmp[q, p])
     for r in range(rows):
         for p in range(count):
             j0 = p * w
             for j in range(min(w, N - j0)):
-                out[r, j0 + j] = tmp[p, r, j]
+                acc = tmp[0, p, r, j]
+                for q in range(1, kc):
+                    acc += tmp[q, p, r, j]
+                out[r, j0 + j] = acc

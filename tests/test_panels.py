@@ -2,31 +2,36 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import MIN_PANEL, PANEL_ELEMENTS, cut_panels, panel_count, panel_dot, panel_scratch
+from fastrnn.kernels._panels import PANEL_ELEMENTS, SPLIT_WIDTH, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch
 
 
-@pytest.mark.parametrize("rows, K, N, count", [
-    (8, 128, 512, 1),       # rows·K·N = 2**19: the whole matrix is small enough
-    (8, 256, 1024, 4),      # widest panel 2**19 / (8·256) = 256 columns
-    (8, 1024, 256, 4),      # the backward product of an LSTM with n = 256: K = 4n, N = n
-    (3, 300, 1000, 2),      # widest 582 of 1000 columns
-    (16, 512, 2048, 32),    # panels of 64
-    (32, 512, 2048, 64),    # panels of 32 (LSTM n=512, B=32, forward)
-    (32, 2048, 512, 64),    # panels of 8, the narrowest (its backward product)
-    (32, 128, 512, 4),      # panels of 128 (LSTM n=128, B=32)
-    (64, 2048, 512, 1),     # the widest panel would be 4 < MIN_PANEL columns: the whole (packed) product
-    (16, 4096, 1024, 128),  # panels of 8 (LSTM n=1024, B=16, backward)
-    (32, 4096, 1024, 1),    # 4 < MIN_PANEL: whole
+@pytest.mark.parametrize("rows, K, N, kc, count", [
+    (8, 128, 512, 1, 1),       # rows·K·N = 2**19: the whole matrix is small enough
+    (8, 256, 1024, 1, 4),      # widest panel 2**19 / (8·256) = 256 columns
+    (8, 1024, 256, 1, 4),      # the backward product of an LSTM with n = 256: K = 4n, N = n
+    (3, 300, 1000, 1, 2),      # widest 582 of 1000 columns
+    (16, 512, 2048, 1, 32),    # panels of 64
+    (32, 512, 2048, 1, 64),    # panels of 32 (LSTM n=512, B=32, forward): no cut of K
+    (32, 128, 512, 1, 4),      # panels of 128 (LSTM n=128, B=32)
+    (32, 2048, 512, 4, 16),    # its backward product: panels of 8 over K = 2048, so 4 chunks of 512, panels of 32
+    (16, 2048, 512, 2, 16),    # panels of 16 over K: 2 chunks of 1024
+    (32, 1536, 512, 3, 16),    # GRU n=512, B=32, backward: 3 chunks of 512
+    (64, 2048, 512, 8, 16),    # 8 chunks of 256
+    (16, 4096, 1024, 4, 32),   # LSTM n=1024, B=16, backward
+    (32, 1001, 300, 2, 10),    # chunks of 501, the last padded with one zero row
+    (20000, 64, 64, 1, 1),     # too many rows for any panel: the whole product
 ])
-def test_panel_rule(rows, K, N, count):
-    assert panel_count(rows, K, N) == count
+def test_panel_rule(rows, K, N, kc, count):
+    assert k_chunks(rows, K, N) == kc and panel_count(rows, K, N) == count
     for dtype in (np.float32, np.float64):
         P = cut_panels(np.zeros((K, N), dtype), rows)
-        assert P.shape[0] == count
-        w = P.shape[2]
-        assert count * w >= N > (count - 1) * w
-        if count > 1:
-            assert rows * K * w <= PANEL_ELEMENTS and w >= MIN_PANEL
+        assert P.shape[:2] == (kc, count)
+        Kc, w = P.shape[2:]
+        assert kc * Kc >= K > (kc - 1) * Kc and count * w >= N > (count - 1) * w
+        if kc > 1 or count > 1:
+            assert rows * Kc * w <= PANEL_ELEMENTS
+        if kc > 1:                       # chunks short enough for panels of SPLIT_WIDTH, evened out
+            assert rows * Kc * SPLIT_WIDTH <= PANEL_ELEMENTS and w > SPLIT_WIDTH * (count - 1) / count
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -35,12 +40,14 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     W = np.random.default_rng(3).standard_normal((2048, 512)).astype(dtype)
     for WT in (W.T, np.ascontiguousarray(W.T)):
         P = cut_panels(WT, 1)
-        assert P.shape == (1, 2048, 512) and P[0].flags.c_contiguous
-        np.testing.assert_array_equal(P[0], W)
+        assert P.shape == (1, 1, 2048, 512) and P[0, 0].flags.c_contiguous
+        np.testing.assert_array_equal(P[0, 0], W)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
-@pytest.mark.parametrize("rows, K, N", [(1, 7, 5), (1, 512, 2048), (3, 300, 1000), (8, 256, 1000), (5, 200, 1001), (32, 1024, 256), (4, 2048, 512)])
+@pytest.mark.parametrize("rows, K, N", [(1, 7, 5), (1, 512, 2048), (3, 300, 1000), (8, 256, 1000), (5, 200, 1001),
+                                         (32, 1024, 256), (4, 2048, 512), (32, 2048, 512), (32, 1001, 300),
+                                         (16, 1536, 520)])
 def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     rng = np.random.default_rng(rows * 1000 + N)
     W = rng.standard_normal((N, K)).astype(dtype)       # stored as the kernels store W_hh
@@ -53,5 +60,8 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
         assert out.dtype == dtype
         err = np.max(np.abs(out - expected)) / np.max(np.abs(expected))
         assert err <= rtol, f"panel product max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
-    if rows > 1 and P.shape[0] * P.shape[2] > N:        # the zero padding of the last panel
-        assert not np.any(P[-1][:, N - (P.shape[0] - 1) * P.shape[2]:])
+    kc, count, Kc, w = P.shape
+    if rows > 1 and count * w > N:                       # the zero padding of the last panel
+        assert not np.any(P[:, -1, :, N - (count - 1) * w:])
+    if rows > 1 and kc * Kc > K:                         # and of the last chunk of K
+        assert not np.any(P[-1, :, K - (kc - 1) * Kc:, :])
