@@ -186,12 +186,14 @@ class _LayerFunction(torch.autograd.Function):
         layer, net = ctx.layer, ctx.net
         finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
+        want_dx = ctx.needs_input_grad[1]
         grads, dx, dstate0 = api.vjp(net, ctx.x, _numpy(d_output.contiguous()),
                                      ctx.h0 if len(ctx.h0) > 1 else ctx.h0[0],
-                                     dh_T=finals[0], states=ctx.out, truncation=layer.truncation, **extra)
+                                     dh_T=finals[0], states=ctx.out, truncation=layer.truncation,
+                                     input_grad=want_dx, **extra)
         dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
         weight_grads = layer.weight_grads(grads)
-        return ((None, torch.from_numpy(dx)) + tuple(torch.from_numpy(d) for d in dstate0)
+        return ((None, torch.from_numpy(dx) if want_dx else None) + tuple(torch.from_numpy(d) for d in dstate0)
                 + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
 
 

@@ -305,3 +305,20 @@ def test_custom_operators_pass_opcheck():
     torch.library.opcheck(torch.ops.fastrnn.layer.default,
                           (torch.randn(5, 2, 3), [torch.zeros(2, 2), torch.zeros(2, 3)], projected, "LSTM", "tanh",
                            True, 0, 0))
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_an_input_without_grad_gets_none_and_the_same_weight_gradients(kind):
+    """As torch.nn's modules, fastrnn's skip dL/dx when x does not require a gradient (a product
+    less per layer); the weights' gradients are unchanged, and against torch's."""
+    ref, ours = pair(kind, torch.float64, num_layers=2)
+    x, hx = inputs(ours, kind, torch.float64)
+    results = []
+    for module, x_in in ((ours, x), (ref, x), (ours, x.clone().requires_grad_(True))):
+        module.zero_grad()
+        out, _ = module(x_in)
+        (out ** 3).sum().backward()
+        assert (x_in.grad is None) == (x_in is x)
+        results.append([p.grad.clone() for p in module.parameters()])
+    for a, b, c in zip(*results):
+        assert rel(a, b) <= 1e-10 and rel(a, c) <= 1e-12

@@ -248,3 +248,15 @@ def test_state_dict_save_and_load_round_trip(tmp_path, cell, kwargs, dtype):
         assert "cell" in data.files
     with pytest.raises(fastrnn.OptionError, match="describes a"):
         (fastrnn.LSTM if cell == "rnn" else fastrnn.RNN).from_state_dict(state)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_vjp_without_the_input_gradient_gives_the_same_weight_gradients(cell):
+    net, x, dh, h0, dc_T = vjp_problem(8, 6, 2, 3, 4, cell=cell)
+    grads, dx, dstate0 = fastrnn.vjp(net, x, dh, h0, dc_T=dc_T, validate=True)
+    only, none, dstate0_only = fastrnn.vjp(net, x, dh, h0, dc_T=dc_T, input_grad=False, validate=True)
+    assert none is None and dx is not None and np.abs(dx).max() > 0
+    assert_grads_close(only, grads, np.float64, "input_grad=False ")
+    for a, b in zip(dstate0_only if isinstance(dstate0, tuple) else (dstate0_only,),
+                    dstate0 if isinstance(dstate0, tuple) else (dstate0,)):
+        assert_close(a, b, np.float64, "dstate0")
