@@ -60,6 +60,9 @@ def float_array(name, a, dtype=None):
 
 def check_shape(name, arr, expected, desc, hint=""):
     """``expected`` is a tuple of ints or None (any size >= 1); ``desc`` names the axes."""
+    if arr.ndim == len(expected) and 0 not in arr.shape and all(
+            want is None or got == want for got, want in zip(arr.shape, expected)):
+        return arr                    # the usual case: no message to build
     shown = "(" + ", ".join("…" if e is None else str(e) for e in expected) + ")"
     hint = f": {hint}" if hint else ""
     if arr.ndim != len(expected):
@@ -67,9 +70,7 @@ def check_shape(name, arr, expected, desc, hint=""):
     for got, want in zip(arr.shape, expected):
         if want is not None and got != want:
             raise ShapeError(f"{name} has shape {arr.shape} but must be {desc} = {shown}{hint}")
-    if 0 in arr.shape:
-        raise ShapeError(f"{name} has shape {arr.shape}: every axis of {desc} must be at least 1")
-    return arr
+    raise ShapeError(f"{name} has shape {arr.shape}: every axis of {desc} must be at least 1")
 
 
 _LARGEST = {np.dtype(t): t(np.finfo(t).max) for t in (np.float32, np.float64)}   # native byte order only
