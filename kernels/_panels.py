@@ -16,9 +16,11 @@ K=512 N=2048 rows=32: 101 GFLOP/s in panels of 32, 64 whole; K=2048 N=512 rows=3
 8, 66 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``
 (``bench/results/2026-11-25-panels.md``). Where that leaves fewer than 32 columns (a long K: the
 backward product of an LSTM or GRU, K = 4n or 3n, at 16 rows or more), K is cut into chunks short
-enough for panels of 32 and the chunks' products are summed: float32 rows=32 K=2048 N=512 92 GFLOP/s
-against 71 in panels of 8, K=1536 94 against 63, rows=16 K=4096 N=1024 89 against 45; float64 49
-against 38 (K=2048), 50 against 36 (K=1536). Panels of 32 or more never gained from the cut.
+enough for panels of 32 and the chunks' products are summed (the same table: float32 rows=32 K=2048
+N=512 101 GFLOP/s against 75 for the best uncut width, rows=16 98 against 90, float64 52 against 41;
+a prototype: K=1536 94 against 63, rows=16 K=4096 N=1024 89 against 45). The one shape measured where
+the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in panels of 16); panels of
+32 or more never gained from it.
 """
 import numpy as np
 
