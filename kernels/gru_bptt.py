@@ -85,10 +85,9 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                     drow = D[s, b]
                     for k in range(3 * n):
                         drow[k] += dl[k]
-                    if s == 0:
+                if s == 0:                      # the error to h0, through the same panels
+                    panel_dot(cur, P, tmp, back)
+                    for bb in range(nb):
                         for k in range(n):
-                            acc = dhv[bb, k] * gr[n + k]
-                            for j in range(3 * n):
-                                acc += dl[j] * W_hh[j, k]
-                            dh0[b, k] += acc
+                            dh0[b0 + bb, k] += back[bb, k] + dhv[bb, k] * gates[0, b0 + bb, n + k]
             start = end
