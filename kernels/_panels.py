@@ -24,7 +24,7 @@ the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in pan
 """
 import numpy as np
 
-from ._jit import helper
+from ._jit import _jit, helper
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 SPLIT_WIDTH = 32           # panels narrower than this lose: cut K into chunks instead (summed)
@@ -56,7 +56,7 @@ def panel_count(rows, K, N):
     return (N + widest - 1) // widest
 
 
-@helper
+@_jit
 def cut_panels(WT, rows):
     """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
     ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
@@ -86,7 +86,7 @@ def cut_panels(WT, rows):
     return P
 
 
-@helper
+@_jit
 def _copy(dst, src):
     """dst[:, :] = src, dst C-ordered, src a view either way round. A src stored the other way
     round is copied in strips of _STRIP columns, each written along dst's rows while src is read
@@ -132,6 +132,14 @@ def panel_dot(a, P, scratch, out):
     if kc == 1 and count == 1 and w == out.shape[1]:
         np.dot(a, P[0, 0], out)
         return
+    _products(a, P, tmp, chunk, out)
+
+
+@_jit
+def _products(a, P, tmp, chunk, out):
+    """The panels' products and their gathering for ``panel_dot``: compiled once per dtype and
+    called, not inlined into every kernel (it made each kernel's first compilation slower)."""
+    kc, count, Kc, w = P.shape
     rows, N = out.shape
     if kc == 1:
         for p in range(count):
