@@ -12,9 +12,10 @@ The rule is a property of the BLAS build and lives here alone (``tests/test_pane
 float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each step reading its own
 rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
 rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
-K=512 N=2048 rows=32: 101 GFLOP/s in panels of 32, 64 whole; K=2048 N=512 rows=32: 78 in panels of
-8, 66 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``
-(``bench/results/2026-11-25-panels.md``). Where that leaves fewer than 32 columns (a long K: the
+K=512 N=2048 rows=32: 105 GFLOP/s in panels of 32, 67 whole; K=2048 N=512 rows=32: 75 in panels of
+8, 69 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``
+(``bench/results/2026-11-25-panels.md``; not best everywhere: float32 K=2048 N=512 rows=2 gets
+panels of 128 at 64 GFLOP/s, where panels of 64 ran at 85). Where that leaves fewer than 32 columns (a long K: the
 backward product of an LSTM or GRU, K = 4n or 3n, at 16 rows or more), K is cut into chunks short
 enough for panels of 32 and the chunks' products are summed (the same table: float32 rows=32 K=2048
 N=512 101 GFLOP/s against 75 for the best uncut width, rows=16 98 against 90, float64 52 against 41;
