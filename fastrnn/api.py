@@ -744,6 +744,7 @@ def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=No
     checks.check_finite("dh", dh_arr)
     finals = _final_state_errors(net, dh_T, dc_T, B)
     trunc = checks.truncation(truncation, T)
+    input_grad = checks.flag("input_grad", input_grad)
     check = compare.validation_wanted(validate)
     forcing = checks.Forcing.off(net.dtype)
     g = np.array(dh_arr, dtype=net.dtype, order="C")      # the driver may write into it
@@ -755,7 +756,7 @@ def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=No
         if states is None:
             _check_states("fastrnn.vjp", net, run)
         cell_grads, dstate0, dx = driver.backward(net, W, x, run, g, trunc, forcing, threads,
-                                                  dstate_T=finals, want_dx=bool(input_grad))
+                                                  dstate_T=finals, want_dx=input_grad)
     grads = net.gradients_class(**cell_grads, **_initial_state_grads(net, dstate0))
     _check_result("fastrnn.vjp", net, None, dict(grads, x=dx) if dx is not None else dict(grads))
     if check:

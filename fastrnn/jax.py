@@ -146,13 +146,7 @@ def rnn(params, x, h0=None, activation="tanh"):
     hs : (T, B, n) array, the states h_1..h_T
     h_T : (B, n) array, the final state
 
-    Raises
-    ------
-    OptionError
-        For params that are not a dict with exactly these keys, or an unknown activation.
-    ShapeError, DTypeError
-        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
-        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+    {raises}
 
     Examples
     --------
@@ -185,13 +179,7 @@ def lstm(params, x, h0=None, c0=None):
     hs : (T, B, n) array, the states h_1..h_T
     (h_T, c_T) : the final state
 
-    Raises
-    ------
-    OptionError
-        For params that are not a dict with exactly these keys.
-    ShapeError, DTypeError
-        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
-        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+    {raises}
 
     Examples
     --------
@@ -227,13 +215,7 @@ def gru(params, x, h0=None):
     hs : (T, B, n) array, the states h_1..h_T
     h_T : (B, n) array, the final state
 
-    Raises
-    ------
-    OptionError
-        For params that are not a dict with exactly these keys.
-    ShapeError, DTypeError
-        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
-        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs.
+    {raises}
 
     Examples
     --------
@@ -251,3 +233,16 @@ def gru(params, x, h0=None):
     x, states0 = _check_arrays(x, (("h0", h0),), n, m)
     (h,) = _layer("gru", "gru", p, x, states0)
     return h[1:], h[-1]
+
+
+# The three functions' Raises sections, written once (each docstring holds ``{raises}``).
+_RAISES = """Raises
+    ------
+    OptionError
+        For params that are not a dict with exactly these keys{activation}.
+    ShapeError, DTypeError
+        For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
+        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs."""
+rnn.__doc__ = rnn.__doc__.replace("{raises}", _RAISES.format(activation=", or an unknown activation"))
+lstm.__doc__ = lstm.__doc__.replace("{raises}", _RAISES.format(activation=""))
+gru.__doc__ = gru.__doc__.replace("{raises}", _RAISES.format(activation=""))

@@ -260,3 +260,5 @@ def test_vjp_without_the_input_gradient_gives_the_same_weight_gradients(cell):
     for a, b in zip(dstate0_only if isinstance(dstate0, tuple) else (dstate0_only,),
                     dstate0 if isinstance(dstate0, tuple) else (dstate0,)):
         assert_close(a, b, np.float64, "dstate0")
+    with pytest.raises(fastrnn.OptionError, match="input_grad"):
+        fastrnn.vjp(net, x, dh, h0, dc_T=dc_T, input_grad="no")
