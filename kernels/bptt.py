@@ -24,14 +24,20 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
     D (T, B, n) is overwritten with the sum over sweeps of delta_t = phi'(a_t) * eps_t, from which
         every weight gradient follows by one matrix product (``_weight_grads``).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D.
+
+    Where the sweeps do not overlap (trunc_h == trunc_hp: exact BPTT and chunks), every step is
+    visited once and delta_t is written straight into D, the next step's product reading it from
+    there (``once``); overlapping sweeps compute into a scratch row and add it to D.
     """
     T, B, n = g.shape
     K = constants(h)
+    once = trunc_h == trunc_hp
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        D[:, b0:b1, :] = 0
+        if not once:
+            D[:, b0:b1, :] = 0
         cur = np.empty((nb, n), dtype=h.dtype)
         nxt = np.empty((nb, n), dtype=h.dtype)
         back = np.empty((nb, n), dtype=h.dtype)
@@ -40,12 +46,12 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
-            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    panel_dot(nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
                     if tf:
                         for bb in range(nb):
                             for k in range(tf_units.shape[0]):
@@ -53,7 +59,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                                     back[bb, tf_units[k]] = 0
                 inject = s >= start
                 for bb in range(nb):
-                    crow = cur[bb]
+                    crow = D[s, b0 + bb] if once else cur[bb]
                     brow = back[bb]
                     if inject:
                         grow = g[s, b0 + bb]
@@ -63,9 +69,10 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                         for k in range(n):
                             crow[k] = brow[k]
                     scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
-                    drow = D[s, b0 + bb]
-                    for k in range(n):
-                        drow[k] += crow[k]
+                    if not once:
+                        drow = D[s, b0 + bb]
+                        for k in range(n):
+                            drow[k] += crow[k]
                 cur, nxt = nxt, cur
             start = end
 

@@ -24,17 +24,20 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
     side differs from D only in the n block: [da_r; da_z; da_n]).
     dh0 (B, n) is overwritten with the gradient with respect to h0.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, An and dh0.
+    Sweeps that do not overlap write straight into D and An (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n3 = D.shape
     n = n3 // 3
     K = constants(h)
     one = K[ONE]
+    once = trunc_h == trunc_hp
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        D[:, b0:b1, :] = 0
-        An[:, b0:b1, :] = 0
+        if not once:
+            D[:, b0:b1, :] = 0
+            An[:, b0:b1, :] = 0
         dh0[b0:b1, :] = 0
         cur = np.empty((nb, 3 * n), dtype=D.dtype)
         back = np.empty((nb, n), dtype=D.dtype)
@@ -44,12 +47,12 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
-            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    panel_dot(cur, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else cur, P, tmp, back)
                     for bb in range(nb):
                         for k in range(n):
                             back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]
@@ -58,7 +61,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                     # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
                     gr = gates[s, b]
-                    dl = cur[bb]
+                    dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
                     if inject:
                         for k in range(n):
@@ -71,8 +74,12 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                         nk = gr[2 * n + k]
                         dl[2 * n + k] = dh[k] * (one - z) * (one - nk * nk)
                     an = An[s, b]
-                    for k in range(n):
-                        an[k] += dl[2 * n + k]
+                    if once:
+                        for k in range(n):
+                            an[k] = dl[2 * n + k]
+                    else:
+                        for k in range(n):
+                            an[k] += dl[2 * n + k]
                     hp = h[s, b]
                     for k in range(n):
                         z = gr[n + k]
@@ -82,11 +89,12 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                         da_n = dl[2 * n + k]
                         dl[k] = da_n * gr[3 * n + k] * r * (one - r)
                         dl[2 * n + k] = da_n * r
-                    drow = D[s, b]
-                    for k in range(3 * n):
-                        drow[k] += dl[k]
+                    if not once:
+                        drow = D[s, b]
+                        for k in range(3 * n):
+                            drow[k] += dl[k]
                 if s == 0:                      # the error to h0, through the same panels
-                    panel_dot(cur, P, tmp, back)
+                    panel_dot(D[0, b0:b1] if once else cur, P, tmp, back)
                     for bb in range(nb):
                         for k in range(n):
                             dh0[b0 + bb, k] += back[bb, k] + dhv[bb, k] * gates[0, b0 + bb, n + k]

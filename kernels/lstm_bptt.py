@@ -25,15 +25,18 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
     sweeps that reach step 1).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
+    Sweeps that do not overlap write delta_t straight into D (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n4 = D.shape
     n = n4 // 4
     K = constants(c)
+    once = trunc_h == trunc_hp
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        D[:, b0:b1, :] = 0
+        if not once:
+            D[:, b0:b1, :] = 0
         dc0[b0:b1, :] = 0
         cur = np.empty((nb, 4 * n), dtype=D.dtype)
         nxt = np.empty((nb, 4 * n), dtype=D.dtype)
@@ -46,7 +49,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
-            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
@@ -55,12 +58,12 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                     else:
                         dcn[:, :] = 0
                 else:
-                    panel_dot(nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
                 inject = s >= start
                 for bb in range(nb):
                     b = b0 + bb
                     gr = gates[s, b]
-                    dl = cur[bb]
+                    dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
                     if inject:
                         for k in range(n):
@@ -69,9 +72,10 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                         for k in range(n):
                             dh[k] = back[bb, k]
                     gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
-                    drow = D[s, b]
-                    for k in range(4 * n):
-                        drow[k] += dl[k]
+                    if not once:
+                        drow = D[s, b]
+                        for k in range(4 * n):
+                            drow[k] += dl[k]
                     if s == 0:
                         for k in range(n):
                             dc0[b, k] += dcn[bb, k]

@@ -65,17 +65,20 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     dh0 = D_1 W_hh follow by products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T);
     dc0 (B, n) with the gradient with respect to c0.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
+    Sweeps that do not overlap write straight into D and dH (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n4 = D.shape
     n = n4 // 4
     p = W_hh.shape[1]
     K = constants(c)
+    once = trunc_h == trunc_hp
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        D[:, b0:b1, :] = 0
-        dH[:, b0:b1, :] = 0
+        if not once:
+            D[:, b0:b1, :] = 0
+            dH[:, b0:b1, :] = 0
         dc0[b0:b1, :] = 0
         cur = np.empty((nb, 4 * n), dtype=D.dtype)
         nxt = np.empty((nb, 4 * n), dtype=D.dtype)
@@ -91,7 +94,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)
-            low = start if trunc_h == trunc_hp else max(0, end - trunc_h)
+            low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
                 if s == end - 1:
                     back[:, :] = 0
@@ -100,7 +103,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     else:
                         dcn[:, :] = 0
                 else:
-                    panel_dot(nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
                 inject = s >= start
                 for bb in range(nb):
                     dh = dhv[bb]
@@ -111,17 +114,22 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                         for k in range(p):
                             dh[k] = back[bb, k]
                     acc = dH[s, b0 + bb]
-                    for k in range(p):
-                        acc[k] += dh[k]
+                    if once:
+                        for k in range(p):
+                            acc[k] = dh[k]
+                    else:
+                        for k in range(p):
+                            acc[k] += dh[k]
                 panel_dot(dhv, R, tmpr, dm)
                 for bb in range(nb):
                     b = b0 + bb
-                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], cur[bb], K)
+                    dl = D[s, b] if once else cur[bb]
+                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                     dc = dcn[bb]
-                    dl = cur[bb]
-                    drow = D[s, b]
-                    for k in range(4 * n):
-                        drow[k] += dl[k]
+                    if not once:
+                        drow = D[s, b]
+                        for k in range(4 * n):
+                            drow[k] += dl[k]
                     if s == 0:
                         for k in range(n):
                             dc0[b, k] += dc[k]
