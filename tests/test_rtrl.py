@@ -172,6 +172,29 @@ def test_memory_budget_is_settable():
         fastrnn.set_memory_budget(-5)
 
 
+def test_default_budget_reads_memory_afresh_for_large_requests(monkeypatch):
+    from fastrnn.runtime import memory
+    reads = []
+
+    def available():
+        reads.append(1)
+        return avail[0]
+    avail = [8000]
+    monkeypatch.setattr(memory, "available_bytes", available)
+    monkeypatch.setattr(memory, "_reading", (-memory.FRESH, None))
+    memory.check(100, "small", "")                      # first reading: 8000 bytes, budget 4000
+    memory.check(100, "small", "")                      # far below it: the reading serves
+    assert len(reads) == 1
+    avail[0] = 1000                                      # memory taken meanwhile: budget 500
+    with pytest.raises(fastrnn.MemoryBudgetError, match=r"large needs 1.5 KiB \(1500 bytes\) but the memory "
+                                                        r"budget is 500 B \(500 bytes\)"):
+        memory.check(1500, lambda: "large", "")         # a quarter of the old budget or more: read again
+    assert len(reads) == 2
+    monkeypatch.setattr(memory, "_reading", (-memory.FRESH, 8000))   # a stale reading is read again
+    memory.check(100, "small", "")
+    assert len(reads) == 3 and memory._reading[1] == 1000
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("tf", [False, True])
 def test_serial_and_parallel_rtrl_agree(dtype, tf, parallel_kernels):

@@ -197,8 +197,8 @@ def bptt_memory(driver, net, T, B):
     numbers = driver.state_copies * (T + 1) * B * net.n_hidden
     memory.check(
         numbers * dtype.itemsize,
-        f"{type(net).__name__} over T={T} steps with n={net.n_hidden}, B={B} in {dtype.name} "
-        f"({driver.state_copies} arrays of (T + 1)·B·n = {T + 1}·{B}·{net.n_hidden} numbers)",
+        lambda: f"{type(net).__name__} over T={T} steps with n={net.n_hidden}, B={B} in {dtype.name} "
+                f"({driver.state_copies} arrays of (T + 1)·B·n = {T + 1}·{B}·{net.n_hidden} numbers)",
         "shorter sequences (split them: truncation=k with state carried between calls), a smaller batch, "
         + ("float32, " if dtype == np.float64 else "") + "or fastrnn.rtrl / OnlineRTRL, whose memory does not grow with T")
 

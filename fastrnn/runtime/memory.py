@@ -1,9 +1,12 @@
 """A budget for memory-hungry work (the RTRL sensitivities), checked before allocating."""
 import os
+import time
 
 from ..errors import MemoryBudgetError, OptionError
 
 _budget = None   # bytes; None: half of the memory available at the time of the check
+FRESH = 1.0      # seconds a reading of the available memory serves requests far below it
+_reading = (-FRESH, None)   # (time.monotonic() of the last reading, its bytes)
 
 
 def available_bytes():
@@ -87,10 +90,25 @@ def _human(n):
         n /= 1024
 
 
+def _recent_budget(nbytes):
+    """The default budget for a request of ``nbytes``: half of the available memory, read afresh
+    unless a reading under FRESH seconds old shows the request below a quarter of the budget (the
+    reading costs a file read, 17 us, on every small gradient call otherwise)."""
+    global _reading
+    at, avail = _reading
+    now = time.monotonic()
+    if avail is None or now - at > FRESH or nbytes > avail // 8:
+        avail = available_bytes()
+        _reading = (now, avail)
+    return None if avail is None else avail // 2
+
+
 def check(nbytes, what, ways_out):
-    """Raise MemoryBudgetError if ``nbytes`` exceeds the budget."""
-    budget = memory_budget()
+    """Raise MemoryBudgetError if ``nbytes`` exceeds the budget. ``what`` names the request (a
+    string, or a function returning one, called only for the error)."""
+    budget = _budget if _budget is not None else _recent_budget(nbytes)
     if budget is not None and nbytes > budget:
+        what = what() if callable(what) else what
         raise MemoryBudgetError(f"{what} needs {_human(nbytes)} ({nbytes} bytes) but the memory budget is "
                                 f"{_human(budget)} ({budget} bytes) "
                                 f"(fastrnn.set_memory_budget changes it). Ways out: {ways_out}")
