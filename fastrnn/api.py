@@ -146,16 +146,29 @@ def forward(net, x, h0=None):
     -----
     SPEC §2-3, §6.
     """
-    driver = driver_for(net)
-    W, x, state0 = checks.inputs(net, x, h0)
-    with workers() as threads:
-        run = driver.forward(net, W, x, state0, checks.Forcing.off(net.dtype), threads)
-    _check_states("fastrnn.forward", net, run)
+    run, W = _states(net, x, h0)
     y = readout.outputs(net, W, run.h[1:])[1]
     if not checks.all_finite(y):
         raise NonFiniteError("fastrnn.forward: the readout overflowed to inf or NaN although the states are finite: "
                              "W_out or b_out is too large")
     return Outputs(net, run, y)
+
+
+def _states(net, x, h0):
+    """The checked forward pass without the readout: (run, checked weights). ``forward`` adds the
+    readout; layers that use the states alone (``fastrnn.torch``) call ``states_only``."""
+    driver = driver_for(net)
+    W, x, state0 = checks.inputs(net, x, h0)
+    with workers() as threads:
+        run = driver.forward(net, W, x, state0, checks.Forcing.off(net.dtype), threads)
+    _check_states("fastrnn.forward", net, run)
+    return run, W
+
+
+def states_only(net, x, h0=None):
+    """``forward`` without the readout (its ``y`` is None), for callers that use the states alone
+    and pass the result back to ``vjp(states=...)``; internal to fastrnn's bridges."""
+    return Outputs(net, _states(net, x, h0)[0], None)
 
 
 def _problem(driver, net, x, d, mask, loss, h0, teacher_forcing):

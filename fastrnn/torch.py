@@ -73,7 +73,7 @@ def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Ten
     net = layer.build([_numpy(w) for w in weights])
     h0 = tuple(_numpy(s) for s in states0)
     with _beside_torch():
-        out = api.forward(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
+        out = api.states_only(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
     states = [getattr(out, name) for name in net.state_names]
     return ([torch.from_numpy(out.h[1:].copy())] + [torch.from_numpy(s[-1].copy()) for s in states]
             + [torch.from_numpy(s) for s in states])
@@ -162,7 +162,7 @@ class _LayerFunction(torch.autograd.Function):
         h0 = tuple(_numpy(s) for s in states0)
         x_np = _numpy(x)
         with _beside_torch():
-            out = api.forward(net, x_np, h0 if len(h0) > 1 else h0[0])
+            out = api.states_only(net, x_np, h0 if len(h0) > 1 else h0[0])
         ctx.layer, ctx.net, ctx.out, ctx.x, ctx.h0 = layer, net, out, x_np, h0
         ctx.weight_grad = [w.requires_grad for w in weights]
         finals = out.final if isinstance(out.final, tuple) else (out.final,)
