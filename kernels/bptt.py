@@ -5,6 +5,7 @@ from numba import prange
 from ._activations import constants, scale_by_dphi
 from ._jit import kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
+from ._rows import arriving
 
 
 @kernel("batch")
@@ -60,14 +61,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
                 inject = s >= start
                 for bb in range(nb):
                     crow = D[s, b0 + bb] if once else cur[bb]
-                    brow = back[bb]
-                    if inject:
-                        grow = g[s, b0 + bb]
-                        for k in range(n):
-                            crow[k] = brow[k] + grow[k]
-                    else:
-                        for k in range(n):
-                            crow[k] = brow[k]
+                    arriving(crow, back[bb], g[s, b0 + bb], inject)
                     scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
                     if not once:
                         drow = D[s, b0 + bb]

@@ -5,6 +5,7 @@ from numba import prange
 from ._activations import ONE, constants
 from ._jit import kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
+from ._rows import arriving
 
 
 @kernel("batch")
@@ -63,12 +64,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
                     gr = gates[s, b]
                     dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
-                    if inject:
-                        for k in range(n):
-                            dh[k] = back[bb, k] + g[s, b, k]
-                    else:
-                        for k in range(n):
-                            dh[k] = back[bb, k]
+                    arriving(dh, back[bb], g[s, b], inject)
                     for k in range(n):                      # da_n, kept in the n block for now
                         z = gr[n + k]
                         nk = gr[2 * n + k]

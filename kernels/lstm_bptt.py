@@ -6,6 +6,7 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import gate_deltas
 from ._panels import cut_panels, panel_dot, panel_scratch
+from ._rows import arriving
 
 
 @kernel("batch")
@@ -65,12 +66,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
                     gr = gates[s, b]
                     dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
-                    if inject:
-                        for k in range(n):
-                            dh[k] = back[bb, k] + g[s, b, k]
-                    else:
-                        for k in range(n):
-                            dh[k] = back[bb, k]
+                    arriving(dh, back[bb], g[s, b], inject)
                     gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                     if not once:
                         drow = D[s, b]

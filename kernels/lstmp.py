@@ -13,6 +13,7 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
 from ._panels import cut_panels, panel_dot, panel_scratch
+from ._rows import arriving
 
 
 @kernel("batch")
@@ -107,12 +108,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                 inject = s >= start
                 for bb in range(nb):
                     dh = dhv[bb]
-                    if inject:
-                        for k in range(p):
-                            dh[k] = back[bb, k] + g[s, b0 + bb, k]
-                    else:
-                        for k in range(p):
-                            dh[k] = back[bb, k]
+                    arriving(dh, back[bb], g[s, b0 + bb], inject)
                     acc = dH[s, b0 + bb]
                     if once:
                         for k in range(p):
