@@ -59,6 +59,18 @@ def worker(rank, world, port, result_path):
             torch.save({k: v.detach().clone() for k, v in ddp.module.state_dict().items()}, result_path)
     finally:
         dist.destroy_process_group()
+    leave()
+
+
+def leave():
+    """End a worker without finalizing its interpreter. Gloo's worker threads outlive
+    destroy_process_group, and one may still be releasing its last collective, which takes the GIL:
+    if the interpreter is finalizing by then, the process aborts ("terminate called without an active
+    exception"; a PyTorch bug, seen here in about one run in ten, pytorch/pytorch#190489). Everything
+    this worker produced is saved; flush what it printed and exit at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def free_port():
