@@ -36,12 +36,16 @@ def test_panel_rule(rows, K, N, kc, count):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_row_keeps_the_matrix_for_gemv(dtype):
-    """A batch of one multiplies by rows of the whole matrix W (N, K), stored C-contiguous."""
+    """A batch of one multiplies by rows of the whole matrix W (N, K), stored C-contiguous: W itself
+    where it is given as the view W.T (no copy), a transposed copy where WT is a plain array."""
     W = np.random.default_rng(3).standard_normal((2048, 512)).astype(dtype)
-    for WT in (W.T, np.ascontiguousarray(W.T)):
+    before = W.copy()
+    for WT, shared in ((W.T, True), (np.ascontiguousarray(W.T), False)):
         P = cut_panels(WT, 1)
         assert P.shape == (1, 1, 2048, 512) and P[0, 0].flags.c_contiguous
         np.testing.assert_array_equal(P[0, 0], W)
+        assert np.shares_memory(P, W) is shared
+    np.testing.assert_array_equal(W, before)
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
