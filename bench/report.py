@@ -42,7 +42,7 @@ def table(groups):
              "| GFLOP/s | of GEMM rate |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
-    for key in sorted(k for k in groups if k[0] not in ("compile", "gemm-one-thread")):
+    for key in sorted(k for k in groups if k[0] not in ("compile", "gemm-one-thread", "gemv-one-thread")):
         algo, n, m, T, B, dtype = key
         row = groups[key]
         if "fastrnn" not in row:
@@ -68,6 +68,41 @@ def table(groups):
     for dtype, rate in sorted(gemm_rates.items()):
         lines.append(f"| one thread's GEMM rate, {dtype} (n = 512) | | | | | | | | {rate:.1f} | 1.00 |")
     return "\n".join(lines), [v for v in verdicts if v]
+
+
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+
+
+def memory_bound(groups):
+    """B = 1 training steps against the least time this machine allows them: 2 T matrix-vector
+    products by W_hh (forward and backward) at the measured gemv rate of that W_hh, plus the
+    weight-gradient product at the GEMM rate. Lines of text; empty without gemv rows."""
+    gemv = {(key[1], key[2], key[5]): row["numba"]["info"]["bytes"] / row["numba"]["median"]
+            for key, row in groups.items() if key[0] == "gemv-one-thread" and "numba" in row}
+    gemm = {key[5]: row["numpy"]["info"]["flops"] / row["numpy"]["median"]
+            for key, row in groups.items() if key[0] == "gemm-one-thread" and "numpy" in row}
+    if not gemv or not gemm:
+        return []
+    lines = ["| step (one thread, B = 1) | fastrnn | torch.nn | W_hh streamed at | least time | least / fastrnn "
+             "| torch.nn / 1.5 | 1.5x possible |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for key in sorted(groups):
+        algo, n, m, T, B, dtype = key
+        row = groups[key]
+        if not (algo.startswith("step-") and algo.endswith("-one") and B == 1 and "fastrnn" in row and "torch" in row):
+            continue
+        g = GATES[algo.split("-")[1]]
+        rate = gemv.get((n, g, dtype))
+        if rate is None or dtype not in gemm:
+            continue
+        item = np.dtype(dtype).itemsize
+        stream = 2 * T * g * n * n * item / rate
+        products = 2 * g * n * (2 * m + n) * B * T / gemm[dtype]     # input projection + weight gradients
+        least = stream + products
+        goal = row["torch"]["median"] / 1.5
+        lines.append(f"| {algo} n={n} {dtype} | {fmt_time(row['fastrnn']['median'])} | {fmt_time(row['torch']['median'])} "
+                     f"| {rate / 1e9:.0f} GB/s | {fmt_time(least)} | {least / row['fastrnn']['median']:.2f} "
+                     f"| {fmt_time(goal)} | " + ("yes" if least < goal else "no: the goal is under the least time") + " |")
+    return lines
 
 
 def verdict(key, row, ours, ratios):
@@ -173,6 +208,11 @@ def main(argv=None):
     cpu = machine.get("cpu", {}).get("brand_raw", "")
     print(f"fastrnn benchmark report{f' ({cpu})' if cpu else ''}; ratios = peer median / fastrnn median\n")
     print(text)
+    bound = memory_bound(groups)
+    if bound:
+        print("\nB = 1 against the machine's limit (least time = 2 T products by W_hh at the gemv rate + the "
+              "other products at the GEMM rate):\n")
+        print("\n".join(bound))
     print("\nTargets:")
     for v in verdicts:
         print(f"- {v}")

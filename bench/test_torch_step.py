@@ -6,7 +6,10 @@ SGD update; T = 100, m = 32, n 32-512, B 1/8/32, float32 and float64, in one pro
 torch, with one thread (torch.set_num_threads(1), fastrnn.threads(1) with the BLAS on one thread)
 and with default threads. The same weights start every implementation, and their gradients are
 compared before timing. A ``gemm`` row per dtype times one thread's matrix multiply (n = 512
-squares) in the same run: the roofline for the GFLOP/s column.
+squares) in the same run: the roofline for the GFLOP/s column. ``gemv`` rows time one thread's
+chain of T matrix-vector products by each cell's W_hh (gates·n, n), through the BLAS the kernels
+call: at B = 1 a step is bound by streaming W_hh twice per time step (forward and backward), and
+the report turns these rates into the least time a B = 1 step can take on this machine.
 
     pytest bench/test_torch_step.py --benchmark-only --benchmark-json=step.json
     python bench/report.py step.json
@@ -123,3 +126,29 @@ def test_gemm_one_thread(benchmark, dtype):
                                 flops=2 * 512 ** 3)
     with threadpool_limits(1):
         benchmark(lambda: np.matmul(a, b, out=out))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gates", sorted(set(GATES.values())))
+@pytest.mark.parametrize("n", sorted({n for n, _ in SIZES}))
+def test_gemv_one_thread(benchmark, n, gates, dtype):
+    """T dependent products h_{t+1}[:gates·n] = W h_t[:n], as the B = 1 kernels run them (Numba's np.dot,
+    SciPy's BLAS); W scaled so that the states neither vanish nor overflow."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    @numba.njit
+    def chain(W, h):
+        for t in range(h.shape[0] - 1):
+            np.dot(W, h[t, :W.shape[1]], h[t + 1, :W.shape[0]])
+
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((gates * n, n)) / np.sqrt(n)).astype(dtype)
+    h = np.zeros((T + 1, gates * n), dtype)
+    h[0, :n] = rng.standard_normal(n)
+    chain(W, h)                                            # compile
+    benchmark.group = f"gemv one thread n={n} gates={gates} {dtype}"
+    benchmark.extra_info.update(algorithm="gemv-one-thread", impl="numba", n=n, m=gates, T=T, B=1, dtype=dtype,
+                                bytes=T * W.nbytes)
+    with threadpool_limits(1):
+        benchmark(chain, W, h)
