@@ -20,8 +20,13 @@ RESULTS = next(p for p in (os.path.join(HERE, "..", "..", "bench", "results"),
 
 def table(name):
     """(problem, {column: value}) rows of the first markdown table in a results file."""
+    lines = []
     with open(os.path.join(RESULTS, name)) as f:
-        lines = [line for line in f if line.startswith("|")]
+        for line in f:
+            if line.startswith("|"):
+                lines.append(line)
+            elif lines:                   # the first table has ended
+                break
     header = [h.strip() for h in lines[0].strip("|\n").split("|")]
     rows = []
     for line in lines[2:]:
