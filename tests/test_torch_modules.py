@@ -322,3 +322,19 @@ def test_an_input_without_grad_gets_none_and_the_same_weight_gradients(kind):
         results.append([p.grad.clone() for p in module.parameters()])
     for a, b, c in zip(*results):
         assert rel(a, b) <= 1e-10 and rel(a, c) <= 1e-12
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_backward_after_an_in_place_change_is_refused_as_in_torch(kind):
+    """fastrnn's backward reads the forward pass's arrays, which are views of the tensors: a weight
+    or the input modified in place between forward and backward must fail as torch.nn's does, not
+    give gradients of another network."""
+    for module in pair(kind, torch.float64):
+        x, hx = inputs(module, kind, torch.float64)
+        for change in ("weight", "input"):
+            x_in = x.clone()
+            out, _ = module(x_in)
+            with torch.no_grad():
+                (module.weight_hh_l0 if change == "weight" else x_in).mul_(1.5)
+            with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+                out.sum().backward()

@@ -116,6 +116,33 @@ def test_vjp_reuses_the_forward_pass(cell):
         fastrnn.vjp(net, x, dh, other_h0, states=out)
 
 
+@pytest.mark.parametrize("truncation", [None, 3])
+@pytest.mark.parametrize("cell", CELLS)
+def test_vjp_checked_equals_vjp_on_the_same_forward_pass(cell, truncation):
+    """The bridges' backward (api.vjp_checked: inputs checked once, at the forward call) gives
+    vjp's values bit for bit, and still checks the upstream gradient."""
+    from fastrnn import api
+    net, x, dh, h0, dc_T = vjp_problem(8, 7, 2, 3, 4, cell=cell)
+    dh_T = np.random.default_rng(9).standard_normal((2, 4))
+    fwd = api.Checked(net, x, h0)
+    for input_grad in (True, False):
+        got = api.vjp_checked(fwd, dh, dh_T=dh_T, dc_T=dc_T, truncation=truncation, input_grad=input_grad)
+        want = fastrnn.vjp(net, x, dh, h0, dh_T=dh_T, dc_T=dc_T, truncation=truncation, input_grad=input_grad)
+        for name in want[0]:
+            np.testing.assert_array_equal(got[0][name], want[0][name], err_msg=name)
+        assert (got[1] is None) == (not input_grad)
+        if input_grad:
+            np.testing.assert_array_equal(got[1], want[1])
+        for a, b in zip(got[2] if cell == "lstm" else (got[2],), want[2] if cell == "lstm" else (want[2],)):
+            np.testing.assert_array_equal(a, b)
+    bad = dh.copy()
+    bad[2, 1, 0] = np.nan
+    with pytest.raises(fastrnn.NonFiniteError, match="dh holds NaN"):
+        api.vjp_checked(fwd, bad)
+    with pytest.raises(fastrnn.ShapeError, match="dh has shape"):
+        api.vjp_checked(fwd, dh[:-1])
+
+
 def test_vjp_dh_T_adds_to_the_last_step_and_validate_works():
     net, x, dh, h0, _ = vjp_problem(6, 6, 2, 3, 4)
     extra = np.random.default_rng(0).standard_normal(h0.shape)
