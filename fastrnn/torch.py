@@ -11,7 +11,9 @@ states and every parameter, and the rest of the model stays ordinary PyTorch. Ch
 fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS libraries held to
 one thread, and its parallel kernels only for calls long enough (10^9 multiply-adds or more, about 20 ms of one thread in float32) that
 torch's pool, whose threads spin for a while after each torch operation, cannot make them wait for
-a core (measured: shorter parallel calls were slower than serial ones; ``runtime.dispatch.beside``). Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
+a core (measured: shorter parallel calls were slower than serial ones; ``runtime.dispatch.beside``).
+With ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported, torch's threads sleep
+instead, and fastrnn's usual thresholds apply. Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
 supported raises an error that says what to do instead: CUDA tensors, double
 backward, dtypes other than float32 and float64. ``PackedSequence`` input runs each sequence for its
@@ -21,6 +23,7 @@ with ``fullgraph=True``.
 PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
 """
 import math
+import os
 
 try:
     import torch
@@ -55,9 +58,19 @@ def _numpy(t):
 # torch.compile(fullgraph=True), see one operation per call instead of Python and NumPy code.
 # Truncation travels as two ints (h, h'), 0 meaning exact.
 
+def _torch_threads_spin():
+    """Whether torch's OpenMP threads spin after each operation (GNU OpenMP's default) or sleep
+    (``OMP_WAIT_POLICY=PASSIVE``, read by the OpenMP runtime when torch loads, so read here once)."""
+    return os.environ.get("OMP_WAIT_POLICY", "").strip().upper() != "PASSIVE"
+
+
+_SPINNING = _torch_threads_spin()
+
+
 def _beside_torch():
-    """fastrnn's threads inside a torch operator: torch's intra-op count, long calls only."""
-    return beside(torch.get_num_threads())
+    """fastrnn's threads inside a torch operator: torch's intra-op count; long calls only while
+    torch's threads spin."""
+    return beside(torch.get_num_threads(), spinning=_SPINNING)
 
 
 def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, n_weights):

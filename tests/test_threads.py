@@ -171,6 +171,29 @@ def test_beside_another_pool_only_long_calls_run_parallel_and_the_count_follows_
     assert dispatch.plan(_lstm_forward, 2, mid) == 2 and numba.get_num_threads() == before
 
 
+def test_beside_a_pool_that_sleeps_the_usual_thresholds_apply():
+    """With OMP_WAIT_POLICY=PASSIVE torch's threads sleep after their operations: beside them the
+    mid-sized call runs parallel as on its own, still on at most the pool's thread count."""
+    from fastrnn.kernels import _lstm_forward
+    mid = dispatch.Work(32, 8 * 32 * 128 * 128, 100)
+    small = dispatch.Work(32, 8 * 32 * 8 * 8, 100)
+    with dispatch.beside(64, spinning=False):
+        assert dispatch.plan(_lstm_forward, 2, mid) == 2
+        assert dispatch.plan(_lstm_forward, 2, small) == 1
+        with dispatch.beside(64):                           # a spinning pool inside: the long-call rule again
+            assert dispatch.plan(_lstm_forward, 2, mid) == 1
+        assert dispatch.plan(_lstm_forward, 2, mid) == 2
+
+
+def test_fastrnn_torch_reads_the_wait_policy_of_torch_threads(monkeypatch):
+    ft = pytest.importorskip("fastrnn.torch", reason="PyTorch is not installed")
+    for value, spins in (("", True), ("active", True), ("PASSIVE", False), (" passive ", False)):
+        monkeypatch.setenv("OMP_WAIT_POLICY", value)
+        assert ft._torch_threads_spin() is spins, value
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert ft._torch_threads_spin() is True
+
+
 def test_the_blocks_stop_where_a_thread_would_get_too_little_work():
     """On many cores a call gets as many threads as each get the family's work per step (PAYS),
     not all of them or none."""

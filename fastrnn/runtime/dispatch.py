@@ -48,12 +48,14 @@ PAYS = {
 
 _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
 
-# Beside another framework's thread pool (``beside``): the parallel twins only for calls of at least
+# Beside another framework's thread pool whose threads spin (``beside``): the parallel twins only for calls of at least
 # this many multiply-adds (about 20 ms of one thread in float32 at 100 GFLOP/s). That pool's threads go on spinning for
 # a while after each of its own operations (most likely libgomp waiting actively; not measured directly), so a shorter
 # parallel call waits for a core they hold. Measured with fastrnn.torch.LSTM, float32, T=100, two
 # cores: n=128 B=32 (0.4e9 per call) 28 ms serial against 31 parallel; n=512 B=8 (1.7e9) 70 against
-# 65; n=512 B=32 (6.7e9) 291 against 183.
+# 65; n=512 B=32 (6.7e9) 291 against 183. With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep) the threshold is
+# not needed: fastrnn.torch.LSTM step n=128 B=32 14.7 ms with the usual thresholds against 24.1 with this one (torch's
+# default policy), n=128 B=8 4.0 against 6.3 (float32, AVX-512 EPYC, ad-hoc, 2026-11-25).
 BESIDE_MIN_WORK = 1_000_000_000
 _beside = threading.local()
 
@@ -162,7 +164,7 @@ def plan(kernel, threads, work):
     if FORCE_PARALLEL:
         return blocks
     per_step, total = PAYS[kernel.family]
-    if getattr(_beside, "active", False):
+    if getattr(_beside, "spinning", False):
         total = max(total, BESIDE_MIN_WORK)
     if per_step:
         blocks = min(blocks, int(work.flops_per_step // per_step))
@@ -180,24 +182,26 @@ def call(kernel, threads, work, *args):
 
 
 @contextlib.contextmanager
-def beside(pool_threads):
+def beside(pool_threads, spinning=True):
     """For fastrnn running inside another framework's operators (``fastrnn.torch``): at most
     ``pool_threads`` threads (the framework's own intra-op count; its pool idles while our operator
-    runs), and the parallel kernels only for calls of ``BESIDE_MIN_WORK`` multiply-adds or more, so
-    that the other pool's spinning threads cost little. Every BLAS stays on one thread for the whole
-    block, NumPy's work between the kernels included (OpenBLAS's own threads would wait for cores
-    too). Restores Numba's count on exit; per calling thread."""
+    runs). If that pool's threads spin after their own operations (``spinning``, GNU OpenMP's default),
+    the parallel kernels run only for calls of ``BESIDE_MIN_WORK`` multiply-adds or more, so that
+    the spinning threads cost little; if they sleep (``OMP_WAIT_POLICY=PASSIVE``), the usual
+    thresholds apply. Every BLAS stays on one thread for the whole block, NumPy's work between the
+    kernels included (OpenBLAS's own threads would wait for cores too). Restores Numba's count on
+    exit; per calling thread."""
     old = numba.get_num_threads()
     count = max(1, min(int(pool_threads), old))
-    was = getattr(_beside, "active", False)
+    was = getattr(_beside, "spinning", False)
     if count != old:
         numba.set_num_threads(count)
-    _beside.active = True
+    _beside.spinning = bool(spinning)
     try:
         with _blas.single_threaded():     # NumPy's work between the kernels too
             yield
     finally:
-        _beside.active = was
+        _beside.spinning = was
         if count != old:
             numba.set_num_threads(old)
 
