@@ -54,8 +54,8 @@ _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_
 # parallel call waits for a core they hold. Measured with fastrnn.torch.LSTM, float32, T=100, two
 # cores: n=128 B=32 (0.4e9 per call) 28 ms serial against 31 parallel; n=512 B=8 (1.7e9) 70 against
 # 65; n=512 B=32 (6.7e9) 291 against 183. With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep) the threshold is
-# not needed: fastrnn.torch.LSTM step n=128 B=32 14.7 ms with the usual thresholds against 24.1 with this one (torch's
-# default policy), n=128 B=8 4.0 against 6.3 (float32, AVX-512 EPYC, ad-hoc, 2026-11-25).
+# not needed: fastrnn.torch.LSTM step n=128 B=32 15.0 ms with the usual thresholds against 24.3 with this one (torch's
+# default policy), n=128 B=8 4.1 against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md).
 BESIDE_MIN_WORK = 1_000_000_000
 _beside = threading.local()
 
