@@ -21,6 +21,7 @@ except ImportError as exc:                    # pragma: no cover - only without 
 import numpy as np
 
 from . import api, checks, models
+from ._docs import fill
 from .kernels import ACTIVATIONS
 from .errors import DTypeError, OptionError, ShapeError
 
@@ -243,6 +244,6 @@ _RAISES = """Raises
     ShapeError, DTypeError
         For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
         NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs."""
-rnn.__doc__ = rnn.__doc__.replace("{raises}", _RAISES.format(activation=", or an unknown activation"))
-lstm.__doc__ = lstm.__doc__.replace("{raises}", _RAISES.format(activation=""))
-gru.__doc__ = gru.__doc__.replace("{raises}", _RAISES.format(activation=""))
+fill(rnn, "{raises}", _RAISES.format(activation=", or an unknown activation"))
+fill(lstm, "{raises}", _RAISES.format(activation=""))
+fill(gru, "{raises}", _RAISES.format(activation=""))

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import checks as v
+from ._docs import fill
 from .errors import OptionError, ShapeError
 from .kernels._activations import ACTIVATIONS
 from .readout import LOSSES, OUT_ACTIVATIONS, READOUTS  # noqa: F401  (LOSSES: re-exported)
@@ -183,7 +184,7 @@ _FIELDS = """Parameters
     TypeError
         For a name the container does not have, a field given twice, or too many arrays."""
 for _cls in (LSTMGradients, LSTMPGradients, GRUGradients):
-    _cls.__doc__ = _cls.__doc__.replace("{fields}", _FIELDS)
+    fill(_cls, "{fields}", _FIELDS)
 del _cls
 
 

@@ -36,6 +36,7 @@ import numpy as np
 from torch._C import _functions as _torch_functions
 
 from . import api, models
+from ._docs import fill
 from .errors import DTypeError, OptionError, ShapeError
 from .runtime.dispatch import beside
 
@@ -581,11 +582,11 @@ _CONSTRUCTOR = """Parameters
         When called: for an input or initial state of the wrong shape, dtype or device (the message
         names it)."""
 
-RNN.__doc__ = RNN.__doc__.replace("{constructor}", _CONSTRUCTOR.format(
+fill(RNN, "{constructor}", _CONSTRUCTOR.format(
     state="", nonlinearity='\n    nonlinearity : {"tanh", "relu"}', proj="",
     refused=" (a nonlinearity other than 'tanh' or 'relu')"))
-LSTM.__doc__ = LSTM.__doc__.replace("{constructor}", _CONSTRUCTOR.format(
+fill(LSTM, "{constructor}", _CONSTRUCTOR.format(
     state=" (and of the cell state c with a projection)", nonlinearity="",
     proj="\n    proj_size : int\n        0: none; p < hidden_size: h = W_hr (o ⊙ tanh c) has p units (``weight_hr_l{k}``).",
     refused=" (proj_size >= hidden_size)"))
-GRU.__doc__ = GRU.__doc__.replace("{constructor}", _CONSTRUCTOR.format(state="", nonlinearity="", proj="", refused=""))
+fill(GRU, "{constructor}", _CONSTRUCTOR.format(state="", nonlinearity="", proj="", refused=""))

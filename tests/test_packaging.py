@@ -42,3 +42,14 @@ def test_wheel_puts_kernels_under_fastrnn(tmp_path):
                          env=env, cwd=tmp_path).stdout.split()
     assert out[0].startswith(str(target)) and out[0].endswith("fastrnn/kernels/__init__.py"), out
     assert float(out[1]) > 0
+
+
+def test_imports_with_docstrings_stripped():
+    """python -OO sets every __doc__ to None; the docstrings filled from shared texts must not break
+    the import (fastrnn._docs.fill)."""
+    import subprocess
+    import sys
+    code = "import fastrnn, fastrnn.reference, fastrnn.torch, fastrnn.jax; print(fastrnn.jax.rnn.__doc__)"
+    proc = subprocess.run([sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "None"

@@ -11,6 +11,7 @@ over time, batch and outputs. The functions below take any net and call its cell
 """
 import importlib
 
+from .._docs import fill
 from . import common, gru, lstm, lstmp, rnn  # noqa: F401  (attributes; cell() finds them by name)
 
 
@@ -202,5 +203,5 @@ def total_loss(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False)
 
 
 for _f in (forward, bptt, rtrl, vjp, total_loss):
-    _f.__doc__ = _f.__doc__.replace("    {raises}", _NOT_CHECKED)
+    fill(_f, "    {raises}", _NOT_CHECKED)
 del _f
