@@ -24,7 +24,7 @@ STEPS = 50
 
 @njit(error_model="numpy")
 def _products(a, P, out, repeats):
-    tmp = panel_scratch(P, a.shape[1])
+    tmp = panel_scratch(P, a.shape[1], 1)
     for _ in range(repeats):
         for t in range(a.shape[0]):
             panel_dot(a[t], P, tmp, out)

@@ -24,6 +24,7 @@ the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in pan
 32 or more never gained from it.
 """
 import numpy as np
+from numba import prange
 
 from ._jit import _jit, helper
 
@@ -111,14 +112,15 @@ def _copy(dst, src):
 
 
 @helper
-def panel_scratch(P, rows):
-    """What ``panel_dot`` works in: the per-panel results (kc, count, rows, w) and one chunk of the
-    rows' columns (rows, Kc), contiguous for the BLAS (empty where K is not cut)."""
+def panel_scratch(P, rows, split):
+    """What ``panel_dot`` works in: the per-panel results (kc, count, rows, w), one chunk of the
+    rows' columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), and ``split``:
+    into how many parts a one-row product is cut, run in parallel (``_gemv_parts``; 1: whole)."""
     if rows == 1:
-        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype)
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), split
     kc, count, Kc, w = P.shape
     chunk = np.empty((rows, Kc) if kc > 1 else (0, 0), dtype=P.dtype)
-    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk
+    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk, 1
 
 
 @helper
@@ -126,19 +128,41 @@ def panel_dot(a, P, scratch, out):
     """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
 
     a and out are C-contiguous; P was cut for as many rows as ``a`` has and scratch is
-    ``panel_scratch(P, rows)``. One row is one matrix-vector product; one panel is one BLAS call
-    straight into ``out``; several go through the scratch and are gathered row by row, the K
-    chunks' products summed.
+    ``panel_scratch(P, rows, split)``. One row is one matrix-vector product, or ``split`` of them
+    on parallel threads; one panel is one BLAS call straight into ``out``; several go through the
+    scratch and are gathered row by row, the K chunks' products summed.
     """
+    tmp, chunk, split = scratch
     if a.shape[0] == 1:
-        np.dot(P[0, 0], a[0], out[0])
+        if split > 1:
+            _gemv_parts(P[0, 0], a[0], out[0], split)
+        else:
+            np.dot(P[0, 0], a[0], out[0])
         return
     kc, count, Kc, w = P.shape
-    tmp, chunk = scratch
     if kc == 1 and count == 1 and w == out.shape[1]:
         np.dot(a, P[0, 0], out)
         return
     _products(a, P, tmp, chunk, out)
+
+
+def _gemv_parts(M, v, out, parts):
+    """out = M @ v with the rows of M (N, K) cut into ``parts`` contiguous blocks, one BLAS gemv
+    each on Numba's threads: a batch of one has no rows to share out, but each step's product can
+    be, and at B = 1 it is most of the step. Each part streams its own rows of M, so on separate
+    cores the parts share the memory traffic that bounds a gemv. Called only from a serial kernel
+    (never inside another parallel region: the workqueue layer cannot nest). One launch per step
+    (about 1.5 us under tbb on the project's machine) is why ``runtime.dispatch`` asks for it only
+    where each part has enough rows (``PAYS["split"]``)."""
+    N = M.shape[0]
+    for p in prange(parts):
+        r0 = p * N // parts
+        r1 = (p + 1) * N // parts
+        if r1 > r0:
+            np.dot(M[r0:r1], v, out[r0:r1])
+
+
+_gemv_parts = _jit(_gemv_parts, parallel=True)
 
 
 @_jit

@@ -9,7 +9,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, nblocks):
+def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, nblocks, split):
     """The sequential delta recursion, summed over the BPTT(h; h') sweeps.
 
     Array contract (one float dtype, C-contiguous):
@@ -25,6 +25,8 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
     D (T, B, n) is overwritten with the sum over sweeps of delta_t = phi'(a_t) * eps_t, from which
         every weight gradient follows by one matrix product (``_weight_grads``).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
     Where the sweeps do not overlap (trunc_h == trunc_hp: exact BPTT and chunks), every step is
     visited once and delta_t is written straight into D, the next step's product reading it from
@@ -43,7 +45,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, n
         nxt = np.empty((nb, n), dtype=h.dtype)
         back = np.empty((nb, n), dtype=h.dtype)
         P = cut_panels(W_rec, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -8,7 +8,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblocks):
+def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblocks, split):
     """Run ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` for t = 1..T.
 
     Array contract (all float arrays one dtype, C-contiguous):
@@ -22,6 +22,8 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
         Ignored (may be empty) when tf is False.
     nblocks: the batch is split into this many contiguous blocks, one per parallel task
         (1 <= nblocks <= B). Each block owns its rows of ``h``.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
     The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
     """
@@ -37,7 +39,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
         rec = np.empty((nb, n), dtype=h.dtype)
         fed = np.empty((nb, n), dtype=h.dtype)
         P = cut_panels(W_rec.T, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         for t in range(T):
             prev = h[t, b0:b1]
             if tf and t > 0:

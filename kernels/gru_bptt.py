@@ -9,7 +9,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
+def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks, split):
     """The sequential backward recursion over h, summed over the BPTT(h; h') sweeps:
 
         dh = g_t + (error from step t + 1),  da_n = dh (1 - z)(1 - n^2),  da_r = da_n q r (1 - r),
@@ -25,6 +25,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
     side differs from D only in the n block: [da_r; da_z; da_n]).
     dh0 (B, n) is overwritten with the gradient with respect to h0.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, An and dh0.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     Sweeps that do not overlap write straight into D and An (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n3 = D.shape
@@ -44,7 +46,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks):
         back = np.empty((nb, n), dtype=D.dtype)
         dhv = np.empty((nb, n), dtype=D.dtype)
         P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -8,7 +8,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
+def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks, split):
     """Run the GRU for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -19,6 +19,8 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
     backward sweep and RTRL need). Its first 3n columns hold the input projection
     x W_ih^T + b_ih in between.
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
     The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
     """
@@ -41,7 +43,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks):
         nb = b1 - b0
         rec = np.empty((nb, 3 * n), dtype=h.dtype)
         P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):

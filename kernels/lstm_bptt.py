@@ -10,7 +10,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
+def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -26,6 +26,8 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
     dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
     sweeps that reach step 1).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     Sweeps that do not overlap write delta_t straight into D (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n4 = D.shape
@@ -46,7 +48,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks):
         dhv = np.empty((nb, n), dtype=D.dtype)
         tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
         P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -9,7 +9,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
+def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks, split):
     """Run the LSTM for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -19,6 +19,8 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
     gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities (what the backward
     sweep and RTRL need).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
     The input projection for all T*B rows is one matrix product; only the recurrence is sequential,
     its product taken through weight panels (``_panels``).
@@ -32,7 +34,7 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks):
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)

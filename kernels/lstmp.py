@@ -17,7 +17,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
+def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks, split):
     """Run the projected LSTM for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -27,6 +27,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
     gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities; m_out (T, B, n) with
     m_t = o tanh(c_t), the state before its projection (what dW_hr and the backward sweep need).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     """
     T, B, m = x.shape
     n = W_hr.shape[1]
@@ -37,9 +39,9 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         R = cut_panels(W_hr.T, nb)
-        tmpr = panel_scratch(R, nb)
+        tmpr = panel_scratch(R, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)
@@ -50,7 +52,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks):
 
 
 @kernel("batch")
-def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, nblocks):
+def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, nblocks, split):
     """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1} (p units),   dm_t = W_hr^T dh_t (n units),
@@ -66,6 +68,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     dh0 = D_1 W_hh follow by products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T);
     dc0 (B, n) with the gradient with respect to c0.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
+    split: with one batch row in the block, each step's product is cut into this many parts on
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     Sweeps that do not overlap write straight into D and dH (``once``, as ``bptt._bptt_sweep``).
     """
     T, B, n4 = D.shape
@@ -89,9 +93,9 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
         dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
         tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
         P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb)
+        tmp = panel_scratch(P, nb, split)
         R = cut_panels(W_hr, nb)
-        tmpr = panel_scratch(R, nb)
+        tmpr = panel_scratch(R, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -59,11 +59,12 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     expected = a.astype(np.float64) @ W.T.astype(np.float64)
     for WT in (W.T, np.ascontiguousarray(W.T)):          # the kernels pass transposed views and plain arrays
         P = cut_panels(WT, rows)
-        out = np.full((rows, N), np.nan, dtype)
-        panel_dot(a, P, panel_scratch(P, rows), out)
-        assert out.dtype == dtype
-        err = np.max(np.abs(out - expected)) / np.max(np.abs(expected))
-        assert err <= rtol, f"panel product max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
+        for split in (1, 2, 8):                          # a batch of one: the product in parts on threads (8 > N = 5: empty parts)
+            out = np.full((rows, N), np.nan, dtype)
+            panel_dot(a, P, panel_scratch(P, rows, split), out)
+            assert out.dtype == dtype
+            err = np.max(np.abs(out - expected)) / np.max(np.abs(expected))
+            assert err <= rtol, f"panel product max rel err {err:.3g} > {rtol:g} (panels {P.shape}, split {split})"
     kc, count, Kc, w = P.shape
     if rows > 1 and count * w > N:                       # the zero padding of the last panel
         assert not np.any(P[:, -1, :, N - (count - 1) * w:])

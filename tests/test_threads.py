@@ -205,3 +205,45 @@ def test_the_blocks_stop_where_a_thread_would_get_too_little_work():
     assert dispatch.plan(_lstm_forward, 64, work) == 10
     assert dispatch.plan(_lstm_forward, 64, work._replace(items=4)) == 4
     assert dispatch.plan(_lstm_forward, 64, work._replace(flops_per_step=per_step)) == 1
+
+
+def test_a_batch_of_one_splits_its_step_product_only_where_the_weights_are_large():
+    """B = 1 has no rows to share out: each step's product is cut into parts of at least
+    SPLIT_BYTES of weights each, one per thread; never with rows to split, on one thread, or
+    for short calls beside a spinning pool."""
+    from fastrnn.kernels import _lstm_forward, _weight_grads
+    big = dispatch.SPLIT_BYTES
+    work = dispatch.Work(1, 8 * 512 * 512, 100, 16 * big)
+    assert dispatch.parts(_lstm_forward, 2, work) == 2
+    assert dispatch.parts(_lstm_forward, 64, work) == 16
+    assert dispatch.parts(_lstm_forward, 1, work) == 1
+    assert dispatch.parts(_lstm_forward, 2, work._replace(weight_bytes=2 * big - 1)) == 1
+    assert dispatch.parts(_lstm_forward, 2, work._replace(items=2)) == 1
+    assert dispatch.parts(_weight_grads, 2, work) == 1
+    assert dispatch.parts(_lstm_forward, 2, work._replace(weight_bytes=0)) == 1   # not given: never split
+    with dispatch.beside(2):
+        assert dispatch.parts(_lstm_forward, 2, work) == 1                       # 0.2e9 multiply-adds
+        assert dispatch.parts(_lstm_forward, 2, work._replace(steps=1000)) == 2
+    with dispatch.beside(2, spinning=False):
+        assert dispatch.parts(_lstm_forward, 2, work) == 2
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
+@pytest.mark.parametrize("truncation", [None, (5, 2)])
+def test_a_batch_of_one_with_its_products_split_agrees_with_one_thread(cell, truncation, parallel_kernels,
+                                                                     monkeypatch):
+    """The split path runs (every batch kernel gets split=2) and gives the one-thread gradients."""
+    seen = []
+    real = dispatch.parts
+
+    def parts(kernel, threads, work):
+        seen.append((kernel.__name__, real(kernel, threads, work)))
+        return seen[-1][1]
+    monkeypatch.setattr(dispatch, "parts", parts)
+    net, x, d, mask, h0 = make_problem(21, 12, 1, 3, 9, 2, cell=cell, readout="linear")
+    L, g = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation, validate=True)
+    assert {split for name, split in seen if name != "_weight_grads"} == {2}, seen
+    with fastrnn.threads(1):
+        L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation)
+    assert abs(L - L1) <= 1e-12 * abs(L1)
+    assert_grads_close(g, g1, np.float64, "split vs one thread ")

@@ -34,7 +34,8 @@ class Driver(CellDriver):
         gates = (workspace.scratch("gru gates", (T, B, 4 * n), net.dtype) if scratch
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0] = state0[0]
-        call(_gru_forward, threads, Work(B, 6 * B * n * n, T), x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
+        work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
+        call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              h, gates)
         return Run((h,), {"gates": gates})
 
@@ -47,7 +48,8 @@ class Driver(CellDriver):
         D = workspace.scratch("gru D", (T, B, 3 * n), net.dtype)
         An = workspace.scratch("gru An", (T, B, n), net.dtype)
         dh0 = np.empty((B, n), net.dtype)
-        call(_gru_sweep, threads, Work(B, 6 * B * n * n, T), W["W_hh"], h, run.saved["gates"], g, *truncation,
+        work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
+        call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
              D, An, dh0)
         grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
@@ -130,7 +132,8 @@ class Online(OnlineCell):
 
     def advance(self, W, x, forcing, threads):
         B, n = x.shape[1], self.net.n_hidden
-        call(_gru_forward, threads, Work(B, 6 * B * n * n, 1), x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
+        work = Work(B, 6 * B * n * n, 1, W["W_hh"].nbytes)
+        call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              self._h, self._gates)
         return Run((self._h,), {"gates": self._gates})
 

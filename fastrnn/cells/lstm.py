@@ -33,7 +33,8 @@ class Driver(CellDriver):
         gates = (workspace.scratch("lstm gates", (T, B, 4 * n), net.dtype) if scratch
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0], c[0] = state0
-        call(_lstm_forward, threads, Work(B, 8 * B * n * n, T), x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
+        work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
+        call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              h, c, gates)
         return Run((h, c), {"gates": gates})
 
@@ -48,7 +49,8 @@ class Driver(CellDriver):
             dc_T = np.zeros((B, n), dtype=net.dtype)
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
-        call(_lstm_sweep, threads, Work(B, 8 * B * n * n, T), W["W_hh"], c, run.saved["gates"], g, dc_T,
+        work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
+        call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
              *truncation, D, dc0)
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
@@ -125,7 +127,8 @@ class Online(OnlineCell):
 
     def advance(self, W, x, forcing, threads):
         B, n = x.shape[1], self.net.n_hidden
-        call(_lstm_forward, threads, Work(B, 8 * B * n * n, 1), x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
+        work = Work(B, 8 * B * n * n, 1, W["W_hh"].nbytes)
+        call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              self._h, self._c, self._gates)
         return Run((self._h, self._c), {"gates": self._gates})
 

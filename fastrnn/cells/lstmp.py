@@ -35,7 +35,8 @@ class Driver(CellDriver):
         gates = _scratch_or_new(scratch, "lstm gates", (T, B, 4 * n), net.dtype)
         m = _scratch_or_new(scratch, "lstmp m", (T, B, n), net.dtype)
         h[0], c[0] = state0
-        call(_lstmp_forward, threads, Work(B, 8 * B * n * (p + n // 4), T), x, W["W_ih"], W["W_hh"],
+        work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
+        call(_lstmp_forward, threads, work, x, W["W_ih"], W["W_hh"],
              W["b_ih"] + W["b_hh"], W["W_hr"], h, c, gates, m)
         return Run((h, c), {"gates": gates, "m": m})
 
@@ -51,7 +52,8 @@ class Driver(CellDriver):
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dH = workspace.scratch("lstmp dH", (T, B, p), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
-        call(_lstmp_sweep, threads, Work(B, 8 * B * n * (p + n // 4), T), W["W_hh"], W["W_hr"], c, run.saved["gates"],
+        work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
+        call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
              run.saved["m"], g, dc_T, *truncation, D, dH, dc0)
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}

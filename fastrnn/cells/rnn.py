@@ -48,7 +48,8 @@ class Driver(CellDriver):
         (h,) = state_arrays(("h",), T, B, net.n_hidden, net.dtype, scratch) if out is None else (out,)
         h[0] = state0[0]
         n = net.n_hidden
-        call(_forward, threads, Work(B, 2 * B * n * n, T), x, W["W_in"], W["W_rec"], W["b"], h,
+        work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
+        call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
              ACTIVATIONS.index(net.activation),
              forcing.on, forcing.units, forcing.values, forcing.mask)
         return Run((h,))
@@ -60,7 +61,8 @@ class Driver(CellDriver):
         if dstate_T is not None and dstate_T[0] is not None:
             g[-1] += dstate_T[0]
         D = workspace.scratch("rnn D", g.shape, net.dtype)
-        call(_bptt_sweep, threads, Work(B, 2 * B * n * n, T), W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
+        work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
+        call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
              *truncation,
              forcing.on, forcing.units, forcing.mask, D)
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
@@ -143,7 +145,8 @@ class Online(OnlineCell):
         net = self.net
         unforced = Forcing.off(net.dtype)      # h[0] already holds the forced state
         B, n = x.shape[1], net.n_hidden
-        call(_forward, threads, Work(B, 2 * B * n * n, 1), x, W["W_in"], W["W_rec"], W["b"], self._h,
+        work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
+        call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
              ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask)
         return Run((self._h,))
 

@@ -132,7 +132,8 @@ class _Stepper(OnlineCell):
     def advance(self, W, x, forcing, threads):
         B, n = x.shape[1], self.net.n_hidden
         off = Forcing.off(self.net.dtype)
-        call(_forward, threads, Work(B, 2 * B * n * n, 1), x, W["W_in"], W["W_rec"], W["b"], self._h,
+        work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
+        call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
              ACTIVATIONS.index(self.net.activation), off.on, off.units, off.values, off.mask)
         return Run((self._h,))
 

@@ -32,10 +32,11 @@ from . import layer  # noqa: F401  (chooses the threading layer before any paral
 _POOL = threading.Lock()
 FORCE_PARALLEL = False   # tests: run the parallel twins whatever the size of the work
 
-Work = namedtuple("Work", "items flops_per_step steps")
+Work = namedtuple("Work", "items flops_per_step steps weight_bytes", defaults=(0,))
 Work.__doc__ = """What a kernel call would split: ``items`` independent pieces (batch rows,
 sensitivity tiles, rows of a gradient sum), ``flops_per_step`` multiply-adds in each step of the
-whole call, over ``steps`` sequential steps."""
+whole call, over ``steps`` sequential steps; ``weight_bytes``: the bytes of weights each step's
+products read (the ``"batch"`` family; 0: not to be split by ``parts``)."""
 
 # kernel family (``Kernel.family``) -> (multiply-adds per step per thread, multiply-adds in all)
 # below which the serial twin is at least as fast. Measured with bench/test_threads.py on 2 cores
@@ -57,6 +58,15 @@ _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_
 # not needed: fastrnn.torch.LSTM step n=128 B=32 15.0 ms with the usual thresholds against 24.3 with this one (torch's
 # default policy), n=128 B=8 4.1 against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md).
 BESIDE_MIN_WORK = 1_000_000_000
+
+# A batch of one has no rows to share out, but each step's product (a gemv: it streams the recurrent weights once
+# and is bound by memory) can be cut into parts on separate cores (``kernels._panels._gemv_parts``). It pays
+# once each part streams at least this many bytes of weights a step: the whole call at B = 1, T = 100, two
+# threads against one, crossed 1.0 between 0.6 and 1.2 MB of weights for every cell and both dtypes (LSTM
+# float32 n=192 0.90x, n=256 1.15x, n=512 1.38x; float64 n=128 0.81x, n=192 1.20x; GRU float32 n=256 0.95x,
+# n=384 1.25x; simple cell float64 n=256 0.82x, n=384 1.17x), about where the matrix outgrows one core's
+# 1 MB L2 cache (AMD EPYC, AVX-512, tbb layer; a launch costs about 1.5 us a step).
+SPLIT_BYTES = 1 << 19
 _beside = threading.local()
 
 
@@ -173,12 +183,31 @@ def plan(kernel, threads, work):
     return blocks
 
 
+def parts(kernel, threads, work):
+    """Into how many parts a ``"batch"`` kernel with a batch of one cuts each step's product, run
+    on as many threads (1: whole, on the calling thread): as many as there are threads, but no more
+    than give each part ``SPLIT_BYTES`` of the weights. Beside a spinning pool (``beside``), only
+    for calls of ``BESIDE_MIN_WORK`` multiply-adds or more, as ``plan``."""
+    if kernel.family != "batch" or work.items != 1 or threads < 2:
+        return 1
+    if FORCE_PARALLEL:
+        return threads
+    count = min(threads, work.weight_bytes // SPLIT_BYTES)
+    if count < 2:
+        return 1
+    if getattr(_beside, "spinning", False) and work.flops_per_step * work.steps < BESIDE_MIN_WORK:
+        return 1
+    return count
+
+
 def call(kernel, threads, work, *args):
-    """Run ``kernel`` (whose last argument is ``nblocks``) as ``plan`` decides."""
+    """Run ``kernel`` (whose last arguments are ``nblocks``, and ``split`` for the ``"batch"``
+    family) as ``plan`` and ``parts`` decide."""
     blocks = plan(kernel, threads, work)
+    split = () if kernel.family != "batch" else (1,) if blocks > 1 else (parts(kernel, threads, work),)
     if blocks > 1:
-        return kernel.parallel(*args, blocks)
-    return kernel.serial(*args, 1)
+        return kernel.parallel(*args, blocks, *split)
+    return kernel.serial(*args, 1, *split)
 
 
 @contextlib.contextmanager
