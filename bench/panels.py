@@ -24,7 +24,7 @@ STEPS = 50
 
 @njit(error_model="numpy")
 def _products(a, P, out, repeats):
-    tmp = panel_scratch(P, a.shape[1], 1)
+    tmp = panel_scratch(P, a.shape[1], a.shape[1], 1)
     for _ in range(repeats):
         for t in range(a.shape[0]):
             panel_dot(a[t], P, tmp, out)
@@ -56,7 +56,7 @@ def main():
                     rng = np.random.default_rng(0)
                     a = rng.standard_normal((STEPS, rows, K)).astype(dtype)
                     W = rng.standard_normal((K, N)).astype(dtype)
-                    kc, _, _, picked = cut_panels(W, rows).shape
+                    kc, _, _, picked = cut_panels(W, rows, np.empty(0, dtype)).shape
                     picked = picked if kc == 1 else None     # K cut into kc chunks: none of the columns below
                     cells, best = [], {}
                     w = 8
@@ -65,7 +65,7 @@ def main():
                         best[w] = _rate(a, P, N)
                         cells.append(f"{w}:{best[w]:.0f}" + ("*" if w == picked else ""))
                         w *= 2
-                    P = cut_panels(W, rows)
+                    P = cut_panels(W, rows, np.empty(0, dtype))
                     got = _rate(a, P, N)
                     shape = f"{P.shape[3]}" if kc == 1 else f"K/{kc}, {P.shape[3]}"
                     print(f"| {np.dtype(dtype).name} | {K} | {N} | {rows} | {' '.join(cells)} | "

@@ -58,38 +58,68 @@ def panel_count(rows, K, N):
     return (N + widest - 1) // widest
 
 
-@_jit
-def cut_panels(WT, rows):
-    """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
-    ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
-    columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero.
-
-    One row (a batch of one) is a matrix-vector product: the weights are kept whole as WT^T
-    (1, 1, N, K), C-contiguous, for the BLAS's gemv on rows of the matrix, which streams it once
-    (float32 K=512 N=2048: 57 us a step against 80 in panels; K=2048 N=512: 60 against 90). Where
-    WT^T is already C-contiguous (the forward passes, which hand in W^T) it is a view, not a copy:
-    the kernels only read their panels.
-    """
-    K, N = WT.shape
+@helper
+def _layout(rows, K, N):
+    """The shape (kc, count, Kc, w) of the panels ``cut_panels`` makes for ``rows`` rows (one row:
+    the whole matrix (1, 1, N, K))."""
     if rows == 1:
-        whole = WT.T
-        if whole.flags.c_contiguous:
-            return np.ascontiguousarray(whole).reshape((1, 1, N, K))     # no copy
-        M = np.empty((1, 1, N, K), dtype=WT.dtype)
-        _copy(M[0, 0], whole)
-        return M
+        return 1, 1, N, K
     kc = k_chunks(rows, K, N)
     Kc = (K + kc - 1) // kc
     count = panel_count(rows, K, N)
     w = (N + count - 1) // count
-    P = np.zeros((kc, count, Kc, w), dtype=WT.dtype)
+    return kc, count, Kc, w
+
+
+@_jit
+def cut_elements(B, most_blocks, K, N):
+    """The most numbers ``cut_panels`` needs for WT (K, N) when a batch of B rows is split into at
+    most ``most_blocks`` blocks (the panels are cut for the largest block): the size of the buffer a
+    caller keeps for it."""
+    most = 0
+    for blocks in range(1, max(1, min(B, most_blocks)) + 1):
+        kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N)
+        most = max(most, kc * count * Kc * w)
+    return most
+
+
+@_jit
+def cut_panels(WT, rows, buf):
+    """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
+    ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
+    columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero.
+
+    The panels are written into ``buf`` (1-d, the caller's buffer reused from call to call, of
+    ``cut_elements`` numbers) where it is large enough, else into a fresh array: the copy is as
+    large as the weights, and fresh memory of that size costs page faults in every call (1000 a
+    call for a float32 LSTM n=512 sweep, inside a torch training loop). A kernel cuts once, for
+    its largest block of rows, and its blocks share the panels (they only read them).
+
+    One row (a batch of one) is a matrix-vector product: the weights are kept whole as WT^T
+    (1, 1, N, K), C-contiguous, for the BLAS's gemv on rows of the matrix, which streams it once
+    (float32 K=512 N=2048: 57 us a step against 80 in panels; K=2048 N=512: 60 against 90). Where
+    WT^T is already C-contiguous (the forward passes, which hand in W^T) it is a view, not a copy.
+    """
+    K, N = WT.shape
+    kc, count, Kc, w = _layout(rows, K, N)
+    if rows == 1 and WT.T.flags.c_contiguous:
+        return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
+    size = kc * count * Kc * w
+    flat = buf[:size] if buf.shape[0] >= size else np.empty(size, dtype=WT.dtype)
+    P = flat.reshape((kc, count, Kc, w))
+    if rows == 1:
+        _copy(P[0, 0], WT.T)
+        return P
     for q in range(kc):
         k0 = q * Kc
         k1 = min(K, k0 + Kc)
         for p in range(count):
             j0 = p * w
             j1 = min(N, j0 + w)
-            _copy(P[q, p, :k1 - k0, :j1 - j0], WT[k0:k1, j0:j1])
+            panel = P[q, p]
+            _copy(panel[:k1 - k0, :j1 - j0], WT[k0:k1, j0:j1])
+            panel[:k1 - k0, j1 - j0:] = 0          # the padding, whatever the buffer held
+            panel[k1 - k0:, :] = 0
     return P
 
 
@@ -112,32 +142,34 @@ def _copy(dst, src):
 
 
 @helper
-def panel_scratch(P, rows, split):
-    """What ``panel_dot`` works in: the per-panel results (kc, count, rows, w), one chunk of the
-    rows' columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), and ``split``:
-    into how many parts a one-row product is cut, run in parallel (``_gemv_parts``; 1: whole)."""
-    if rows == 1:
-        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), split
+def panel_scratch(P, cut_rows, rows, split):
+    """What ``panel_dot`` works in, for a block of ``rows`` rows multiplying by panels ``P`` cut for
+    ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
+    columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), and ``gemv``: 0 where
+    P holds panels, else the number of parts each matrix-vector product is cut into, run in
+    parallel (``_gemv_parts``; 1: whole, on the calling thread)."""
+    if cut_rows == 1:
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), max(1, split)
     kc, count, Kc, w = P.shape
     chunk = np.empty((rows, Kc) if kc > 1 else (0, 0), dtype=P.dtype)
-    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk, 1
+    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk, 0
 
 
 @helper
 def panel_dot(a, P, scratch, out):
     """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
 
-    a and out are C-contiguous; P was cut for as many rows as ``a`` has and scratch is
-    ``panel_scratch(P, rows, split)``. One row is one matrix-vector product, or ``split`` of them
-    on parallel threads; one panel is one BLAS call straight into ``out``; several go through the
-    scratch and are gathered row by row, the K chunks' products summed.
+    a and out are C-contiguous; scratch is ``panel_scratch`` for P and a's rows. The whole matrix
+    (one row) is one matrix-vector product, or several on parallel threads; one panel is one BLAS
+    call straight into ``out``; several go through the scratch and are gathered row by row, the K
+    chunks' products summed.
     """
-    tmp, chunk, split = scratch
-    if a.shape[0] == 1:
-        if split > 1:
-            _gemv_parts(P[0, 0], a[0], out[0], split)
-        else:
-            np.dot(P[0, 0], a[0], out[0])
+    tmp, chunk, gemv = scratch
+    if gemv > 1:
+        _gemv_parts(P[0, 0], a[0], out[0], gemv)
+        return
+    if gemv == 1:
+        np.dot(P[0, 0], a[0], out[0])
         return
     kc, count, Kc, w = P.shape
     if kc == 1 and count == 1 and w == out.shape[1]:

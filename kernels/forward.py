@@ -8,7 +8,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblocks, split):
+def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels, nblocks, split):
     """Run ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` for t = 1..T.
 
     Array contract (all float arrays one dtype, C-contiguous):
@@ -20,6 +20,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
         ``h[t][:, tf_units[k]]`` replaced by ``tf_values[t-1, :, k]`` where ``tf_mask[t-1, :, k] != 0``;
         ``h`` itself keeps the unforced values. tf_units (o,) int64, tf_values and tf_mask (T, B, o).
         Ignored (may be empty) when tf is False.
+    panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task
         (1 <= nblocks <= B). Each block owns its rows of ``h``.
     split: with one batch row in the block, each step's product is cut into this many parts on
@@ -32,14 +33,15 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, nblock
     K = constants(h)
     proj = h[1:].reshape(T * B, n)
     np.dot(x.reshape(T * B, m), W_in.T, proj)
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_rec.T, rows, panels)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         rec = np.empty((nb, n), dtype=h.dtype)
         fed = np.empty((nb, n), dtype=h.dtype)
-        P = cut_panels(W_rec.T, nb)
-        tmp = panel_scratch(P, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
         for t in range(T):
             prev = h[t, b0:b1]
             if tf and t > 0:

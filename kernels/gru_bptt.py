@@ -9,7 +9,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks, split):
+def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks, split):
     """The sequential backward recursion over h, summed over the BPTT(h; h') sweeps:
 
         dh = g_t + (error from step t + 1),  da_n = dh (1 - z)(1 - n^2),  da_r = da_n q r (1 - r),
@@ -24,6 +24,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks, split)
     dW_hh, db_hh and the recurrence follow from it); An (T, B, n) with the sum of da_n (the input
     side differs from D only in the n block: [da_r; da_z; da_n]).
     dh0 (B, n) is overwritten with the gradient with respect to h0.
+    panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, An and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -34,6 +35,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks, split)
     K = constants(h)
     one = K[ONE]
     once = trunc_h == trunc_hp
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh, rows, panels)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -45,8 +48,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, nblocks, split)
         cur = np.empty((nb, 3 * n), dtype=D.dtype)
         back = np.empty((nb, n), dtype=D.dtype)
         dhv = np.empty((nb, n), dtype=D.dtype)
-        P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -8,7 +8,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks, split):
+def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     """Run the GRU for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -18,6 +18,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks, split):
     gates (T, B, 4n) is written with [r, z, n, q] per step, q = W_hn h_{t-1} + b_hn (what the
     backward sweep and RTRL need). Its first 3n columns hold the input projection
     x W_ih^T + b_ih in between.
+    panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -37,13 +38,14 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, nblocks, split):
         pr = proj[row]
         for k in range(3 * n):
             g[k] = pr[k] + b_ih[k]
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh.T, rows, panels)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
         rec = np.empty((nb, 3 * n), dtype=h.dtype)
-        P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):

@@ -10,7 +10,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks, split):
+def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -25,6 +25,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks, spli
     by matrix products (``bptt._weight_grads``), and dh0 = D_1 W_hh.
     dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
     sweeps that reach step 1).
+    panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -34,6 +35,8 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks, spli
     n = n4 // 4
     K = constants(c)
     once = trunc_h == trunc_hp
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh, rows, panels)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -47,8 +50,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, nblocks, spli
         dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
         dhv = np.empty((nb, n), dtype=D.dtype)
         tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
-        P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

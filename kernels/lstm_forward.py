@@ -9,7 +9,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
-def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks, split):
+def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     """Run the LSTM for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -18,6 +18,7 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks, split):
     h, c (T + 1, B, n): h[0], c[0] hold the initial state on entry; h[1:], c[1:] are written.
     gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities (what the backward
     sweep and RTRL need).
+    panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -29,12 +30,13 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, nblocks, split):
     n = W_hh.shape[1]
     K = constants(h)
     np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh.T, rows, panels)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)

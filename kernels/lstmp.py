@@ -17,7 +17,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks, split):
+def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels_r, nblocks, split):
     """Run the projected LSTM for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -26,6 +26,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks, split
     h (T + 1, B, p), c (T + 1, B, n): h[0], c[0] hold the initial state on entry; the rest is written.
     gates (T, B, 4n) is written with [i, f, g, o] after their nonlinearities; m_out (T, B, n) with
     m_t = o tanh(c_t), the state before its projection (what dW_hr and the backward sweep need).
+    panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -34,14 +35,15 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks, split
     n = W_hr.shape[1]
     K = constants(h)
     np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh.T, rows, panels)
+    R = cut_panels(W_hr.T, rows, panels_r)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
         nb = b1 - b0
-        P = cut_panels(W_hh.T, nb)
-        tmp = panel_scratch(P, nb, split)
-        R = cut_panels(W_hr.T, nb)
-        tmpr = panel_scratch(R, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
+        tmpr = panel_scratch(R, rows, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
             panel_dot(h[t, b0:b1], P, tmp, rec)
@@ -52,7 +54,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, nblocks, split
 
 
 @kernel("batch")
-def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, nblocks, split):
+def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, panels, panels_r, nblocks,
+                 split):
     """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1} (p units),   dm_t = W_hr^T dh_t (n units),
@@ -67,6 +70,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     Overwritten: D (T, B, 4n) with the sum over sweeps of delta_t (dW_ih, dW_hh, db and
     dh0 = D_1 W_hh follow by products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T);
     dc0 (B, n) with the gradient with respect to c0.
+    panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
@@ -77,6 +81,9 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     p = W_hh.shape[1]
     K = constants(c)
     once = trunc_h == trunc_hp
+    rows = (B + nblocks - 1) // nblocks
+    P = cut_panels(W_hh, rows, panels)
+    R = cut_panels(W_hr, rows, panels_r)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -92,10 +99,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
         dm = np.empty((nb, n), dtype=D.dtype)
         dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
         tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
-        P = cut_panels(W_hh, nb)
-        tmp = panel_scratch(P, nb, split)
-        R = cut_panels(W_hr, nb)
-        tmpr = panel_scratch(R, nb, split)
+        tmp = panel_scratch(P, rows, nb, split)
+        tmpr = panel_scratch(R, rows, nb, split)
         start = 0
         while start < T:
             end = min(start + trunc_hp, T)

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import PANEL_ELEMENTS, SPLIT_WIDTH, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch
+from fastrnn.kernels._panels import (PANEL_ELEMENTS, SPLIT_WIDTH, cut_elements, cut_panels, k_chunks, panel_count, panel_dot,
+                                     panel_scratch)
 
 
 @pytest.mark.parametrize("rows, K, N, kc, count", [
@@ -24,7 +25,7 @@ from fastrnn.kernels._panels import PANEL_ELEMENTS, SPLIT_WIDTH, cut_panels, k_c
 def test_panel_rule(rows, K, N, kc, count):
     assert k_chunks(rows, K, N) == kc and panel_count(rows, K, N) == count
     for dtype in (np.float32, np.float64):
-        P = cut_panels(np.zeros((K, N), dtype), rows)
+        P = cut_panels(np.zeros((K, N), dtype), rows, np.empty(0, dtype))
         assert P.shape[:2] == (kc, count)
         Kc, w = P.shape[2:]
         assert kc * Kc >= K > (kc - 1) * Kc and count * w >= N > (count - 1) * w
@@ -41,7 +42,7 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     W = np.random.default_rng(3).standard_normal((2048, 512)).astype(dtype)
     before = W.copy()
     for WT, shared in ((W.T, True), (np.ascontiguousarray(W.T), False)):
-        P = cut_panels(WT, 1)
+        P = cut_panels(WT, 1, np.empty(0, dtype))
         assert P.shape == (1, 1, 2048, 512) and P[0, 0].flags.c_contiguous
         np.testing.assert_array_equal(P[0, 0], W)
         assert np.shares_memory(P, W) is shared
@@ -58,15 +59,58 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     a = rng.standard_normal((rows, K)).astype(dtype)
     expected = a.astype(np.float64) @ W.T.astype(np.float64)
     for WT in (W.T, np.ascontiguousarray(W.T)):          # the kernels pass transposed views and plain arrays
-        P = cut_panels(WT, rows)
+        P = cut_panels(WT, rows, np.empty(0, dtype))
         for split in (1, 2, 8):                          # a batch of one: the product in parts on threads (8 > N = 5: empty parts)
             out = np.full((rows, N), np.nan, dtype)
-            panel_dot(a, P, panel_scratch(P, rows, split), out)
+            panel_dot(a, P, panel_scratch(P, rows, rows, split), out)
             assert out.dtype == dtype
             err = np.max(np.abs(out - expected)) / np.max(np.abs(expected))
             assert err <= rtol, f"panel product max rel err {err:.3g} > {rtol:g} (panels {P.shape}, split {split})"
+        if rows > 1:                                     # a block with fewer rows than the panels were cut for
+            out = np.full((rows - 1, N), np.nan, dtype)
+            panel_dot(a[:-1], P, panel_scratch(P, rows, rows - 1, 1), out)
+            err = np.max(np.abs(out - expected[:-1])) / np.max(np.abs(expected))
+            assert err <= rtol, f"fewer rows: max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
     kc, count, Kc, w = P.shape
     if rows > 1 and count * w > N:                       # the zero padding of the last panel
         assert not np.any(P[:, -1, :, N - (count - 1) * w:])
     if rows > 1 and kc * Kc > K:                         # and of the last chunk of K
         assert not np.any(P[-1, :, K - (kc - 1) * Kc:, :])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rows, K, N", [(1, 300, 1000), (8, 256, 1000), (32, 1001, 300)])
+def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(dtype, rows, K, N):
+    """The kernels cut their panels into a buffer kept from call to call (no fresh pages each call):
+    the panels are a view of it, the padding is zero whatever the buffer held, and a buffer too
+    small is never overrun (a fresh array instead)."""
+    rng = np.random.default_rng(K)
+    W = rng.standard_normal((N, K)).astype(dtype)
+    a = rng.standard_normal((rows, K)).astype(dtype)
+    size = cut_elements(rows, 1, K, N)
+    WT = np.ascontiguousarray(W.T)                     # as the sweeps hand it in: a plain (K, N) array
+    kc, count, Kc, w = cut_panels(WT, rows, np.empty(0, dtype)).shape
+    assert size == kc * count * Kc * w >= K * N
+    buf = np.full(size + 7, np.nan, dtype)
+    P = cut_panels(WT, rows, buf)
+    assert np.shares_memory(P, buf) and not np.isnan(P).any()
+    out = np.empty((rows, N), dtype)
+    panel_dot(a, P, panel_scratch(P, rows, rows, 1), out)
+    np.testing.assert_allclose(out, a.astype(np.float64) @ W.T.astype(np.float64),
+                               rtol=2e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-10)
+    small = np.full(size - 1, np.nan, dtype)
+    P = cut_panels(WT, rows, small)
+    assert not np.shares_memory(P, small) and np.isnan(small).all()
+
+
+def test_the_buffer_size_covers_every_split_of_the_batch():
+    """cut_elements is the most any block count up to the thread count needs: the panels for the
+    largest block of each split fit."""
+    K, N = 1024, 256
+    for B in (1, 2, 3, 7, 8, 33):
+        for threads in (1, 2, 4, 16):
+            most = cut_elements(B, threads, K, N)
+            for blocks in range(1, min(B, threads) + 1):
+                rows = -(-B // blocks)
+                need = int(np.prod(cut_panels(np.zeros((K, N)), rows, np.empty(0)).shape))
+                assert need <= most, (B, threads, blocks)

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels import _weight_grads
+from ..kernels._panels import cut_elements
 from ..runtime import memory, workspace
+from ..runtime.dispatch import Work, call
 
 
 @dataclass
@@ -201,6 +204,29 @@ def bptt_memory(driver, net, T, B):
                 f"({driver.state_copies} arrays of (T + 1)·B·n = {T + 1}·{B}·{net.n_hidden} numbers)",
         "shorter sequences (split them: truncation=k with state carried between calls), a smaller batch, "
         + ("float32, " if dtype == np.float64 else "") + "or fastrnn.rtrl / OnlineRTRL, whose memory does not grow with T")
+
+
+def panel_buffer(WT, B, threads, name="weight panels"):
+    """This thread's buffer for the panels a batch kernel cuts from WT (K, N) (``kernels._panels``),
+    large enough for a batch of B rows split into any number of blocks up to ``threads``; empty
+    where the kernel multiplies by W itself (one row, WT = W^T with W C-contiguous: the forward
+    passes). The forward pass and the sweep of a call share it."""
+    K, N = WT.shape
+    if B == 1 and WT.T.flags.c_contiguous:
+        return workspace.at_least(name, 0, WT.dtype)
+    return workspace.at_least(name, int(cut_elements(B, threads, K, N)), WT.dtype)
+
+
+def weight_grads(threads, x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0):
+    """The weight gradients every cell's BPTT ends with (``kernels.bptt._weight_grads``): dW_in,
+    dW_rec and db from the summed deltas D (T, B, r) over all T·B rows, and dh0 = D_1 W_rec; its
+    two large scratch arrays are this thread's workspace."""
+    T, B, m = x.shape
+    r, n = W_rec.shape
+    XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n), D.dtype)
+    G = workspace.scratch("weight-gradient product", (r, m + n), D.dtype)
+    call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D, W_rec,
+         dW_in, dW_rec, db, dh0, XH, G)
 
 
 def state_arrays(names, T, B, n, dtype, scratch):

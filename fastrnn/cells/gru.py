@@ -7,11 +7,12 @@ Kernels: ``kernels.gru_forward``, ``kernels.gru_bptt``, ``kernels.gru_rtrl`` and
 import numpy as np
 
 from .. import reference
-from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep, _weight_grads
+from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep
 from ..models import GRU
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, state_arrays, tiles
+from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, state_arrays, tiles,
+                   weight_grads)
 
 
 def _split(dW, m, n):
@@ -36,7 +37,7 @@ class Driver(CellDriver):
         h[0] = state0[0]
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             h, gates)
+             h, gates, panel_buffer(W["W_hh"].T, B, threads))
         return Run((h,), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -50,11 +51,11 @@ class Driver(CellDriver):
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
-             D, An, dh0)
+             D, An, dh0, panel_buffer(W["W_hh"], B, threads))
         grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
         unused = workspace.scratch("gru dh0 of the products", (B, n), net.dtype)
-        call(_weight_grads, threads, Work(T * B, 6 * T * B * n * (m + n), 1), x, h[:-1], D, W["W_hh"],
+        weight_grads(threads, x, h[:-1], D, W["W_hh"],
              grads["W_ih"], grads["W_hh"], grads["b_hh"], unused)
         # the input side differs from the hidden side in the n block only: da_n instead of dq = da_n r
         rows_n = An.reshape(T * B, n)
@@ -134,7 +135,7 @@ class Online(OnlineCell):
         B, n = x.shape[1], self.net.n_hidden
         work = Work(B, 6 * B * n * n, 1, W["W_hh"].nbytes)
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             self._h, self._gates)
+             self._h, self._gates, panel_buffer(W["W_hh"].T, B, threads))
         return Run((self._h,), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):

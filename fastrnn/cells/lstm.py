@@ -6,11 +6,12 @@ Kernels: ``kernels.lstm_forward``, ``kernels.lstm_bptt``, ``kernels.lstm_rtrl`` 
 import numpy as np
 
 from .. import reference
-from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep, _weight_grads
+from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep
 from ..models import LSTM
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
+from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, split_columns, state_arrays,
+                   tiles, weight_grads)
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
 
@@ -35,7 +36,7 @@ class Driver(CellDriver):
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
-             h, c, gates)
+             h, c, gates, panel_buffer(W["W_hh"].T, B, threads))
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -51,11 +52,11 @@ class Driver(CellDriver):
         dc0 = np.empty((B, n), dtype=net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
-             *truncation, D, dc0)
+             *truncation, D, dc0, panel_buffer(W["W_hh"], B, threads))
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         dh0 = np.empty((B, n), net.dtype)
-        call(_weight_grads, threads, Work(T * B, 8 * T * B * n * (m + n), 1), x, h[:-1], D, W["W_hh"],
+        weight_grads(threads, x, h[:-1], D, W["W_hh"],
              grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
         dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx
@@ -129,7 +130,7 @@ class Online(OnlineCell):
         B, n = x.shape[1], self.net.n_hidden
         work = Work(B, 8 * B * n * n, 1, W["W_hh"].nbytes)
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
-             self._h, self._c, self._gates)
+             self._h, self._c, self._gates, panel_buffer(W["W_hh"].T, B, threads))
         return Run((self._h, self._c), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):

@@ -8,11 +8,11 @@ import numpy as np
 
 from .. import reference
 from ..errors import OptionError
-from ..kernels import _lstmp_forward, _lstmp_sweep, _weight_grads
+from ..kernels import _lstmp_forward, _lstmp_sweep
 from ..models import LSTMP
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call
-from .base import CellDriver, Run
+from .base import CellDriver, Run, panel_buffer, weight_grads
 from .lstm import _with_b_hh
 
 
@@ -37,7 +37,8 @@ class Driver(CellDriver):
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
         call(_lstmp_forward, threads, work, x, W["W_ih"], W["W_hh"],
-             W["b_ih"] + W["b_hh"], W["W_hr"], h, c, gates, m)
+             W["b_ih"] + W["b_hh"], W["W_hr"], h, c, gates, m, panel_buffer(W["W_hh"].T, B, threads),
+             panel_buffer(W["W_hr"].T, B, threads, "weight panels 2"))
         return Run((h, c), {"gates": gates, "m": m})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -54,11 +55,12 @@ class Driver(CellDriver):
         dc0 = np.empty((B, n), dtype=net.dtype)
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
         call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
-             run.saved["m"], g, dc_T, *truncation, D, dH, dc0)
+             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, panel_buffer(W["W_hh"], B, threads),
+             panel_buffer(W["W_hr"], B, threads, "weight panels 2"))
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         dh0 = np.empty((B, p), net.dtype)
-        call(_weight_grads, threads, Work(T * B, 8 * T * B * n * (m_in + p), 1), x, h[:-1], D, W["W_hh"],
+        weight_grads(threads, x, h[:-1], D, W["W_hh"],
              grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
         grads["W_hr"] = dH.reshape(T * B, p).T @ run.saved["m"].reshape(T * B, n)
         dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m_in) if want_dx else None

@@ -8,12 +8,13 @@ import numpy as np
 from .. import reference
 from ..checks import Forcing
 from ..errors import OptionError
-from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl, _weight_grads
+from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl
 from ..models import RNN
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
 from . import rnn_online
-from .base import CellDriver, OnlineCell, Run, sensitivity_buffers, split_columns, state_arrays, tiles
+from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, split_columns, state_arrays,
+                   tiles, weight_grads)
 
 _PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
 
@@ -51,7 +52,7 @@ class Driver(CellDriver):
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
              ACTIVATIONS.index(net.activation),
-             forcing.on, forcing.units, forcing.values, forcing.mask)
+             forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, B, threads))
         return Run((h,))
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -64,11 +65,11 @@ class Driver(CellDriver):
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
         call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
              *truncation,
-             forcing.on, forcing.units, forcing.mask, D)
+             forcing.on, forcing.units, forcing.mask, D, panel_buffer(W["W_rec"], B, threads))
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
         dh0 = np.empty((B, n), net.dtype)
-        call(_weight_grads, threads, Work(T * B, 2 * T * B * n * (m + n), 1), x,
+        weight_grads(threads, x,
              np.ascontiguousarray(fed_states(net, forcing, h)), D,
              W["W_rec"], grads["W_in"], grads["W_rec"], grads["b"], dh0)
         dx = (D.reshape(T * B, n) @ W["W_in"]).reshape(T, B, m) if want_dx else None
@@ -147,7 +148,8 @@ class Online(OnlineCell):
         B, n = x.shape[1], net.n_hidden
         work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
-             ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask)
+             ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask,
+             panel_buffer(W["W_rec"].T, B, threads))
         return Run((self._h,))
 
     def propagate(self, W, x, run, g, forcing, threads):

@@ -12,7 +12,7 @@ from ..errors import OptionError
 from ..kernels import ACTIVATIONS, _forward
 from ..runtime import memory, workspace
 from ..runtime.dispatch import Work, call
-from .base import OnlineCell, Run, split_columns
+from .base import OnlineCell, Run, panel_buffer, split_columns
 
 _PARAMS = ("W_in", "W_rec", "b")
 
@@ -134,7 +134,8 @@ class _Stepper(OnlineCell):
         off = Forcing.off(self.net.dtype)
         work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
-             ACTIVATIONS.index(self.net.activation), off.on, off.units, off.values, off.mask)
+             ACTIVATIONS.index(self.net.activation), off.on, off.units, off.values, off.mask,
+             panel_buffer(W["W_rec"].T, B, threads))
         return Run((self._h,))
 
     def _z_and_s(self, x):

@@ -26,3 +26,20 @@ def scratch(name, shape, dtype):
         if arr.nbytes <= KEEP_BYTES:
             store[name] = arr
     return arr
+
+
+def at_least(name, count, dtype):
+    """A 1-d array of ``count`` numbers for internal use, a view of this thread's buffer ``name``,
+    which grows to the largest count asked for and is reused by every later call (calls that
+    alternate between sizes share it)."""
+    store = getattr(_local, "arrays", None)
+    if store is None:
+        store = _local.arrays = {}
+    buf = store.get(name)
+    if buf is None or buf.shape[0] < count or buf.dtype != np.dtype(dtype):
+        buf = np.empty(max(count, buf.shape[0] if buf is not None and buf.dtype == np.dtype(dtype) else 0), dtype)
+        if buf.nbytes <= KEEP_BYTES:
+            store[name] = buf
+        else:
+            store.pop(name, None)
+    return buf[:count]
