@@ -38,8 +38,8 @@ def _names(kind):
 def _net(kind, params, activation):
     arrays = [np.asarray(p) for p in params]
     if kind == "rnn":
-        return models.RNN(*arrays, activation=activation, readout="units")
-    return models.MODELS[kind](*arrays, readout="units")
+        return models.RNN._over(*arrays, activation=activation, readout="units")
+    return models.MODELS[kind]._over(*arrays, readout="units")
 
 
 def _check_params(params, names, what):

@@ -245,10 +245,10 @@ class _LayerSpec:
         rows = w_hh.shape[0]
         b_ih, b_hh = (weights[2], weights[3]) if self.bias else (np.zeros(rows, w_hh.dtype),) * 2
         if self.model is models.RNN:            # one bias: torch's two enter as a sum
-            return models.RNN(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
+            return models.RNN._over(w_ih, w_hh, b_ih + b_hh, activation=self.nonlinearity, readout="units")
         if self.proj:                           # weight_hr comes last, after the biases
-            return models.LSTMP(w_ih, w_hh, b_ih, b_hh, weights[-1], readout="units")
-        return self.model(w_ih, w_hh, b_ih, b_hh, readout="units")
+            return models.LSTMP._over(w_ih, w_hh, b_ih, b_hh, weights[-1], readout="units")
+        return self.model._over(w_ih, w_hh, b_ih, b_hh, readout="units")
 
     def weight_grads(self, grads):
         """Gradients in the order of the layer's weight tensors."""

@@ -149,3 +149,20 @@ def test_scratch_buffers_are_reused_but_never_returned():
     assert not any(np.shares_memory(h, s) for s in held.values())
     big = _workspace.scratch("test big", (_workspace.KEEP_BYTES // 8 + 1,), np.float64)
     assert big.nbytes > _workspace.KEEP_BYTES and "test big" not in _workspace._local.arrays
+
+
+def test_the_panel_buffer_grows_to_the_largest_size_and_is_shared_by_calls_that_alternate():
+    """The forward pass and the sweep of a call ask for panel buffers of different sizes: one buffer,
+    grown once, serves both (no fresh memory per call); another dtype or a size above the keep limit
+    is a fresh array, not kept."""
+    from fastrnn.runtime import workspace as _workspace
+    a = _workspace.at_least("test panels", 100, np.float32)
+    b = _workspace.at_least("test panels", 300, np.float32)
+    c = _workspace.at_least("test panels", 100, np.float32)
+    d = _workspace.at_least("test panels", 300, np.float32)
+    assert (a.shape, b.shape, c.shape, d.shape) == ((100,), (300,), (100,), (300,))
+    assert np.shares_memory(b, c) and np.shares_memory(b, d) and not np.shares_memory(a, b)
+    e = _workspace.at_least("test panels", 50, np.float64)
+    assert e.dtype == np.float64 and not np.shares_memory(e, d)
+    huge = _workspace.at_least("test huge panels", _workspace.KEEP_BYTES // 8 + 1, np.float64)
+    assert huge.nbytes > _workspace.KEEP_BYTES and "test huge panels" not in _workspace._local.arrays

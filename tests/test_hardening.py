@@ -275,3 +275,21 @@ def test_all_finite_fast_path_and_exact_test(dtype):
         h = np.full(4, big, dtype)
         h[0] = bad
         assert not all_finite(h)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_network_over_given_arrays_shares_them_and_its_copy_does_not(cell):
+    """``_over`` (the bridges' constructor) keeps the caller's arrays, and checks their values
+    where a call uses them; the public constructor and ``copy()`` own copies."""
+    net = fastrnn.MODELS[cell].init(3, 4, 2, readout="units", seed=1)
+    arrays = list(net.params().values())
+    kw = {"activation": "tanh"} if cell == "rnn" else {}
+    over = type(net)._over(*arrays, readout="units", **kw)
+    owned = type(net)(*arrays, readout="units", **kw)
+    for a, b, c, d in zip(arrays, over.params().values(), owned.params().values(), over.copy().params().values()):
+        assert b is a and not np.shares_memory(c, a) and not np.shares_memory(d, a)
+    x = np.ones((5, 2, 3))
+    np.testing.assert_array_equal(fastrnn.forward(over, x).h, fastrnn.forward(owned, x).h)
+    arrays[1][0, 0] = np.nan
+    with pytest.raises(fastrnn.NonFiniteError, match=r"net\.W_(hh|rec) holds NaN"):
+        fastrnn.forward(over, x)

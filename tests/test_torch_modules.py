@@ -338,3 +338,25 @@ def test_backward_after_an_in_place_change_is_refused_as_in_torch(kind):
                 (module.weight_hh_l0 if change == "weight" else x_in).mul_(1.5)
             with pytest.raises(RuntimeError, match="modified by an inplace operation"):
                 out.sum().backward()
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_the_layer_computes_with_the_parameters_themselves_and_still_refuses_non_finite_ones(kind):
+    """The network a forward call builds is a view of the parameters (no copy of the weights per
+    call), and an optimizer's in-place update is what the next call computes with; a NaN in a
+    parameter is refused by name, as before."""
+    ref, ours = pair(kind, torch.float64)
+    x, hx = inputs(ours, kind, torch.float64)
+    weights = [ours.weight_ih_l0, ours.weight_hh_l0, ours.bias_ih_l0, ours.bias_hh_l0]
+    net = ours._spec.build([w.detach().numpy() for w in weights])
+    assert np.shares_memory(net.params()["W_ih" if kind != "RNN" else "W_in"], weights[0].detach().numpy())
+    with torch.no_grad():
+        for a, b in zip(ref.parameters(), ours.parameters()):
+            a.mul_(0.9)
+            b.mul_(0.9)
+    for got, want in zip(run(ours, x, hx), run(ref, x, hx)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():
+        ours.weight_hh_l0[0, 0] = float("nan")
+    with pytest.raises(fastrnn.NonFiniteError, match=r"net\.W_(hh|rec) holds NaN"):
+        ours(x)

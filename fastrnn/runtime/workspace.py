@@ -2,8 +2,9 @@
 
 Fresh large arrays cost page faults on first touch (measured here: np.zeros_like of 1 MB took
 0.8 ms, as much as a quarter of a whole BPTT call at n = 128). Internal buffers (injected errors,
-summed deltas, the states of a gradient call) are therefore kept per thread and reused when the
-next call has the same shape and dtype. Nothing handed to the caller ever comes from here, and arrays larger than ``KEEP_BYTES`` are
+summed deltas, the states of a gradient call, the weight-gradient product) are therefore kept per
+thread and reused when the next call has the same shape and dtype; the weight panels the kernels
+cut (``at_least``) in one buffer that grows to the largest size asked for. Nothing handed to the caller ever comes from here, and arrays larger than ``KEEP_BYTES`` are
 not kept: a very long sequence should not pin its buffers after the call returns.
 """
 import threading
