@@ -443,7 +443,7 @@ class _Recurrent(torch.nn.Module):
             for direction in range(directions):
                 row = layer * directions + direction
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                weights = [getattr(self, name) for name in self._flat_weights_names if name.endswith(suffix)]
+                weights = [getattr(self, name) for name in self._layer_weight_names(suffix)]
                 seq = layer_input.flip(0) if direction else layer_input
                 result = _run_layer(self._spec, seq, [s[row] for s in states0], weights)
                 out = result[0].flip(0) if direction else result[0]
@@ -454,7 +454,15 @@ class _Recurrent(torch.nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_output = torch.nn.functional.dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
-        return layer_input, [torch.stack(f, dim=0) for f in finals]
+        return layer_input, [f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f, dim=0) for f in finals]
+
+    def _layer_weight_names(self, suffix):
+        """The names of one layer's weights in torch's order (``_flat_weights_names`` ending with
+        ``suffix``), looked up once per module."""
+        names = self.__dict__.setdefault("_names_by_suffix", {})
+        if suffix not in names:
+            names[suffix] = [name for name in self._flat_weights_names if name.endswith(suffix)]
+        return names[suffix]
 
 
 class RNN(_Recurrent):

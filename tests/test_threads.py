@@ -69,6 +69,34 @@ def test_blas_threads_are_restored_after_a_call():
     assert _blas.threads() == before
 
 
+def test_nested_blocks_hold_the_blas_once_and_restore_it_at_the_outer_exit(monkeypatch):
+    """fastrnn.torch nests single_threaded blocks (the operator, the call inside it): only the
+    outermost asks the libraries and sets them, and restores them when it ends, even on error."""
+    class FakeLibrary:
+        def __init__(self):
+            self.count, self.queries = 4, 0
+
+        def get_num_threads(self):
+            self.queries += 1
+            return self.count
+
+        def set_num_threads(self, count):
+            self.count = count
+    libs = [FakeLibrary(), FakeLibrary()]
+    monkeypatch.setattr(blas, "_libraries", libs)
+    with pytest.raises(ValueError):
+        with blas.single_threaded():
+            assert [lib.count for lib in libs] == [1, 1]
+            with blas.single_threaded(), blas.single_threaded():
+                assert [lib.count for lib in libs] == [1, 1]
+            assert [lib.count for lib in libs] == [1, 1]
+            raise ValueError("the block fails")
+    assert [lib.count for lib in libs] == [4, 4] and [lib.queries for lib in libs] == [1, 1]
+    with blas.single_threaded():
+        pass
+    assert [lib.queries for lib in libs] == [2, 2]
+
+
 def _child_call(seed):
     """In a forked child: a call large enough for the parallel kernels, checked against the reference."""
     net, x, d, mask, h0 = make_problem(seed, 60, 32, 3, 48, 3)
