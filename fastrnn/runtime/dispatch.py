@@ -61,11 +61,12 @@ BESIDE_MIN_WORK = 1_000_000_000
 
 # A batch of one has no rows to share out, but each step's product (a gemv: it streams the recurrent weights once
 # and is bound by memory) can be cut into parts on separate cores (``kernels._panels._gemv_parts``). It pays
-# once each part streams at least this many bytes of weights a step: the whole call at B = 1, T = 100, two
-# threads against one, crossed 1.0 between 0.6 and 1.2 MB of weights for every cell and both dtypes (LSTM
-# float32 n=192 0.90x, n=256 1.15x, n=512 1.38x; float64 n=128 0.81x, n=192 1.20x; GRU float32 n=256 0.95x,
-# n=384 1.25x; simple cell float64 n=256 0.82x, n=384 1.17x), about where the matrix outgrows one core's
-# 1 MB L2 cache (AMD EPYC, AVX-512, tbb layer; a launch costs about 1.5 us a step).
+# once each part streams at least this many bytes of weights a step: whole calls at B = 1, T = 100, two threads
+# against one, cross 1.0 between 0.6 and 1.1 MB of weights for every cell and both dtypes (LSTM float32 n=192
+# 0.87x, n=256 1.07x, n=512 1.37x; float64 n=128 0.84x, n=192 1.14x; GRU float32 n=256 1.03x at 0.75 MB, n=384
+# 1.42x; simple cell float64 n=256 0.88x, n=384 1.13x: bench/split.py, bench/results/2026-11-26-batch-of-one-
+# split.md), about where the matrix outgrows one core's 1 MB L2 cache (AMD EPYC, AVX-512, tbb layer; a launch
+# costs about 1.5 us a step).
 SPLIT_BYTES = 1 << 19
 _beside = threading.local()
 
