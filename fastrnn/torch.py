@@ -180,6 +180,7 @@ class _LayerFunction(torch.autograd.Function):
         with _beside_torch():
             fwd = api.Checked(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
         ctx.save_for_backward(x, *tensors)
+        ctx.set_materialize_grads(False)    # an unused output's gradient arrives as None, not a tensor of zeros
         ctx.layer, ctx.fwd = layer, fwd
         ctx.weight_grad = [w.requires_grad for w in weights]
         out = fwd.out
@@ -206,7 +207,8 @@ class _LayerFunction(torch.autograd.Function):
         finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
         want_dx = ctx.needs_input_grad[1]
-        grads, dx, dstate0 = api.vjp_checked(ctx.fwd, _numpy(d_output.contiguous()), dh_T=finals[0],
+        dh = np.zeros_like(ctx.fwd.out.h[1:]) if d_output is None else _numpy(d_output.contiguous())
+        grads, dx, dstate0 = api.vjp_checked(ctx.fwd, dh, dh_T=finals[0],
                                              truncation=layer.truncation, input_grad=want_dx, **extra)
         dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
         weight_grads = layer.weight_grads(grads)

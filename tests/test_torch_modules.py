@@ -360,3 +360,21 @@ def test_the_layer_computes_with_the_parameters_themselves_and_still_refuses_non
         ours.weight_hh_l0[0, 0] = float("nan")
     with pytest.raises(fastrnn.NonFiniteError, match=r"net\.W_(hh|rec) holds NaN"):
         ours(x)
+
+
+@pytest.mark.parametrize("kind, uses", [(k, u) for k in ("RNN", "LSTM", "GRU") for u in ("output", "final")]
+                         + [("LSTM", "cell")])
+def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
+    """Outputs a loss does not use send no gradient (None, not zeros, reaches the backward pass):
+    a loss on the output sequence only, on h_n only, or on the LSTM's c_n only."""
+    grads = []
+    for module in pair(kind, torch.float64):
+        x, hx = inputs(module, kind, torch.float64)
+        x = x.clone().requires_grad_(True)
+        out, final = module(x)
+        finals = final if isinstance(final, tuple) else (final,)
+        loss = {"output": lambda: (out ** 2).sum(), "final": lambda: torch.sin(finals[0]).sum(),
+                "cell": lambda: (finals[-1] ** 3).sum()}[uses]()
+        grads.append(torch.autograd.grad(loss, [x] + list(module.parameters())))
+    for ours, ref in zip(grads[1], grads[0]):
+        torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
