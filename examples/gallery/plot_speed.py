@@ -63,7 +63,7 @@ for ax, (name, peers, title) in zip(axes, [
 # T = 100, m = 32, by size (n, B), with one thread each and with default threads
 # (``bench/test_torch_step.py``).
 
-STEP = "2026-11-25-training-step-final.md"
+STEP = "2026-11-26-training-step.md"
 rows = [(p, r) for p, r in table(STEP) if p.startswith("step-")]
 fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey=True, constrained_layout=True)
 for col, kind in enumerate(("rnn", "lstm", "gru")):
