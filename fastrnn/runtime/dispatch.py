@@ -51,12 +51,14 @@ _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_
 
 # Beside another framework's thread pool whose threads spin (``beside``): the parallel twins only for calls of at least
 # this many multiply-adds (about 20 ms of one thread in float32 at 100 GFLOP/s). That pool's threads go on spinning for
-# a while after each of its own operations (most likely libgomp waiting actively; not measured directly), so a shorter
+# a while after each of its own operations (libgomp waits actively, 300 000 iterations by default), so a shorter
 # parallel call waits for a core they hold. Measured with fastrnn.torch.LSTM, float32, T=100, two
 # cores: n=128 B=32 (0.4e9 per call) 28 ms serial against 31 parallel; n=512 B=8 (1.7e9) 70 against
 # 65; n=512 B=32 (6.7e9) 291 against 183. With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep) the threshold is
 # not needed: fastrnn.torch.LSTM step n=128 B=32 15.0 ms with the usual thresholds against 24.3 with this one (torch's
-# default policy), n=128 B=8 4.1 against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md).
+# default policy), n=128 B=8 4.1 against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md);
+# nor with a short GOMP_SPINCOUNT (fastrnn.torch._SHORT_SPIN): n=128 B=32 15.7 against 23.6 ms
+# (bench/results/2026-11-26-spin-count.md; torch's own operators respond to that variable, so its runtime reads it).
 BESIDE_MIN_WORK = 1_000_000_000
 
 # A batch of one has no rows to share out, but each step's product (a gemv: it streams the recurrent weights once
