@@ -298,9 +298,17 @@ def loss_name(net, loss):
 
 
 def targets(net, d, mask, loss, T, B):
-    """Checked (d, mask): the mask in the net's dtype, targets zero where masked out."""
+    """Checked (d, mask): the mask in the net's dtype, targets zero where masked out (d itself,
+    C-contiguous, where there is no mask: fastrnn only reads it)."""
     o = net.n_out
     mshape = (T, B) if loss == "xent" else (T, B, o)
+    if mask is None and loss != "xent":         # the usual call: every target exists, nothing to zero
+        d = float_array("d", d, net.dtype)
+        check_shape("d", d, (T, B, o), "(T, B, o) targets")
+        check_finite("d (where mask is 1)", d)
+        if loss == "bce" and ((d < 0) | (d > 1)).any():
+            raise OptionError("d must lie in [0, 1] for loss='bce'")
+        return np.ascontiguousarray(d), np.ones(mshape, dtype=net.dtype)
     if mask is None:
         mask = np.ones(mshape, dtype=net.dtype)
     else:
