@@ -3,7 +3,9 @@
 Every kernel is compiled twice from the same source: a parallel version (``prange`` runs on
 Numba's thread pool) and a serial one (``prange`` runs as ``range``).  The serial version is the
 deterministic baseline and what :mod:`fastrnn` runs when another call already holds the thread
-pool (see ``fastrnn._dispatch``).
+pool (see ``fastrnn.runtime.dispatch``). One exception runs threads from a serial twin: at a batch of one
+the ``"batch"`` kernels may be told to cut each step's matrix-vector product into parts
+(``split``, ``_panels._gemv_parts``), which only the call that holds the pool does.
 
 Numba's on-disk cache keys entries by function name, line and bytecode but not by compile
 flags, so the serial twin is compiled from a copy of the function with its own qualified name;
