@@ -298,19 +298,13 @@ def loss_name(net, loss):
 
 
 def targets(net, d, mask, loss, T, B):
-    """Checked (d, mask): the mask in the net's dtype, targets zero where masked out (d itself,
-    C-contiguous, where there is no mask: fastrnn only reads it)."""
+    """Checked (d, mask): the mask in the net's dtype, targets zero where masked out (without a
+    mask, d itself, C-contiguous: fastrnn only reads it)."""
     o = net.n_out
     mshape = (T, B) if loss == "xent" else (T, B, o)
-    if mask is None and loss != "xent":         # the usual call: every target exists, nothing to zero
-        d = float_array("d", d, net.dtype)
-        check_shape("d", d, (T, B, o), "(T, B, o) targets")
-        check_finite("d (where mask is 1)", d)
-        if loss == "bce" and ((d < 0) | (d > 1)).any():
-            raise OptionError("d must lie in [0, 1] for loss='bce'")
-        return np.ascontiguousarray(d), np.ones(mshape, dtype=net.dtype)
     if mask is None:
         mask = np.ones(mshape, dtype=net.dtype)
+        on = None                               # every target exists: nothing to zero
     else:
         mask = as_array("mask", mask)
         if mask.dtype.kind == "f" and mask.dtype != net.dtype:
@@ -326,27 +320,26 @@ def targets(net, d, mask, loss, T, B):
         if not np.isin(mask, (0, 1)).all():
             raise OptionError("mask must hold only 0 and 1 (1 where a target exists)")
         mask = np.ascontiguousarray(mask, dtype=net.dtype)
-    on = mask != 0
+        on = mask != 0
     if loss == "xent":
         d = as_array("d", d)
         if d.dtype.kind not in "iu":
             raise DTypeError(f"d has dtype {d.dtype} but loss='xent' takes integer class ids: "
                              "use d.astype(np.int64)")
         check_shape("d", d, (T, B), "(T, B) class ids")
-        ids = d[on]
-        if ids.size and (ids.min() < 0 or ids.max() >= o):
-            bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
+        kept = d if on is None else np.where(on, d, 0)
+        if kept.min() < 0 or kept.max() >= o:
+            bad = int(kept.min()) if kept.min() < 0 else int(kept.max())
             raise OptionError(f"d holds class id {bad} but the network has {o} outputs (ids 0..{o - 1}); "
                               "mask out steps without a target")
-        d = np.where(on, d, 0).astype(np.int64)
-    else:
-        d = float_array("d", d, net.dtype)
-        check_shape("d", d, (T, B, o), "(T, B, o) targets")
-        check_finite("d (where mask is 1)", np.where(on, d, 0))
-        if loss == "bce" and ((d[on] < 0) | (d[on] > 1)).any():
-            raise OptionError("d must lie in [0, 1] for loss='bce'")
-        d = np.ascontiguousarray(np.where(on, d, 0), dtype=net.dtype)
-    return d, mask
+        return kept.astype(np.int64), mask
+    d = float_array("d", d, net.dtype)
+    check_shape("d", d, (T, B, o), "(T, B, o) targets")
+    kept = d if on is None else np.where(on, d, 0)
+    check_finite("d (where mask is 1)", kept)
+    if loss == "bce" and ((kept < 0) | (kept > 1)).any():
+        raise OptionError("d must lie in [0, 1] for loss='bce'")
+    return np.ascontiguousarray(kept), mask
 
 
 def problem(net, x, d, mask=None, loss="mse", h0=None, teacher_forcing=False, forcing_supported=False):

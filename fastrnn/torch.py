@@ -343,8 +343,7 @@ class _Recurrent(torch.nn.Module):
 
     @property
     def all_weights(self):
-        return [[getattr(self, name) for name in self._flat_weights_names if name.endswith(suffix)]
-                for suffix in self._suffixes()]
+        return [[getattr(self, name) for name in self._layer_weight_names(suffix)] for suffix in self._suffixes()]
 
     def _suffixes(self):
         directions = 2 if self.bidirectional else 1

@@ -85,8 +85,8 @@ def _weight_grads(x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0, XH, G, nblocks):
     Writes dW_in (r, m) = sum D_t x_t^T, dW_rec (r, n) = sum D_t h_{t-1}^T, db (r,) = sum D_t,
     dh0 (B, n) = D_1 W_rec.
     XH (T*B, m + n) and G (r, m + n): scratch, overwritten (the caller's reused buffers: fresh
-    arrays of this size cost page faults on every call, 2200 a step for a torch LSTM module,
-    float32 n=512 B=1, a quarter of its time).
+    arrays as large as the weights page-faulted on every call in a torch training loop; with the
+    panels' copy, 2200 faults a step for a float32 LSTM module with n=512, B=1).
 
     Both weight gradients come from one product D^T [x | h_prev] (r, m + n) into G: with m often
     small (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128

@@ -15,17 +15,26 @@ _local = threading.local()
 KEEP_BYTES = 64 * 2**20
 
 
-def scratch(name, shape, dtype):
-    """An uninitialised array for internal use, reused by the next call from this thread."""
+def _store():
     store = getattr(_local, "arrays", None)
     if store is None:
         store = _local.arrays = {}
+    return store
+
+
+def _keep(store, name, arr):
+    if arr.nbytes <= KEEP_BYTES:
+        store[name] = arr
+    return arr
+
+
+def scratch(name, shape, dtype):
+    """An uninitialised array for internal use, reused by the next call from this thread."""
+    store = _store()
     arr = store.get(name)
     if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
         store.pop(name, None)
-        arr = np.empty(shape, dtype=dtype)
-        if arr.nbytes <= KEEP_BYTES:
-            store[name] = arr
+        arr = _keep(store, name, np.empty(shape, dtype=dtype))
     return arr
 
 
@@ -33,14 +42,9 @@ def at_least(name, count, dtype):
     """A 1-d array of ``count`` numbers for internal use, a view of this thread's buffer ``name``,
     which grows to the largest count asked for and is reused by every later call (calls that
     alternate between sizes share it)."""
-    store = getattr(_local, "arrays", None)
-    if store is None:
-        store = _local.arrays = {}
+    store = _store()
     buf = store.get(name)
     if buf is None or buf.shape[0] < count or buf.dtype != np.dtype(dtype):
-        buf = np.empty(max(count, buf.shape[0] if buf is not None and buf.dtype == np.dtype(dtype) else 0), dtype)
-        if buf.nbytes <= KEEP_BYTES:
-            store[name] = buf
-        else:
-            store.pop(name, None)
+        store.pop(name, None)
+        buf = _keep(store, name, np.empty(count, dtype=dtype))
     return buf[:count]
