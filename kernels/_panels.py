@@ -22,6 +22,13 @@ N=512 101 GFLOP/s against 75 for the best uncut width, rows=16 98 against 90, fl
 a prototype: K=1536 94 against 63, rows=16 K=4096 N=1024 89 against 45). The one shape measured where
 the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in panels of 16); panels of
 32 or more never gained from it.
+
+A batch of one multiplies by the whole matrix (a matrix-vector product). Where the weights are small
+the BLAS's call costs as much as the product, and OpenBLAS's single-precision gemv is slow on short
+rows: there a compiled loop over four rows of the matrix at a time (``_gemv_rows``) takes the product
+instead (``bench/register_block.py``, ``bench/results/2026-11-26-register-block.md``: 0.55-0.65 of the
+BLAS's time at 16 KB of weights, 0.86-0.91 at 64 KB and for float32 rows of 128 (K=128 N=512); level or
+slower from 128 KB of float64 and from 256 KB of float32 with longer rows).
 """
 import numpy as np
 from numba import prange
@@ -31,6 +38,8 @@ from ._jit import _jit, helper
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 SPLIT_WIDTH = 32           # panels narrower than this lose: cut K into chunks instead (summed)
 _STRIP = 16                # columns per strip of the transposing copy
+LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
+LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
 
 
 @helper
@@ -147,9 +156,10 @@ def panel_scratch(P, cut_rows, rows, split):
     ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
     columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), and ``gemv``: 0 where
     P holds panels, else the number of parts each matrix-vector product is cut into, run in
-    parallel (``_gemv_parts``; 1: whole, on the calling thread)."""
+    parallel (``_gemv_parts``; 1: whole, on the calling thread), or -1: whole, in a compiled loop
+    (``_gemv_rows``)."""
     if cut_rows == 1:
-        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), max(1, split)
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split)
     kc, count, Kc, w = P.shape
     chunk = np.empty((rows, Kc) if kc > 1 else (0, 0), dtype=P.dtype)
     return np.empty((kc, count, rows, w), dtype=P.dtype), chunk, 0
@@ -165,6 +175,9 @@ def panel_dot(a, P, scratch, out):
     chunks' products summed.
     """
     tmp, chunk, gemv = scratch
+    if gemv < 0:
+        _gemv_rows(P[0, 0], a[0], out[0])
+        return
     if gemv > 1:
         _gemv_parts(P[0, 0], a[0], out[0], gemv)
         return
@@ -176,6 +189,43 @@ def panel_dot(a, P, scratch, out):
         np.dot(a, P[0, 0], out)
         return
     _products(a, P, tmp, chunk, out)
+
+
+@helper
+def _gemv_plan(M, split):
+    """How a batch of one multiplies by M (N, K): in ``split`` parts on threads (> 1), by the BLAS
+    (1) or in the compiled loop (-1; see the module's notes)."""
+    if split > 1:
+        return split
+    N, K = M.shape
+    if N * K * M.itemsize <= LOOP_GEMV_BYTES or (M.itemsize == 4 and K <= LOOP_GEMV_ROWS):
+        return -1
+    return 1
+
+
+@_jit
+def _gemv_rows(M, v, out):
+    """out = M @ v, M (N, K) C-contiguous: four rows of M at a time, so each value of v is read once
+    for four sums (the sums over K are vectorised: the kernels' fastmath allows reordering them)."""
+    N, K = M.shape
+    zero = out.dtype.type(0)
+    j = 0
+    while j + 4 <= N:
+        m0, m1, m2, m3 = M[j], M[j + 1], M[j + 2], M[j + 3]
+        s0, s1, s2, s3 = zero, zero, zero, zero
+        for k in range(K):
+            x = v[k]
+            s0 += m0[k] * x
+            s1 += m1[k] * x
+            s2 += m2[k] * x
+            s3 += m3[k] * x
+        out[j], out[j + 1], out[j + 2], out[j + 3] = s0, s1, s2, s3
+        j += 4
+    for jj in range(j, N):
+        s = zero
+        for k in range(K):
+            s += M[jj, k] * v[k]
+        out[jj] = s
 
 
 def _gemv_parts(M, v, out, parts):

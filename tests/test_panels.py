@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import (PANEL_ELEMENTS, SPLIT_WIDTH, cut_elements, cut_panels, k_chunks, panel_count, panel_dot,
-                                     panel_scratch)
+from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_rows, cut_elements,
+                                     cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
 
 
 @pytest.mark.parametrize("rows, K, N, kc, count", [
@@ -49,8 +49,41 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     np.testing.assert_array_equal(W, before)
 
 
+@pytest.mark.parametrize("K, N, dtype, plan", [
+    (32, 128, np.float32, -1), (32, 128, np.float64, -1),     # 16 and 32 KB: the compiled loop
+    (64, 256, np.float32, -1), (64, 256, np.float64, 1),      # 64 KB: loop; 128 KB of float64: the BLAS
+    (128, 512, np.float32, -1), (512, 128, np.float32, 1),    # float32 rows of 128 (an LSTM's forward, n=128): loop;
+    (128, 512, np.float64, 1),                                # rows of 512 (its backward) and float64: the BLAS
+])
+def test_batch_of_one_plan(K, N, dtype, plan):
+    """Which way a batch of one multiplies by the weights (N, K): the rule of the module's notes,
+    written in LOOP_GEMV_BYTES and LOOP_GEMV_ROWS; parts on threads whenever asked for."""
+    assert LOOP_GEMV_BYTES == 1 << 16 and LOOP_GEMV_ROWS == 128
+    P = cut_panels(np.zeros((K, N), dtype), 1, np.empty(0, dtype))
+    assert panel_scratch(P, 1, 1, 1)[2] == plan
+    assert panel_scratch(P, 1, 1, 3)[2] == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N", [(1, 1), (1, 9), (3, 4), (5, 7), (33, 130), (128, 515)])
+def test_the_compiled_matrix_vector_loop(dtype, K, N):
+    """_gemv_rows against the float64 product, for row counts that leave 0-3 rows after the groups
+    of four and for rows of one value; the inputs are left as they were."""
+    rng = np.random.default_rng(K * 100 + N)
+    M = rng.standard_normal((N, K)).astype(dtype)
+    v = rng.standard_normal(K).astype(dtype)
+    M0, v0 = M.copy(), v.copy()
+    out = np.full(N, np.nan, dtype)
+    _gemv_rows(M, v, out)
+    expected = M.astype(np.float64) @ v.astype(np.float64)
+    scale = np.abs(M).astype(np.float64) @ np.abs(v).astype(np.float64)
+    assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale)
+    np.testing.assert_array_equal(M, M0)
+    np.testing.assert_array_equal(v, v0)
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
-@pytest.mark.parametrize("rows, K, N", [(1, 7, 5), (1, 512, 2048), (3, 300, 1000), (8, 256, 1000), (5, 200, 1001),
+@pytest.mark.parametrize("rows, K, N", [(1, 7, 5), (1, 512, 2048), (1, 128, 515), (1, 64, 130), (3, 300, 1000), (8, 256, 1000), (5, 200, 1001),
                                          (32, 1024, 256), (4, 2048, 512), (32, 2048, 512), (32, 1001, 300),
                                          (16, 1536, 520)])
 def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
