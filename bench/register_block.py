@@ -1,0 +1,235 @@
+"""Compare a register-blocked Numba step product with the BLAS products the kernels use.
+
+    python bench/register_block.py > bench/results/<date>-register-block.md
+
+The per-step recurrent product a (rows, K) @ W (K, N) of the kernels (forward: K = n, N = 4n;
+backward: K = 4n, N = n; an LSTM, n from 32 to 512, rows = the batch block, 8 or 32), one thread,
+GFLOP/s, taken four ways, each on the same T = 50 steps of state (each step reads its own rows, as
+the kernels do):
+
+- ``whole``: one BLAS call on W (the BLAS packs W inside every call above its threshold);
+- ``panels``: what the kernels run (``kernels._panels.cut_panels`` + ``panel_dot``);
+- ``blocked``: a register-blocked Numba kernel on the same W cut into panels of W_TILE columns
+  (contiguous, (count, K, W_TILE)): each tile of R_TILE rows x W_TILE columns is summed over K in
+  R_TILE * W_TILE scalar accumulators that LLVM's SLP vectoriser turns into R_TILE * W_TILE /
+  lanes vector registers, one broadcast of a[r, k] and one vector FMA per register per k; every
+  tile shape tried, the best shown with its shape;
+- ``blocked, Numba's default``: the same source compiled with Numba's defaults, which leave the SLP
+  vectoriser off (``NUMBA_SLP_VECTORIZE=0``): what a kernel in the package would get.
+
+Numba has no vector types, so the kernel is written out per tile shape (generated source, one
+scalar per accumulator), and the blocking is checked in the machine code: the table gives the
+number of packed FMAs (vfmadd...ps/pd on xmm/ymm/zmm) and scalar ones (...ss/sd) in each compiled
+kernel. The batch of one (a matrix-vector product, memory-bound) is compared the same way: the
+BLAS gemv on W^T, against the kernels' compiled loop (``kernels._panels._gemv_rows``: four rows of
+W^T at a time, the vector read once for four dot products; the loop vectoriser handles it under
+Numba's defaults), which the kernels take for small weights (``_panels.LOOP_GEMV_BYTES``,
+``LOOP_GEMV_ROWS``).
+
+Every result is compared with the float64 product before it is timed.
+"""
+import os
+import re
+import sys
+import time
+
+import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded before threadpool_limits holds it)
+from numba import njit
+from numba.core import config
+from threadpoolctl import threadpool_limits
+
+from fastrnn.kernels._jit import FASTMATH
+from fastrnn.kernels._panels import _gemv_rows, cut_panels, panel_dot, panel_scratch
+
+STEPS = 50
+TILES = {np.float32: ((4, 16), (4, 32), (6, 32), (8, 16)), np.float64: ((4, 8), (4, 16), (6, 16), (8, 8))}
+
+
+def _source(R, W):
+    """The register-blocked product for tiles of R rows x W columns, as Python source."""
+    acc = [[f"c{r}_{j}" for j in range(W)] for r in range(R)]
+    lines = ["def product(a, P, out):",
+             "    rows, K = a.shape",
+             "    z = np.zeros(1, out.dtype)[0]",
+             "    for p in range(P.shape[0]):",
+             f"        for r0 in range(0, rows, {R}):"]
+    lines += [f"            {c} = z" for row in acc for c in row]
+    lines += ["            for k in range(K):",
+              "                pk = P[p, k]"]
+    lines += [f"                p{j} = pk[{j}]" for j in range(W)]
+    for r in range(R):
+        lines.append(f"                a{r} = a[r0 + {r}, k]")
+        lines += [f"                {acc[r][j]} += a{r} * p{j}" for j in range(W)]
+    for r in range(R):
+        lines.append(f"            o = out[r0 + {r}, p * {W}:(p + 1) * {W}]")
+        lines += [f"            o[{j}] = {acc[r][j]}" for j in range(W)]
+    return "\n".join(lines)
+
+
+def blocked(R, W, slp):
+    """The register-blocked product compiled with the SLP vectoriser on or (Numba's default) off.
+    Numba reads the setting from the environment (``numba.core.config`` is reloaded from it before
+    compiling), so the variable is set around the compile (both signatures at once) and restored."""
+    namespace = {"np": np}
+    exec(compile(_source(R, W), f"<blocked {R}x{W}>", "exec"), namespace)
+    kept = os.environ.get("NUMBA_SLP_VECTORIZE")
+    os.environ["NUMBA_SLP_VECTORIZE"] = str(int(slp))
+    try:
+        config.reload_config()
+        sigs = [f"void({t}[:, ::1], {t}[:, :, ::1], {t}[:, ::1])" for t in ("float32", "float64")]
+        return njit(sigs, fastmath={"contract"}, error_model="numpy", boundscheck=False)(namespace["product"])
+    finally:
+        if kept is None:
+            del os.environ["NUMBA_SLP_VECTORIZE"]
+        else:
+            os.environ["NUMBA_SLP_VECTORIZE"] = kept
+        config.reload_config()
+
+
+def fma_counts(fn, dtype):
+    """(packed, scalar) FMA instructions in the compiled kernel for ``dtype``."""
+    asm = next(code for sig, code in fn.inspect_asm().items() if str(sig[0].dtype) == np.dtype(dtype).name)
+    ops = re.findall(r"^\s+(vfn?m(?:add|sub)\w+)\s", asm, re.M)
+    packed = sum(1 for o in ops if o.endswith(("ps", "pd")))
+    return packed, len(ops) - packed
+
+
+@njit(error_model="numpy")
+def _steps_blas(a, W, out, repeats):
+    for _ in range(repeats):
+        for t in range(a.shape[0]):
+            np.dot(a[t], W, out)
+
+
+@njit(error_model="numpy")
+def _steps_panels(a, P, out, repeats):
+    tmp = panel_scratch(P, a.shape[1], a.shape[1], 1)
+    for _ in range(repeats):
+        for t in range(a.shape[0]):
+            panel_dot(a[t], P, tmp, out)
+
+
+@njit(error_model="numpy")
+def _steps(fn, a, P, out, repeats):
+    for _ in range(repeats):
+        for t in range(a.shape[0]):
+            fn(a[t], P, out)
+
+
+@njit(error_model="numpy")
+def _steps_gemv(fn, M, V, out, repeats):
+    for _ in range(repeats):
+        for t in range(V.shape[0]):
+            fn(M, V[t], out)
+
+
+@njit(error_model="numpy")
+def _blas_gemv(M, v, out):
+    np.dot(M, v, out)
+
+
+def _rate(run, flops):
+    """GFLOP/s of ``run(repeats)`` (each repeat ``flops``): the median of 9 timings."""
+    repeats = max(1, int(2e7 / flops))
+    run(1)
+    times = []
+    for _ in range(9):
+        t = time.perf_counter()
+        run(repeats)
+        times.append(time.perf_counter() - t)
+    return flops * repeats / np.median(times) / 1e9
+
+
+def _checked(out, ref, dtype, what):
+    err = np.abs(out - ref).max() / np.abs(ref).max()
+    if err > (1e-5 if dtype == np.float32 else 1e-13):
+        raise AssertionError(f"{what}: relative error {err:.1e} against the float64 product")
+
+
+def products(dtype, kernels):
+    print(f"\n## {np.dtype(dtype).name}, rows >= 8: GFLOP/s\n")
+    print("| K | N | rows | whole | panels | blocked (best tile) | blocked, Numba's default | blocked / panels |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rng = np.random.default_rng(0)
+    for n in (32, 64, 128, 256, 512):
+        for K, N in ((n, 4 * n), (4 * n, n)):
+            for rows in (8, 32):
+                a = rng.standard_normal((STEPS, rows, K)).astype(dtype)
+                W = rng.standard_normal((K, N)).astype(dtype)
+                ref = a[-1].astype(np.float64) @ W.astype(np.float64)
+                out = np.empty((rows, N), dtype)
+                flops = 2 * STEPS * rows * K * N
+                rates = {}
+                _steps_blas(a, W, out, 1)
+                _checked(out, ref, dtype, "whole")
+                rates["whole"] = _rate(lambda k: _steps_blas(a, W, out, k), flops)
+                P = cut_panels(W, rows, np.empty(0, dtype))
+                _steps_panels(a, P, out, 1)
+                _checked(out, ref, dtype, "panels")
+                rates["panels"] = _rate(lambda k: _steps_panels(a, P, out, k), flops)
+                best, tile = 0.0, None
+                for (R, Wt), (on, off) in kernels.items():
+                    if N % Wt or rows % R:
+                        continue
+                    Pt = np.ascontiguousarray(W.reshape(K, N // Wt, Wt).transpose(1, 0, 2))
+                    for slp, fn in (("on", on), ("off", off)):
+                        out[:] = np.nan
+                        fn(a[-1], Pt, out)
+                        _checked(out, ref, dtype, f"blocked {R}x{Wt}")
+                    rate = _rate(lambda k: _steps(on, a, Pt, out, k), flops)
+                    if rate > best:
+                        best, tile = rate, (R, Wt)
+                        default = _rate(lambda k: _steps(off, a, Pt, out, k), flops)
+                print(f"| {K} | {N} | {rows} | {rates['whole']:.0f} | {rates['panels']:.0f} | "
+                      f"{best:.0f} ({tile[0]}x{tile[1]}) | {default:.0f} | {best / rates['panels']:.2f} |",
+                      flush=True)
+
+
+def matrix_vector(dtype):
+    print(f"\n## {np.dtype(dtype).name}, one row (a batch of one): microseconds a step\n")
+    print("| K | N | weights | BLAS gemv | Numba, four rows at a time | Numba / BLAS time |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    rng = np.random.default_rng(1)
+    for n in (32, 64, 128, 256, 512):
+        for K, N in ((n, 4 * n), (4 * n, n)):
+            M = rng.standard_normal((N, K)).astype(dtype)          # W^T, as the kernels hold it
+            V = rng.standard_normal((100, K)).astype(dtype)
+            ref = M.astype(np.float64) @ V[-1].astype(np.float64)
+            out = np.empty(N, dtype)
+            us = {}
+            for name, fn in (("blas", _blas_gemv), ("numba", _gemv_rows)):
+                out[:] = np.nan
+                _steps_gemv(fn, M, V, out, 1)
+                _checked(out, ref, dtype, name)
+                us[name] = 2 * N * K * 1e-3 / _rate(lambda k: _steps_gemv(fn, M, V, out, k), 2 * N * K * 100)
+            kb = N * K * np.dtype(dtype).itemsize / 1024
+            print(f"| {K} | {N} | {kb:.0f} KB | {us['blas']:.2f} | {us['numba']:.2f} | "
+                  f"{us['numba'] / us['blas']:.2f} |", flush=True)
+
+
+def main():
+    print("# A register-blocked Numba step product against the BLAS (one thread, one run)\n")
+    print("`python bench/register_block.py`. whole = one BLAS call per step; panels = the kernels' "
+          "products (kernels/_panels.py); blocked = the register-blocked Numba kernel with the SLP "
+          "vectoriser on, its best tile (rows x columns); Numba's default = the same tile compiled with "
+          "the SLP vectoriser off, as Numba compiles the package's kernels.\n")
+    kernels = {}
+    for dtype, tiles in TILES.items():
+        for R, W in tiles:
+            kernels.setdefault((R, W), (blocked(R, W, True), blocked(R, W, False)))
+    print("FMAs in the compiled kernels (packed / scalar), SLP on | off:\n")
+    for dtype, tiles in TILES.items():
+        for R, W in tiles:
+            on, off = kernels[(R, W)]
+            print(f"- {np.dtype(dtype).name} {R}x{W}: {'/'.join(map(str, fma_counts(on, dtype)))} | "
+                  f"{'/'.join(map(str, fma_counts(off, dtype)))}")
+    with threadpool_limits(1):
+        for dtype, tiles in TILES.items():
+            products(dtype, {t: kernels[t] for t in tiles})
+        for dtype in TILES:
+            matrix_vector(dtype)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
