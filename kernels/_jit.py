@@ -17,6 +17,7 @@ helper in another module (``_activations.py``), delete ``kernels/__pycache__``.
 import types
 import warnings
 
+import numba
 from numba import njit
 
 # No 'nnan'/'ninf': NaN checks must keep working.  'reassoc' lets LLVM vectorise reductions.
@@ -46,12 +47,35 @@ def _jit(fn, **options):
 FAMILIES = ("batch", "rows", "tiles")
 
 
+_THREADS_STARTED = False
+
+
+def threads_started():
+    """Start Numba's threading layer (once per process) before a kernel runs.
+
+    The serial twins of the ``"batch"`` kernels hold parallel code (a batch of one may split its
+    products, ``_panels._gemv_parts``). A serial twin compiled in a process that had loaded that
+    parallel code from the on-disk cache is cached without Numba's note to start the threading layer
+    when it is loaded, and such a kernel, loaded in a fresh process and called before anything had
+    started the layer, jumped to a null address (a segmentation fault: float32 ``_lstm_forward``
+    called straight after import). It is Numba's known gap (numba/numba#8578: a cached function that
+    calls a ``parallel=True`` one; checked here with Numba 0.68.1, whose cache entries for our serial
+    twins lacked the parfor reload note when the parallel callee had come from the cache, and had it
+    when everything was compiled afresh). fastrnn's own calls always asked Numba for its thread count
+    first, which starts the layer; this makes it hold for every caller of a kernel."""
+    global _THREADS_STARTED
+    if not _THREADS_STARTED:
+        numba.get_num_threads()          # starts the threading layer chosen at import (runtime.layer)
+        _THREADS_STARTED = True
+
+
 class Kernel:
     """A kernel compiled as a ``parallel`` and a ``serial`` dispatcher.
 
     ``family`` names what its parallel loop splits — ``"batch"`` (rows of the batch, the time
     loop inside), ``"rows"`` (rows of a sum over all T·B rows), ``"tiles"`` (sensitivity tiles, the
-    time loop inside) — so that the dispatch policy knows when the parallel twin pays.
+    time loop inside) — so that the dispatch policy knows when the parallel twin pays. Either
+    dispatcher, once asked for, runs with Numba's threading layer started (``threads_started``).
     """
 
     def __init__(self, fn, family):
@@ -60,13 +84,23 @@ class Kernel:
         self.family = family
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
-        self.parallel = _jit(fn, parallel=True)
+        self._parallel = _jit(fn, parallel=True)
         twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial",
                                   fn.__defaults__, fn.__closure__)
         twin.__qualname__ = fn.__qualname__ + "_serial"
         twin.__module__ = fn.__module__
         twin.__doc__ = fn.__doc__
-        self.serial = _jit(twin, parallel=False)
+        self._serial = _jit(twin, parallel=False)
+
+    @property
+    def parallel(self):
+        threads_started()
+        return self._parallel
+
+    @property
+    def serial(self):
+        threads_started()
+        return self._serial
 
     def __repr__(self):
         return f"<fastrnn kernel {self.__name__}>"

@@ -133,6 +133,54 @@ def test_threading_layer_is_fork_safe_and_overridable():
     assert out.stdout.split() == ["workqueue", "workqueue"]
 
 
+_DIRECT_KERNEL_CALL = """
+import numba, numpy as np
+from fastrnn.kernels import _lstm_forward
+from fastrnn.kernels._panels import cut_elements
+try:
+    numba.threading_layer()
+    print("started at import")
+except ValueError:
+    pass
+run = _lstm_forward.serial                      # asking for a twin starts the threading layer
+rng = np.random.default_rng(0)
+T, B, m, n = 6, 3, 4, 5
+dt = np.float32
+x = rng.standard_normal((T, B, m)).astype(dt)
+W_ih = (0.5 * rng.standard_normal((4 * n, m))).astype(dt)
+W_hh = (0.5 * rng.standard_normal((4 * n, n))).astype(dt)
+bias = (0.1 * rng.standard_normal(4 * n)).astype(dt)
+h = np.zeros((T + 1, B, n), dt); c = np.zeros((T + 1, B, n), dt); gates = np.empty((T, B, 4 * n), dt)
+run(x, W_ih, W_hh, bias, h, c, gates, np.empty(cut_elements(B, 1, n, 4 * n), dt), 1, 1)
+print("layer", numba.threading_layer())
+sig = lambda a: 1 / (1 + np.exp(-a))
+hh, cc = np.zeros((B, n)), np.zeros((B, n))
+error = 0.0
+for t in range(T):
+    a = x[t].astype(float) @ W_ih.T.astype(float) + hh @ W_hh.T.astype(float) + bias.astype(float)
+    i, f, g, o = sig(a[:, :n]), sig(a[:, n:2 * n]), np.tanh(a[:, 2 * n:3 * n]), sig(a[:, 3 * n:])
+    cc = f * cc + i * g
+    hh = o * np.tanh(cc)
+    error = max(error, float(np.max(np.abs(h[t + 1] - hh))), float(np.max(np.abs(c[t + 1] - cc))))
+print("error", error)
+"""
+
+
+def test_a_kernel_called_directly_in_a_fresh_process_starts_the_threading_layer_first():
+    """A serial twin loaded from the on-disk cache and called before anything had started Numba's
+    threading layer jumped to a null address (``kernels._jit.threads_started``). Twice, in fresh
+    processes (the second loads what the first compiled): importing the kernels starts nothing,
+    asking for a twin starts the layer, and the kernel's states equal a float64 NumPy LSTM's."""
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", _DIRECT_KERNEL_CALL], capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+        lines = out.stdout.split("\n")
+        assert "started at import" not in lines
+        assert lines[0].startswith("layer ") and lines[0] != "layer "
+        assert float(lines[1].split()[1]) < 1e-5, lines
+
+
 def test_thread_counts_are_checked():
     for bad in (0, -1, "2", 2.0, True, None):
         with pytest.raises(fastrnn.OptionError, match="whole number of threads"):

@@ -41,7 +41,7 @@ def cache_folder():
     from ..kernels import _forward, _jit
     if not _jit.CACHING:
         return None
-    cache = getattr(_forward.serial, "_cache", None)
+    cache = getattr(_forward._serial, "_cache", None)     # the dispatcher itself: no threads started
     return getattr(cache, "cache_path", None)
 
 
