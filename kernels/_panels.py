@@ -26,9 +26,10 @@ the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in pan
 A batch of one multiplies by the whole matrix (a matrix-vector product). Where the weights are small
 the BLAS's call costs as much as the product, and OpenBLAS's single-precision gemv is slow on short
 rows: there a compiled loop over four rows of the matrix at a time (``_gemv_rows``) takes the product
-instead (``bench/register_block.py``, ``bench/results/2026-11-26-register-block.md``: 0.55-0.65 of the
-BLAS's time at 16 KB of weights, 0.86-0.91 at 64 KB and for float32 rows of 128 (K=128 N=512); level or
-slower from 128 KB of float64 and from 256 KB of float32 with longer rows).
+instead (``bench/register_block.py``, ``bench/results/2026-11-26-register-block.md``: 0.51-0.74 of the
+BLAS's time at 16-32 KB of weights, 0.77-0.93 at 64 KB of float32 and 0.80-0.91 for float32 rows of 128
+(K=128 N=512, three runs); 0.88-1.03 at 128 KB of float64, and level or slower from 256 KB of float32
+with longer rows and from 512 KB of float64, which stay with the BLAS).
 """
 import numpy as np
 from numba import prange
