@@ -39,8 +39,8 @@ from numba import njit
 from numba.core import config
 from threadpoolctl import threadpool_limits
 
-from fastrnn.kernels._jit import FASTMATH
-from fastrnn.kernels._panels import _gemv_rows, cut_panels, panel_dot, panel_scratch
+from fastrnn.kernels._panels import _gemv_rows, cut_panels
+from panels import _products as panel_steps
 
 STEPS = 50
 TILES = {np.float32: ((4, 16), (4, 32), (6, 32), (8, 16)), np.float64: ((4, 8), (4, 16), (6, 16), (8, 8))}
@@ -96,37 +96,26 @@ def fma_counts(fn, dtype):
 
 
 @njit(error_model="numpy")
-def _steps_blas(a, W, out, repeats):
-    for _ in range(repeats):
-        for t in range(a.shape[0]):
-            np.dot(a[t], W, out)
-
-
-@njit(error_model="numpy")
-def _steps_panels(a, P, out, repeats):
-    tmp = panel_scratch(P, a.shape[1], a.shape[1], 1)
-    for _ in range(repeats):
-        for t in range(a.shape[0]):
-            panel_dot(a[t], P, tmp, out)
-
-
-@njit(error_model="numpy")
 def _steps(fn, a, P, out, repeats):
+    """fn(a[t], P, out) for every step t, ``repeats`` times (inside Numba: no Python call per step)."""
     for _ in range(repeats):
         for t in range(a.shape[0]):
             fn(a[t], P, out)
 
 
 @njit(error_model="numpy")
-def _steps_gemv(fn, M, V, out, repeats):
-    for _ in range(repeats):
-        for t in range(V.shape[0]):
-            fn(M, V[t], out)
+def _blas_product(a, W, out):
+    np.dot(a, W, out)
 
 
 @njit(error_model="numpy")
-def _blas_gemv(M, v, out):
+def _blas_gemv(v, M, out):
     np.dot(M, v, out)
+
+
+@njit(error_model="numpy")
+def _loop_gemv(v, M, out):
+    _gemv_rows(M, v, out)
 
 
 def _rate(run, flops):
@@ -141,10 +130,15 @@ def _rate(run, flops):
     return flops * repeats / np.median(times) / 1e9
 
 
-def _checked(out, ref, dtype, what):
+def _measured(run, out, ref, dtype, what, flops):
+    """GFLOP/s of ``run(repeats)`` after one run whose result ``out`` (NaN-filled first) is checked
+    against the float64 product ``ref``."""
+    out[...] = np.nan
+    run(1)
     err = np.abs(out - ref).max() / np.abs(ref).max()
-    if err > (1e-5 if dtype == np.float32 else 1e-13):
+    if not err <= (1e-5 if dtype == np.float32 else 1e-13):
         raise AssertionError(f"{what}: relative error {err:.1e} against the float64 product")
+    return _rate(run, flops)
 
 
 def products(dtype, kernels):
@@ -160,27 +154,20 @@ def products(dtype, kernels):
                 ref = a[-1].astype(np.float64) @ W.astype(np.float64)
                 out = np.empty((rows, N), dtype)
                 flops = 2 * STEPS * rows * K * N
-                rates = {}
-                _steps_blas(a, W, out, 1)
-                _checked(out, ref, dtype, "whole")
-                rates["whole"] = _rate(lambda k: _steps_blas(a, W, out, k), flops)
+                rates = {"whole": _measured(lambda k: _steps(_blas_product, a, W, out, k), out, ref, dtype,
+                                            "whole", flops)}
                 P = cut_panels(W, rows, np.empty(0, dtype))
-                _steps_panels(a, P, out, 1)
-                _checked(out, ref, dtype, "panels")
-                rates["panels"] = _rate(lambda k: _steps_panels(a, P, out, k), flops)
+                rates["panels"] = _measured(lambda k: panel_steps(a, P, out, k), out, ref, dtype, "panels", flops)
                 best, tile = 0.0, None
                 for (R, Wt), (on, off) in kernels.items():
                     if N % Wt or rows % R:
                         continue
                     Pt = np.ascontiguousarray(W.reshape(K, N // Wt, Wt).transpose(1, 0, 2))
-                    for slp, fn in (("on", on), ("off", off)):
-                        out[:] = np.nan
-                        fn(a[-1], Pt, out)
-                        _checked(out, ref, dtype, f"blocked {R}x{Wt}")
-                    rate = _rate(lambda k: _steps(on, a, Pt, out, k), flops)
+                    rate = _measured(lambda k: _steps(on, a, Pt, out, k), out, ref, dtype, f"blocked {R}x{Wt}", flops)
+                    off_rate = _measured(lambda k: _steps(off, a, Pt, out, k), out, ref, dtype,
+                                         f"blocked {R}x{Wt}, SLP off", flops)
                     if rate > best:
-                        best, tile = rate, (R, Wt)
-                        default = _rate(lambda k: _steps(off, a, Pt, out, k), flops)
+                        best, tile, default = rate, (R, Wt), off_rate
                 print(f"| {K} | {N} | {rows} | {rates['whole']:.0f} | {rates['panels']:.0f} | "
                       f"{best:.0f} ({tile[0]}x{tile[1]}) | {default:.0f} | {best / rates['panels']:.2f} |",
                       flush=True)
@@ -197,12 +184,9 @@ def matrix_vector(dtype):
             V = rng.standard_normal((100, K)).astype(dtype)
             ref = M.astype(np.float64) @ V[-1].astype(np.float64)
             out = np.empty(N, dtype)
-            us = {}
-            for name, fn in (("blas", _blas_gemv), ("numba", _gemv_rows)):
-                out[:] = np.nan
-                _steps_gemv(fn, M, V, out, 1)
-                _checked(out, ref, dtype, name)
-                us[name] = 2 * N * K * 1e-3 / _rate(lambda k: _steps_gemv(fn, M, V, out, k), 2 * N * K * 100)
+            flops = 2 * N * K * V.shape[0]
+            us = {name: 2 * N * K * 1e-3 / _measured(lambda k: _steps(fn, V, M, out, k), out, ref, dtype, name, flops)
+                  for name, fn in (("blas", _blas_gemv), ("numba", _loop_gemv))}
             kb = N * K * np.dtype(dtype).itemsize / 1024
             print(f"| {K} | {N} | {kb:.0f} KB | {us['blas']:.2f} | {us['numba']:.2f} | "
                   f"{us['numba'] / us['blas']:.2f} |", flush=True)
