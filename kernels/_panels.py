@@ -274,3 +274,15 @@ def _products(a, P, tmp, chunk, out):
                 for q in range(1, kc):
                     acc += tmp[q, p, r, j]
                 out[r, j0 + j] = acc
+
+
+@helper
+def block_rows_dot(a, bT, out, blk, nblocks):
+    """out[r0:r1] = a[r0:r1] @ bT for block ``blk`` of ``nblocks`` even blocks of a's rows: the input
+    projection of all T·B rows, one product per parallel task, so that it does not run on one
+    thread while the others wait (float32 LSTM n=128 B=32 T=100: about 1.1 ms of a 7 ms forward pass)."""
+    R = a.shape[0]
+    r0 = blk * R // nblocks
+    r1 = (blk + 1) * R // nblocks
+    if r1 > r0:
+        np.dot(a[r0:r1], bT, out[r0:r1])

@@ -4,7 +4,7 @@ from numba import prange
 
 from ._activations import activate, constants
 from ._jit import kernel
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -26,13 +26,15 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
-    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    The input projection for all T*B rows is one matrix product (a block of rows per parallel
+    task); only the recurrence is sequential.
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
     K = constants(h)
     proj = h[1:].reshape(T * B, n)
-    np.dot(x.reshape(T * B, m), W_in.T, proj)
+    for blk in prange(nblocks):
+        block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_rec.T, rows, panels)
     for blk in prange(nblocks):

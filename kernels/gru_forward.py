@@ -4,7 +4,7 @@ from numba import prange
 
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -23,21 +23,23 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
-    The input projection for all T*B rows is one matrix product; only the recurrence is sequential.
+    The input projection for all T*B rows is one matrix product (a block of rows per parallel
+    task); only the recurrence is sequential.
     """
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
     one = K[ONE]
     proj = np.empty((T * B, 3 * n), dtype=h.dtype)
-    np.dot(x.reshape(T * B, m), W_ih.T, proj)
-    for row in range(T * B):
-        t = row // B
-        b = row - t * B
-        g = gates[t, b]
-        pr = proj[row]
-        for k in range(3 * n):
-            g[k] = pr[k] + b_ih[k]
+    for blk in prange(nblocks):
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, proj, blk, nblocks)
+        for row in range(blk * T * B // nblocks, (blk + 1) * T * B // nblocks):
+            t = row // B
+            b = row - t * B
+            g = gates[t, b]
+            pr = proj[row]
+            for k in range(3 * n):
+                g[k] = pr[k] + b_ih[k]
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh.T, rows, panels)
     for blk in prange(nblocks):

@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
 @kernel("batch")
@@ -23,13 +23,15 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 
-    The input projection for all T*B rows is one matrix product; only the recurrence is sequential,
+    The input projection for all T*B rows is one matrix product (a block of rows per parallel
+    task); only the recurrence is sequential,
     its product taken through weight panels (``_panels``).
     """
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
-    np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    for blk in prange(nblocks):
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh.T, rows, panels)
     for blk in prange(nblocks):

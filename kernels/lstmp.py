@@ -12,7 +12,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 
 
@@ -34,7 +34,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     T, B, m = x.shape
     n = W_hr.shape[1]
     K = constants(h)
-    np.dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n))
+    for blk in prange(nblocks):
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh.T, rows, panels)
     R = cut_panels(W_hr.T, rows, panels_r)

@@ -2,8 +2,18 @@
 import numpy as np
 import pytest
 
-from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_rows, cut_elements,
-                                     cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
+from fastrnn.kernels._jit import threads_started
+from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_rows,
+                                     block_rows_dot, cut_elements, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _threading_layer_started():
+    """These tests call the compiled helpers straight from Python, and a batch of one's split product
+    (``_gemv_parts``) is parallel code: start Numba's threading layer first, as every kernel call does
+    (``kernels._jit.threads_started``; without it such a call can jump to a null address, depending on
+    how the cache entries were made: numba/numba#8578)."""
+    threads_started()
 
 
 @pytest.mark.parametrize("rows, K, N, kc, count", [
@@ -147,3 +157,16 @@ def test_the_buffer_size_covers_every_split_of_the_batch():
                 rows = -(-B // blocks)
                 need = int(np.prod(cut_panels(np.zeros((K, N)), rows, np.empty(0)).shape))
                 assert need <= most, (B, threads, blocks)
+
+
+@pytest.mark.parametrize("nblocks", [1, 2, 3, 5, 7, 9])
+def test_the_input_projection_in_blocks_covers_every_row_once(nblocks):
+    """block_rows_dot over blk = 0..nblocks-1 writes each of the 7 rows of a @ bT exactly once, also
+    with more blocks than rows (empty blocks write nothing)."""
+    rng = np.random.default_rng(nblocks)
+    a = rng.standard_normal((7, 5))
+    W = rng.standard_normal((6, 5))
+    out = np.full((7, 6), np.nan)
+    for blk in range(nblocks):
+        block_rows_dot(a, W.T, out, blk, nblocks)
+    np.testing.assert_allclose(out, a @ W.T, rtol=1e-13, atol=1e-13)
