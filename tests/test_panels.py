@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels._jit import threads_started
-from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_rows,
+from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _axpy_parts, _gemv_axpy,
+                                     _gemv_rows,
                                      block_rows_dot, cut_elements, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
 
 
@@ -47,15 +48,28 @@ def test_panel_rule(rows, K, N, kc, count):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_row_keeps_the_matrix_for_gemv(dtype):
-    """A batch of one multiplies by rows of the whole matrix W (N, K), stored C-contiguous: W itself
-    where it is given as the view W.T (no copy), a transposed copy where WT is a plain array."""
-    W = np.random.default_rng(3).standard_normal((2048, 512)).astype(dtype)
+    """A batch of one multiplies by the whole matrix, never copied where it is C-contiguous one way
+    round: W (N, K) itself where it is given as the view W.T, WT (K, N) itself where WT is a plain
+    array, not square and larger than LOOP_GEMV_BYTES (the axpy form, (1, 1, K, N)); a square or
+    small plain WT is copied as W."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((2048, 512)).astype(dtype)
     before = W.copy()
-    for WT, shared in ((W.T, True), (np.ascontiguousarray(W.T), False)):
-        P = cut_panels(WT, 1, np.empty(0, dtype))
-        assert P.shape == (1, 1, 2048, 512) and P[0, 0].flags.c_contiguous
-        np.testing.assert_array_equal(P[0, 0], W)
-        assert np.shares_memory(P, W) is shared
+    P = cut_panels(W.T, 1, np.empty(0, dtype))
+    assert P.shape == (1, 1, 2048, 512) and P[0, 0].flags.c_contiguous and np.shares_memory(P, W)
+    np.testing.assert_array_equal(P[0, 0], W)
+    WT = np.ascontiguousarray(W.T)
+    P = cut_panels(WT, 1, np.empty(0, dtype))
+    assert P.shape == (1, 1, 512, 2048) and np.shares_memory(P, WT)
+    np.testing.assert_array_equal(P[0, 0], WT)
+    S = rng.standard_normal((300, 300)).astype(dtype)             # square: which way round would be ambiguous
+    P = cut_panels(S, 1, np.empty(0, dtype))
+    assert P.shape == (1, 1, 300, 300) and not np.shares_memory(P, S)
+    np.testing.assert_array_equal(P[0, 0], S.T)
+    small = rng.standard_normal((128, 32)).astype(dtype)          # 16-32 KB, at most LOOP_GEMV_BYTES: copied
+    P = cut_panels(small, 1, np.empty(0, dtype))
+    assert P.shape == (1, 1, 32, 128) and not np.shares_memory(P, small)
+    np.testing.assert_array_equal(P[0, 0], small.T)
     np.testing.assert_array_equal(W, before)
 
 
@@ -66,12 +80,37 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     (128, 512, np.float64, 1),                                # rows of 512 (its backward) and float64: the BLAS
 ])
 def test_batch_of_one_plan(K, N, dtype, plan):
-    """Which way a batch of one multiplies by the weights (N, K): the rule of the module's notes,
-    written in LOOP_GEMV_BYTES and LOOP_GEMV_ROWS; parts on threads whenever asked for."""
+    """Which way a batch of one multiplies by the weights W (N, K) given as W^T (the forward passes):
+    the rule of the module's notes, written in LOOP_GEMV_BYTES and LOOP_GEMV_ROWS; parts on threads
+    whenever asked for. (Weights given as a plain (K, N) array always take the axpy loop.)"""
     assert LOOP_GEMV_BYTES == 1 << 16 and LOOP_GEMV_ROWS == 128
-    P = cut_panels(np.zeros((K, N), dtype), 1, np.empty(0, dtype))
+    P = cut_panels(np.zeros((N, K), dtype).T, 1, np.empty(0, dtype))
     assert panel_scratch(P, 1, 1, 1)[2] == plan
     assert panel_scratch(P, 1, 1, 3)[2] == 3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N", [(1, 1), (3, 9), (4, 4), (5, 7), (130, 33), (515, 128), (2050, 17)])
+def test_the_axpy_loop_and_its_parts(dtype, K, N):
+    """_gemv_axpy (v @ WT, rows of WT four at a time) against the float64 product, for row counts that
+    leave 0-3 rows after the groups of four; in parts on threads too (more parts than columns: empty
+    ones); out's old contents never leak in, the inputs are left as they were."""
+    threads_started()
+    rng = np.random.default_rng(K * 100 + N)
+    WT = rng.standard_normal((K, N)).astype(dtype)
+    v = rng.standard_normal(K).astype(dtype)
+    W0, v0 = WT.copy(), v.copy()
+    expected = v.astype(np.float64) @ WT.astype(np.float64)
+    scale = np.abs(v).astype(np.float64) @ np.abs(WT).astype(np.float64)
+    for parts in (1, 2, 3, N + 2):
+        out = np.full(N, np.nan, dtype)
+        if parts == 1:
+            _gemv_axpy(WT, v, out)
+        else:
+            _axpy_parts(WT, v, out, parts)
+        assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale), parts
+    np.testing.assert_array_equal(WT, W0)
+    np.testing.assert_array_equal(v, v0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -122,7 +161,7 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("rows, K, N", [(1, 300, 1000), (8, 256, 1000), (32, 1001, 300)])
+@pytest.mark.parametrize("rows, K, N", [(1, 300, 300), (8, 256, 1000), (32, 1001, 300)])   # one row: square, copied
 def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(dtype, rows, K, N):
     """The kernels cut their panels into a buffer kept from call to call (no fresh pages each call):
     the panels are a view of it, the padding is zero whatever the buffer held, and a buffer too
