@@ -187,7 +187,7 @@ def panel_dot(a, P, scratch, out):
         if gemv > 1:
             _axpy_parts(P[0, 0], a[0], out[0], gemv)
         else:
-            _gemv_axpy(P[0, 0], a[0], out[0])
+            _gemv_axpy(P[0, 0], a[0], out[0], 0, a.shape[1])
         return
     if gemv < 0:
         _gemv_rows(P[0, 0], a[0], out[0])
@@ -243,24 +243,24 @@ def _gemv_rows(M, v, out):
 
 
 @_jit
-def _gemv_axpy(WT, v, out):
-    """out = v @ WT, WT (K, N) C-contiguous: rows of WT added into out four at a time, each scaled by
-    its value of v (vectorised along the rows; no sums across lanes). A batch of one's backward
-    product by W (4n, n) itself, with no transposed copy of W a call: float32 K=512 N=128 2.31 us a
-    product against 2.85 for the BLAS's gemv on the transposed copy (113 against 92 GB/s), K=2048
-    N=512 50 against 57 us; float64 5.46 against 6.28 and 119 against 134 us (one AMD EPYC thread,
-    chains of 100 products)."""
-    K, N = WT.shape
+def _gemv_axpy(WT, v, out, k0, k1):
+    """out = v[k0:k1] @ WT[k0:k1], WT (K, N) C-contiguous: rows of WT added into out four at a time,
+    each scaled by its value of v (vectorised along the rows; no sums across lanes). A batch of one's
+    backward product by W (4n, n) itself, with no transposed copy of W a call: float32 K=512 N=128
+    2.31 us a product against 2.85 for the BLAS's gemv on the transposed copy (113 against 92 GB/s),
+    K=2048 N=512 50 against 57 us; float64 5.46 against 6.28 and 119 against 134 us (one AMD EPYC
+    thread, chains of 100 products)."""
+    N = WT.shape[1]
     for j in range(N):
         out[j] = 0
-    k = 0
-    while k + 4 <= K:
+    k = k0
+    while k + 4 <= k1:
         a0, a1, a2, a3 = v[k], v[k + 1], v[k + 2], v[k + 3]
         r0, r1, r2, r3 = WT[k], WT[k + 1], WT[k + 2], WT[k + 3]
         for j in range(N):
             out[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]
         k += 4
-    for kk in range(k, K):
+    for kk in range(k, k1):
         a0 = v[kk]
         r0 = WT[kk]
         for j in range(N):
@@ -268,14 +268,17 @@ def _gemv_axpy(WT, v, out):
 
 
 def _axpy_parts(WT, v, out, parts):
-    """out = v @ WT as ``_gemv_axpy``, the columns of WT (K, N) cut into ``parts`` blocks on Numba's
-    threads (``_gemv_parts``' twin for the axpy form: each part streams its own columns of every row)."""
-    N = WT.shape[1]
+    """out = v @ WT as ``_gemv_axpy``, the rows of WT (K, N) cut into ``parts`` blocks on Numba's
+    threads, each streaming its own contiguous block of the weights into its own partial sum, added
+    up at the end (cut by columns instead, each part reading every row's share, two parts took 46 us
+    against 32 for two BLAS gemvs on halves of the transposed copy: float32 K=2048 N=512)."""
+    K, N = WT.shape
+    partial = np.empty((parts - 1, N), dtype=out.dtype)
     for p in prange(parts):
-        j0 = p * N // parts
-        j1 = (p + 1) * N // parts
-        if j1 > j0:
-            _gemv_axpy(WT[:, j0:j1], v, out[j0:j1])
+        _gemv_axpy(WT, v, out if p == 0 else partial[p - 1], p * K // parts, (p + 1) * K // parts)
+    for p in range(parts - 1):
+        for j in range(N):
+            out[j] += partial[p, j]
 
 
 _axpy_parts = _jit(_axpy_parts, parallel=True)

@@ -93,7 +93,7 @@ def test_batch_of_one_plan(K, N, dtype, plan):
 @pytest.mark.parametrize("K, N", [(1, 1), (3, 9), (4, 4), (5, 7), (130, 33), (515, 128), (2050, 17)])
 def test_the_axpy_loop_and_its_parts(dtype, K, N):
     """_gemv_axpy (v @ WT, rows of WT four at a time) against the float64 product, for row counts that
-    leave 0-3 rows after the groups of four; in parts on threads too (more parts than columns: empty
+    leave 0-3 rows after the groups of four; in parts on threads too (more parts than rows: empty
     ones); out's old contents never leak in, the inputs are left as they were."""
     threads_started()
     rng = np.random.default_rng(K * 100 + N)
@@ -102,10 +102,10 @@ def test_the_axpy_loop_and_its_parts(dtype, K, N):
     W0, v0 = WT.copy(), v.copy()
     expected = v.astype(np.float64) @ WT.astype(np.float64)
     scale = np.abs(v).astype(np.float64) @ np.abs(WT).astype(np.float64)
-    for parts in (1, 2, 3, N + 2):
+    for parts in (1, 2, 3, K + 2):
         out = np.full(N, np.nan, dtype)
         if parts == 1:
-            _gemv_axpy(WT, v, out)
+            _gemv_axpy(WT, v, out, 0, K)
         else:
             _axpy_parts(WT, v, out, parts)
         assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale), parts
