@@ -97,7 +97,7 @@ def cut_elements(B, most_blocks, K, N):
 
 
 @_jit
-def cut_panels(WT, rows, buf):
+def cut_panels(WT, rows, buf, split=1):
     """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
     ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
     columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero.
@@ -114,15 +114,17 @@ def cut_panels(WT, rows, buf):
     the matrix for a dot product each (the forward passes hand in W^T, a view of W), or, where WT
     itself is C-contiguous, not square and larger than LOOP_GEMV_BYTES (the backward sweeps hand in W:
     K = 4n or 3n, N = n), as WT (1, 1, K, N), whose rows are added up scaled by the vector
-    (``_gemv_axpy``); ``panel_dot`` tells the two apart by the shape. Otherwise (a square WT, or
-    small weights, which the loop over rows of the copy multiplies faster: float32 LSTM n=32 whole
-    calls 4 % slower in the axpy form) a copy of WT^T.
+    (``_gemv_axpy``); ``panel_dot`` tells the two apart by the shape. Otherwise a copy of WT^T: for
+    a square WT, for small weights, which the loop over rows of the copy multiplies faster (float32
+    LSTM n=32 whole calls 4 % slower in the axpy form), and where the product is ``split`` over threads
+    (the BLAS's gemvs on halves of the copy took 33 us a step, two threads adding halves of the rows
+    47: float32 K=2048 N=512, one AMD EPYC, chains of 100).
     """
     K, N = WT.shape
     kc, count, Kc, w = _layout(rows, K, N)
     if rows == 1 and WT.T.flags.c_contiguous:
         return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
-    if rows == 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
+    if rows == 1 and split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
         return np.ascontiguousarray(WT).reshape((1, 1, K, N))       # no copy: the axpy form
     size = kc * count * Kc * w
     flat = buf[:size] if buf.shape[0] >= size else np.empty(size, dtype=WT.dtype)
@@ -187,10 +189,7 @@ def panel_dot(a, P, scratch, out):
     """
     tmp, chunk, gemv = scratch
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
-        if gemv > 1:
-            _axpy_parts(P[0, 0], a[0], out[0], gemv)
-        else:
-            _gemv_axpy(P[0, 0], a[0], out[0], 0, a.shape[1])
+        _gemv_axpy(P[0, 0], a[0], out[0], 0, a.shape[1])
         return
     if gemv < 0:
         _gemv_rows(P[0, 0], a[0], out[0])
@@ -268,23 +267,6 @@ def _gemv_axpy(WT, v, out, k0, k1):
         r0 = WT[kk]
         for j in range(N):
             out[j] += a0 * r0[j]
-
-
-def _axpy_parts(WT, v, out, parts):
-    """out = v @ WT as ``_gemv_axpy``, the rows of WT (K, N) cut into ``parts`` blocks on Numba's
-    threads, each streaming its own contiguous block of the weights into its own partial sum, added
-    up at the end (cut by columns instead, each part reading every row's share, two parts took 46 us
-    against 32 for two BLAS gemvs on halves of the transposed copy: float32 K=2048 N=512)."""
-    K, N = WT.shape
-    partial = np.empty((parts - 1, N), dtype=out.dtype)
-    for p in prange(parts):
-        _gemv_axpy(WT, v, out if p == 0 else partial[p - 1], p * K // parts, (p + 1) * K // parts)
-    for p in range(parts - 1):
-        for j in range(N):
-            out[j] += partial[p, j]
-
-
-_axpy_parts = _jit(_axpy_parts, parallel=True)
 
 
 def _gemv_parts(M, v, out, parts):

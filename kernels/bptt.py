@@ -37,7 +37,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, p
     K = constants(h)
     once = trunc_h == trunc_hp
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_rec, rows, panels)
+    P = cut_panels(W_rec, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

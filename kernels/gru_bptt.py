@@ -36,7 +36,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
     one = K[ONE]
     once = trunc_h == trunc_hp
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_hh, rows, panels)
+    P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

@@ -36,7 +36,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nbloc
     K = constants(c)
     once = trunc_h == trunc_hp
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_hh, rows, panels)
+    P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

@@ -83,8 +83,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     K = constants(c)
     once = trunc_h == trunc_hp
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_hh, rows, panels)
-    R = cut_panels(W_hr, rows, panels_r)
+    P = cut_panels(W_hh, rows, panels, split)
+    R = cut_panels(W_hr, rows, panels_r, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

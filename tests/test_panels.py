@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels._jit import threads_started
-from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _axpy_parts, _gemv_axpy,
+from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_axpy,
                                      _gemv_rows,
                                      block_rows_dot, cut_elements, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
 
@@ -50,8 +50,8 @@ def test_panel_rule(rows, K, N, kc, count):
 def test_one_row_keeps_the_matrix_for_gemv(dtype):
     """A batch of one multiplies by the whole matrix, never copied where it is C-contiguous one way
     round: W (N, K) itself where it is given as the view W.T, WT (K, N) itself where WT is a plain
-    array, not square and larger than LOOP_GEMV_BYTES (the axpy form, (1, 1, K, N)); a square or
-    small plain WT is copied as W."""
+    array, not square, larger than LOOP_GEMV_BYTES and not split over threads (the axpy form,
+    (1, 1, K, N)); a square, small or split plain WT is copied as W."""
     rng = np.random.default_rng(3)
     W = rng.standard_normal((2048, 512)).astype(dtype)
     before = W.copy()
@@ -66,6 +66,9 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     P = cut_panels(S, 1, np.empty(0, dtype))
     assert P.shape == (1, 1, 300, 300) and not np.shares_memory(P, S)
     np.testing.assert_array_equal(P[0, 0], S.T)
+    P = cut_panels(WT, 1, np.empty(0, dtype), 2)                 # a product split over threads: the copy
+    assert P.shape == (1, 1, 2048, 512) and not np.shares_memory(P, WT)
+    np.testing.assert_array_equal(P[0, 0], W)
     small = rng.standard_normal((128, 32)).astype(dtype)          # 16-32 KB, at most LOOP_GEMV_BYTES: copied
     P = cut_panels(small, 1, np.empty(0, dtype))
     assert P.shape == (1, 1, 32, 128) and not np.shares_memory(P, small)
@@ -91,24 +94,20 @@ def test_batch_of_one_plan(K, N, dtype, plan):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("K, N", [(1, 1), (3, 9), (4, 4), (5, 7), (130, 33), (515, 128), (2050, 17)])
-def test_the_axpy_loop_and_its_parts(dtype, K, N):
+def test_the_axpy_loop(dtype, K, N):
     """_gemv_axpy (v @ WT, rows of WT four at a time) against the float64 product, for row counts that
-    leave 0-3 rows after the groups of four; in parts on threads too (more parts than rows: empty
-    ones); out's old contents never leak in, the inputs are left as they were."""
-    threads_started()
+    leave 0-3 rows after the groups of four, over all rows and over a range of them; out's old
+    contents never leak in, the inputs are left as they were."""
     rng = np.random.default_rng(K * 100 + N)
     WT = rng.standard_normal((K, N)).astype(dtype)
     v = rng.standard_normal(K).astype(dtype)
     W0, v0 = WT.copy(), v.copy()
-    expected = v.astype(np.float64) @ WT.astype(np.float64)
-    scale = np.abs(v).astype(np.float64) @ np.abs(WT).astype(np.float64)
-    for parts in (1, 2, 3, K + 2):
+    for k0, k1 in ((0, K), (K // 3, K - K // 4)):
+        expected = v[k0:k1].astype(np.float64) @ WT[k0:k1].astype(np.float64)
+        scale = np.abs(v[k0:k1]).astype(np.float64) @ np.abs(WT[k0:k1]).astype(np.float64)
         out = np.full(N, np.nan, dtype)
-        if parts == 1:
-            _gemv_axpy(WT, v, out, 0, K)
-        else:
-            _axpy_parts(WT, v, out, parts)
-        assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale), parts
+        _gemv_axpy(WT, v, out, k0, k1)
+        assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale), (k0, k1)
     np.testing.assert_array_equal(WT, W0)
     np.testing.assert_array_equal(v, v0)
 
