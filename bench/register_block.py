@@ -24,7 +24,10 @@ kernel. The batch of one (a matrix-vector product, memory-bound) is compared the
 BLAS gemv on W^T, against the kernels' compiled loop (``kernels._panels._gemv_rows``: four rows of
 W^T at a time, the vector read once for four dot products; the loop vectoriser handles it under
 Numba's defaults), which the kernels take for small weights (``_panels.LOOP_GEMV_BYTES``,
-``LOOP_GEMV_ROWS``).
+``LOOP_GEMV_ROWS``), and the backward sweeps' loop on W (K, N) itself (``kernels._panels._gemv_axpy``:
+rows of W added up scaled by the vector, no transposed copy), which they take for W over 64 KB.
+
+    python bench/register_block.py gemv > bench/results/<date>-batch-of-one-products.md   # that table alone
 
 Every result is compared with the float64 product before it is timed.
 """
@@ -39,7 +42,7 @@ from numba import njit
 from numba.core import config
 from threadpoolctl import threadpool_limits
 
-from fastrnn.kernels._panels import _gemv_rows, cut_panels
+from fastrnn.kernels._panels import _gemv_axpy, _gemv_rows, cut_panels
 from panels import _products as panel_steps
 
 STEPS = 50
@@ -118,6 +121,16 @@ def _loop_gemv(v, M, out):
     _gemv_rows(M, v, out)
 
 
+@njit(error_model="numpy")
+def _blas_gemv_t(v, WT, out):
+    np.dot(v, WT, out)
+
+
+@njit(error_model="numpy")
+def _axpy_gemv(v, WT, out):
+    _gemv_axpy(WT, v, out)
+
+
 def _rate(run, flops):
     """GFLOP/s of ``run(repeats)`` (each repeat ``flops``): the median of 9 timings."""
     repeats = max(1, int(2e7 / flops))
@@ -175,24 +188,35 @@ def products(dtype, kernels):
 
 def matrix_vector(dtype):
     print(f"\n## {np.dtype(dtype).name}, one row (a batch of one): microseconds a step\n")
-    print("| K | N | weights | BLAS gemv | Numba, four rows at a time | Numba / BLAS time |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| K | N | weights | BLAS gemv on W^T | BLAS gemv on W, transposed | Numba, four rows of W^T | "
+          "Numba, rows of W added (axpy) | four rows / BLAS | axpy / BLAS | BLAS on W / BLAS |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rng = np.random.default_rng(1)
     for n in (32, 64, 128, 256, 512):
         for K, N in ((n, 4 * n), (4 * n, n)):
-            M = rng.standard_normal((N, K)).astype(dtype)          # W^T, as the kernels hold it
+            M = rng.standard_normal((N, K)).astype(dtype)          # W^T, as the forward passes hold it
+            WT = np.ascontiguousarray(M.T)                          # W, as the backward sweeps hold it
             V = rng.standard_normal((100, K)).astype(dtype)
             ref = M.astype(np.float64) @ V[-1].astype(np.float64)
             out = np.empty(N, dtype)
             flops = 2 * N * K * V.shape[0]
-            us = {name: 2 * N * K * 1e-3 / _measured(lambda k: _steps(fn, V, M, out, k), out, ref, dtype, name, flops)
-                  for name, fn in (("blas", _blas_gemv), ("numba", _loop_gemv))}
+            us = {name: 2 * N * K * 1e-3 / _measured(lambda k: _steps(fn, V, A, out, k), out, ref, dtype, name, flops)
+                  for name, fn, A in (("blas", _blas_gemv, M), ("blas_t", _blas_gemv_t, WT), ("numba", _loop_gemv, M),
+                                      ("axpy", _axpy_gemv, WT))}
             kb = N * K * np.dtype(dtype).itemsize / 1024
-            print(f"| {K} | {N} | {kb:.0f} KB | {us['blas']:.2f} | {us['numba']:.2f} | "
-                  f"{us['numba'] / us['blas']:.2f} |", flush=True)
+            print(f"| {K} | {N} | {kb:.0f} KB | {us['blas']:.2f} | {us['blas_t']:.2f} | {us['numba']:.2f} | "
+                  f"{us['axpy']:.2f} | {us['numba'] / us['blas']:.2f} | {us['axpy'] / us['blas']:.2f} | "
+                  f"{us['blas_t'] / us['blas']:.2f} |", flush=True)
 
 
 def main():
+    if sys.argv[1:] == ["gemv"]:
+        print("# A batch of one: the step's matrix-vector product, BLAS and compiled loops (one thread, one run)\n")
+        print("`python bench/register_block.py gemv`; chains of 100 products, each checked against the float64 one.")
+        with threadpool_limits(1):
+            for dtype in TILES:
+                matrix_vector(dtype)
+        return
     print("# A register-blocked Numba step product against the BLAS (one thread, one run)\n")
     print("`python bench/register_block.py`. whole = one BLAS call per step; panels = the kernels' "
           "products (kernels/_panels.py); blocked = the register-blocked Numba kernel with the SLP "

@@ -31,8 +31,9 @@ BLAS's time at 16-32 KB of weights, 0.77-0.93 at 64 KB of float32 and 0.80-0.91 
 (K=128 N=512, three runs); 0.88-1.03 at 128 KB of float64, and level or slower from 256 KB of float32
 with longer rows and from 512 KB of float64, which stay with the BLAS). The backward sweeps hand in W
 itself (4n or 3n rows of n): there the product is v @ W, rows of W added up scaled by v (``_gemv_axpy``),
-with no transposed copy of W a call and faster than the BLAS's gemv on such a copy (float32 K=512 N=128
-2.31 against 2.85 us a product; ``cut_panels`` notes which way round it keeps the weights).
+with no transposed copy of W a call and level with the BLAS's gemv on such a copy per product, within
+noise (``bench/results/2026-11-26-batch-of-one-products.md``; ``cut_panels`` notes which way round it
+keeps the weights).
 """
 import numpy as np
 from numba import prange
@@ -115,10 +116,12 @@ def cut_panels(WT, rows, buf, split=1):
     itself is C-contiguous, not square and larger than LOOP_GEMV_BYTES (the backward sweeps hand in W:
     K = 4n or 3n, N = n), as WT (1, 1, K, N), whose rows are added up scaled by the vector
     (``_gemv_axpy``); ``panel_dot`` tells the two apart by the shape. Otherwise a copy of WT^T: for
-    a square WT, for small weights, which the loop over rows of the copy multiplies faster (float32
-    LSTM n=32 whole calls 4 % slower in the axpy form), and where the product is ``split`` over threads
-    (the BLAS's gemvs on halves of the copy took 33 us a step, two threads adding halves of the rows
-    47: float32 K=2048 N=512, one AMD EPYC, chains of 100).
+    a square WT; for small weights, which the loop over rows of the copy multiplies faster (float32
+    K=128 N=32: 0.63 of the BLAS's time against 1.35 for the axpy form,
+    ``bench/results/2026-11-26-batch-of-one-products.md``); and where the product is ``split`` over
+    threads, whose BLAS gemvs on halves of the copy beat two threads adding halves of W's rows (the
+    float32 LSTM training step at B=1, n=512, default threads: 11.8 ms a step with the copy, 17.2 with
+    the axpy form split, ``bench/test_torch_step.py``; ``bench/results/2026-11-26-training-step-session-end.md``).
     """
     K, N = WT.shape
     kc, count, Kc, w = _layout(rows, K, N)
@@ -189,7 +192,7 @@ def panel_dot(a, P, scratch, out):
     """
     tmp, chunk, gemv = scratch
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
-        _gemv_axpy(P[0, 0], a[0], out[0], 0, a.shape[1])
+        _gemv_axpy(P[0, 0], a[0], out[0])
         return
     if gemv < 0:
         _gemv_rows(P[0, 0], a[0], out[0])
@@ -245,24 +248,23 @@ def _gemv_rows(M, v, out):
 
 
 @_jit
-def _gemv_axpy(WT, v, out, k0, k1):
-    """out = v[k0:k1] @ WT[k0:k1], WT (K, N) C-contiguous: rows of WT added into out four at a time,
-    each scaled by its value of v (vectorised along the rows; no sums across lanes). A batch of one's
-    backward product by W (4n, n) itself, with no transposed copy of W a call: float32 K=512 N=128
-    2.31 us a product against 2.85 for the BLAS's gemv on the transposed copy (113 against 92 GB/s),
-    K=2048 N=512 50 against 57 us; float64 5.46 against 6.28 and 119 against 134 us (one AMD EPYC
-    thread, chains of 100 products)."""
-    N = WT.shape[1]
+def _gemv_axpy(WT, v, out):
+    """out = v @ WT, WT (K, N) C-contiguous: rows of WT added into out four at a time, each scaled by
+    its value of v (vectorised along the rows; no sums across lanes). A batch of one's backward
+    product by W (4n, n) itself, with no transposed copy of W a call; per product level with the BLAS's
+    gemv on such a copy, within noise (``python bench/register_block.py gemv``,
+    ``bench/results/2026-11-26-batch-of-one-products.md``)."""
+    K, N = WT.shape
     for j in range(N):
         out[j] = 0
-    k = k0
-    while k + 4 <= k1:
+    k = 0
+    while k + 4 <= K:
         a0, a1, a2, a3 = v[k], v[k + 1], v[k + 2], v[k + 3]
         r0, r1, r2, r3 = WT[k], WT[k + 1], WT[k + 2], WT[k + 3]
         for j in range(N):
             out[j] += a0 * r0[j] + a1 * r1[j] + a2 * r2[j] + a3 * r3[j]
         k += 4
-    for kk in range(k, k1):
+    for kk in range(k, K):
         a0 = v[kk]
         r0 = WT[kk]
         for j in range(N):
