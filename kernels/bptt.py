@@ -31,7 +31,10 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, p
 
     Where the sweeps do not overlap (trunc_h == trunc_hp: exact BPTT and chunks), every step is
     visited once and delta_t is written straight into D, the next step's product reading it from
-    there (``once``); overlapping sweeps compute into a scratch row and add it to D.
+    there (``once``); overlapping sweeps compute into a scratch row and add it to D. The two cases
+    call the row arithmetic in separate branches, each on its own view: one variable holding either
+    view (``crow = D[s, b] if once else cur[b]``) kept LLVM from vectorising the row loops (float32
+    n=128 B=32, one thread: the sweep 1.66 ms with it, 1.09 without; products alone 0.91).
     """
     T, B, n = g.shape
     K = constants(h)
@@ -64,10 +67,14 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, p
                                     back[bb, tf_units[k]] = 0
                 inject = s >= start
                 for bb in range(nb):
-                    crow = D[s, b0 + bb] if once else cur[bb]
-                    arriving(crow, back[bb], g[s, b0 + bb], inject)
-                    scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
-                    if not once:
+                    if once:        # each branch its own view: see the note above
+                        row = D[s, b0 + bb]
+                        arriving(row, back[bb], g[s, b0 + bb], inject)
+                        scale_by_dphi(row, h[s + 1, b0 + bb], K, act)
+                    else:
+                        crow = cur[bb]
+                        arriving(crow, back[bb], g[s, b0 + bb], inject)
+                        scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
                         drow = D[s, b0 + bb]
                         for k in range(n):
                             drow[k] += crow[k]

@@ -3,7 +3,7 @@ import numpy as np
 from numba import prange
 
 from ._activations import ONE, constants
-from ._jit import kernel
+from ._jit import helper, kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 
@@ -63,33 +63,14 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
                             back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]
                 inject = s >= start
                 for bb in range(nb):
-                    # short loops over few arrays each, so that LLVM vectorises every one of them
                     b = b0 + bb
-                    gr = gates[s, b]
-                    dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
                     arriving(dh, back[bb], g[s, b], inject)
-                    for k in range(n):                      # da_n, kept in the n block for now
-                        z = gr[n + k]
-                        nk = gr[2 * n + k]
-                        dl[2 * n + k] = dh[k] * (one - z) * (one - nk * nk)
-                    an = An[s, b]
-                    if once:
-                        for k in range(n):
-                            an[k] = dl[2 * n + k]
+                    if once:        # each branch its own view (``bptt._bptt_sweep``)
+                        _row_deltas(gates[s, b], dh, h[s, b], An[s, b], D[s, b], True, one)
                     else:
-                        for k in range(n):
-                            an[k] += dl[2 * n + k]
-                    hp = h[s, b]
-                    for k in range(n):
-                        z = gr[n + k]
-                        dl[n + k] = dh[k] * (hp[k] - gr[2 * n + k]) * z * (one - z)
-                    for k in range(n):
-                        r = gr[k]
-                        da_n = dl[2 * n + k]
-                        dl[k] = da_n * gr[3 * n + k] * r * (one - r)
-                        dl[2 * n + k] = da_n * r
-                    if not once:
+                        dl = cur[bb]
+                        _row_deltas(gates[s, b], dh, h[s, b], An[s, b], dl, False, one)
                         drow = D[s, b]
                         for k in range(3 * n):
                             drow[k] += dl[k]
@@ -99,3 +80,32 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
                         for k in range(n):
                             dh0[b0 + bb, k] += back[bb, k] + dhv[bb, k] * gates[0, b0 + bb, n + k]
             start = end
+
+
+@helper
+def _row_deltas(gr, dh, hp, an, dl, once, one):
+    """The backward step of one batch row: dl (3n,) = [da_r; da_z; dq] from the gates gr = [r, z, n, q]
+    of the step, the error dh arriving at h_t and h_{t-1} = hp; da_n is written into an (``once``)
+    or added to it (overlapping sweeps). Short loops over few arrays, each gate block its own view,
+    so that LLVM vectorises every loop (as ``_lstm_cell.gate_deltas``)."""
+    n = dh.shape[0]
+    gr_r, gr_z, gr_n, gr_q = gr[:n], gr[n:2 * n], gr[2 * n:3 * n], gr[3 * n:]
+    dr, dz, dq = dl[:n], dl[n:2 * n], dl[2 * n:]
+    for k in range(n):                      # da_n, kept in the q block for now
+        z = gr_z[k]
+        nk = gr_n[k]
+        dq[k] = dh[k] * (one - z) * (one - nk * nk)
+    if once:
+        for k in range(n):
+            an[k] = dq[k]
+    else:
+        for k in range(n):
+            an[k] += dq[k]
+    for k in range(n):
+        z = gr_z[k]
+        dz[k] = dh[k] * (hp[k] - gr_n[k]) * z * (one - z)
+    for k in range(n):
+        r = gr_r[k]
+        da_n = dq[k]
+        dr[k] = da_n * gr_q[k] * r * (one - r)
+        dq[k] = da_n * r

@@ -68,11 +68,13 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nbloc
                 for bb in range(nb):
                     b = b0 + bb
                     gr = gates[s, b]
-                    dl = D[s, b] if once else cur[bb]
                     dh = dhv[bb]
                     arriving(dh, back[bb], g[s, b], inject)
-                    gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
-                    if not once:
+                    if once:        # each branch its own view (``bptt._bptt_sweep``)
+                        gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], D[s, b], K)
+                    else:
+                        dl = cur[bb]
+                        gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]

@@ -129,13 +129,15 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                 panel_dot(dhv, R, tmpr, dm)
                 for bb in range(nb):
                     b = b0 + bb
-                    dl = D[s, b] if once else cur[bb]
-                    gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
-                    dc = dcn[bb]
-                    if not once:
+                    if once:        # each branch its own view (``bptt._bptt_sweep``)
+                        gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], D[s, b], K)
+                    else:
+                        dl = cur[bb]
+                        gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]
+                    dc = dcn[bb]
                     if s == 0:
                         for k in range(n):
                             dc0[b, k] += dc[k]
