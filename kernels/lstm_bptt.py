@@ -10,7 +10,7 @@ from ._rows import arriving
 
 
 @kernel("batch")
-def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nblocks, split):
+def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -22,9 +22,10 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nbloc
     error injected into h_t; dcT (B, n) the error injected into the final cell state c_T (zeros for
     a loss on h alone), entering the last sweep. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
     D (T, B, 4n) is overwritten with the sum over sweeps of delta_t; the weight gradients follow
-    by matrix products (``bptt._weight_grads``), and dh0 = D_1 W_hh.
+    by matrix products (``bptt._weight_grads``).
     dc0 (B, n) is overwritten with the gradient with respect to c0 (sum of dc_1 f_1 over the
-    sweeps that reach step 1).
+    sweeps that reach step 1); dh0 (B, n) with the one with respect to h0, D_1 W_hh (through the
+    same panels, as ``bptt._bptt_sweep``).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
     split: with one batch row in the block, each step's product is cut into this many parts on
@@ -83,3 +84,5 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, panels, nbloc
                             dc0[b, k] += dcn[bb, k]
                 cur, nxt = nxt, cur
             start = end
+        panel_dot(D[0, b0:b1], P, tmp, back)
+        dh0[b0:b1, :] = back

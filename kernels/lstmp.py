@@ -55,7 +55,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
 
 
 @kernel("batch")
-def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, panels, panels_r, nblocks,
+def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, dh0, panels, panels_r, nblocks,
                  split):
     """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:
 
@@ -68,9 +68,10 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     W_hh (4n, p), W_hr (p, n); c (T + 1, B, n), gates (T, B, 4n) and m_out (T, B, n) from
     ``_lstmp_forward``; g (T, B, p) the error injected into h_t; dcT (B, n) the error injected
     into c_T, entering the last sweep. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
-    Overwritten: D (T, B, 4n) with the sum over sweeps of delta_t (dW_ih, dW_hh, db and
-    dh0 = D_1 W_hh follow by products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T);
-    dc0 (B, n) with the gradient with respect to c0.
+    Overwritten: D (T, B, 4n) with the sum over sweeps of delta_t (dW_ih, dW_hh and db follow by
+    products); dH (T, B, p) with the sum of dh_t (dW_hr = sum dh_t m_t^T); dc0 (B, n) with the
+    gradient with respect to c0; dh0 (B, p) with the one with respect to h0, D_1 W_hh (through the
+    same panels, as ``bptt._bptt_sweep``).
     panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
     split: with one batch row in the block, each step's product is cut into this many parts on
@@ -143,3 +144,5 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                             dc0[b, k] += dc[k]
                 cur, nxt = nxt, cur
             start = end
+        panel_dot(D[0, b0:b1], P, tmp, back)
+        dh0[b0:b1, :] = back

@@ -217,16 +217,17 @@ def panel_buffer(WT, B, threads, name="weight panels"):
     return workspace.at_least(name, int(cut_elements(B, threads, K, N)), WT.dtype)
 
 
-def weight_grads(threads, x, h_prev, D, W_rec, dW_in, dW_rec, db, dh0):
+def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     """The weight gradients every cell's BPTT ends with (``kernels.bptt._weight_grads``): dW_in,
-    dW_rec and db from the summed deltas D (T, B, r) over all T·B rows, and dh0 = D_1 W_rec; its
-    two large scratch arrays are this thread's workspace."""
+    dW_rec and db from the summed deltas D (T, B, r) over all T·B rows; its two large scratch
+    arrays are this thread's workspace."""
     T, B, m = x.shape
-    r, n = W_rec.shape
+    r = D.shape[2]
+    n = h_prev.shape[2]
     XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n), D.dtype)
     G = workspace.scratch("weight-gradient product", (r, m + n), D.dtype)
-    call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D, W_rec,
-         dW_in, dW_rec, db, dh0, XH, G)
+    call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D,
+         dW_in, dW_rec, db, XH, G)
 
 
 def state_arrays(names, T, B, n, dtype, scratch):

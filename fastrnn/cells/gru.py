@@ -54,9 +54,7 @@ class Driver(CellDriver):
              D, An, dh0, panel_buffer(W["W_hh"], B, threads))
         grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
-        unused = workspace.scratch("gru dh0 of the products", (B, n), net.dtype)
-        weight_grads(threads, x, h[:-1], D, W["W_hh"],
-             grads["W_ih"], grads["W_hh"], grads["b_hh"], unused)
+        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_hh"])
         # the input side differs from the hidden side in the n block only: da_n instead of dq = da_n r
         rows_n = An.reshape(T * B, n)
         grads["W_ih"][2 * n:] = rows_n.T @ x.reshape(T * B, m)

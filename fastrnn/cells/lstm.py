@@ -50,14 +50,13 @@ class Driver(CellDriver):
             dc_T = np.zeros((B, n), dtype=net.dtype)
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
+        dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
-             *truncation, D, dc0, panel_buffer(W["W_hh"], B, threads))
+             *truncation, D, dc0, dh0, panel_buffer(W["W_hh"], B, threads))
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
-        dh0 = np.empty((B, n), net.dtype)
-        weight_grads(threads, x, h[:-1], D, W["W_hh"],
-             grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
+        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
         dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx
 

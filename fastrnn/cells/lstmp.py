@@ -53,15 +53,14 @@ class Driver(CellDriver):
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
         dH = workspace.scratch("lstmp dH", (T, B, p), net.dtype)
         dc0 = np.empty((B, n), dtype=net.dtype)
+        dh0 = np.empty((B, p), net.dtype)
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
         call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
-             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, panel_buffer(W["W_hh"], B, threads),
+             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, panel_buffer(W["W_hh"], B, threads),
              panel_buffer(W["W_hr"], B, threads, "weight panels 2"))
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
-        dh0 = np.empty((B, p), net.dtype)
-        weight_grads(threads, x, h[:-1], D, W["W_hh"],
-             grads["W_ih"], grads["W_hh"], grads["b_ih"], dh0)
+        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
         grads["W_hr"] = dH.reshape(T * B, p).T @ run.saved["m"].reshape(T * B, n)
         dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m_in) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx

@@ -62,16 +62,15 @@ class Driver(CellDriver):
         if dstate_T is not None and dstate_T[0] is not None:
             g[-1] += dstate_T[0]
         D = workspace.scratch("rnn D", g.shape, net.dtype)
+        dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
         call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
              *truncation,
-             forcing.on, forcing.units, forcing.mask, D, panel_buffer(W["W_rec"], B, threads))
+             forcing.on, forcing.units, forcing.mask, D, dh0, panel_buffer(W["W_rec"], B, threads))
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
-        dh0 = np.empty((B, n), net.dtype)
-        weight_grads(threads, x,
-             np.ascontiguousarray(fed_states(net, forcing, h)), D,
-             W["W_rec"], grads["W_in"], grads["W_rec"], grads["b"], dh0)
+        weight_grads(threads, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
+                     grads["W_in"], grads["W_rec"], grads["b"])
         dx = (D.reshape(T * B, n) @ W["W_in"]).reshape(T, B, m) if want_dx else None
         return grads, (dh0,), dx
 
