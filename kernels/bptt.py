@@ -3,6 +3,7 @@ import numpy as np
 from numba import prange
 
 from ._activations import constants, scale_by_dphi
+from ._blas import _cblas_sgemm_tn
 from ._jit import kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
@@ -88,7 +89,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
 
 
 @kernel("rows")
-def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, nblocks):
+def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
@@ -103,6 +104,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, nblocks):
     Both weight gradients come from one product D^T [x | h_prev] (r, m + n) into G: with m often
     small (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128
     B=32: one product 5.8 ms, two 6.7 ms, for a copy of 0.09 ms).
+    sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
+    ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
     partial result (one matrix product; the first block's is G), and the partials are added at
     the end.
@@ -122,7 +125,12 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, nblocks):
         out = G if blk == 0 else rest[blk - 1]
         if r1 > r0:
             Dk = D2[r0:r1]
-            np.dot(Dk.T, XH[r0:r1], out)
+            XHk = XH[r0:r1]
+            if sgemm != 0 and D.itemsize == 4:
+                _cblas_sgemm_tn(sgemm, r, m + n, r1 - r0, np.int64(Dk.ctypes.data), r,
+                                np.int64(XHk.ctypes.data), m + n, np.int64(out.ctypes.data), m + n)
+            else:
+                np.dot(Dk.T, XHk, out)
             acc = part_b[blk]
             for row in range(r1 - r0):
                 for k in range(r):

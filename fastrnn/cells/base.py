@@ -21,7 +21,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import cut_elements
-from ..runtime import memory, workspace
+from ..runtime import blas, memory, workspace
 from ..runtime.dispatch import Work, call
 
 
@@ -226,8 +226,9 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     n = h_prev.shape[2]
     XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n), D.dtype)
     G = workspace.scratch("weight-gradient product", (r, m + n), D.dtype)
+    sgemm = blas.sgemm_address() if D.dtype == np.float32 else 0
     call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D,
-         dW_in, dW_rec, db, XH, G)
+         dW_in, dW_rec, db, XH, G, sgemm)
 
 
 def state_arrays(names, T, B, n, dtype, scratch):

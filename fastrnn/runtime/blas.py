@@ -10,13 +10,18 @@ MKL, BLIS, ...) to one thread while a call runs parallel kernels, or while it ru
 framework's pool, and restores the counts afterwards.
 
 threadpoolctl finds the libraries by what the process has loaded, not by file names; fastrnn
-imports ``scipy.linalg.cython_blas`` first so that the library Numba calls is among them.
+imports ``scipy.linalg.cython_blas`` first so that the library Numba calls is among them. Among
+them, ``sgemm_address`` finds NumPy's OpenBLAS, whose float32 GEMM the weight-gradient kernel calls
+(``kernels._blas``); it is held to one thread with the rest.
 """
 import contextlib
+import ctypes
 import threading
 
 _lock = threading.Lock()
 _libraries = None
+_sgemm = None
+_SGEMM_SYMBOLS = ("scipy_cblas_sgemm64_", "cblas_sgemm64_")   # 64-bit integers: the signature is known
 
 
 def libraries():
@@ -33,6 +38,33 @@ def libraries():
                     found = []
                 _libraries = found
     return _libraries
+
+
+def sgemm_address():
+    """The address of an ILP64 CBLAS ``sgemm`` for the float32 weight-gradient product
+    (``kernels._blas``): NumPy's own OpenBLAS (its wheels export ``scipy_cblas_sgemm64_``), found
+    among the libraries threadpoolctl controls, so that its threads are held like the others'.
+    0 where there is none (a NumPy built on another BLAS): the kernels then use Numba's ``np.dot``.
+    Looked up once per process."""
+    global _sgemm
+    if _sgemm is None:
+        found = 0
+        for lib in libraries():
+            if lib.internal_api != "openblas":
+                continue
+            try:
+                handle = ctypes.CDLL(lib.filepath)
+            except OSError:
+                continue
+            for symbol in _SGEMM_SYMBOLS:
+                fn = getattr(handle, symbol, None)
+                if fn is not None:
+                    found = ctypes.cast(fn, ctypes.c_void_p).value or 0
+                    break
+            if found:
+                break
+        _sgemm = found
+    return _sgemm
 
 
 def info():

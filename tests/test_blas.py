@@ -1,0 +1,50 @@
+"""The float32 weight-gradient product through NumPy's own OpenBLAS (kernels/_blas.py,
+runtime.blas.sgemm_address): the same values as Numba's np.dot, in every block split."""
+import numpy as np
+import pytest
+
+from fastrnn.kernels import _weight_grads
+from fastrnn.runtime import blas
+
+
+def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((T, B, m)).astype(np.float32)
+    h_prev = rng.standard_normal((T, B, n)).astype(np.float32)
+    D = rng.standard_normal((T, B, r)).astype(np.float32)
+    inputs = [a.copy() for a in (x, h_prev, D)]
+    dW_in = np.full((r, m), np.nan, np.float32)
+    dW_rec = np.full((r, n), np.nan, np.float32)
+    db = np.full(r, np.nan, np.float32)
+    XH = np.full((T * B, m + n), np.nan, np.float32)
+    G = np.full((r, m + n), np.nan, np.float32)
+    kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
+    kernel(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks)
+    for before, after in zip(inputs, (x, h_prev, D)):
+        np.testing.assert_array_equal(before, after)          # inputs unchanged
+    Dr = D.astype(np.float64).reshape(T * B, r)
+    expected = (Dr.T @ x.astype(np.float64).reshape(T * B, m), Dr.T @ h_prev.astype(np.float64).reshape(T * B, n),
+                Dr.sum(axis=0))
+    return (dW_in, dW_rec, db), expected
+
+
+def test_numpy_openblas_found_when_numpy_ships_it():
+    """NumPy's PyPI wheels (Linux, Windows) carry OpenBLAS with 64-bit-integer CBLAS symbols; where
+    threadpoolctl lists such a library, fastrnn must find its sgemm."""
+    openblas64 = [lib for lib in blas.libraries() if lib.internal_api == "openblas" and "64" in lib.filepath]
+    if not openblas64:
+        pytest.skip("this NumPy brings no 64-bit-integer OpenBLAS (another BLAS build): nothing to find")
+    assert blas.sgemm_address() != 0
+
+
+@pytest.mark.parametrize("nblocks", [1, 2, 3])
+def test_weight_gradient_product_through_numpy_openblas(nblocks):
+    address = blas.sgemm_address()
+    if address == 0:
+        pytest.skip("no NumPy OpenBLAS sgemm in this process: the kernels use np.dot (tested everywhere else)")
+    with blas.single_threaded():
+        got, expected = _weight_grad_call(address, nblocks)
+        plain, _ = _weight_grad_call(0, nblocks)
+    for a, b, e in zip(got, plain, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)      # float32 sums of 65 products against float64
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)      # and against Numba's np.dot
