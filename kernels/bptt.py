@@ -29,7 +29,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         the same panels (the BLAS's product of a few rows by the whole of a large W repacks W: float32
         LSTM n=512 B=8, 0.48 ms a call).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
-    nblocks: batch blocks, one per parallel task; each block owns its rows of D.
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
 

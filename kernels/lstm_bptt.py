@@ -27,7 +27,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
     sweeps that reach step 1); dh0 (B, n) with the one with respect to h0, D_1 W_hh (through the
     same panels, as ``bptt._bptt_sweep``).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
-    nblocks: batch blocks, one per parallel task; each block owns its rows of D and dc0.
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     Sweeps that do not overlap write delta_t straight into D (``once``, as ``bptt._bptt_sweep``).

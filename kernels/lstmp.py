@@ -73,7 +73,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     gradient with respect to c0; dh0 (B, p) with the one with respect to h0, D_1 W_hh (through the
     same panels, as ``bptt._bptt_sweep``).
     panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
-    nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH and dc0.
+    nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
     Sweeps that do not overlap write straight into D and dH (``once``, as ``bptt._bptt_sweep``).
