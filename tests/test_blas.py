@@ -48,3 +48,14 @@ def test_weight_gradient_product_through_numpy_openblas(nblocks):
     for a, b, e in zip(got, plain, expected):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)      # float32 sums of 65 products against float64
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)      # and against Numba's np.dot
+
+
+def test_no_openblas_means_np_dot(monkeypatch):
+    """Without an ILP64 OpenBLAS among the controlled libraries (NumPy on another BLAS, threadpoolctl
+    unusable), the address is 0: the kernels then take np.dot, which every other test runs."""
+    monkeypatch.setattr(blas, "_libraries", [])
+    monkeypatch.setattr(blas, "_sgemm", None)
+    assert blas.sgemm_address() == 0
+    got, expected = _weight_grad_call(blas.sgemm_address(), 1)
+    for a, e in zip(got, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
