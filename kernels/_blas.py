@@ -3,16 +3,15 @@
 Numba's ``np.dot`` calls the BLAS that SciPy's bindings load (OpenBLAS 0.3.30 in SciPy 1.17's
 wheels). NumPy 2's wheels bring their own OpenBLAS, often a newer one, and on this project's machine
 (AMD EPYC, AVX-512, one thread) NumPy's OpenBLAS 0.3.31 ran the float32 weight-gradient product
-D^T [x | h] faster than SciPy's 0.3.30: the product alone 77-79 against 91-95 GFLOP/s at T·B = 3200
-rows of 384-512 gate rows, whole ``bptt._weight_grads`` calls 4-11 % faster at the training-step
-table's shapes (``python bench/weight_grads.py``, ``bench/results/2026-11-26-weight-gradient-blas.md``);
-float64 and the per-step panel products ran level through either, and keep ``np.dot``. ``fastrnn.runtime.blas.gemm_tn_address``
+D^T [x | h] faster than SciPy's 0.3.30: whole ``bptt._weight_grads`` calls 4-11 % faster at the
+training-step table's shapes (76-94 against 84-99 GFLOP/s; ``python bench/weight_grads.py``,
+``bench/results/2026-11-26-weight-gradient-blas.md``). Float64 and the per-step panel products ran level
+through either (ad hoc scripts, not kept) and keep ``np.dot``. ``fastrnn.runtime.blas.gemm_tn_address``
 finds that library's CBLAS ``sgemm`` (the 64-bit-integer build NumPy ships); the kernels receive its
 address as a number, so their on-disk cache holds no address of this process.
 """
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils  # noqa: F401  (the intrinsic's code generation context)
 from numba.extending import intrinsic
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112

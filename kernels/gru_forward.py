@@ -24,8 +24,9 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
     task); only the recurrence is sequential. Each step reads its rows of the projection where it
-    writes the gates (a separate pass copying the projection into the gates cost about 1 ms of a
-    6.5 ms float32 n=128 B=32 forward pass: 5 MB read, 6.5 MB written).
+    writes the gates; a separate pass copying the projection into the gates read 5 MB and wrote 6.5 MB
+    at float32 n=128 B=32 (without it, ad hoc kernel A/B, one thread: float64 n=128 B=32 12.8 -> 12.0 ms,
+    float32 n=512 B=8 16.3 -> 15.9).
     """
     T, B, m = x.shape
     n = W_hh.shape[1]
