@@ -9,9 +9,10 @@ states and every parameter, and the rest of the model stays ordinary PyTorch. Ch
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
 fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS libraries held to
-one thread, and its parallel kernels only for calls long enough (10^9 multiply-adds or more, about 20 ms of one thread in float32) that
-torch's pool, whose threads spin for a while after each torch operation, cannot make them wait for
-a core (measured: shorter parallel calls were slower than serial ones; ``runtime.dispatch.beside``).
+one thread, and its parallel kernels only for calls long enough (2.5·10^8 multiply-adds or more, about 5 ms of one
+thread in float32; a batch of one splits its products only from 10^9) that torch's pool, whose threads spin for a
+while after each torch operation, costs them less than it takes (measured: shorter parallel calls were slower than
+serial ones; ``runtime.dispatch.beside``).
 With ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported, torch's threads sleep
 instead, and fastrnn's usual thresholds apply. Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not

@@ -235,8 +235,9 @@ def test_beside_another_pool_only_long_calls_run_parallel_and_the_count_follows_
     from BESIDE_MIN_WORK multiply-adds (the other pool's threads spin after its operations)."""
     import numba
     from fastrnn.kernels import _lstm_forward
-    mid = dispatch.Work(32, 8 * 32 * 128 * 128, 100)       # LSTM n=128 B=32: 0.4e9, parallel on its own
-    large = dispatch.Work(32, 8 * 32 * 512 * 512, 100)     # n=512 B=32: 6.7e9
+    mid = dispatch.Work(8, 8 * 8 * 128 * 128, 100)         # LSTM n=128 B=8: 0.1e9, parallel on its own
+    large = dispatch.Work(32, 8 * 32 * 128 * 128, 100)     # n=128 B=32: 0.42e9
+    assert dispatch.BESIDE_MIN_WORK > mid.flops_per_step * mid.steps
     assert dispatch.plan(_lstm_forward, 2, mid) == 2 and dispatch.plan(_lstm_forward, 2, large) == 2
     before = numba.get_num_threads()
     with dispatch.beside(64):                               # never more than Numba has
@@ -253,7 +254,7 @@ def test_beside_a_pool_that_sleeps_the_usual_thresholds_apply():
     """With OMP_WAIT_POLICY=PASSIVE torch's threads sleep after their operations: beside them the
     mid-sized call runs parallel as on its own, still on at most the pool's thread count."""
     from fastrnn.kernels import _lstm_forward
-    mid = dispatch.Work(32, 8 * 32 * 128 * 128, 100)
+    mid = dispatch.Work(8, 8 * 8 * 128 * 128, 100)
     small = dispatch.Work(32, 8 * 32 * 8 * 8, 100)
     with dispatch.beside(64, spinning=False):
         assert dispatch.plan(_lstm_forward, 2, mid) == 2
@@ -317,6 +318,8 @@ def test_a_batch_of_one_splits_its_step_product_only_where_the_weights_are_large
     assert dispatch.parts(_lstm_forward, 2, work._replace(weight_bytes=0)) == 1   # not given: never split
     with dispatch.beside(2):
         assert dispatch.parts(_lstm_forward, 2, work) == 1                       # 0.2e9 multiply-adds
+        assert dispatch.parts(_lstm_forward, 2, work._replace(steps=400)) == 1   # 0.84e9: enough for plan, not here
+        assert dispatch.plan(_lstm_forward, 2, work._replace(items=2, steps=400)) == 2
         assert dispatch.parts(_lstm_forward, 2, work._replace(steps=1000)) == 2
     with dispatch.beside(2, spinning=False):
         assert dispatch.parts(_lstm_forward, 2, work) == 2
