@@ -151,6 +151,34 @@ def test_scratch_buffers_are_reused_but_never_returned():
     assert big.nbytes > _workspace.KEEP_BYTES and "test big" not in _workspace._local.arrays
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_batch_of_one_keeps_no_panel_buffer_where_the_weights_are_used_as_stored(cell):
+    """At B = 1 on one thread the forward pass multiplies by W^T (a view of W) and the sweep by W itself
+    (the axpy form, W over 64 KB): neither copies W, so the thread keeps no buffer for it. The
+    gradients agree with the same call on the default threads and with the reference."""
+    import threading
+    from fastrnn.runtime import workspace as _workspace
+    net, x, d, _, _ = make_problem(3, 6, 1, 2, 128, 2, np.float32, cell=cell, masked=False)
+    assert net.W_hh.nbytes > 64 * 1024
+    seen = {}
+
+    def run():
+        with fastrnn.threads(1):
+            seen["one"] = fastrnn.bptt(net, x, d)
+        seen["buffer"] = _workspace._local.arrays["weight panels"].shape[0]
+
+    worker = threading.Thread(target=run)          # a thread of its own: a fresh workspace
+    worker.start()
+    worker.join()
+    assert seen["buffer"] == 0
+    L, g = fastrnn.bptt(net, x, d)
+    assert_close(L, seen["one"][0], np.float32, "loss")
+    assert_grads_close(g, seen["one"][1], np.float32)
+    L_ref, g_ref = R.bptt(net, x, d)
+    assert_close(seen["one"][0], L_ref, np.float32, "loss against the reference")
+    assert_grads_close(seen["one"][1], g_ref, np.float32, "against the reference")
+
+
 def test_the_panel_buffer_grows_to_the_largest_size_and_is_shared_by_calls_that_alternate():
     """The forward pass and the sweep of a call ask for panel buffers of different sizes: one buffer,
     grown once, serves both (no fresh memory per call); another dtype or a size above the keep limit

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..kernels import _weight_grads
-from ..kernels._panels import cut_elements
+from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
 from ..runtime import blas, memory, workspace
-from ..runtime.dispatch import Work, call
+from ..runtime.dispatch import SPLIT_BYTES, Work, call
 
 
 @dataclass
@@ -209,10 +209,16 @@ def bptt_memory(driver, net, T, B):
 def panel_buffer(WT, B, threads, name="weight panels"):
     """This thread's buffer for the panels a batch kernel cuts from WT (K, N) (``kernels._panels``),
     large enough for a batch of B rows split into any number of blocks up to ``threads``; empty
-    where the kernel multiplies by W itself (one row, WT = W^T with W C-contiguous: the forward
-    passes). The forward pass and the sweep of a call share it."""
+    where the kernel multiplies by the weights as they are stored (one row: WT = W^T with W
+    C-contiguous, the forward passes; or WT = W itself, C-contiguous, not square and over
+    ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split each product over
+    threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights for each;
+    ``_panels.cut_panels`` keeps the same rules). The forward pass and the sweep of a call share it."""
     K, N = WT.shape
     if B == 1 and WT.T.flags.c_contiguous:
+        return workspace.at_least(name, 0, WT.dtype)
+    if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES
+            and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
         return workspace.at_least(name, 0, WT.dtype)
     return workspace.at_least(name, int(cut_elements(B, threads, K, N)), WT.dtype)
 
