@@ -49,8 +49,9 @@ def outputs(net, W, h1):
 def loss_and_grad(net, r, y, d, mask, loss):
     """Summed loss and its gradient with respect to ``r`` (T, B, o). ``mask`` is broadcastable."""
     if loss == "mse":
-        e = mask * (y - d)
-        L = 0.5 * np.sum(e * (y - d))
+        diff = y - d
+        e = mask * diff
+        L = 0.5 * np.sum(e * diff)
         act = net.out_activation
         if act == "identity":
             dr = e
@@ -81,13 +82,30 @@ def loss_and_grad(net, r, y, d, mask, loss):
     return L, mask * (s - d)
 
 
+def _unit_run(units):
+    """The slice of a units readout's ``out_units`` when they are consecutive, ascending units (the
+    default: the first o), else None. A slice reads the outputs as a view of the states and writes
+    their errors without gathering and scattering by index: a gradient call at B=1, n=128, o=32,
+    T=1000 spent 0.2 ms (4 % of the call) in the readout by index, 0.03 ms by slice."""
+    first = int(units[0])
+    if units.size == 1 or (units[1:] - units[:-1] == 1).all():
+        return slice(first, first + units.size)
+    return None
+
+
 def inject(net, W, dr, h1, g):
     """Write the error injected into each h_t into ``g`` (T, B, n, C-contiguous); return the
     readout gradients (dW_out, db_out)."""
     n = h1.shape[-1]
     if net.readout == "units":
-        g[...] = 0
-        g[..., net.out_units] = dr
+        run = _unit_run(net.out_units)
+        if run is None:
+            g[...] = 0
+            g[..., net.out_units] = dr
+        else:
+            g[..., :run.start] = 0
+            g[..., run] = dr
+            g[..., run.stop:] = 0
         return None, None
     np.matmul(_rows(dr), W["W_out"], out=g.reshape(-1, n))
     dW_out = _rows(dr).T @ _rows(h1)
@@ -99,6 +117,9 @@ def injected_errors(net, W, h1, d, mask, loss, read=None):
     """Loss, injected errors g (T, B, n) (a per-thread scratch array) and readout gradients for
     the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives;
     ``read`` the (r, y) of ``outputs(net, W, h1)`` if the caller has them already."""
+    run = _unit_run(net.out_units) if read is None and net.readout == "units" else None
+    if run is not None:
+        read = (h1[..., run],) * 2           # a view of the states, only read here (never handed out)
     r, y = outputs(net, W, h1) if read is None else read
     L, dr = loss_and_grad(net, r, y, d, mask, loss)
     g = workspace.scratch("g", h1.shape, net.dtype)

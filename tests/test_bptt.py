@@ -151,6 +151,22 @@ def test_scratch_buffers_are_reused_but_never_returned():
     assert big.nbytes > _workspace.KEEP_BYTES and "test big" not in _workspace._local.arrays
 
 
+@pytest.mark.parametrize("loss", ["mse", "xent", "bce"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_units_readouts_read_by_slice_or_by_index_agree_with_the_reference(cell, loss):
+    """Consecutive ascending output units (a slice of the states) and any other choice (by index)
+    give the reference's loss and gradients, also when the injected-error scratch still holds
+    another call's errors (every unit outside the outputs must be written as zero)."""
+    for units in ([4, 1], [0, 1, 2], [2, 3, 4], [5], [3, 2, 1]):
+        net, x, d, mask, h0 = make_problem(5, 7, 3, 2, 6, len(units), loss=loss, cell=cell)
+        net = type(net).from_state_dict({**net.state_dict(), "out_units": units})
+        assert list(net.out_units) == units
+        L, g = fastrnn.bptt(net, x, d, mask, loss=loss, h0=h0)
+        L_ref, g_ref = R.bptt(net, x, d, mask, loss, None, h0)
+        assert_close(L, L_ref, np.float64, f"loss for out_units={units}")
+        assert_grads_close(g, g_ref, np.float64, f"out_units={units} ")
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_batch_of_one_keeps_no_panel_buffer_where_the_weights_are_used_as_stored(cell):
     """At B = 1 on one thread the forward pass multiplies by W^T (a view of W) and the sweep by W itself
