@@ -50,21 +50,21 @@ PAYS = {
 _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
 
 # Beside another framework's thread pool whose threads spin (``beside``): the parallel twins only for calls of at least
-# BESIDE_MIN_WORK multiply-adds, and a batch of one splits its products (``parts``) only from BESIDE_MIN_SPLIT_WORK. That
-# pool's threads go on spinning for a while after each of its own operations (libgomp waits actively, 300 000
+# BESIDE_MIN_WORK multiply-adds, and a batch of one splits its products (``parts``) only from BESIDE_MIN_SPLIT_WORK.
+# That pool's threads go on spinning for a while after each of its own operations (libgomp waits actively, 300 000
 # iterations by default), and while they do, a parallel call shares the cores with them: a thread that waits for one
 # at every step (the split) loses most. Measured with fastrnn.torch modules in a float32 training step, T=100, two
 # cores, torch's default policy, serial against parallel twins interleaved in one process: LSTM n=128 B=32 (0.42e9
 # multiply-adds a call) 22.2 ms serial against 19.6 parallel; GRU n=128 B=32 (0.31e9) 18.2 against 18.0; LSTM n=128 B=8
 # (0.1e9) 5.5 against 5.6, RNN n=128 B=32 (0.05e9) 7.1 against 7.3, LSTM n=32 B=32 3.4 against 3.8; RNN n=512 B=8
 # (0.42e9) 17.2 against 17.4. Split at B = 1: LSTM n=512 (0.2e9) 15.2 ms whole against 20.7 split, GRU n=512 13.1
-# against 16.9. (An earlier measurement, before the sweeps' rows vectorised, had LSTM n=128 B=32 at 28 ms serial
-# against 31 parallel, and set one threshold of 10^9 for both.) With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep)
-# neither is needed: fastrnn.torch.LSTM step n=128 B=32 15.0 ms with the usual thresholds against 24.3 with the long-call
-# rule (torch's default policy), n=128 B=8 4.1 against 6.7 (float32, AVX-512 EPYC;
-# bench/results/2026-11-25-passive-wait-policy.md); nor with a short GOMP_SPINCOUNT (fastrnn.torch._SHORT_SPIN): n=128
-# B=32 15.7 against 23.6 ms (bench/results/2026-11-26-spin-count.md; torch's own operators respond to that variable,
-# so its runtime reads it).
+# against 16.9 (ad hoc; the table: bench/results/2026-11-26-training-step-beside.md). (An earlier measurement, before
+# the sweeps' rows vectorised, had LSTM n=128 B=32 at 28 ms serial against 31 parallel, and set one threshold of 10^9
+# for both.) With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep) neither is needed: fastrnn.torch.LSTM step n=128
+# B=32 15.0 ms with the usual thresholds against 24.3 with the long-call rule (torch's default policy), n=128 B=8 4.1
+# against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md); nor with a short
+# GOMP_SPINCOUNT (fastrnn.torch._SHORT_SPIN): n=128 B=32 15.7 against 23.6 ms (bench/results/2026-11-26-spin-count.md;
+# torch's own operators respond to that variable, so its runtime reads it).
 BESIDE_MIN_WORK = 250_000_000
 BESIDE_MIN_SPLIT_WORK = 1_000_000_000
 
@@ -226,10 +226,10 @@ def beside(pool_threads, spinning=True):
     ``pool_threads`` threads (the framework's own intra-op count; its pool idles while our operator
     runs). If that pool's threads spin after their own operations (``spinning``, GNU OpenMP's default),
     the parallel kernels run only for calls of ``BESIDE_MIN_WORK`` multiply-adds or more (a batch of
-    one splits its products only from ``BESIDE_MIN_SPLIT_WORK``), so that the spinning threads cost little; if they sleep (``OMP_WAIT_POLICY=PASSIVE``), the usual
-    thresholds apply. Every BLAS stays on one thread for the whole block, NumPy's work between the
-    kernels included (OpenBLAS's own threads would wait for cores too). Restores Numba's count on
-    exit; per calling thread."""
+    one splits its products only from ``BESIDE_MIN_SPLIT_WORK``), so that the spinning threads cost
+    little; if they sleep (``OMP_WAIT_POLICY=PASSIVE``), the usual thresholds apply. Every BLAS stays
+    on one thread for the whole block, NumPy's work between the kernels included (OpenBLAS's own
+    threads would wait for cores too). Restores Numba's count on exit; per calling thread."""
     old = numba.get_num_threads()
     count = max(1, min(int(pool_threads), old))
     was = getattr(_beside, "spinning", False)
