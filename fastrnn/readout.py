@@ -93,12 +93,11 @@ def _unit_run(units):
     return None
 
 
-def inject(net, W, dr, h1, g):
+def inject(net, W, dr, h1, g, run=None):
     """Write the error injected into each h_t into ``g`` (T, B, n, C-contiguous); return the
-    readout gradients (dW_out, db_out)."""
+    readout gradients (dW_out, db_out). ``run``: the units readout's ``_unit_run``, if any."""
     n = h1.shape[-1]
     if net.readout == "units":
-        run = _unit_run(net.out_units)
         if run is None:
             g[...] = 0
             g[..., net.out_units] = dr
@@ -117,11 +116,11 @@ def injected_errors(net, W, h1, d, mask, loss, read=None):
     """Loss, injected errors g (T, B, n) (a per-thread scratch array) and readout gradients for
     the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives;
     ``read`` the (r, y) of ``outputs(net, W, h1)`` if the caller has them already."""
-    run = _unit_run(net.out_units) if read is None and net.readout == "units" else None
-    if run is not None:
+    run = _unit_run(net.out_units) if net.readout == "units" else None
+    if read is None and run is not None:
         read = (h1[..., run],) * 2           # a view of the states, only read here (never handed out)
     r, y = outputs(net, W, h1) if read is None else read
     L, dr = loss_and_grad(net, r, y, d, mask, loss)
     g = workspace.scratch("g", h1.shape, net.dtype)
-    dW_out, db_out = inject(net, W, dr, h1, g)
+    dW_out, db_out = inject(net, W, dr, h1, g, run)
     return float(L), g, dW_out, db_out

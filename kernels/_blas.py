@@ -6,7 +6,7 @@ wheels). NumPy 2's wheels bring their own OpenBLAS, often a newer one, and on th
 D^T [x | h] faster than SciPy's 0.3.30: whole ``bptt._weight_grads`` calls 4-11 % faster at the
 training-step table's shapes (76-94 against 84-99 GFLOP/s; ``python bench/weight_grads.py``,
 ``bench/results/2026-11-26-weight-gradient-blas.md``). Float64 and the per-step panel products ran level
-through either (ad hoc scripts, not kept) and keep ``np.dot``. ``fastrnn.runtime.blas.gemm_tn_address``
+through either (ad hoc scripts, not kept) and keep ``np.dot``. ``fastrnn.runtime.blas.sgemm_address``
 finds that library's CBLAS ``sgemm`` (the 64-bit-integer build NumPy ships); the kernels receive its
 address as a number, so their on-disk cache holds no address of this process.
 """
