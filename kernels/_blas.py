@@ -1,4 +1,6 @@
-"""A matrix product through a BLAS other than the one behind Numba's ``np.dot``.
+"""Matrix products called straight into the BLAS: through a BLAS other than the one behind Numba's
+``np.dot`` (``_cblas_sgemm_tn``), and through that one with row strides ``np.dot`` does not take
+(``gemm_into``).
 
 Numba's ``np.dot`` calls the BLAS that SciPy's bindings load (OpenBLAS 0.3.30 in SciPy 1.17's
 wheels). NumPy 2's wheels bring their own OpenBLAS, often a newer one, and on this project's machine
@@ -12,7 +14,9 @@ address as a number, so their on-disk cache holds no address of this process.
 """
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
+from numba.np.linalg import ensure_blas, make_constant_slot
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
@@ -37,3 +41,40 @@ def _cblas_sgemm_tn(typingctx, address, M, N, K, a, lda, b, ldb, c, ldc):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def gemm_into(typingctx, a, b, c):
+    """c (m, n) = a (m, k) @ b (k, n) for 2-d arrays of one float dtype whose rows are contiguous
+    (unit stride along them; the caller guarantees it) with any row strides: c may be a block of
+    columns of a wider array, which ``np.dot`` cannot write (it asks for a contiguous ``out``).
+    The call goes where Numba's own ``np.dot`` goes, its helper ``numba_xxgemm`` (column-major
+    BLAS gemm from SciPy's bindings, the BLAS on one thread as for ``np.dot``), with the row-major
+    product turned round as Numba turns it: c^T = b^T a^T."""
+    if not all(isinstance(t, types.Array) and t.ndim == 2 for t in (a, b, c)):
+        return None
+    if not (a.dtype == b.dtype == c.dtype) or a.dtype not in (types.float32, types.float64):
+        return None
+    ensure_blas()
+
+    def codegen(context, builder, signature, args):
+        aty, bty, cty = signature.args
+        A = context.make_array(aty)(context, builder, args[0])
+        B = context.make_array(bty)(context, builder, args[1])
+        C = context.make_array(cty)(context, builder, args[2])
+        m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+        n = cgutils.unpack_tuple(builder, B.shape, 2)[1]
+        size = context.get_constant(types.intp, aty.dtype.bitwidth // 8)
+        lda, ldb, ldc = (builder.sdiv(cgutils.unpack_tuple(builder, X.strides, 2)[0], size) for X in (A, B, C))
+        char, intp, vp = ir.IntType(8), context.get_value_type(types.intp), cgutils.voidptr_t
+        fnty = ir.FunctionType(ir.IntType(32), [char, char, char, intp, intp, intp, vp, vp, intp, vp, intp, vp, vp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        one = builder.bitcast(make_constant_slot(context, builder, aty.dtype, 1.0), vp)
+        zero = builder.bitcast(make_constant_slot(context, builder, aty.dtype, 0.0), vp)
+        kind = ir.Constant(char, ord("s" if aty.dtype == types.float32 else "d"))
+        plain = ir.Constant(char, ord("n"))
+        builder.call(fn, (kind, plain, plain, n, m, k, one, builder.bitcast(B.data, vp), ldb,
+                          builder.bitcast(A.data, vp), lda, zero, builder.bitcast(C.data, vp), ldc))
+        return context.get_dummy_value()
+
+    return types.void(a, b, c), codegen

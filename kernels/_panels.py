@@ -13,15 +13,26 @@ float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each st
 rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
 rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
 K=512 N=2048 rows=32: 105 GFLOP/s in panels of 32, 67 whole; K=2048 N=512 rows=32: 75 in panels of
-8, 69 whole). So the panels are the widest that keep ``rows * K * w <= 2**19``
-(``bench/results/2026-11-25-panels.md``; not best everywhere: float32 K=2048 N=512 rows=2 gets
-panels of 128 at 64 GFLOP/s, where panels of 64 ran at 85). Where that leaves fewer than 32 columns (a long K: the
-backward product of an LSTM or GRU, K = 4n or 3n, at 16 rows or more), K is cut into chunks short
-enough for panels of 32 and the chunks' products are summed (the same table: float32 rows=32 K=2048
-N=512 101 GFLOP/s against 75 for the best uncut width, rows=16 98 against 90, float64 52 against 41;
-a prototype: K=1536 94 against 63, rows=16 K=4096 N=1024 89 against 45). The one shape measured where
-the cut loses, K=1024 N=256 rows=32, loses little (float32 91 against 102 in panels of 16); panels of
-32 or more never gained from it.
+8, 69 whole; ``bench/results/2026-11-25-panels.md``). Within that bound the shape of each product
+matters too (``bench/results/2026-11-26-row-blocks.md``): few rows by many columns beat many rows by
+few, and panels of 256 bytes (64 float32 or 32 float64 columns) beat other widths. So:
+
+- where the whole product fits (``rows * K * N <= 2**19``): one product;
+- else, where 8 rows by the whole matrix fit (the gated cells' products at n = 128): blocks of 8
+  rows (``ROW_BLOCK``), each by the whole matrix: float32 K=128 N=512 at 32 rows 110 GFLOP/s
+  against 91 in panels of 128 for all rows, float64 51.5 against 45 (one thread, ad hoc);
+- else panels of 256 bytes, each taken by blocks of as many rows as fit beside it, a multiple of 4
+  (``MIN_ROW_BLOCK``): float32 K=2048 N=512 (the LSTM's backward product at n = 512) 110-111
+  against 100-104 in panels of 32 for 8-32 rows, K=1536 (the GRU's) 108-110 against 82-102, float64
+  K=1536 55.5-56 against 46-53;
+- where not even 4 rows fit beside such a panel (K over 2048 in float32, 4096 in float64), all rows
+  at once with K cut into chunks short enough for panels of 32 (``SPLIT_WIDTH``), the chunks'
+  products summed (float32 rows=32 K=2048 N=512 101 GFLOP/s against 75 for the best uncut width in
+  the first table).
+
+Each panel's product writes straight into its columns of the result (``_blas.gemm_into``, the BLAS
+with a row stride) for every block of rows in turn while the panel is in cache; only chunks of K go
+through a scratch copy, summed.
 
 A batch of one multiplies by the whole matrix (a matrix-vector product). Where the weights are small
 the BLAS's call costs as much as the product, and OpenBLAS's single-precision gemv is slow on short
@@ -38,18 +49,40 @@ keeps the weights).
 import numpy as np
 from numba import prange
 
+from ._blas import gemm_into
 from ._jit import _jit, helper
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
-SPLIT_WIDTH = 32           # panels narrower than this lose: cut K into chunks instead (summed)
+ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
+PANEL_BYTES = 256          # otherwise panels this wide (64 float32 / 32 float64 columns) ...
+MIN_ROW_BLOCK = 4          # ... for blocks of at least this many rows (a multiple of it) that fit beside them
+SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this lose: cut K into chunks (summed)
 _STRIP = 16                # columns per strip of the transposing copy
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
 
 
 @helper
+def row_block(rows, K, N, itemsize):
+    """How many rows of state each product (rows, K) @ (K, N) takes at a time (see the module's
+    notes): all of them where the whole product stays within PANEL_ELEMENTS; ROW_BLOCK where that
+    many rows multiply by the whole matrix within it; else as many as fit beside a panel of
+    PANEL_BYTES, a multiple of MIN_ROW_BLOCK (at least that, else all rows: K is cut instead)."""
+    if rows * K * N <= PANEL_ELEMENTS:
+        return rows
+    if ROW_BLOCK * K * N <= PANEL_ELEMENTS:
+        return min(rows, ROW_BLOCK)
+    fit = PANEL_ELEMENTS // (K * min(N, PANEL_BYTES // itemsize))
+    fit -= fit % MIN_ROW_BLOCK
+    if fit < MIN_ROW_BLOCK:
+        return rows
+    return min(rows, fit)
+
+
+@helper
 def k_chunks(rows, K, N):
-    """Into how many chunks the inner dimension K of (rows, K) @ (K, N) is cut (1: none)."""
+    """Into how many chunks the inner dimension K of (rows, K) @ (K, N) is cut (1: none), where
+    ``row_block`` leaves all rows together."""
     if rows * K * N <= PANEL_ELEMENTS or rows * K * SPLIT_WIDTH <= PANEL_ELEMENTS:
         return 1
     longest = PANEL_ELEMENTS // (rows * SPLIT_WIDTH)
@@ -61,7 +94,7 @@ def k_chunks(rows, K, N):
 @helper
 def panel_count(rows, K, N):
     """How many column panels the product (rows, K) @ (K, N) is cut into, within each K chunk
-    (``k_chunks``) (1: the whole width)."""
+    (``k_chunks``) (1: the whole width), where ``row_block`` leaves all rows together."""
     kc = k_chunks(rows, K, N)
     Kc = (K + kc - 1) // kc
     if rows * Kc * N <= PANEL_ELEMENTS:
@@ -73,26 +106,34 @@ def panel_count(rows, K, N):
 
 
 @helper
-def _layout(rows, K, N):
-    """The shape (kc, count, Kc, w) of the panels ``cut_panels`` makes for ``rows`` rows (one row:
-    the whole matrix (1, 1, N, K))."""
+def _layout(rows, K, N, itemsize):
+    """How ``cut_panels`` cuts WT (K, N) for products with ``rows`` rows: (r, kc, count, Kc, w), the
+    rows each product takes (``row_block``) and the panels' shape (kc, count, Kc, w). One row: the
+    whole matrix (1, 1, N, K); a block of rows multiplying by the whole matrix: (1, 1, K, N); a
+    block beside panels: (1, count, K, w), w about PANEL_BYTES; all rows at once past that: the
+    K chunks and panels of ``k_chunks`` and ``panel_count``."""
     if rows == 1:
-        return 1, 1, N, K
+        return 1, 1, 1, N, K
+    r = row_block(rows, K, N, itemsize)
+    if r * K * N <= PANEL_ELEMENTS:
+        return r, 1, 1, K, N
+    if r < rows or r * K * min(N, PANEL_BYTES // itemsize) <= PANEL_ELEMENTS:
+        count = (N + PANEL_BYTES // itemsize - 1) // (PANEL_BYTES // itemsize)
+        return r, 1, count, K, (N + count - 1) // count
     kc = k_chunks(rows, K, N)
     Kc = (K + kc - 1) // kc
     count = panel_count(rows, K, N)
-    w = (N + count - 1) // count
-    return kc, count, Kc, w
+    return rows, kc, count, Kc, (N + count - 1) // count
 
 
 @_jit
-def cut_elements(B, most_blocks, K, N):
-    """The most numbers ``cut_panels`` needs for WT (K, N) when a batch of B rows is split into at
-    most ``most_blocks`` blocks (the panels are cut for the largest block): the size of the buffer a
-    caller keeps for it."""
+def cut_elements(B, most_blocks, K, N, itemsize):
+    """The most numbers ``cut_panels`` needs for WT (K, N) of ``itemsize`` bytes a number when a
+    batch of B rows is split into at most ``most_blocks`` blocks (the panels are cut for the largest
+    block): the size of the buffer a caller keeps for it."""
     most = 0
     for blocks in range(1, max(1, min(B, most_blocks)) + 1):
-        kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N)
+        r, kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N, itemsize)
         most = max(most, kc * count * Kc * w)
     return most
 
@@ -124,7 +165,7 @@ def cut_panels(WT, rows, buf, split=1):
     the axpy form split, ``bench/test_torch_step.py``; ``bench/results/2026-11-26-training-step-session-end.md``).
     """
     K, N = WT.shape
-    kc, count, Kc, w = _layout(rows, K, N)
+    r, kc, count, Kc, w = _layout(rows, K, N, WT.itemsize)
     if rows == 1 and WT.T.flags.c_contiguous:
         return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
     if rows == 1 and split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
@@ -170,15 +211,18 @@ def _copy(dst, src):
 def panel_scratch(P, cut_rows, rows, split):
     """What ``panel_dot`` works in, for a block of ``rows`` rows multiplying by panels ``P`` cut for
     ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
-    columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), and ``gemv``: 0 where
+    columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), ``gemv``: 0 where
     P holds panels, else the number of parts each matrix-vector product is cut into, run in
     parallel (``_gemv_parts``; 1: whole, on the calling thread), or -1: whole, in a compiled loop
-    (``_gemv_rows``)."""
+    (``_gemv_rows``); and how many rows each product takes at a time (``row_block``)."""
     if cut_rows == 1:
-        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split)
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split), 1
     kc, count, Kc, w = P.shape
-    chunk = np.empty((rows, Kc) if kc > 1 else (0, 0), dtype=P.dtype)
-    return np.empty((kc, count, rows, w), dtype=P.dtype), chunk, 0
+    # the panels' widths add up to N or a little more: the same rows a product (``row_block``)
+    sub = cut_rows if kc > 1 else row_block(cut_rows, Kc, count * w, P.itemsize)
+    if kc == 1:                         # each product straight into ``out`` (``_products``)
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), 0, sub
+    return np.empty((kc, count, rows, w), dtype=P.dtype), np.empty((rows, Kc), dtype=P.dtype), 0, sub
 
 
 @helper
@@ -187,10 +231,10 @@ def panel_dot(a, P, scratch, out):
 
     a and out are C-contiguous; scratch is ``panel_scratch`` for P and a's rows. The whole matrix
     (one row) is one matrix-vector product, or several on parallel threads; one panel is one BLAS
-    call straight into ``out``; several go through the scratch and are gathered row by row, the K
-    chunks' products summed.
+    call straight into ``out`` for each block of rows (``row_block``); several go through the
+    scratch and are gathered row by row, the K chunks' products summed.
     """
-    tmp, chunk, gemv = scratch
+    tmp, chunk, gemv, sub = scratch
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
         _gemv_axpy(P[0, 0], a[0], out[0])
         return
@@ -205,9 +249,15 @@ def panel_dot(a, P, scratch, out):
         return
     kc, count, Kc, w = P.shape
     if kc == 1 and count == 1 and w == out.shape[1]:
-        np.dot(a, P[0, 0], out)
+        R = a.shape[0]
+        if R <= sub:
+            np.dot(a, P[0, 0], out)
+        else:
+            for r0 in range(0, R, sub):
+                r1 = min(R, r0 + sub)
+                np.dot(a[r0:r1], P[0, 0], out[r0:r1])
         return
-    _products(a, P, tmp, chunk, out)
+    _products(a, P, tmp, chunk, out, sub)
 
 
 @helper
@@ -291,31 +341,45 @@ _gemv_parts = _jit(_gemv_parts, parallel=True)
 
 
 @_jit
-def _products(a, P, tmp, chunk, out):
-    """The panels' products and their gathering for ``panel_dot``: compiled once per dtype and
-    called, not inlined into every kernel (it made each kernel's first compilation slower)."""
+def _products(a, P, tmp, chunk, out, sub):
+    """The panels' products for ``panel_dot``: compiled once per dtype and called, not inlined into
+    every kernel (it made each kernel's first compilation slower). Each panel multiplies ``sub`` rows
+    at a time, every block of rows in turn while the panel is in cache, straight into its columns of
+    ``out`` (``_blas.gemm_into``: a gathering pass from a scratch copy cost 7-15 % of the products,
+    float32 K=256 N=1024 rows=32 97 -> 106 GFLOP/s, K=512 N=2048 rows=8 105 -> 113, float64 49.5 ->
+    54 and 52.5 -> 56, one thread, ad hoc). Panels of a K cut into chunks go through the scratch and
+    are summed."""
     kc, count, Kc, w = P.shape
     rows, N = out.shape
     if kc == 1:
         for p in range(count):
-            np.dot(a, P[0, p], tmp[0, p])
-    else:
-        K = a.shape[1]
-        for q in range(kc):
-            k0 = q * Kc
-            for r in range(rows):
-                for k in range(Kc):
-                    chunk[r, k] = a[r, k0 + k] if k0 + k < K else 0
-            for p in range(count):
-                np.dot(chunk, P[q, p], tmp[q, p])
+            j0 = p * w
+            wj = min(w, N - j0)
+            panel = P[0, p][:, :wj]
+            for r0 in range(0, rows, sub):
+                r1 = min(rows, r0 + sub)
+                gemm_into(a[r0:r1], panel, out[r0:r1, j0:j0 + wj])
+        return
+    K = a.shape[1]
+    for q in range(kc):
+        k0 = q * Kc
+        for r in range(rows):
+            for k in range(Kc):
+                chunk[r, k] = a[r, k0 + k] if k0 + k < K else 0
+        for p in range(count):
+            np.dot(chunk, P[q, p], tmp[q, p])
     for r in range(rows):
+        o = out[r]
         for p in range(count):
             j0 = p * w
-            for j in range(min(w, N - j0)):
-                acc = tmp[0, p, r, j]
-                for q in range(1, kc):
-                    acc += tmp[q, p, r, j]
-                out[r, j0 + j] = acc
+            wj = min(w, N - j0)
+            src = tmp[0, p, r]
+            for j in range(wj):             # one short loop per chunk: each vectorises
+                o[j0 + j] = src[j]
+            for q in range(1, kc):
+                src = tmp[q, p, r]
+                for j in range(wj):
+                    o[j0 + j] += src[j]
 
 
 @helper

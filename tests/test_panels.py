@@ -1,11 +1,13 @@
 """The per-step product through weight panels (kernels/_panels.py): the rule and the values."""
+import numba
 import numpy as np
 import pytest
 
 from fastrnn.kernels._jit import threads_started
-from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, PANEL_ELEMENTS, SPLIT_WIDTH, _gemv_axpy,
-                                     _gemv_rows,
-                                     block_rows_dot, cut_elements, cut_panels, k_chunks, panel_count, panel_dot, panel_scratch)
+from fastrnn.kernels._blas import gemm_into
+from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK,
+                                     SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
+                                     k_chunks, panel_count, panel_dot, panel_scratch, row_block)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -17,33 +19,46 @@ def _threading_layer_started():
     threads_started()
 
 
-@pytest.mark.parametrize("rows, K, N, kc, count", [
-    (8, 128, 512, 1, 1),       # rows·K·N = 2**19: the whole matrix is small enough
-    (8, 256, 1024, 1, 4),      # widest panel 2**19 / (8·256) = 256 columns
-    (8, 1024, 256, 1, 4),      # the backward product of an LSTM with n = 256: K = 4n, N = n
-    (3, 300, 1000, 1, 2),      # widest 582 of 1000 columns
-    (16, 512, 2048, 1, 32),    # panels of 64
-    (32, 512, 2048, 1, 64),    # panels of 32 (LSTM n=512, B=32, forward): no cut of K
-    (32, 128, 512, 1, 4),      # panels of 128 (LSTM n=128, B=32)
-    (32, 2048, 512, 4, 16),    # its backward product: panels of 8 over K = 2048, so 4 chunks of 512, panels of 32
-    (16, 2048, 512, 2, 16),    # panels of 16 over K: 2 chunks of 1024
-    (32, 1536, 512, 3, 16),    # GRU n=512, B=32, backward: 3 chunks of 512
-    (64, 2048, 512, 8, 16),    # 8 chunks of 256
-    (16, 4096, 1024, 4, 32),   # LSTM n=1024, B=16, backward
-    (32, 1001, 300, 2, 10),    # chunks of 501, the last padded with one zero row
-    (20000, 64, 64, 1, 1),     # too many rows for any panel: the whole product
-])
-def test_panel_rule(rows, K, N, kc, count):
-    assert k_chunks(rows, K, N) == kc and panel_count(rows, K, N) == count
-    for dtype in (np.float32, np.float64):
+# (rows, K, N): for float32 and for float64, (rows a product takes, K chunks, panels, panel width)
+RULE = [
+    ((8, 128, 512), (8, 1, 1, 512), (8, 1, 1, 512)),          # rows·K·N = 2**19: the whole matrix, all rows
+    ((32, 128, 512), (8, 1, 1, 512), (8, 1, 1, 512)),         # LSTM n=128, B=32, forward: blocks of 8 rows by the
+    ((16, 512, 128), (8, 1, 1, 128), (8, 1, 1, 128)),         # whole matrix (and its backward, K = 4n, N = n)
+    ((20000, 64, 64), (8, 1, 1, 64), (8, 1, 1, 64)),          # however many rows
+    ((8, 2048, 512), (4, 1, 8, 64), (8, 1, 16, 32)),          # LSTM n=512 backward: panels of 256 bytes, as many rows
+    ((32, 2048, 512), (4, 1, 8, 64), (8, 1, 16, 32)),         # as fit beside one (2**19 / (K w)), a multiple of 4
+    ((32, 1536, 512), (4, 1, 8, 64), (8, 1, 16, 32)),         # GRU n=512 backward: 5.3 rows fit (float32): 4
+    ((32, 512, 2048), (16, 1, 32, 64), (32, 1, 64, 32)),      # LSTM n=512 forward
+    ((8, 512, 2048), (8, 1, 32, 64), (8, 1, 64, 32)),         # fewer rows than fit: all of them
+    ((3, 300, 1000), (3, 1, 16, 63), (3, 1, 32, 32)),         # 1000 columns in 16 panels of 63 (the last 55)
+    ((32, 1001, 300), (8, 1, 5, 60), (16, 1, 10, 30)),
+    ((16, 4096, 1024), (16, 4, 32, 32), (4, 1, 32, 32)),      # float32: not even 4 rows fit, so K is cut in 4 chunks
+    ((32, 8192, 512), (32, 16, 16, 32), (32, 16, 16, 32)),    # a K this long in both: chunks of 512, panels of 32
+]
+
+
+@pytest.mark.parametrize("shape, f32, f64", RULE)
+def test_panel_rule(shape, f32, f64):
+    """The rule of the module's notes, pinned: rows a product takes at a time (``row_block``) and
+    the panels cut for them; every product within PANEL_ELEMENTS, panels PANEL_BYTES wide where
+    a block of rows cannot take the whole matrix, K cut only where not MIN_ROW_BLOCK rows fit."""
+    assert (PANEL_ELEMENTS, ROW_BLOCK, PANEL_BYTES, MIN_ROW_BLOCK, SPLIT_WIDTH) == (1 << 19, 8, 256, 4, 32)
+    rows, K, N = shape
+    for dtype, (r, kc, count, w) in ((np.float32, f32), (np.float64, f64)):
+        itemsize = np.dtype(dtype).itemsize
         P = cut_panels(np.zeros((K, N), dtype), rows, np.empty(0, dtype))
-        assert P.shape[:2] == (kc, count)
-        Kc, w = P.shape[2:]
+        assert P.shape[:2] == (kc, count) and P.shape[3] == w, (dtype, P.shape)
+        Kc = P.shape[2]
         assert kc * Kc >= K > (kc - 1) * Kc and count * w >= N > (count - 1) * w
-        if kc > 1 or count > 1:
-            assert rows * Kc * w <= PANEL_ELEMENTS
-        if kc > 1:                       # chunks short enough for panels of SPLIT_WIDTH, evened out
-            assert rows * Kc * SPLIT_WIDTH <= PANEL_ELEMENTS and w > SPLIT_WIDTH * (count - 1) / count
+        assert panel_scratch(P, rows, rows, 1)[3] == r
+        if kc == 1:
+            assert Kc == K and row_block(rows, K, N, itemsize) == r
+            assert r * K * w <= PANEL_ELEMENTS
+            assert count == 1 or w <= PANEL_BYTES // itemsize
+            assert r == rows or r == ROW_BLOCK or r % MIN_ROW_BLOCK == 0
+        else:                            # the old rule for all rows: chunks short enough for panels of SPLIT_WIDTH
+            assert r == rows and (k_chunks(rows, K, N), panel_count(rows, K, N)) == (kc, count)
+            assert rows * Kc * w <= PANEL_ELEMENTS and rows * Kc * SPLIT_WIDTH <= PANEL_ELEMENTS
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -132,7 +147,8 @@ def test_the_compiled_matrix_vector_loop(dtype, K, N):
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 @pytest.mark.parametrize("rows, K, N", [(1, 7, 5), (1, 512, 2048), (1, 128, 515), (1, 64, 130), (3, 300, 1000),
                                          (8, 256, 1000), (5, 200, 1001), (32, 1024, 256), (4, 2048, 512), (32, 2048, 512), (32, 1001, 300),
-                                         (16, 1536, 520)])
+                                         (16, 1536, 520), (13, 128, 512), (10, 2048, 512), (6, 2048, 515),
+                                         (20, 8192, 300)])
 def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     rng = np.random.default_rng(rows * 1000 + N)
     W = rng.standard_normal((N, K)).astype(dtype)       # stored as the kernels store W_hh
@@ -167,7 +183,7 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
     rng = np.random.default_rng(K)
     W = rng.standard_normal((N, K)).astype(dtype)
     a = rng.standard_normal((rows, K)).astype(dtype)
-    size = cut_elements(rows, 1, K, N)
+    size = cut_elements(rows, 1, K, N, np.dtype(dtype).itemsize)
     WT = np.ascontiguousarray(W.T)                     # as the sweeps hand it in: a plain (K, N) array
     kc, count, Kc, w = cut_panels(WT, rows, np.empty(0, dtype)).shape
     assert size == kc * count * Kc * w >= K * N
@@ -186,14 +202,15 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
 def test_the_buffer_size_covers_every_split_of_the_batch():
     """cut_elements is the most any block count up to the thread count needs: the panels for the
     largest block of each split fit."""
-    K, N = 1024, 256
-    for B in (1, 2, 3, 7, 8, 33):
-        for threads in (1, 2, 4, 16):
-            most = cut_elements(B, threads, K, N)
-            for blocks in range(1, min(B, threads) + 1):
-                rows = -(-B // blocks)
-                need = int(np.prod(cut_panels(np.zeros((K, N)), rows, np.empty(0)).shape))
-                assert need <= most, (B, threads, blocks)
+    for K, N in ((1024, 256), (128, 512), (8192, 300)):
+        for dtype in (np.float32, np.float64):
+            for B in (1, 2, 3, 7, 8, 33):
+                for threads in (1, 2, 4, 16):
+                    most = cut_elements(B, threads, K, N, np.dtype(dtype).itemsize)
+                    for blocks in range(1, min(B, threads) + 1):
+                        rows = -(-B // blocks)
+                        need = int(np.prod(cut_panels(np.zeros((K, N), dtype), rows, np.empty(0, dtype)).shape))
+                        assert need <= most, (K, N, dtype, B, threads, blocks)
 
 
 @pytest.mark.parametrize("nblocks", [1, 2, 3, 5, 7, 9])
@@ -207,3 +224,30 @@ def test_the_input_projection_in_blocks_covers_every_row_once(nblocks):
     for blk in range(nblocks):
         block_rows_dot(a, W.T, out, blk, nblocks)
     np.testing.assert_allclose(out, a @ W.T, rtol=1e-13, atol=1e-13)
+
+
+@numba.njit
+def _call_gemm_into(a, b, c):
+    gemm_into(a, b, c)          # an intrinsic: callable from compiled code only
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-14), (np.float32, 2e-6)])
+@pytest.mark.parametrize("m, k, n", [(1, 1, 1), (4, 2048, 64), (8, 128, 512), (3, 5, 7), (16, 300, 63)])
+def test_gemm_into_writes_a_block_of_columns(dtype, rtol, m, k, n):
+    """_blas.gemm_into: c = a @ b where c is a block of columns of a wider array and a is a block of
+    rows of a wider array (row strides other than their widths, as the panel products pass them);
+    the columns beside the block and the inputs are left as they were."""
+    rng = np.random.default_rng(m * 7 + k + n)
+    A = rng.standard_normal((m + 3, k + 5)).astype(dtype)
+    b_wide = rng.standard_normal((k, n + 9)).astype(dtype)
+    C = np.full((m + 2, n + 20), np.nan, dtype)
+    a, b = A[1:1 + m, 2:2 + k], b_wide[:, :n]
+    A0, B0 = A.copy(), b_wide.copy()
+    _call_gemm_into(a, b, C[1:1 + m, 11:11 + n])
+    expected = a.astype(np.float64) @ b.astype(np.float64)
+    scale = np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64)
+    assert np.all(np.abs(C[1:1 + m, 11:11 + n] - expected) <= rtol * k * scale)
+    C[1:1 + m, 11:11 + n] = np.nan
+    assert np.isnan(C).all()
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(b_wide, B0)

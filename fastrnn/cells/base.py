@@ -220,7 +220,7 @@ def panel_buffer(WT, B, threads, name="weight panels"):
     if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES
             and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
         return workspace.at_least(name, 0, WT.dtype)
-    return workspace.at_least(name, int(cut_elements(B, threads, K, N)), WT.dtype)
+    return workspace.at_least(name, int(cut_elements(B, threads, K, N, WT.itemsize)), WT.dtype)
 
 
 def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
