@@ -17,7 +17,10 @@ K=512 N=2048 rows=32: 105 GFLOP/s in panels of 32, 67 whole; K=2048 N=512 rows=3
 matters too (``bench/results/2026-11-26-row-blocks.md``): few rows by many columns beat many rows by
 few, and panels of 256 bytes (64 float32 or 32 float64 columns) beat other widths. So:
 
-- where the whole product fits (``rows * K * N <= 2**19``): one product;
+- where the whole product fits (``rows * K * N <= 2**19``): one product, except that 2 or 3 rows
+  take panels of 256 bytes (below) past 2**15 numbers (``FEW_ROWS_WHOLE``): float64 K=128 N=512 at 2
+  rows 24 GFLOP/s whole against 49 in panels, at 3 rows 15 against 38, float32 K=256 N=1024 at 2 rows 50
+  against 81 (float32 K=512 N=128 loses: 110 against 98; one thread, ad hoc, three runs each);
 - else, where 8 rows by the whole matrix fit (the gated cells' products at n = 128): blocks of 8
   rows (``ROW_BLOCK``), each by the whole matrix: float32 K=128 N=512 at 32 rows 110 GFLOP/s
   against 91 in panels of 128 for all rows, float64 51.5 against 45 (one thread, ad hoc);
@@ -56,6 +59,7 @@ PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies 
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
 PANEL_BYTES = 256          # otherwise panels this wide (64 float32 / 32 float64 columns) ...
 MIN_ROW_BLOCK = 4          # ... for blocks of at least this many rows (a multiple of it) that fit beside them
+FEW_ROWS_WHOLE = 1 << 15   # fewer rows than that (2 or 3) multiply the whole matrix only up to this many numbers
 SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this lose: cut K into chunks (summed)
 _STRIP = 16                # columns per strip of the transposing copy
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
@@ -109,13 +113,14 @@ def panel_count(rows, K, N):
 def _layout(rows, K, N, itemsize):
     """How ``cut_panels`` cuts WT (K, N) for products with ``rows`` rows: (r, kc, count, Kc, w), the
     rows each product takes (``row_block``) and the panels' shape (kc, count, Kc, w). One row: the
-    whole matrix (1, 1, N, K); a block of rows multiplying by the whole matrix: (1, 1, K, N); a
-    block beside panels: (1, count, K, w), w about PANEL_BYTES; all rows at once past that: the
-    K chunks and panels of ``k_chunks`` and ``panel_count``."""
+    whole matrix (1, 1, N, K); a block of rows multiplying by the whole matrix: (1, 1, K, N) (2 or
+    3 rows only up to FEW_ROWS_WHOLE numbers); a block beside panels: (1, count, K, w), w about
+    PANEL_BYTES; all rows at once past that: the K chunks and panels of ``k_chunks`` and
+    ``panel_count``."""
     if rows == 1:
         return 1, 1, 1, N, K
     r = row_block(rows, K, N, itemsize)
-    if r * K * N <= PANEL_ELEMENTS:
+    if r * K * N <= PANEL_ELEMENTS and (r >= MIN_ROW_BLOCK or r * K * N <= FEW_ROWS_WHOLE):
         return r, 1, 1, K, N
     if r < rows or r * K * min(N, PANEL_BYTES // itemsize) <= PANEL_ELEMENTS:
         count = (N + PANEL_BYTES // itemsize - 1) // (PANEL_BYTES // itemsize)

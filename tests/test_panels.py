@@ -5,8 +5,8 @@ import pytest
 
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
-from fastrnn.kernels._panels import (LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK,
-                                     SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
+from fastrnn.kernels._panels import (FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
+                                     PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
                                      k_chunks, panel_count, panel_dot, panel_scratch, row_block)
 
 
@@ -31,6 +31,9 @@ RULE = [
     ((32, 512, 2048), (16, 1, 32, 64), (32, 1, 64, 32)),      # LSTM n=512 forward
     ((8, 512, 2048), (8, 1, 32, 64), (8, 1, 64, 32)),         # fewer rows than fit: all of them
     ((3, 300, 1000), (3, 1, 16, 63), (3, 1, 32, 32)),         # 1000 columns in 16 panels of 63 (the last 55)
+    ((2, 128, 512), (2, 1, 8, 64), (2, 1, 16, 32)),           # 2 or 3 rows: panels past 2**15 numbers, though the
+    ((2, 1024, 256), (2, 1, 4, 64), (2, 1, 8, 32)),           # whole product is within 2**19
+    ((3, 64, 128), (3, 1, 1, 128), (3, 1, 1, 128)),           # 24576 numbers: whole
     ((32, 1001, 300), (8, 1, 5, 60), (16, 1, 10, 30)),
     ((16, 4096, 1024), (16, 4, 32, 32), (4, 1, 32, 32)),      # float32: not even 4 rows fit, so K is cut in 4 chunks
     ((32, 8192, 512), (32, 16, 16, 32), (32, 16, 16, 32)),    # a K this long in both: chunks of 512, panels of 32
@@ -42,7 +45,8 @@ def test_panel_rule(shape, f32, f64):
     """The rule of the module's notes, pinned: rows a product takes at a time (``row_block``) and
     the panels cut for them; every product within PANEL_ELEMENTS, panels PANEL_BYTES wide where
     a block of rows cannot take the whole matrix, K cut only where not MIN_ROW_BLOCK rows fit."""
-    assert (PANEL_ELEMENTS, ROW_BLOCK, PANEL_BYTES, MIN_ROW_BLOCK, SPLIT_WIDTH) == (1 << 19, 8, 256, 4, 32)
+    assert (PANEL_ELEMENTS, ROW_BLOCK, PANEL_BYTES, MIN_ROW_BLOCK, SPLIT_WIDTH, FEW_ROWS_WHOLE) == (
+        1 << 19, 8, 256, 4, 32, 1 << 15)
     rows, K, N = shape
     for dtype, (r, kc, count, w) in ((np.float32, f32), (np.float64, f64)):
         itemsize = np.dtype(dtype).itemsize
@@ -51,6 +55,8 @@ def test_panel_rule(shape, f32, f64):
         Kc = P.shape[2]
         assert kc * Kc >= K > (kc - 1) * Kc and count * w >= N > (count - 1) * w
         assert panel_scratch(P, rows, rows, 1)[3] == r
+        if count == 1 and r < MIN_ROW_BLOCK:
+            assert r * K * N <= FEW_ROWS_WHOLE
         if kc == 1:
             assert Kc == K and row_block(rows, K, N, itemsize) == r
             assert r * K * w <= PANEL_ELEMENTS
