@@ -111,24 +111,23 @@ def panel_count(rows, K, N):
 
 @helper
 def _layout(rows, K, N, itemsize):
-    """How ``cut_panels`` cuts WT (K, N) for products with ``rows`` rows: (r, kc, count, Kc, w), the
-    rows each product takes (``row_block``) and the panels' shape (kc, count, Kc, w). One row: the
-    whole matrix (1, 1, N, K); a block of rows multiplying by the whole matrix: (1, 1, K, N) (2 or
-    3 rows only up to FEW_ROWS_WHOLE numbers); a block beside panels: (1, count, K, w), w about
-    PANEL_BYTES; all rows at once past that: the K chunks and panels of ``k_chunks`` and
-    ``panel_count``."""
+    """The shape (kc, count, Kc, w) of the panels ``cut_panels`` makes for products with ``rows``
+    rows, each taking ``row_block`` rows at a time. One row: the whole matrix (1, 1, N, K); a block
+    of rows multiplying by the whole matrix: (1, 1, K, N) (2 or 3 rows only up to FEW_ROWS_WHOLE
+    numbers); a block beside panels: (1, count, K, w), w about PANEL_BYTES; all rows at once past
+    that: the K chunks and panels of ``k_chunks`` and ``panel_count``."""
     if rows == 1:
-        return 1, 1, 1, N, K
+        return 1, 1, N, K
     r = row_block(rows, K, N, itemsize)
     if r * K * N <= PANEL_ELEMENTS and (r >= MIN_ROW_BLOCK or r * K * N <= FEW_ROWS_WHOLE):
-        return r, 1, 1, K, N
+        return 1, 1, K, N
     if r < rows or r * K * min(N, PANEL_BYTES // itemsize) <= PANEL_ELEMENTS:
         count = (N + PANEL_BYTES // itemsize - 1) // (PANEL_BYTES // itemsize)
-        return r, 1, count, K, (N + count - 1) // count
+        return 1, count, K, (N + count - 1) // count
     kc = k_chunks(rows, K, N)
     Kc = (K + kc - 1) // kc
     count = panel_count(rows, K, N)
-    return rows, kc, count, Kc, (N + count - 1) // count
+    return kc, count, Kc, (N + count - 1) // count
 
 
 @_jit
@@ -138,7 +137,7 @@ def cut_elements(B, most_blocks, K, N, itemsize):
     block): the size of the buffer a caller keeps for it."""
     most = 0
     for blocks in range(1, max(1, min(B, most_blocks)) + 1):
-        r, kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N, itemsize)
+        kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N, itemsize)
         most = max(most, kc * count * Kc * w)
     return most
 
@@ -170,7 +169,7 @@ def cut_panels(WT, rows, buf, split=1):
     the axpy form split, ``bench/test_torch_step.py``; ``bench/results/2026-11-26-training-step-session-end.md``).
     """
     K, N = WT.shape
-    r, kc, count, Kc, w = _layout(rows, K, N, WT.itemsize)
+    kc, count, Kc, w = _layout(rows, K, N, WT.itemsize)
     if rows == 1 and WT.T.flags.c_contiguous:
         return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
     if rows == 1 and split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
@@ -255,12 +254,9 @@ def panel_dot(a, P, scratch, out):
     kc, count, Kc, w = P.shape
     if kc == 1 and count == 1 and w == out.shape[1]:
         R = a.shape[0]
-        if R <= sub:
-            np.dot(a, P[0, 0], out)
-        else:
-            for r0 in range(0, R, sub):
-                r1 = min(R, r0 + sub)
-                np.dot(a[r0:r1], P[0, 0], out[r0:r1])
+        for r0 in range(0, R, sub):
+            r1 = min(R, r0 + sub)
+            np.dot(a[r0:r1], P[0, 0], out[r0:r1])
         return
     _products(a, P, tmp, chunk, out, sub)
 
