@@ -6,7 +6,7 @@ from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn
 from ._jit import kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
-from ._rows import arriving
+from ._rows import arriving, copy_columns
 
 
 @kernel("batch")
@@ -115,8 +115,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks):
     n = h_prev.shape[2]
     R = T * B
     D2 = D.reshape(R, r)
-    XH[:, :m] = x.reshape(R, m)
-    XH[:, m:] = h_prev.reshape(R, n)
+    x2 = x.reshape(R, m)
+    h2 = h_prev.reshape(R, n)
     rest = np.empty((nblocks - 1, r, m + n), dtype=D.dtype)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     for blk in prange(nblocks):
@@ -126,6 +126,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks):
         if r1 > r0:
             Dk = D2[r0:r1]
             XHk = XH[r0:r1]
+            copy_columns(XHk, 0, x2[r0:r1], 0, m)        # each block fills its own rows of [x | h]
+            copy_columns(XHk, m, h2[r0:r1], 0, n)
             if sgemm != 0 and D.itemsize == 4:
                 _cblas_sgemm_tn(sgemm, r, m + n, r1 - r0, np.int64(Dk.ctypes.data), r,
                                 np.int64(XHk.ctypes.data), m + n, np.int64(out.ctypes.data), m + n)
@@ -140,7 +142,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks):
     for blk in range(1, nblocks):
         G += rest[blk - 1]
         part_b[0] += part_b[blk]
-    dW_in[:, :] = G[:, :m]
-    dW_rec[:, :] = G[:, m:]
+    copy_columns(dW_in, 0, G, 0, m)
+    copy_columns(dW_rec, 0, G, m, n)
     for k in range(r):
         db[k] = part_b[0, k]
