@@ -1,12 +1,15 @@
 """The weight-gradient product D^T [x | h] of every BPTT call (kernels.bptt._weight_grads), through
 Numba's np.dot (SciPy's OpenBLAS) and through NumPy's own OpenBLAS (kernels._blas,
 runtime.blas.sgemm_address), one thread, at the training-step table's shapes (T = 100, m = 32),
-float32 (the kernels take NumPy's OpenBLAS for float32 only).
+float32 (the kernels take NumPy's OpenBLAS for float32 only); and, float64, the product as
+D^T [x | h] against the product turned round, [x | h]^T D copied out transposed
+(``cells.base.weight_grad_layout``).
 
     python bench/weight_grads.py > bench/results/<date>-weight-gradient-blas.md
 
 Both ways run in one process, interleaved (five rounds of each); medians of whole kernel calls
-(the copy into [x | h] and the bias sum included). The values of the two ways are compared first.
+(the copy into [x | h], the bias sum and the copies out included). The values of the two ways
+are compared first.
 """
 import time
 
@@ -14,6 +17,7 @@ import numpy as np
 
 import fastrnn
 from fastrnn.kernels import _weight_grads
+from fastrnn.cells.base import GRAD_ROW_PAD, weight_grad_layout
 from fastrnn.runtime import blas
 
 ROUNDS, CALLS = 5, 10
@@ -29,28 +33,34 @@ def _median_ms(f):
     return float(np.median(out)) * 1e3
 
 
-def _case(cell, n, B, dtype, address, T=100, m=32):
+def _case(cell, n, B, dtype, ways, T=100, m=32):
+    """Two ways (sgemm address, turned round) of one product: its flops and the two medians, ms."""
     rng = np.random.default_rng(0)
     r = GATES[cell] * n
     x = rng.standard_normal((T, B, m)).astype(dtype)
     h = rng.standard_normal((T, B, n)).astype(dtype)
     D = rng.standard_normal((T, B, r)).astype(dtype)
     outs = [np.empty((r, m), dtype), np.empty((r, n), dtype), np.empty(r, dtype)]
-    XH, G = np.empty((T * B, m + n), dtype), np.empty((r, m + n), dtype)
+    XH = np.empty((T * B, m + n), dtype)
+    G = {False: np.empty((r, m + n), dtype), True: np.empty((m + n, r + GRAD_ROW_PAD // np.dtype(dtype).itemsize), dtype)}
 
-    def run(sgemm):
-        _weight_grads.serial(x, h, D, *outs, XH, G, sgemm, 1)
+    def run(way):
+        sgemm, turned = way
+        _weight_grads.serial(x, h, D, *outs, XH, G[turned], sgemm, turned, 1)
         return [o.copy() for o in outs]
 
-    a, b = run(0), run(address)
+    a, b = run(ways[0]), run(ways[1])
     for u, v in zip(a, b):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-3)
     flops = 2 * T * B * r * (m + n)
-    scipy_ms, numpy_ms = [], []
+    first, second = [], []
     for _ in range(ROUNDS):
-        scipy_ms.append(_median_ms(lambda: run(0)))
-        numpy_ms.append(_median_ms(lambda: run(address)))
-    return flops, float(np.median(scipy_ms)), float(np.median(numpy_ms))
+        first.append(_median_ms(lambda: run(ways[0])))
+        second.append(_median_ms(lambda: run(ways[1])))
+    return flops, float(np.median(first)), float(np.median(second))
+
+
+SHAPES = ((128, 8), (128, 32), (256, 8), (256, 32), (512, 8), (512, 32))
 
 
 def main():
@@ -60,19 +70,27 @@ def main():
     print(f"`python bench/weight_grads.py`, one thread; BLAS libraries: {libs}. Whole `_weight_grads` calls "
           "(T=100, m=32, rows T·B, r = gates·n rows of D), medians of 5 interleaved rounds of 10 calls; "
           "gain = np.dot time / NumPy-OpenBLAS time.\n")
-    if address == 0:
-        print("No ILP64 OpenBLAS sgemm in this process: nothing to compare.")
-        return
-    print("| cell | dtype | n | B | np.dot ms | GFLOP/s | NumPy OpenBLAS ms | GFLOP/s | gain |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with fastrnn.threads(1), blas.single_threaded():
-        for dtype in (np.float32,):       # float64 ran level through either library: the kernels keep np.dot
+        if address == 0:
+            print("No ILP64 OpenBLAS sgemm in this process: nothing to compare in float32.")
+        else:
+            print("| cell | dtype | n | B | np.dot ms | GFLOP/s | NumPy OpenBLAS ms | GFLOP/s | gain |")
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
             for cell in ("LSTM", "GRU", "RNN"):
-                for n, B in ((128, 8), (128, 32), (512, 8), (512, 32)):
-                    flops, a, b = _case(cell, n, B, dtype, address)
-                    print(f"| {cell} | {np.dtype(dtype).name} | {n} | {B} | {a:.2f} | {flops / a / 1e6:.0f} | "
+                for n, B in SHAPES:
+                    flops, a, b = _case(cell, n, B, np.float32, ((0, False), (address, False)))
+                    print(f"| {cell} | float32 | {n} | {B} | {a:.2f} | {flops / a / 1e6:.0f} | "
                           f"{b:.2f} | {flops / b / 1e6:.0f} | {a / b:.2f} |", flush=True)
-
+        print("\nFloat64 through np.dot: D^T [x | h] into (r, m + n) against [x | h]^T D into (m + n, r + pad) "
+              "copied out transposed; `picked`: what `weight_grad_layout` takes.\n")
+        print("| cell | n | B | D^T [x h] ms | GFLOP/s | turned ms | GFLOP/s | gain | picked |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+        for cell in ("LSTM", "GRU", "RNN"):
+            for n, B in SHAPES:
+                flops, a, b = _case(cell, n, B, np.float64, ((0, False), (0, True)))
+                picked = "turned" if weight_grad_layout(np.float64, GATES[cell] * n, 32, n)[1] else "D^T [x h]"
+                print(f"| {cell} | {n} | {B} | {a:.2f} | {flops / a / 1e6:.0f} | {b:.2f} | {flops / b / 1e6:.0f} | "
+                      f"{a / b:.2f} | {picked} |", flush=True)
 
 if __name__ == "__main__":
     main()

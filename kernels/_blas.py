@@ -43,26 +43,15 @@ def _cblas_sgemm_tn(typingctx, address, M, N, K, a, lda, b, ldb, c, ldc):
     return sig, codegen
 
 
-@intrinsic
-def gemm_into(typingctx, a, b, c):
-    """c (m, n) = a (m, k) @ b (k, n) for 2-d arrays of one float dtype whose rows are contiguous
-    (unit stride along them; the caller guarantees it) with any row strides: c may be a block of
-    columns of a wider array, which ``np.dot`` cannot write (it asks for a contiguous ``out``).
-    The call goes where Numba's own ``np.dot`` goes, its helper ``numba_xxgemm`` (column-major
-    BLAS gemm from SciPy's bindings, the BLAS on one thread as for ``np.dot``), with the row-major
-    product turned round as Numba turns it: c^T = b^T a^T."""
-    if not all(isinstance(t, types.Array) and t.ndim == 2 for t in (a, b, c)):
-        return None
-    if not (a.dtype == b.dtype == c.dtype) or a.dtype not in (types.float32, types.float64):
-        return None
-    ensure_blas()
-
+def _gemm_codegen(trans_a):
+    """The code of ``gemm_into`` (``trans_a`` False) and ``gemm_tn_into`` (True)."""
     def codegen(context, builder, signature, args):
         aty, bty, cty = signature.args
         A = context.make_array(aty)(context, builder, args[0])
         B = context.make_array(bty)(context, builder, args[1])
         C = context.make_array(cty)(context, builder, args[2])
-        m, k = cgutils.unpack_tuple(builder, A.shape, 2)
+        a0, a1 = cgutils.unpack_tuple(builder, A.shape, 2)
+        m, k = (a1, a0) if trans_a else (a0, a1)
         n = cgutils.unpack_tuple(builder, B.shape, 2)[1]
         size = context.get_constant(types.intp, aty.dtype.bitwidth // 8)
         lda, ldb, ldc = (builder.sdiv(cgutils.unpack_tuple(builder, X.strides, 2)[0], size) for X in (A, B, C))
@@ -73,8 +62,40 @@ def gemm_into(typingctx, a, b, c):
         zero = builder.bitcast(make_constant_slot(context, builder, aty.dtype, 0.0), vp)
         kind = ir.Constant(char, ord("s" if aty.dtype == types.float32 else "d"))
         plain = ir.Constant(char, ord("n"))
-        builder.call(fn, (kind, plain, plain, n, m, k, one, builder.bitcast(B.data, vp), ldb,
+        second = ir.Constant(char, ord("t" if trans_a else "n"))
+        builder.call(fn, (kind, plain, second, n, m, k, one, builder.bitcast(B.data, vp), ldb,
                           builder.bitcast(A.data, vp), lda, zero, builder.bitcast(C.data, vp), ldc))
         return context.get_dummy_value()
+    return codegen
 
-    return types.void(a, b, c), codegen
+
+def _gemm_types(a, b, c):
+    if not all(isinstance(t, types.Array) and t.ndim == 2 for t in (a, b, c)):
+        return False
+    if not (a.dtype == b.dtype == c.dtype) or a.dtype not in (types.float32, types.float64):
+        return False
+    ensure_blas()
+    return True
+
+
+@intrinsic
+def gemm_into(typingctx, a, b, c):
+    """c (m, n) = a (m, k) @ b (k, n) for 2-d arrays of one float dtype whose rows are contiguous
+    (unit stride along them; the caller guarantees it) with any row strides: c may be a block of
+    columns of a wider array, which ``np.dot`` cannot write (it asks for a contiguous ``out``).
+    The call goes where Numba's own ``np.dot`` goes, its helper ``numba_xxgemm`` (column-major
+    BLAS gemm from SciPy's bindings, the BLAS on one thread as for ``np.dot``), with the row-major
+    product turned round as Numba turns it: c^T = b^T a^T."""
+    if not _gemm_types(a, b, c):
+        return None
+    return types.void(a, b, c), _gemm_codegen(False)
+
+
+@intrinsic
+def gemm_tn_into(typingctx, a, b, c):
+    """c (m, n) = a^T @ b for a (k, m), b (k, n), c (m, n) under the same rules as ``gemm_into``
+    (rows contiguous, any row strides): c may have rows longer than n (a padded leading
+    dimension)."""
+    if not _gemm_types(a, b, c):
+        return None
+    return types.void(a, b, c), _gemm_codegen(True)

@@ -19,7 +19,7 @@ def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0):
     XH = np.full((T * B, m + n), np.nan, np.float32)
     G = np.full((r, m + n), np.nan, np.float32)
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
-    kernel(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, nblocks)
+    kernel(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, False, nblocks)
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)          # inputs unchanged
     Dr = D.astype(np.float64).reshape(T * B, r)
@@ -59,3 +59,44 @@ def test_no_openblas_means_np_dot(monkeypatch):
     got, expected = _weight_grad_call(blas.sgemm_address(), 1)
     for a, e in zip(got, expected):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("nblocks", [1, 2, 3])
+@pytest.mark.parametrize("r", [28, 64])
+def test_float64_weight_gradient_product_turned_round(nblocks, r):
+    """kernels.bptt._weight_grads with transposed=True: [x | h]^T D into a padded (m + n, r + pad)
+    buffer, copied out transposed in 8 x 8 tiles (r = 28 and n = 7 leave partial tiles), gives the
+    float64 sums, the same as the product D^T [x | h]; inputs unchanged, the padding never read."""
+    from fastrnn.cells.base import GRAD_ROW_PAD
+    T, B, m, n = 13, 5, 3, 7
+    rng = np.random.default_rng(1)
+    x, h_prev, D = (rng.standard_normal(s) for s in ((T, B, m), (T, B, n), (T, B, r)))
+    inputs = [a.copy() for a in (x, h_prev, D)]
+    results = {}
+    for turned, shape in ((True, (m + n, r + GRAD_ROW_PAD // 8)), (False, (r, m + n))):
+        outs = [np.full((r, m), np.nan), np.full((r, n), np.nan), np.full(r, np.nan)]
+        G = np.full(shape, np.nan)            # NaN padding: a read of it would show in the results
+        kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
+        with blas.single_threaded():
+            kernel(x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G, 0, turned, nblocks)
+        results[turned] = outs
+    for before, after in zip(inputs, (x, h_prev, D)):
+        np.testing.assert_array_equal(before, after)
+    D2 = D.reshape(T * B, r)
+    expected = (D2.T @ x.reshape(T * B, m), D2.T @ h_prev.reshape(T * B, n), D2.sum(axis=0))
+    for got, plain, want in zip(results[True], results[False], expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_weight_gradient_layout_rule():
+    """cells.base.weight_grad_layout: float64 products with more rows of D than columns of [x | h]
+    (gated cells) turned round into rows padded by 64 bytes; the simple cell's and every float32
+    one as D^T [x | h]."""
+    from fastrnn.cells.base import weight_grad_layout
+    assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), True)       # LSTM n=128
+    assert weight_grad_layout(np.float64, 1536, 32, 512) == ((544, 1544), True)     # GRU n=512
+    assert weight_grad_layout(np.float64, 161, 32, 128) == ((160, 169), True)
+    assert weight_grad_layout(np.float64, 160, 32, 128) == ((160, 160), False)      # r = m + n
+    assert weight_grad_layout(np.float64, 128, 32, 128) == ((128, 160), False)      # simple cell
+    assert weight_grad_layout(np.float32, 512, 32, 128) == ((512, 160), False)
