@@ -1,6 +1,6 @@
 """Matrix products called straight into the BLAS: through a BLAS other than the one behind Numba's
 ``np.dot`` (``_cblas_sgemm_tn``), and through that one with row strides ``np.dot`` does not take
-(``gemm_into``).
+(``gemm_into``, and ``gemm_tn_into`` for a^T @ b).
 
 Numba's ``np.dot`` calls the BLAS that SciPy's bindings load (OpenBLAS 0.3.30 in SciPy 1.17's
 wheels). NumPy 2's wheels bring their own OpenBLAS, often a newer one, and on this project's machine
