@@ -231,8 +231,8 @@ def weight_grad_layout(dtype, r, m, n):
     round (``kernels.bptt._weight_grads``). In float64, where D has more columns than [x | h]
     (r > m + n: the gated cells), the product is computed as [x | h]^T D into (m + n, r + pad) and
     copied out transposed: SciPy's float64 OpenBLAS runs it faster with r as the long side of its
-    output (one thread, whole kernel calls, ``python bench/weight_grads.py``: LSTM 1.01-1.19×, GRU
-    1.00-1.11×; the simple cell, r = n, loses 2-9 % so and keeps D^T [x | h]). Float32 products
+    output (one thread, whole kernel calls, ``python bench/weight_grads.py``, two runs: LSTM
+    1.01-1.19×, GRU 1.00-1.12×; the simple cell, r = n, ran 0.91-0.99× so and keeps D^T [x | h]). Float32 products
     (NumPy's OpenBLAS, level either way round) and the rest as D^T [x | h] into (r, m + n)."""
     dtype = np.dtype(dtype)
     if dtype == np.float64 and r > m + n:
