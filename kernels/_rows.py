@@ -30,31 +30,3 @@ def copy_columns(dst, dst_col, src, src_col, width):
         s = src[i, src_col:src_col + width]
         for j in range(width):
             d[j] = s[j]
-
-
-@helper
-def copy_transposed(dst, src, src_row0):
-    """dst[i, j] = src[src_row0 + j, i] for every element of dst (2-d, rows contiguous), in tiles
-    of 8 x 8 so that the rows read and the rows written stay in the first-level cache. ``src``
-    should have rows of a length that is no multiple of 4096 bytes (a padded leading dimension):
-    a tile's reads then fall into different cache sets."""
-    R, C = dst.shape
-    for i0 in range(0, R, 8):
-        i1 = min(i0 + 8, R)
-        for j0 in range(0, C, 8):
-            j1 = min(j0 + 8, C)
-            for i in range(i0, i1):
-                d = dst[i]
-                for j in range(j0, j1):
-                    d[j] = src[src_row0 + j, i]
-
-
-@helper
-def add_rows(dst, src, width):
-    """dst[i, :width] += src[i, :width] for every row of dst, one row view at a time (see
-    ``copy_columns``)."""
-    for i in range(dst.shape[0]):
-        d = dst[i]
-        s = src[i]
-        for j in range(width):
-            d[j] += s[j]

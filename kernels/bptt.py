@@ -5,8 +5,8 @@ from numba import prange
 from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn, gemm_tn_into
 from ._jit import kernel
-from ._panels import cut_panels, panel_dot, panel_scratch
-from ._rows import add_rows, arriving, copy_columns, copy_transposed
+from ._panels import _copy, cut_panels, panel_dot, panel_scratch
+from ._rows import arriving, copy_columns
 
 
 @kernel("batch")
@@ -105,10 +105,10 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
     small (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128
     B=32: one product 5.8 ms, two 6.7 ms, for a copy of 0.09 ms).
     transposed: G is (m + n, at least r) and receives the product turned round, [x | h_prev]^T D,
-    copied out transposed in tiles (``cells.base.weight_grad_layout`` decides: float64 gated
+    copied out transposed (``_panels._copy``; ``cells.base.weight_grad_layout`` decides: float64 gated
     cells); else G is (r, m + n). Through SciPy's float64 OpenBLAS the turned product runs faster
     where r is the long side of the output (one thread: LSTM n=128 B=32 35 -> 41 GFLOP/s, n=256
-    B=32 42 -> 47); the transposed copy takes 0.1 ms at n=128, 0.4 at n=256 and 1.8-2.9 at n=512.
+    B=32 42 -> 47); the transposed copy takes 0.06 ms at n=128, 0.2 at n=256 and 0.8-1.4 at n=512.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
@@ -123,7 +123,6 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
     x2 = x.reshape(R, m)
     h2 = h_prev.reshape(R, n)
     rest = np.empty((nblocks - 1, G.shape[0], G.shape[1]), dtype=D.dtype)
-    width = r if transposed else m + n
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     for blk in prange(nblocks):
         r0 = blk * R // nblocks
@@ -148,11 +147,11 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
         else:
             out[:, :] = 0
     for blk in range(1, nblocks):
-        add_rows(G, rest[blk - 1], width)
+        G += rest[blk - 1]                  # a turned G's padding too: never read
         part_b[0] += part_b[blk]
     if transposed:
-        copy_transposed(dW_in, G, 0)
-        copy_transposed(dW_rec, G, m)
+        _copy(dW_in, G[:m, :r].T)
+        _copy(dW_rec, G[m:, :r].T)
     else:
         copy_columns(dW_in, 0, G, 0, m)
         copy_columns(dW_rec, 0, G, m, n)

@@ -62,13 +62,14 @@ def test_no_openblas_means_np_dot(monkeypatch):
 
 
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
-@pytest.mark.parametrize("r", [28, 64])
-def test_float64_weight_gradient_product_turned_round(nblocks, r):
+@pytest.mark.parametrize("r,n", [(28, 7), (64, 37)])
+def test_float64_weight_gradient_product_turned_round(nblocks, r, n):
     """kernels.bptt._weight_grads with transposed=True: [x | h]^T D into a padded (m + n, r + pad)
-    buffer, copied out transposed in 8 x 8 tiles (r = 28 and n = 7 leave partial tiles), gives the
-    float64 sums, the same as the product D^T [x | h]; inputs unchanged, the padding never read."""
+    buffer, copied out transposed (``_panels._copy``, strips of 16 columns: n = 37 takes two and a
+    part, n = 7 and m = 3 one part), gives the float64 sums, the same as the product D^T [x | h];
+    inputs unchanged, the padding never read."""
     from fastrnn.cells.base import GRAD_ROW_PAD
-    T, B, m, n = 13, 5, 3, 7
+    T, B, m = 13, 5, 3
     rng = np.random.default_rng(1)
     x, h_prev, D = (rng.standard_normal(s) for s in ((T, B, m), (T, B, n), (T, B, r)))
     inputs = [a.copy() for a in (x, h_prev, D)]
