@@ -97,6 +97,37 @@ def test_nested_blocks_hold_the_blas_once_and_restore_it_at_the_outer_exit(monke
     assert [lib.queries for lib in libs] == [2, 2]
 
 
+def test_readout_products_run_with_the_blas_held_to_one_thread(monkeypatch):
+    """NumPy's products of the readout (forward's outputs, the loss's injected errors) run inside
+    the call's block like the kernels: on OpenBLAS's own threads they waited for a busy core
+    (``api._states``). Libraries stand in for the BLAS, so the test runs whatever BLAS NumPy has."""
+    class FakeLibrary:
+        count = 4
+
+        def get_num_threads(self):
+            return self.count
+
+        def set_num_threads(self, count):
+            self.count = count
+    monkeypatch.setattr(blas, "_libraries", [FakeLibrary(), FakeLibrary()])
+    seen = []
+    for name in ("outputs", "injected_errors"):
+        real = getattr(fastrnn.readout, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen.append((_name, blas.threads()))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(fastrnn.readout, name, spy)
+    net, x, d, mask, h0 = make_problem(61, 6, 3, 2, 5, 2, readout="linear")
+    out = fastrnn.forward(net, x, h0=h0)
+    fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert [name for name, _ in seen] == ["outputs", "injected_errors", "outputs"]   # the loss reads out again
+    assert [count for _, count in seen] == [1, 1, 1], seen
+    assert blas.threads() == 4, "the counts are restored after the calls"
+    expected = np.einsum("tbn,on->tbo", out.h[1:], net.W_out) + net.b_out
+    np.testing.assert_allclose(out.y, expected, rtol=1e-12, atol=1e-14)
+
+
 def _child_call(seed):
     """In a forked child: a call large enough for the parallel kernels, checked against the reference."""
     net, x, d, mask, h0 = make_problem(seed, 60, 32, 3, 48, 3)
