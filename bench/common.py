@@ -46,3 +46,41 @@ def as_tuple(loss_grads):
     if "W_ih" in g:                  # the gated cells
         return loss, g.W_ih, g.W_hh, g.b_ih
     return loss, g.W_in, g.W_rec, g.b
+
+
+def gemm_one_thread(benchmark, dtype):
+    """One thread's matrix multiply (n = 512 squares, NumPy's BLAS): the roofline the report divides by."""
+    from threadpoolctl import threadpool_limits
+    a = np.random.default_rng(0).standard_normal((512, 512)).astype(dtype)
+    b = np.random.default_rng(1).standard_normal((512, 512)).astype(dtype)
+    out = np.empty_like(a)
+    benchmark.group = f"gemm one thread {np.dtype(dtype).name}"
+    benchmark.extra_info.update(algorithm="gemm-one-thread", impl="numpy", n=512, m=512, T=1, B=1,
+                                dtype=np.dtype(dtype).name, flops=2 * 512 ** 3)
+    with threadpool_limits(1):
+        benchmark(lambda: np.matmul(a, b, out=out))
+
+
+def gemv_one_thread(benchmark, n, gates, dtype, T):
+    """T dependent products h_{t+1}[:gates·n] = W h_t[:n], as the B = 1 kernels run them (Numba's np.dot,
+    SciPy's BLAS), on one thread; W scaled so that the states neither vanish nor overflow. The report
+    turns the rate at which they stream W into the least time a B = 1 call can take."""
+    import numba
+    from threadpoolctl import threadpool_limits
+
+    @numba.njit
+    def chain(W, h):
+        for t in range(h.shape[0] - 1):
+            np.dot(W, h[t, :W.shape[1]], h[t + 1, :W.shape[0]])
+
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((gates * n, n)) / np.sqrt(n)).astype(dtype)
+    h = np.zeros((T + 1, gates * n), dtype)
+    h[0, :n] = rng.standard_normal(n)
+    chain(W, h)                                            # compile
+    name = np.dtype(dtype).name
+    benchmark.group = f"gemv one thread n={n} gates={gates} {name}"
+    benchmark.extra_info.update(algorithm="gemv-one-thread", impl="numba", n=n, m=gates, T=T, B=1, dtype=name,
+                                bytes=T * W.nbytes)
+    with threadpool_limits(1):
+        benchmark(chain, W, h)

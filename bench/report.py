@@ -73,14 +73,27 @@ def table(groups):
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
 
-def memory_bound(groups):
-    """B = 1 training steps against the least time this machine allows them: 2 T matrix-vector
-    products by W_hh (forward and backward) at the measured gemv rate of that W_hh, plus the
-    weight-gradient product at the GEMM rate. Lines of text; empty without gemv rows."""
+def _rates(groups):
+    """One thread's gemv rates in bytes/s by (n, gates, dtype) and GEMM rates in FLOP/s by dtype."""
     gemv = {(key[1], key[2], key[5]): row["numba"]["info"]["bytes"] / row["numba"]["median"]
             for key, row in groups.items() if key[0] == "gemv-one-thread" and "numba" in row}
     gemm = {key[5]: row["numpy"]["info"]["flops"] / row["numpy"]["median"]
             for key, row in groups.items() if key[0] == "gemm-one-thread" and "numpy" in row}
+    return gemv, gemm
+
+
+def _least(n, m, T, B, g, dtype, gemv_rate, gemm_rate):
+    """2 T products by W (g·n, n) at the gemv rate (forward and backward), and the input projection and
+    weight-gradient products at the GEMM rate."""
+    stream = 2 * T * g * n * n * np.dtype(dtype).itemsize / gemv_rate
+    return stream + 2 * g * n * (2 * m + n) * B * T / gemm_rate
+
+
+def memory_bound(groups):
+    """B = 1 training steps against the least time this machine allows them: 2 T matrix-vector
+    products by W_hh (forward and backward) at the measured gemv rate of that W_hh, plus the
+    weight-gradient product at the GEMM rate. Lines of text; empty without gemv rows."""
+    gemv, gemm = _rates(groups)
     if not gemv or not gemm:
         return []
     lines = ["| step (one thread, B = 1) | fastrnn | torch.nn | W_hh streamed at | least time | least / fastrnn "
@@ -94,16 +107,42 @@ def memory_bound(groups):
         rate = gemv.get((n, g, dtype))
         if rate is None or dtype not in gemm:
             continue
-        item = np.dtype(dtype).itemsize
-        stream = 2 * T * g * n * n * item / rate
-        products = 2 * g * n * (2 * m + n) * B * T / gemm[dtype]     # input projection + weight gradients
-        least = stream + products
+        least = _least(n, m, T, B, g, dtype, rate, gemm[dtype])
         goal = row["torch"]["median"] / 1.5
         lines.append(f"| {algo} n={n} {dtype} | {fmt_time(row['fastrnn']['median'])} | {fmt_time(row['torch']['median'])} "
                      f"| {rate / 1e9:.0f} GB/s | {fmt_time(least)} | {least / row['fastrnn']['median']:.2f} "
                      f"| {fmt_time(goal)} | " + ("yes" if least < goal else "no: the goal is under the least time") + " |")
-    return lines
+    return lines if len(lines) > 2 else []
 
+
+
+def bptt_bound(groups):
+    """BPTT at B = 1 (the simple cell) against the least time one core allows it (``_least``: W_rec
+    streamed twice a step at the measured gemv rate, the other products at one thread's GEMM rate)
+    and the goals: the fastest peer's time over 2 (issue 17) and over 3 (this bench's B = 1 target).
+    A model, not a proof: two cores could share the products (the weight gradients run on both here)
+    and each stream half of W_rec, but a step's split costs more than it saves below about 1 MB of
+    weights (``runtime.dispatch.SPLIT_BYTES``). Lines of text; empty without gemv rows."""
+    gemv, gemm = _rates(groups)
+    if not gemv or not gemm:
+        return []
+    lines = ["| bptt (B = 1) | fastrnn | fastest peer | W_rec streamed at | least time | least / fastrnn "
+             "| peer / 2 | 2x possible | peer / 3 | 3x possible |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |"]
+    for key in sorted(groups):
+        algo, n, m, T, B, dtype = key
+        row = groups[key]
+        peers = [row[p]["median"] for p in ("torch", "jax") if p in row]
+        rate = gemv.get((n, 1, dtype))
+        if algo != "bptt" or B != 1 or "fastrnn" not in row or not peers or rate is None or dtype not in gemm:
+            continue
+        ours, peer = row["fastrnn"]["median"], min(peers)
+        least = _least(n, m, T, B, 1, dtype, rate, gemm[dtype])
+        lines.append(f"| n={n} T={T} {dtype} | {fmt_time(ours)} | {fmt_time(peer)} | {rate / 1e9:.0f} GB/s "
+                     f"| {fmt_time(least)} | {least / ours:.2f} | {fmt_time(peer / 2)} | "
+                     + ("yes" if least < peer / 2 else "no: the goal is under the least time")
+                     + f" | {fmt_time(peer / 3)} | " + ("yes" if least < peer / 3 else "no") + " |")
+    return lines if len(lines) > 2 else []
 
 def verdict(key, row, ours, ratios):
     algo, n, m, T, B, dtype = key
@@ -212,6 +251,10 @@ def main(argv=None):
     if bound:
         print("\nB = 1 against the machine's limit (least time = 2 T products by W_hh at the gemv rate + the "
               "other products at the GEMM rate):\n")
+        print("\n".join(bound))
+    bound = bptt_bound(groups)
+    if bound:
+        print("\nBPTT at B = 1 against the machine's limit (least time as above, one core):\n")
         print("\n".join(bound))
     print("\nTargets:")
     for v in verdicts:

@@ -10,7 +10,7 @@ import fastrnn
 from fastrnn import reference
 
 import peers
-from common import as_tuple, check_against, problem, size_id
+from common import as_tuple, check_against, gemm_one_thread, gemv_one_thread, problem, size_id
 
 SIZES = [(32, 8, 1000, 1), (128, 8, 1000, 1), (128, 8, 200, 32), (512, 32, 200, 16)]  # n, m, T, B
 SCALING = [(64, 8, 1000, 1), (256, 8, 1000, 1)]   # extra B = 1 rows for the fitted exponent
@@ -44,3 +44,13 @@ def test_bptt(benchmark, impl, size, dtype):
     benchmark.extra_info.update(algorithm="bptt", impl=impl, n=n, m=m, T=T, B=B,
                                 dtype=np.dtype(dtype).name)
     benchmark(fn)
+
+
+@pytest.mark.parametrize("n,T", sorted({(n, T) for n, m, T, B in SIZES + SCALING if B == 1}))
+def test_gemv_one_thread(benchmark, n, T):
+    """The B = 1 rows' products by W_rec on one thread: the report's least time for those rows."""
+    gemv_one_thread(benchmark, n, 1, np.float64, T)
+
+
+def test_gemm_one_thread(benchmark):
+    gemm_one_thread(benchmark, np.float64)

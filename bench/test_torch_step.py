@@ -23,6 +23,7 @@ import pytest
 import fastrnn
 
 import peers
+from common import gemm_one_thread, gemv_one_thread
 
 torch = peers.torch
 SIZES = [(n, B) for n in (32, 128, 512) for B in (1, 8, 32)]
@@ -117,38 +118,11 @@ def test_torch_training_step(benchmark, impl, kind, n, B, dtype, threads):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_gemm_one_thread(benchmark, dtype):
-    from threadpoolctl import threadpool_limits
-    a = np.random.default_rng(0).standard_normal((512, 512)).astype(dtype)
-    b = np.random.default_rng(1).standard_normal((512, 512)).astype(dtype)
-    out = np.empty_like(a)
-    benchmark.group = f"gemm one thread {dtype}"
-    benchmark.extra_info.update(algorithm="gemm-one-thread", impl="numpy", n=512, m=512, T=1, B=1, dtype=dtype,
-                                flops=2 * 512 ** 3)
-    with threadpool_limits(1):
-        benchmark(lambda: np.matmul(a, b, out=out))
+    gemm_one_thread(benchmark, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("gates", sorted(set(GATES.values())))
 @pytest.mark.parametrize("n", sorted({n for n, _ in SIZES}))
 def test_gemv_one_thread(benchmark, n, gates, dtype):
-    """T dependent products h_{t+1}[:gates·n] = W h_t[:n], as the B = 1 kernels run them (Numba's np.dot,
-    SciPy's BLAS); W scaled so that the states neither vanish nor overflow."""
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    @numba.njit
-    def chain(W, h):
-        for t in range(h.shape[0] - 1):
-            np.dot(W, h[t, :W.shape[1]], h[t + 1, :W.shape[0]])
-
-    rng = np.random.default_rng(0)
-    W = (rng.standard_normal((gates * n, n)) / np.sqrt(n)).astype(dtype)
-    h = np.zeros((T + 1, gates * n), dtype)
-    h[0, :n] = rng.standard_normal(n)
-    chain(W, h)                                            # compile
-    benchmark.group = f"gemv one thread n={n} gates={gates} {dtype}"
-    benchmark.extra_info.update(algorithm="gemv-one-thread", impl="numba", n=n, m=gates, T=T, B=1, dtype=dtype,
-                                bytes=T * W.nbytes)
-    with threadpool_limits(1):
-        benchmark(chain, W, h)
+    gemv_one_thread(benchmark, n, gates, dtype, T)
