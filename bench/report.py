@@ -63,6 +63,9 @@ def table(groups):
         name = f"{algo} n={n} m={m} T={T} B={B} {dtype}"
         lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
         verdicts.append(verdict(key, row, ours, ratios))
+        if algo.startswith("step-") and algo.endswith("-one") and n >= 128 and B >= 8 and gemm != "—":
+            verdicts.append(f"roofline {algo} n={n} B={B} {dtype}: {gemm} of one thread's GEMM rate; target 0.70: "
+                            + ("holds" if float(gemm) >= 0.70 else "NOT reached"))
     for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):
         lines.append(f"| import + first calls, {impl} | {fmt_time(entry['median'])} | | | | | | | | |")
     for dtype, rate in sorted(gemm_rates.items()):
