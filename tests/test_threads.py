@@ -103,6 +103,7 @@ def test_readout_products_run_with_the_blas_held_to_one_thread(monkeypatch):
     (``api._states``). Libraries stand in for the BLAS, so the test runs whatever BLAS NumPy has."""
     class FakeLibrary:
         count = 4
+        internal_api = "stand-in"      # not OpenBLAS: blas.sgemm_address passes it by
 
         def get_num_threads(self):
             return self.count
