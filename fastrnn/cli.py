@@ -330,6 +330,23 @@ def _version(package):
         return "not installed"
 
 
+def _beside_torch_row():
+    """What fastrnn.torch will do beside torch's threads, from the GNU OpenMP variables of this
+    environment (read as torch's runtime reads them when torch loads; torch itself not imported)."""
+    from fastrnn.runtime import dispatch
+    count = dispatch.gomp_spin_count()
+    said = ", ".join(f"{k}={os.environ[k].strip()}" for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+                     if os.environ.get(k, "").strip()) or "GOMP_SPINCOUNT unset"
+    if dispatch.gomp_threads_spin():
+        spin = ("an unreadable count" if count is None else "libgomp's default, about 3 ms" if count == 300_000
+                else f"{count:g} iterations")
+        return (f"torch's threads spin after each operation ({said}: {spin}); fastrnn.torch runs its parallel "
+                f"kernels only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more. "
+                f"GOMP_SPINCOUNT={dispatch.SHORT_SPIN} set before torch is imported lets it use both cores sooner "
+                "(README: Threads)")
+    return f"torch's threads sleep soon after each operation ({said}): fastrnn.torch uses the usual thresholds"
+
+
 def info_rows():
     """(label, value) pairs: what fastrnn runs on in this process."""
     import platform
@@ -353,6 +370,8 @@ def info_rows():
                                  f"{layer.REQUESTED or 'NUMBA_THREADING_LAYER=' + os.environ.get('NUMBA_THREADING_LAYER', '')})"),
              ("fastrnn threads", f"{dispatch.get_threads()} of {dispatch.max_threads()} "
                                  "(small calls run one; FASTRNN_NUM_THREADS, --threads, fastrnn.set_threads)")]
+    if _version("torch") != "not installed":
+        rows.append(("beside torch", _beside_torch_row()))
     for lib in blas.info():
         rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} with {lib['num_threads']} threads "
                              f"(held to 1 during fastrnn calls): {lib['filepath']}"))

@@ -24,7 +24,6 @@ with ``fullgraph=True``.
 PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
 """
 import math
-import os
 
 try:
     import torch
@@ -39,7 +38,7 @@ from torch._C import _functions as _torch_functions
 from . import api, models
 from ._docs import fill
 from .errors import DTypeError, OptionError, ShapeError
-from .runtime.dispatch import beside
+from .runtime.dispatch import beside, gomp_threads_spin
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -60,34 +59,7 @@ def _numpy(t):
 # torch.compile(fullgraph=True), see one operation per call instead of Python and NumPy code.
 # Truncation travels as two ints (h, h'), 0 meaning exact.
 
-_SHORT_SPIN = 10_000          # GNU OpenMP spin iterations: about 0.1 ms at its own estimate of 100 000 a millisecond
-
-
-def _spin_count():
-    """How many iterations torch's GNU OpenMP threads spin after an operation before they sleep, as
-    libgomp reads it when torch loads: ``GOMP_SPINCOUNT`` (a count, with an optional k, M, G or T
-    suffix, or "infinite") if set, else 0 under ``OMP_WAIT_POLICY=PASSIVE``, 3·10¹⁰ under ACTIVE
-    and 300 000 (about 3 ms) by default. None for a value libgomp would not read."""
-    text = os.environ.get("GOMP_SPINCOUNT", "").strip()
-    if text:
-        if text.lower() in ("infinite", "infinity"):
-            return float("inf")
-        scale = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}.get(text[-1:].lower(), 1)
-        digits = text[:-1] if scale != 1 else text
-        return int(digits) * scale if digits.strip().isdigit() else None
-    policy = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
-    return 0 if policy == "PASSIVE" else 30_000_000_000 if policy == "ACTIVE" else 300_000
-
-
-def _torch_threads_spin():
-    """Whether torch's OpenMP threads spin long after each operation (GNU OpenMP's default, about
-    3 ms) or sleep at once or soon (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT`` of at most
-    ``_SHORT_SPIN``); both are read by the OpenMP runtime when torch loads, so read here once."""
-    count = _spin_count()
-    return count is None or count > _SHORT_SPIN
-
-
-_SPINNING = _torch_threads_spin()
+_SPINNING = gomp_threads_spin()     # read once: torch's OpenMP runtime read the variables when it loaded
 
 
 def _beside_torch():

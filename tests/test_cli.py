@@ -94,6 +94,25 @@ def test_info_names_the_layer_blas_and_cache(capsys):
     assert data["fastrnn"] == fastrnn.__version__ and isinstance(data["BLAS"], list)
 
 
+def test_info_says_what_fastrnn_torch_does_beside_torchs_threads(monkeypatch):
+    """Read from the GNU OpenMP variables as torch's runtime reads them, without importing torch;
+    the row appears where torch is installed."""
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    row = cli._beside_torch_row()
+    assert row.startswith("torch's threads spin") and "GOMP_SPINCOUNT unset: libgomp's default" in row
+    assert "250 million multiply-adds" in row and "GOMP_SPINCOUNT=10000 set before torch is imported" in row
+    monkeypatch.setenv("GOMP_SPINCOUNT", "10k")
+    assert cli._beside_torch_row().startswith("torch's threads sleep soon after each operation (GOMP_SPINCOUNT=10k)")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "2M")
+    assert "(GOMP_SPINCOUNT=2M: 2e+06 iterations)" in cli._beside_torch_row()
+    monkeypatch.delenv("GOMP_SPINCOUNT")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert "sleep soon" in cli._beside_torch_row() and "OMP_WAIT_POLICY=PASSIVE" in cli._beside_torch_row()
+    labels = [label for label, _ in cli.info_rows()]
+    assert ("beside torch" in labels) is (cli._version("torch") != "not installed")
+
+
 def test_threads_flag(tmp_path, capsys):
     assert cli.main(["train", "--threads", "1", "--steps", "5", "--json", "--out", str(tmp_path)]) == 0
     assert fastrnn.get_threads() == 1

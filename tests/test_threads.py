@@ -296,29 +296,34 @@ def test_beside_a_pool_that_sleeps_the_usual_thresholds_apply():
         assert dispatch.plan(_lstm_forward, 2, mid) == 2
 
 
-def test_fastrnn_torch_reads_the_wait_policy_of_torch_threads(monkeypatch):
-    ft = pytest.importorskip("fastrnn.torch", reason="PyTorch is not installed")
+def test_the_wait_policy_of_a_gnu_openmp_pool_is_read_as_libgomp_reads_it(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     for value, spins in (("", True), ("active", True), ("PASSIVE", False), (" passive ", False)):
         monkeypatch.setenv("OMP_WAIT_POLICY", value)
-        assert ft._torch_threads_spin() is spins, value
+        assert dispatch.gomp_threads_spin() is spins, value
     monkeypatch.delenv("OMP_WAIT_POLICY")
-    assert ft._torch_threads_spin() is True and ft._spin_count() == 300_000
+    assert dispatch.gomp_threads_spin() is True and dispatch.gomp_spin_count() == 300_000
 
 
-def test_fastrnn_torch_reads_gnu_openmps_spin_count_as_libgomp_does(monkeypatch):
-    """GOMP_SPINCOUNT overrides the wait policy; a count up to _SHORT_SPIN (about 0.1 ms) counts as
+def test_gnu_openmps_spin_count_is_read_as_libgomp_reads_it(monkeypatch):
+    """GOMP_SPINCOUNT overrides the wait policy; a count up to SHORT_SPIN (about 0.1 ms) counts as
     threads that sleep soon, so the usual thresholds apply; anything unreadable counts as spinning."""
-    ft = pytest.importorskip("fastrnn.torch", reason="PyTorch is not installed")
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     for value, count, spins in (("10000", 10_000, False), ("10k", 10_000, False), (" 0 ", 0, False),
                                 ("10001", 10_001, True), ("3M", 3_000_000, True), ("1g", 10**9, True),
                                 ("infinite", float("inf"), True), ("lots", None, True), ("-5", None, True)):
         monkeypatch.setenv("GOMP_SPINCOUNT", value)
-        assert ft._spin_count() == count, value
-        assert ft._torch_threads_spin() is spins, value
+        assert dispatch.gomp_spin_count() == count, value
+        assert dispatch.gomp_threads_spin() is spins, value
     monkeypatch.setenv("GOMP_SPINCOUNT", "")
-    assert ft._spin_count() == 0                                  # unset or empty: the policy decides
+    assert dispatch.gomp_spin_count() == 0                        # unset or empty: the policy decides
+
+
+def test_fastrnn_torch_tells_beside_what_it_read_when_torch_loaded():
+    ft = pytest.importorskip("fastrnn.torch", reason="PyTorch is not installed")
+    assert isinstance(ft._SPINNING, bool)
+    with ft._beside_torch():
+        assert dispatch._beside.spinning is ft._SPINNING
 
 
 def test_the_blocks_stop_where_a_thread_would_get_too_little_work():

@@ -63,10 +63,36 @@ _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_
 # for both.) With OMP_WAIT_POLICY=PASSIVE (torch's threads sleep) neither is needed: fastrnn.torch.LSTM step n=128
 # B=32 15.0 ms with the usual thresholds against 24.3 with the long-call rule (torch's default policy), n=128 B=8 4.1
 # against 6.7 (float32, AVX-512 EPYC; bench/results/2026-11-25-passive-wait-policy.md); nor with a short
-# GOMP_SPINCOUNT (fastrnn.torch._SHORT_SPIN): n=128 B=32 15.7 against 23.6 ms (bench/results/2026-11-26-spin-count.md;
+# GOMP_SPINCOUNT (SHORT_SPIN): n=128 B=32 15.7 against 23.6 ms (bench/results/2026-11-26-spin-count.md;
 # torch's own operators respond to that variable, so its runtime reads it).
 BESIDE_MIN_WORK = 250_000_000
 BESIDE_MIN_SPLIT_WORK = 1_000_000_000
+SHORT_SPIN = 10_000      # GNU OpenMP spin iterations: about 0.1 ms at its own estimate of 100 000 a millisecond
+
+
+def gomp_spin_count():
+    """How many iterations a GNU OpenMP pool's threads (torch's) spin after an operation before they
+    sleep, as libgomp reads it when it loads: ``GOMP_SPINCOUNT`` (a count, with an optional k, M, G or T
+    suffix, or "infinite") if set, else 0 under ``OMP_WAIT_POLICY=PASSIVE``, 3·10¹⁰ under ACTIVE and
+    300 000 (about 3 ms) by default. None for a value libgomp would not read."""
+    text = os.environ.get("GOMP_SPINCOUNT", "").strip()
+    if text:
+        if text.lower() in ("infinite", "infinity"):
+            return float("inf")
+        scale = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}.get(text[-1:].lower(), 1)
+        digits = text[:-1] if scale != 1 else text
+        return int(digits) * scale if digits.strip().isdigit() else None
+    policy = os.environ.get("OMP_WAIT_POLICY", "").strip().upper()
+    return 0 if policy == "PASSIVE" else 30_000_000_000 if policy == "ACTIVE" else 300_000
+
+
+def gomp_threads_spin():
+    """Whether a GNU OpenMP pool's threads spin long after each operation (libgomp's default, about
+    3 ms) or sleep at once or soon (``OMP_WAIT_POLICY=PASSIVE``, ``GOMP_SPINCOUNT`` of at most
+    ``SHORT_SPIN``): what ``beside`` is told for torch's pool (``fastrnn.torch``). Both variables are
+    read by the OpenMP runtime when it loads, so a process reads them once."""
+    count = gomp_spin_count()
+    return count is None or count > SHORT_SPIN
 
 # A batch of one has no rows to share out, but each step's product (a gemv: it streams the recurrent weights once
 # and is bound by memory) can be cut into parts on separate cores (``kernels._panels._gemv_parts``). It pays
