@@ -118,7 +118,6 @@ def memory_bound(groups):
     return lines if len(lines) > 2 else []
 
 
-
 def bptt_bound(groups):
     """BPTT at B = 1 (the simple cell) against the least time one core allows it (``_least``: W_rec
     streamed twice a step at the measured gemv rate, the other products at one thread's GEMM rate)
@@ -148,6 +147,7 @@ def bptt_bound(groups):
                      + ("yes" if least < peer / 2 else "no: the goal is under the least time")
                      + f" | {fmt_time(peer / 3)} | " + ("yes" if least < peer / 3 else "no") + " |")
     return lines if len(lines) > 2 else []
+
 
 def verdict(key, row, ours, ratios):
     algo, n, m, T, B, dtype = key

@@ -161,8 +161,9 @@ def _states(net, x, h0, checked=False, read=False):
     The readout's product runs inside the call's block, with every BLAS held to one thread as for
     the kernels: after it, NumPy's OpenBLAS took it on two threads, and where the other core was
     busy (a torch operation's threads spinning just before) the product waited for it: a float32
-    LSTM ``forward`` call, n=128, B=32, T=100, one fastrnn thread, took 9.9 ms against 6.6 ms right
-    after a two-thread ``torch.mm`` (the kernel itself 6.6 against 6.3; ad hoc)."""
+    LSTM ``forward`` call, n=128, B=32, T=100, one fastrnn thread, took 9.9 ms right after a
+    two-thread ``torch.mm`` against 6.3 after a pause, the kernel itself 6.6 against 6.3; 7.3 with
+    the readout held (ad hoc; bench/results/2026-11-26-readout-threads-and-least-time.md)."""
     driver = driver_for(net)
     W, x, state0 = checks.inputs(net, x, h0)
     with workers() as threads:
