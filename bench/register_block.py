@@ -15,7 +15,9 @@ the kernels do):
   lanes vector registers, one broadcast of a[r, k] and one vector FMA per register per k; every
   tile shape tried, the best shown with its shape;
 - ``blocked, Numba's default``: the same source compiled with Numba's defaults, which leave the SLP
-  vectoriser off (``NUMBA_SLP_VECTORIZE=0``): what a kernel in the package would get.
+  vectoriser off (``NUMBA_SLP_VECTORIZE=0``): what a kernel in the package would get;
+- ``tiles``: the kernels' compiled register tiles (``kernels._tiles``, written in LLVM's vector types, so
+  they need no SLP vectoriser), which they take where the BLAS packs W in every call.
 
 Numba has no vector types, so the kernel is written out per tile shape (generated source, one
 scalar per accumulator), and the blocking is checked in the machine code: the table gives the
@@ -43,6 +45,7 @@ from numba.core import config
 from threadpoolctl import threadpool_limits
 
 from fastrnn.kernels._panels import _gemv_axpy, _gemv_rows, cut_panels
+from fastrnn.kernels._tiles import TILES as TILED, tile_products
 from panels import _products as panel_steps
 
 STEPS = 50
@@ -107,6 +110,11 @@ def _steps(fn, a, P, out, repeats):
 
 
 @njit(error_model="numpy")
+def _tile_product(a, P, out):
+    tile_products(a, P, out)
+
+
+@njit(error_model="numpy")
 def _blas_product(a, W, out):
     np.dot(a, W, out)
 
@@ -156,8 +164,9 @@ def _measured(run, out, ref, dtype, what, flops):
 
 def products(dtype, kernels):
     print(f"\n## {np.dtype(dtype).name}, rows >= 8: GFLOP/s\n")
-    print("| K | N | rows | whole | panels | blocked (best tile) | blocked, Numba's default | blocked / panels |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| K | N | rows | whole | panels | tiles | blocked (best tile) | blocked, Numba's default | blocked / panels "
+          "| tiles / panels |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rng = np.random.default_rng(0)
     for n in (32, 64, 128, 256, 512):
         for K, N in ((n, 4 * n), (4 * n, n)):
@@ -171,6 +180,9 @@ def products(dtype, kernels):
                                             "whole", flops)}
                 P = cut_panels(W, rows, np.empty(0, dtype))
                 rates["panels"] = _measured(lambda k: panel_steps(a, P, out, k), out, ref, dtype, "panels", flops)
+                Pt = cut_panels(W, rows, np.empty(0, dtype), TILED)
+                rates["tiles"] = _measured(lambda k: _steps(_tile_product, a, Pt, out, k), out, ref, dtype, "tiles",
+                                           flops)
                 best, tile = 0.0, None
                 for (R, Wt), (on, off) in kernels.items():
                     if N % Wt or rows % R:
@@ -181,9 +193,9 @@ def products(dtype, kernels):
                                          f"blocked {R}x{Wt}, SLP off", flops)
                     if rate > best:
                         best, tile, default = rate, (R, Wt), off_rate
-                print(f"| {K} | {N} | {rows} | {rates['whole']:.0f} | {rates['panels']:.0f} | "
-                      f"{best:.0f} ({tile[0]}x{tile[1]}) | {default:.0f} | {best / rates['panels']:.2f} |",
-                      flush=True)
+                print(f"| {K} | {N} | {rows} | {rates['whole']:.0f} | {rates['panels']:.0f} | {rates['tiles']:.0f} | "
+                      f"{best:.0f} ({tile[0]}x{tile[1]}) | {default:.0f} | {best / rates['panels']:.2f} | "
+                      f"{rates['tiles'] / rates['panels']:.2f} |", flush=True)
 
 
 def matrix_vector(dtype):

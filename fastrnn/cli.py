@@ -373,10 +373,13 @@ def info_rows():
     if _version("torch") != "not installed":
         rows.append(("beside torch", _beside_torch_row()))
     for lib in blas.info():
-        rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} with {lib['num_threads']} threads "
-                             f"(held to 1 during fastrnn calls): {lib['filepath']}"))
+        rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} ({lib['architecture'] or 'core not reported'}) "
+                             f"with {lib['num_threads']} threads (held to 1 during fastrnn calls): {lib['filepath']}"))
     if not blas.info():
         rows.append(("BLAS", "no controllable BLAS found: its threads run beside fastrnn's"))
+    rows.append(("step products", {"blas": "through the BLAS, in panels it multiplies unpacked",
+                                   "tiles": "in compiled register tiles (the BLAS would pack the weights in every step)"}
+                 [blas.step_products()] + " (B > 1; FASTRNN_STEP_PRODUCTS=blas or tiles)"))
     folder = compilation.cache_folder()
     entries = compilation.cache_entries()
     rows.append(("kernel cache", f"{folder or 'off (no writable folder): kernels compile in every process'}"

@@ -7,8 +7,14 @@ arithmetic: h (8, 256) @ W (256, 1024) ran at 49 GFLOP/s in float32 on one threa
 the same product cut into column panels small enough to skip packing. The weights are fixed for a
 whole call, so each kernel cuts them once, at its start, and every step multiplies panel by panel.
 
+Skipping the packing is a property of the BLAS build and of the core it runs: OpenBLAS multiplies
+small products unpacked only on its AVX-512 cores. On the others (AVX2: Haswell, Zen) it packs W in
+every call, panels or not, and there the kernels take each step's product in compiled register tiles
+instead (``_tiles``; ``split=TILES``, chosen by ``fastrnn.runtime.blas.step_products``): ``cut_panels``
+then cuts panels of ``_tiles.TILE_BYTES`` columns and ``panel_dot`` hands them to ``_tiles.tile_products``.
+
 The rule is a property of the BLAS build and lives here alone (``tests/test_panels.py`` checks it;
-``bench/panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD EPYC,
+``bench/panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD EPYC (AVX-512),
 float32 and float64 alike, over K from 32 to 2048 and rows from 2 to 32, each step reading its own
 rows of state as the kernels do: a product whose ``rows * K * w`` is at most 2**19 runs at the GEMM
 rate, one above it drops to a half or two thirds, and the whole packed product never won (float32
@@ -54,6 +60,7 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit, helper
+from ._tiles import TILE_BYTES, TILES, tile_products
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -64,6 +71,7 @@ SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this los
 _STRIP = 16                # columns per strip of the transposing copy
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
+_IN_TILES = -2             # ``panel_scratch``'s plan for the compiled tiles (``_tiles``)
 
 
 @helper
@@ -139,6 +147,9 @@ def cut_elements(B, most_blocks, K, N, itemsize):
     for blocks in range(1, max(1, min(B, most_blocks)) + 1):
         kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N, itemsize)
         most = max(most, kc * count * Kc * w)
+    if B > 1:                                   # or the compiled tiles' panels (``TILES``)
+        tw = TILE_BYTES // itemsize
+        most = max(most, (N + tw - 1) // tw * K * tw)
     return most
 
 
@@ -146,7 +157,9 @@ def cut_elements(B, most_blocks, K, N, itemsize):
 def cut_panels(WT, rows, buf, split=1):
     """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
     ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
-    columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero.
+    columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero. With
+    more than one row and ``split == TILES``: (1, count, K, w), w = ``TILE_BYTES`` of columns, for the
+    compiled tiles.
 
     The panels are written into ``buf`` (1-d, the caller's buffer reused from call to call, of
     ``cut_elements`` numbers) where it is large enough, else into a fresh array: the copy is as
@@ -170,6 +183,9 @@ def cut_panels(WT, rows, buf, split=1):
     """
     K, N = WT.shape
     kc, count, Kc, w = _layout(rows, K, N, WT.itemsize)
+    if rows > 1 and split == TILES:             # panels for the compiled tiles (``_tiles``)
+        w = TILE_BYTES // WT.itemsize
+        kc, count, Kc = 1, (N + w - 1) // w, K
     if rows == 1 and WT.T.flags.c_contiguous:
         return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
     if rows == 1 and split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
@@ -217,10 +233,13 @@ def panel_scratch(P, cut_rows, rows, split):
     ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
     columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), ``gemv``: 0 where
     P holds panels, else the number of parts each matrix-vector product is cut into, run in
-    parallel (``_gemv_parts``; 1: whole, on the calling thread), or -1: whole, in a compiled loop
-    (``_gemv_rows``); and how many rows each product takes at a time (``row_block``)."""
+    parallel (``_gemv_parts``; 1: whole, on the calling thread), -1: whole, in a compiled loop
+    (``_gemv_rows``), or ``_IN_TILES``: the compiled tiles (``split == TILES`` at more than one row);
+    and how many rows each product takes at a time (``row_block``)."""
     if cut_rows == 1:
         return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split), 1
+    if split == TILES:
+        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _IN_TILES, rows
     kc, count, Kc, w = P.shape
     # the panels' widths add up to N or a little more: the same rows a product (``row_block``)
     sub = cut_rows if kc > 1 else row_block(cut_rows, Kc, count * w, P.itemsize)
@@ -239,6 +258,9 @@ def panel_dot(a, P, scratch, out):
     scratch and are gathered row by row, the K chunks' products summed.
     """
     tmp, chunk, gemv, sub = scratch
+    if gemv == _IN_TILES:
+        tile_products(a, P, out)
+        return
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
         _gemv_axpy(P[0, 0], a[0], out[0])
         return

@@ -24,7 +24,8 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     nblocks: the batch is split into this many contiguous blocks, one per parallel task
         (1 <= nblocks <= B). Each block owns its rows of ``h``.
     split: with one batch row in the block, each step's product is cut into this many parts on
-        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole. With more
+        rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
     task); only the recurrence is sequential.
@@ -36,7 +37,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_rec.T, rows, panels)
+    P = cut_panels(W_rec.T, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

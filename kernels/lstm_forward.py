@@ -21,7 +21,8 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
-        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole.
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole. With more
+        rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
     task); only the recurrence is sequential,
@@ -33,7 +34,7 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_hh.T, rows, panels)
+    P = cut_panels(W_hh.T, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

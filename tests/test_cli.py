@@ -87,7 +87,7 @@ def test_bench_quick(capsys):
 def test_info_names_the_layer_blas_and_cache(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for label in ("numba", "threading layer", "fastrnn threads", "BLAS", "kernel cache", "cores"):
+    for label in ("numba", "threading layer", "fastrnn threads", "BLAS", "step products", "kernel cache", "cores"):
         assert any(line.startswith(label) for line in out.splitlines()), (label, out)
     assert cli.main(["info", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)

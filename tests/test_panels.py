@@ -5,7 +5,8 @@ import pytest
 
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
-from fastrnn.kernels._panels import (FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
+from fastrnn.kernels._tiles import TILE_BYTES, TILES, tile_products
+from fastrnn.kernels._panels import (_IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
                                      PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
                                      k_chunks, panel_count, panel_dot, panel_scratch, row_block)
 
@@ -192,7 +193,8 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
     size = cut_elements(rows, 1, K, N, np.dtype(dtype).itemsize)
     WT = np.ascontiguousarray(W.T)                     # as the sweeps hand it in: a plain (K, N) array
     kc, count, Kc, w = cut_panels(WT, rows, np.empty(0, dtype)).shape
-    assert size == kc * count * Kc * w >= K * N
+    tiled = cut_panels(WT, rows, np.empty(0, dtype), TILES).size if rows > 1 else 0   # room for either
+    assert size == max(kc * count * Kc * w, tiled) >= K * N
     buf = np.full(size + 7, np.nan, dtype)
     P = cut_panels(WT, rows, buf)
     assert np.shares_memory(P, buf) and not np.isnan(P).any()
@@ -200,7 +202,7 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
     panel_dot(a, P, panel_scratch(P, rows, rows, 1), out)
     np.testing.assert_allclose(out, a.astype(np.float64) @ W.T.astype(np.float64),
                                rtol=2e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-10)
-    small = np.full(size - 1, np.nan, dtype)
+    small = np.full(kc * count * Kc * w - 1, np.nan, dtype)
     P = cut_panels(WT, rows, small)
     assert not np.shares_memory(P, small) and np.isnan(small).all()
 
@@ -257,3 +259,46 @@ def test_gemm_into_writes_a_block_of_columns(dtype, rtol, m, k, n):
     assert np.isnan(C).all()
     np.testing.assert_array_equal(A, A0)
     np.testing.assert_array_equal(b_wide, B0)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 4e-6)])
+@pytest.mark.parametrize("rows, K, N", [(2, 7, 5), (3, 300, 1000), (4, 128, 512), (5, 200, 1001), (8, 33, 131),
+                                         (13, 128, 512), (32, 2048, 512), (6, 1, 17), (9, 512, 8)])
+def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
+    """The compiled register tiles (``kernels._tiles``, ``split=TILES`` at more than one row): panels of
+    TILE_BYTES columns, the last zero-padded, every block of rows (a remainder of 1-3 rows too), columns
+    past N never written, a block with fewer rows than the panels were cut for, and rows of ``a`` with
+    a stride (a view of longer rows), as the kernels hand them in."""
+    rng = np.random.default_rng(rows * 1000 + N)
+    W = rng.standard_normal((N, K)).astype(dtype)
+    wide = rng.standard_normal((rows, K + 3)).astype(dtype)
+    a = wide[:, 2:K + 2]
+    expected = a.astype(np.float64) @ W.T.astype(np.float64)
+    w = TILE_BYTES // np.dtype(dtype).itemsize
+    for WT in (W.T, np.ascontiguousarray(W.T)):
+        P = cut_panels(WT, rows, np.empty(0, dtype), TILES)
+        assert P.shape == (1, -(-N // w), K, w)
+        assert not np.any(P[0, -1, :, N - (P.shape[1] - 1) * w:])
+        for r in (rows, rows - 1):
+            out = np.full((r, N), np.nan, dtype)
+            scratch = panel_scratch(P, rows, r, TILES)
+            assert scratch[2] == _IN_TILES
+            panel_dot(a[:r], P, scratch, out)
+            err = np.max(np.abs(out - expected[:r])) / np.max(np.abs(expected))
+            assert err <= rtol, f"tile product max rel err {err:.3g} > {rtol:g} ({r} rows, panels {P.shape})"
+        wider = np.full((rows, N + 2), np.nan, dtype)     # rows of out with a stride: nothing past N is written
+        tile_products(a, P, wider[:, :N])
+        np.testing.assert_array_equal(wider[:rows - 1, :N], out)      # the same sums as panel_dot's, row by row
+        assert np.isnan(wider[:, N:]).all()
+        err = np.max(np.abs(wider[:, :N] - expected)) / np.max(np.abs(expected))
+        assert err <= rtol
+
+
+def test_the_buffer_size_covers_the_tiles_panels():
+    """cut_elements leaves room for the compiled tiles' panels as well, at every batch of more than one."""
+    for K, N in ((1024, 256), (128, 512), (33, 131), (5, 3)):
+        for dtype in (np.float32, np.float64):
+            for B in (2, 3, 8, 33):
+                most = cut_elements(B, 2, K, N, np.dtype(dtype).itemsize)
+                need = int(np.prod(cut_panels(np.zeros((K, N), dtype), B, np.empty(0, dtype), TILES).shape))
+                assert need <= most, (K, N, dtype, B)

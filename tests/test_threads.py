@@ -381,3 +381,53 @@ def test_a_batch_of_one_with_its_products_split_agrees_with_one_thread(cell, tru
         L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation)
     assert abs(L - L1) <= 1e-12 * abs(L1)
     assert_grads_close(g, g1, np.float64, "split vs one thread ")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_products_in_tiles_and_through_the_blas_agree_with_the_reference(cell, dtype, monkeypatch):
+    """Both ways of taking each step's product at B > 1 (``runtime.blas.step_products``) run in every
+    batch kernel, serial and parallel, and give the reference's gradients (``validate=True``) and each
+    other's, whichever way this machine's BLAS picks by default."""
+    asked = []
+    net, x, d, mask, h0 = make_problem(23, 9, 6, 3, 10, 2, dtype=dtype, cell=cell, readout="linear")
+    results = {}
+    for products in ("tiles", "blas"):
+        monkeypatch.setattr(blas, "step_products", lambda products=products: asked.append(products) or products)
+        for force in (False, True):
+            monkeypatch.setattr(dispatch, "FORCE_PARALLEL", force)
+            asked.clear()
+            results[products, force] = fastrnn.bptt(net, x, d, mask, h0=h0, validate=True)
+            assert len(asked) >= 2, asked          # the forward pass and the sweep asked
+    L, g = results["blas", False]
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for key, (L2, g2) in results.items():
+        assert abs(L2 - L) <= tol * abs(L), key
+        assert_grads_close(g2, g, dtype, f"{key} against blas, serial ")
+
+
+def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
+    """The BLAS's products where SciPy's OpenBLAS multiplies small products unpacked (its AVX-512 cores),
+    the compiled tiles for any other core or BLAS; FASTRNN_STEP_PRODUCTS overrides; decided once."""
+    class Library:
+        internal_api = "openblas"
+
+        def __init__(self, core, path="/site-packages/scipy.libs/libscipy_openblas-1.so"):
+            self.architecture, self.filepath = core, path
+    numpys = "/site-packages/numpy.libs/libscipy_openblas64_-2.so"
+    cases = [([Library("SkylakeX")], "blas"), ([Library("Cooperlake")], "blas"), ([Library("SapphireRapids")], "blas"),
+             ([Library("Haswell")], "tiles"), ([Library("Zen")], "tiles"), ([Library("NeoverseN1")], "tiles"),
+             ([Library("SkylakeX"), Library("Haswell", numpys)], "blas"),    # NumPy's library is not the one Numba calls
+             ([Library("Haswell"), Library("SkylakeX", numpys)], "tiles"), ([], "tiles")]
+    monkeypatch.delenv("FASTRNN_STEP_PRODUCTS", raising=False)
+    for libs, expected in cases:
+        monkeypatch.setattr(blas, "_libraries", libs)
+        monkeypatch.setattr(blas, "_products", None)
+        assert blas.step_products() == expected, [lib.architecture for lib in libs]
+    for value, expected in (("tiles", "tiles"), ("BLAS", "blas"), ("other", "blas")):
+        monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", value)
+        monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
+        monkeypatch.setattr(blas, "_products", None)
+        assert blas.step_products() == expected, value
+    monkeypatch.setattr(blas, "_libraries", [Library("Haswell")])
+    assert blas.step_products() == "blas"                  # decided once per process

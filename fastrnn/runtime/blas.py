@@ -16,6 +16,7 @@ them, ``sgemm_address`` finds NumPy's OpenBLAS, whose float32 GEMM the weight-gr
 """
 import contextlib
 import ctypes
+import os
 import threading
 
 _lock = threading.Lock()
@@ -67,10 +68,46 @@ def sgemm_address():
     return _sgemm
 
 
+# OpenBLAS cores with its "small matrix" kernels, which multiply small products without packing them: the AVX-512
+# ones (kernel/x86_64/KERNEL.SKYLAKEX, included by COOPERLAKE and SAPPHIRERAPIDS). Names as threadpoolctl reports them.
+UNPACKED_SMALL_PRODUCTS = ("skylakex", "cooperlake", "sapphirerapids")
+_products = None
+
+
+def step_products():
+    """How the batch kernels take each step's product h (rows, K) @ W (K, N) at a batch of more than
+    one: ``"blas"`` (the BLAS, through panels it does not repack: ``kernels._panels``) or
+    ``"tiles"`` (compiled register tiles: ``kernels._tiles``). The BLAS where it is an OpenBLAS whose
+    core multiplies small products unpacked (``UNPACKED_SMALL_PRODUCTS``: 105-115 GFLOP/s in float32
+    on an AVX-512 AMD EPYC, one thread), the tiles everywhere else: on an AVX2 AMD EPYC, whose
+    OpenBLAS (Haswell kernels) packs W inside every call, the BLAS's step products ran at 10-33
+    GFLOP/s in float32 and the tiles at 58-80, one thread's GEMM at 75
+    (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses;
+    decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
+    global _products
+    if _products is None:
+        wanted = os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip().lower()
+        if wanted in ("blas", "tiles"):
+            _products = wanted
+        else:
+            cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
+                     if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
+            _products = "blas" if cores and all(c in UNPACKED_SMALL_PRODUCTS for c in cores) else "tiles"
+    return _products
+
+
+def _is_scipys(path):
+    """Whether a BLAS library file is the one SciPy's bindings (and so Numba's ``np.dot``) load:
+    SciPy's wheels keep it in ``scipy.libs``, NumPy's in ``numpy.libs``."""
+    parts = os.path.normpath(path).split(os.sep)
+    return not any(p.startswith("numpy") for p in parts)
+
+
 def info():
-    """One dict per BLAS library: its API, file, version and current thread count."""
+    """One dict per BLAS library: its API, file, version, core (OpenBLAS's, else None) and current thread count."""
     return [{"internal_api": lib.internal_api, "filepath": lib.filepath, "version": lib.version,
-             "num_threads": lib.get_num_threads()} for lib in libraries()]
+             "architecture": getattr(lib, "architecture", None), "num_threads": lib.get_num_threads()}
+            for lib in libraries()]
 
 
 def threads():

@@ -26,6 +26,7 @@ from collections import namedtuple
 import numba
 
 from ..errors import OptionError
+from ..kernels._tiles import TILES
 from . import blas as _blas
 from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
@@ -238,9 +239,11 @@ def parts(kernel, threads, work):
 
 def call(kernel, threads, work, *args):
     """Run ``kernel`` (whose last arguments are ``nblocks``, and ``split`` for the ``"batch"``
-    family) as ``plan`` and ``parts`` decide."""
+    family) as ``plan`` and ``parts`` decide; a ``"batch"`` kernel with more than one batch row takes
+    each step's product as ``runtime.blas.step_products`` says (``split``: ``TILES`` or 1)."""
     blocks = plan(kernel, threads, work)
-    split = () if kernel.family != "batch" else (1,) if blocks > 1 else (parts(kernel, threads, work),)
+    split = (() if kernel.family != "batch" else (parts(kernel, threads, work),) if work.items == 1
+             else (TILES if _blas.step_products() == "tiles" else 1,))
     if blocks > 1:
         return kernel.parallel(*args, blocks, *split)
     return kernel.serial(*args, 1, *split)
