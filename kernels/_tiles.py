@@ -81,20 +81,7 @@ def _tile_intrinsic(rows):
     return intrinsic(typer)
 
 
-_tile1, _tile2, _tile3, _tile4 = (_tile_intrinsic(r) for r in (1, 2, 3, 4))
-
-
-@helper
-def _tile(a, lda, p, K, c, ldc, rows):
-    """c[:rows, :w] = a[:rows, :K] @ p, rows from 1 to ROWS (the arrays' first elements at the tile)."""
-    if rows == 4:
-        _tile4(a, lda, p, K, c, ldc)
-    elif rows == 3:
-        _tile3(a, lda, p, K, c, ldc)
-    elif rows == 2:
-        _tile2(a, lda, p, K, c, ldc)
-    else:
-        _tile1(a, lda, p, K, c, ldc)
+_tile = _tile_intrinsic(ROWS)     # one shape only: fewer rows go through a zero-padded copy (compile time)
 
 
 def tile_width(itemsize):
@@ -106,25 +93,34 @@ def tile_width(itemsize):
 def tile_products(a, P, out):
     """out (rows, N) = a (rows, K) @ WT, WT given as panels P (1, count, K, w) of w = TILE_BYTES
     columns (the last zero-padded): each panel by every block of ROWS rows in turn while it is in
-    cache. a's rows may have any stride; out is C-contiguous. The last panel's columns beyond N go
-    through a scratch tile. Compiled once per dtype and layout and called, not inlined into every
-    kernel (as ``_panels._products``: each kernel's first compilation stays short)."""
+    cache. a's rows may have any stride; out is C-contiguous. The last rows (fewer than ROWS) are
+    multiplied from a zero-padded copy, and the last panel's columns beyond N and those rows go
+    through a scratch tile: one tile shape, compiled once per dtype and layout and called, not inlined
+    into every kernel (as ``_panels._products``), so that each kernel's first compilation stays short."""
     rows, K = a.shape
     N = out.shape[1]
     count, w = P.shape[1], P.shape[3]
     lda = a.strides[0] // a.itemsize
     ldc = out.strides[0] // out.itemsize
     edge = np.empty((ROWS, w), dtype=out.dtype)
+    whole = rows - rows % ROWS
+    pad = np.zeros((ROWS, K), dtype=a.dtype)
+    for r in range(rows - whole):
+        pad[r] = a[whole + r]
     for p in range(count):
         j0 = p * w
         panel = P[0, p]
-        full = j0 + w <= N
-        for r0 in range(0, rows, ROWS):
-            nr = min(ROWS, rows - r0)
-            if full:
-                _tile(a[r0:], lda, panel, K, out[r0:, j0:], ldc, nr)
+        wj = min(w, N - j0)
+        for r0 in range(0, whole, ROWS):
+            if wj == w:
+                _tile(a[r0:], lda, panel, K, out[r0:, j0:], ldc)
             else:
-                _tile(a[r0:], lda, panel, K, edge, w, nr)
-                for r in range(nr):
-                    for j in range(N - j0):
+                _tile(a[r0:], lda, panel, K, edge, w)
+                for r in range(ROWS):
+                    for j in range(wj):
                         out[r0 + r, j0 + j] = edge[r, j]
+        if whole < rows:
+            _tile(pad, K, panel, K, edge, w)
+            for r in range(rows - whole):
+                for j in range(wj):
+                    out[whole + r, j0 + j] = edge[r, j]

@@ -271,8 +271,7 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     a stride (a view of longer rows), as the kernels hand them in."""
     rng = np.random.default_rng(rows * 1000 + N)
     W = rng.standard_normal((N, K)).astype(dtype)
-    wide = rng.standard_normal((rows, K + 3)).astype(dtype)
-    a = wide[:, 2:K + 2]
+    a = rng.standard_normal((rows, K)).astype(dtype)
     expected = a.astype(np.float64) @ W.T.astype(np.float64)
     w = TILE_BYTES // np.dtype(dtype).itemsize
     for WT in (W.T, np.ascontiguousarray(W.T)):
@@ -286,8 +285,10 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
             panel_dot(a[:r], P, scratch, out)
             err = np.max(np.abs(out - expected[:r])) / np.max(np.abs(expected))
             assert err <= rtol, f"tile product max rel err {err:.3g} > {rtol:g} ({r} rows, panels {P.shape})"
-        wider = np.full((rows, N + 2), np.nan, dtype)     # rows of out with a stride: nothing past N is written
-        tile_products(a, P, wider[:, :N])
+        wider = np.full((rows, N + 2), np.nan, dtype)     # rows of a and out with a stride: nothing past N is written
+        longer = np.full((rows, K + 3), np.nan, dtype)
+        longer[:, 2:K + 2] = a
+        tile_products(longer[:, 2:K + 2], P, wider[:, :N])
         np.testing.assert_array_equal(wider[:rows - 1, :N], out)      # the same sums as panel_dot's, row by row
         assert np.isnan(wider[:, N:]).all()
         err = np.max(np.abs(wider[:, :N] - expected)) / np.max(np.abs(expected))
