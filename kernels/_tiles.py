@@ -4,8 +4,8 @@ OpenBLAS multiplies small products without copying ("packing") its operands only
 builds (the SkylakeX, Cooperlake and Sapphire Rapids cores: its "small matrix" kernels). Every other
 core it runs — Haswell and Zen alike, the AVX2 machines most servers still are — packs the weight
 matrix inside every call, and a step's product h (rows, K) @ W (K, N) is too small to repay it: on an
-AVX2 AMD EPYC (Zen 3, OpenBLAS's Haswell kernels) the kernels' BLAS products ran at 10-48 GFLOP/s in
-float32 against 75 for one thread's GEMM, most near 15 (``python bench/register_block.py``,
+AVX2 AMD EPYC (Zen 3, OpenBLAS's Haswell kernels) the kernels' BLAS products ran at 10-47 GFLOP/s in
+float32 against 75 for one thread's GEMM, most under 20, the tiles 51-89 (``python bench/register_block.py``,
 ``bench/results/2026-11-26-tiles-avx2.md``). The weights are fixed for a whole call, so they are cut
 once into panels TILE_BYTES wide (``_panels.cut_panels``) and each step multiplies them here, a tile
 of up to ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of

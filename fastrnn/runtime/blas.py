@@ -80,8 +80,8 @@ def step_products():
     ``"tiles"`` (compiled register tiles: ``kernels._tiles``). The BLAS where it is an OpenBLAS whose
     core multiplies small products unpacked (``UNPACKED_SMALL_PRODUCTS``: 105-115 GFLOP/s in float32
     on an AVX-512 AMD EPYC, one thread), the tiles everywhere else: on an AVX2 AMD EPYC, whose
-    OpenBLAS (Haswell kernels) packs W inside every call, the BLAS's step products ran at 10-33
-    GFLOP/s in float32 and the tiles at 58-80, one thread's GEMM at 75
+    OpenBLAS (Haswell kernels) packs W inside every call, the BLAS's step products ran at 10-47
+    GFLOP/s in float32 and the tiles at 51-89, one thread's GEMM at 75
     (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses;
     decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
     global _products
