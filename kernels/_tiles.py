@@ -8,7 +8,7 @@ AVX2 AMD EPYC (Zen 3, OpenBLAS's Haswell kernels) the kernels' BLAS products ran
 float32 against 75 for one thread's GEMM, most under 20, the tiles 51-89 (``python bench/register_block.py``,
 ``bench/results/2026-11-26-tiles-avx2.md``). The weights are fixed for a whole call, so they are cut
 once into panels TILE_BYTES wide (``_panels.cut_panels``) and each step multiplies them here, a tile
-of up to ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
+of ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
 K: per k, the panel's row is loaded once, each row's value of h broadcast, one fused multiply-add a
 register. Numba cannot be asked for such code (its loop vectoriser vectorises the sums over k, and
 the SLP vectoriser that would pack scalar accumulators is off process-wide), so the tile is written
@@ -24,7 +24,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import _jit, helper
+from ._jit import _jit
 
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
 TILE_BYTES = 64      # a panel's width: two vectors of 32 bytes (16 float32 or 8 float64 columns)
