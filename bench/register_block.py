@@ -44,7 +44,7 @@ from numba import njit
 from numba.core import config
 from threadpoolctl import threadpool_limits
 
-from fastrnn.kernels._panels import _gemv_axpy, _gemv_rows, cut_panels
+from fastrnn.kernels._panels import _gemv_axpy, _gemv_rows, cut_panels, panel_scratch
 from fastrnn.kernels._tiles import TILES as TILED, tile_products
 from panels import _products as panel_steps
 
@@ -111,7 +111,8 @@ def _steps(fn, a, P, out, repeats):
 
 @njit(error_model="numpy")
 def _tile_product(a, P, out):
-    tile_products(a, P, out)
+    tmp, pad, _, _ = panel_scratch(P, a.shape[0], a.shape[0], TILED)
+    tile_products(a, P, out, tmp[0, 0], pad)
 
 
 @njit(error_model="numpy")

@@ -60,7 +60,7 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit, helper
-from ._tiles import TILE_BYTES, TILES, tile_products
+from ._tiles import ROWS as TILE_ROWS, TILE_BYTES, TILES, tile_products
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -234,12 +234,14 @@ def panel_scratch(P, cut_rows, rows, split):
     columns (rows, Kc), contiguous for the BLAS (empty where K is not cut), ``gemv``: 0 where
     P holds panels, else the number of parts each matrix-vector product is cut into, run in
     parallel (``_gemv_parts``; 1: whole, on the calling thread), -1: whole, in a compiled loop
-    (``_gemv_rows``), or ``_IN_TILES``: the compiled tiles (``split == TILES`` at more than one row);
+    (``_gemv_rows``), or ``_IN_TILES``: the compiled tiles (``split == TILES`` at more than one row;
+    then the first two hold the tiles' edge tile and the copy of the last rows, ``_tiles.tile_products``);
     and how many rows each product takes at a time (``row_block``)."""
     if cut_rows == 1:
         return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split), 1
-    if split == TILES:
-        return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _IN_TILES, rows
+    if split == TILES:                  # the tiles' scratch: an edge tile and the last rows' copy
+        return (np.empty((1, 1, TILE_ROWS, P.shape[3]), dtype=P.dtype), np.zeros((TILE_ROWS, P.shape[2]), dtype=P.dtype),
+                _IN_TILES, rows)
     kc, count, Kc, w = P.shape
     # the panels' widths add up to N or a little more: the same rows a product (``row_block``)
     sub = cut_rows if kc > 1 else row_block(cut_rows, Kc, count * w, P.itemsize)
@@ -259,7 +261,7 @@ def panel_dot(a, P, scratch, out):
     """
     tmp, chunk, gemv, sub = scratch
     if gemv == _IN_TILES:
-        tile_products(a, P, out)
+        tile_products(a, P, out, tmp[0, 0], chunk)
         return
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
         _gemv_axpy(P[0, 0], a[0], out[0])

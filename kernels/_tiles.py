@@ -84,27 +84,22 @@ def _tile_intrinsic(rows):
 _tile = _tile_intrinsic(ROWS)     # one shape only: fewer rows go through a zero-padded copy (compile time)
 
 
-def tile_width(itemsize):
-    """Columns of a panel for numbers of ``itemsize`` bytes."""
-    return TILE_BYTES // itemsize
-
-
 @_jit
-def tile_products(a, P, out):
+def tile_products(a, P, out, edge, pad):
     """out (rows, N) = a (rows, K) @ WT, WT given as panels P (1, count, K, w) of w = TILE_BYTES
     columns (the last zero-padded): each panel by every block of ROWS rows in turn while it is in
     cache. a's rows may have any stride; out is C-contiguous. The last rows (fewer than ROWS) are
-    multiplied from a zero-padded copy, and the last panel's columns beyond N and those rows go
-    through a scratch tile: one tile shape, compiled once per dtype and layout and called, not inlined
+    multiplied from a copy in ``pad`` (ROWS, K), and the last panel's columns beyond N and those rows
+    go through the scratch tile ``edge`` (ROWS, w); both are the caller's, made once a call
+    (``_panels.panel_scratch``), not once a step; ``pad``'s other rows only reach rows of ``edge``
+    that are never copied out. One tile shape, compiled once per dtype and layout and called, not inlined
     into every kernel (as ``_panels._products``), so that each kernel's first compilation stays short."""
     rows, K = a.shape
     N = out.shape[1]
     count, w = P.shape[1], P.shape[3]
     lda = a.strides[0] // a.itemsize
     ldc = out.strides[0] // out.itemsize
-    edge = np.empty((ROWS, w), dtype=out.dtype)
     whole = rows - rows % ROWS
-    pad = np.zeros((ROWS, K), dtype=a.dtype)
     for r in range(rows - whole):
         pad[r] = a[whole + r]
     for p in range(count):

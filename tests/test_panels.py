@@ -288,7 +288,8 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
         wider = np.full((rows, N + 2), np.nan, dtype)     # rows of a and out with a stride: nothing past N is written
         longer = np.full((rows, K + 3), np.nan, dtype)
         longer[:, 2:K + 2] = a
-        tile_products(longer[:, 2:K + 2], P, wider[:, :N])
+        edge, pad = panel_scratch(P, rows, rows, TILES)[:2]
+        tile_products(longer[:, 2:K + 2], P, wider[:, :N], edge[0, 0], pad)
         np.testing.assert_array_equal(wider[:rows - 1, :N], out)      # the same sums as panel_dot's, row by row
         assert np.isnan(wider[:, N:]).all()
         err = np.max(np.abs(wider[:, :N] - expected)) / np.max(np.abs(expected))

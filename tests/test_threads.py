@@ -409,7 +409,8 @@ def test_step_products_in_tiles_and_through_the_blas_agree_with_the_reference(ce
 
 def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
     """The BLAS's products where SciPy's OpenBLAS multiplies small products unpacked (its AVX-512 cores),
-    the compiled tiles for any other core or BLAS; FASTRNN_STEP_PRODUCTS overrides; decided once."""
+    the compiled tiles for any other core or BLAS; FASTRNN_STEP_PRODUCTS overrides (an unknown value is a
+    clear error); decided once."""
     class Library:
         internal_api = "openblas"
 
@@ -425,10 +426,17 @@ def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
         monkeypatch.setattr(blas, "_libraries", libs)
         monkeypatch.setattr(blas, "_products", None)
         assert blas.step_products() == expected, [lib.architecture for lib in libs]
-    for value, expected in (("tiles", "tiles"), ("BLAS", "blas"), ("other", "blas")):
+    for value, expected in (("tiles", "tiles"), ("BLAS", "blas"), (" ", "blas")):
         monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", value)
         monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
         monkeypatch.setattr(blas, "_products", None)
         assert blas.step_products() == expected, value
+    monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", "fast")
+    monkeypatch.setattr(blas, "_products", None)
+    with pytest.raises(fastrnn.errors.OptionError, match=r"FASTRNN_STEP_PRODUCTS='fast' is not known: choose 'blas' or 'tiles'"):
+        blas.step_products()
+    monkeypatch.delenv("FASTRNN_STEP_PRODUCTS")
+    monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
+    assert blas.step_products() == "blas"
     monkeypatch.setattr(blas, "_libraries", [Library("Haswell")])
     assert blas.step_products() == "blas"                  # decided once per process

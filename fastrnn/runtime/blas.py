@@ -78,17 +78,21 @@ def step_products():
     """How the batch kernels take each step's product h (rows, K) @ W (K, N) at a batch of more than
     one: ``"blas"`` (the BLAS, through panels it does not repack: ``kernels._panels``) or
     ``"tiles"`` (compiled register tiles: ``kernels._tiles``). The BLAS where it is an OpenBLAS whose
-    core multiplies small products unpacked (``UNPACKED_SMALL_PRODUCTS``: 105-115 GFLOP/s in float32
+    core multiplies small products unpacked (``UNPACKED_SMALL_PRODUCTS``: 106-116 GFLOP/s in float32
     on an AVX-512 AMD EPYC, one thread), the tiles everywhere else: on an AVX2 AMD EPYC, whose
     OpenBLAS (Haswell kernels) packs W inside every call, the BLAS's step products ran at 10-47
     GFLOP/s in float32 and the tiles at 51-89, one thread's GEMM at 75
-    (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses;
-    decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
+    (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses (another
+    value raises OptionError); decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
     global _products
     if _products is None:
-        wanted = os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip().lower()
-        if wanted in ("blas", "tiles"):
-            _products = wanted
+        wanted = os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip()
+        if wanted.lower() in ("blas", "tiles"):
+            _products = wanted.lower()
+        elif wanted:
+            from ..errors import OptionError
+            raise OptionError(f"FASTRNN_STEP_PRODUCTS={wanted!r} is not known: choose 'blas' or 'tiles', "
+                              f"or leave it unset to follow the BLAS's core")
         else:
             cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
                      if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
