@@ -14,9 +14,12 @@ otherwise the two versions would overwrite each other's cache entries.
 Caution: ``cache=True`` is only invalidated when the kernel's own file changes.  After editing a
 helper in another module (``_activations.py``), delete ``kernels/__pycache__``.
 """
+import functools
+import os
 import types
 import warnings
 
+import filelock
 import numba
 from numba import njit
 
@@ -32,7 +35,7 @@ def _jit(fn, **options):
     global CACHING
     if CACHING:
         try:
-            return njit(**dict(OPTIONS, **options))(fn)
+            return _locked(njit(**dict(OPTIONS, **options))(fn))
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
                 raise
@@ -42,6 +45,50 @@ def _jit(fn, **options):
                           "compiled in every process. Set NUMBA_CACHE_DIR to a writable folder to keep them.",
                           RuntimeWarning, stacklevel=3)
     return njit(**dict(OPTIONS, **options, cache=False))(fn)
+
+
+LOCK_NAME = "fastrnn-kernels.lock"
+LOCK_SECONDS = 60      # a cache read or write takes milliseconds; past this, go on without the lock
+_locks = {}
+
+
+def _locked(dispatcher):
+    """Hold an inter-process lock (a file in the cache folder) while ``dispatcher`` reads or writes
+    its entries in Numba's on-disk cache, and return it.
+
+    Numba's cache index is a file per function, read, extended and written back whole, and a new
+    entry's machine code goes into the first data file the index it read did not name. Two processes
+    that save different variants of one kernel at once (float32 and float64, say: parallel
+    ``fastrnn warmup``, data-parallel workers on an empty cache) can both pick the same data file,
+    and the index one wrote can then name the code the other stored, for another signature; a
+    reader that comes between the index and its data file can load an older file of that name. The
+    lock makes each read and each save whole. Only the cache's file access is serialised, never
+    compilation. Where Numba's internals differ from those this relies on, or the lock cannot be
+    taken, the cache works as Numba has it."""
+    store = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    folder = getattr(store, "_cache_path", None)
+    if not folder or not callable(getattr(store, "save", None)) or not callable(getattr(store, "load", None)):
+        return dispatcher
+    store.save = _holding(folder, store.save)
+    store.load = _holding(folder, store.load)
+    return dispatcher
+
+
+def _holding(folder, method):
+    @functools.wraps(method)
+    def run(*args, **kwargs):
+        try:
+            os.makedirs(folder, exist_ok=True)
+            lock = _locks.get(folder) or _locks.setdefault(folder, filelock.FileLock(
+                os.path.join(folder, LOCK_NAME), timeout=LOCK_SECONDS))
+            lock.acquire()
+        except (OSError, filelock.Timeout):
+            return method(*args, **kwargs)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            lock.release()
+    return run
 
 
 FAMILIES = ("batch", "rows", "tiles")
@@ -76,11 +123,22 @@ class Kernel:
     loop inside), ``"rows"`` (rows of a sum over all T·B rows), ``"tiles"`` (sensitivity tiles, the
     time loop inside) — so that the dispatch policy knows when the parallel twin pays. Either
     dispatcher, once asked for, runs with Numba's threading layer started (``threads_started``).
+
+    ``reads`` names the array arguments the kernel only reads (inputs, weights, saved states).
+    Callers hand them in as read-only views (``read_only``; ``runtime.dispatch.call`` does), so that
+    one machine-code variant serves writable NumPy arrays and read-only ones alike (JAX's buffers,
+    ``setflags(write=False)``): Numba compiles a separate variant for each, about 5-20 s apiece.
+    Typing also proves the point: a kernel that wrote to one of them would not compile.
     """
 
-    def __init__(self, fn, family):
+    def __init__(self, fn, family, reads=()):
         if family not in FAMILIES:
             raise ValueError(f"kernel family {family!r} is not one of {FAMILIES}")
+        params = fn.__code__.co_varnames[:fn.__code__.co_argcount]
+        unknown = [name for name in reads if name not in params]
+        if unknown:
+            raise ValueError(f"{fn.__name__} has no argument {unknown[0]!r} to read (its arguments: {params})")
+        self._reads = tuple(params.index(name) for name in reads)
         self.family = family
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
@@ -102,13 +160,25 @@ class Kernel:
         threads_started()
         return self._serial
 
+    def read_only(self, args):
+        """``args`` with the arrays named in ``reads`` as read-only views (no copy; others unchanged)."""
+        args = list(args)
+        for i in self._reads:
+            a = args[i]
+            if a.flags.writeable:
+                a = a.view()
+                a.flags.writeable = False
+                args[i] = a
+        return args
+
     def __repr__(self):
         return f"<fastrnn kernel {self.__name__}>"
 
 
-def kernel(family):
-    """Decorator: compile the function as a :class:`Kernel` (parallel and serial twins) of ``family``."""
-    return lambda fn: Kernel(fn, family)
+def kernel(family, reads=()):
+    """Decorator: compile the function as a :class:`Kernel` (parallel and serial twins) of ``family``
+    whose arguments named in ``reads`` are only read."""
+    return lambda fn: Kernel(fn, family, reads)
 
 
 def helper(fn):

@@ -9,7 +9,7 @@ from ._panels import _copy, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving, copy_columns
 
 
-@kernel("batch")
+@kernel("batch", reads=("W_rec", "h", "g"))
 def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, dh0, panels, nblocks, split):
     """The sequential delta recursion, summed over the BPTT(h; h') sweeps.
 
@@ -89,7 +89,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         dh0[b0:b1, :] = back
 
 
-@kernel("rows")
+@kernel("rows", reads=("x", "h_prev", "D"))
 def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 

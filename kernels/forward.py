@@ -7,7 +7,7 @@ from ._jit import kernel
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
-@kernel("batch")
+@kernel("batch", reads=("x", "W_in", "W_rec", "b"))
 def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels, nblocks, split):
     """Run ``h_t = phi(W_in x_t + W_rec h_{t-1} + b)`` for t = 1..T.
 

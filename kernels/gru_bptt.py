@@ -8,7 +8,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 
 
-@kernel("batch")
+@kernel("batch", reads=("W_hh", "h", "gates", "g"))
 def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks, split):
     """The sequential backward recursion over h, summed over the BPTT(h; h') sweeps:
 

@@ -7,7 +7,7 @@ from ._jit import kernel
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
-@kernel("batch")
+@kernel("batch", reads=("x", "W_ih", "W_hh", "b_ih", "b_hh"))
 def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     """Run the GRU for t = 1..T.
 

@@ -7,7 +7,7 @@ from ._activations import ONE, constants
 from ._jit import kernel
 
 
-@kernel("tiles")
+@kernel("tiles", reads=("W_hh", "x", "h", "gates", "g"))
 def _gru_rtrl(W_hh, x, h, gates, g, tiles, P, dW, nblocks):
     """Propagate the GRU sensitivities over T steps and accumulate the weight gradient.
 

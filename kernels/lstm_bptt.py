@@ -9,7 +9,7 @@ from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 
 
-@kernel("batch")
+@kernel("batch", reads=("W_hh", "c", "gates", "g", "dcT"))
 def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 

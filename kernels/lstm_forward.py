@@ -8,7 +8,7 @@ from ._lstm_cell import cell_step
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 
 
-@kernel("batch")
+@kernel("batch", reads=("x", "W_ih", "W_hh", "bias"))
 def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     """Run the LSTM for t = 1..T.
 

@@ -6,7 +6,7 @@ from ._activations import ONE, constants, tanh
 from ._jit import kernel
 
 
-@kernel("tiles")
+@kernel("tiles", reads=("W_hh", "x", "h", "c", "gates", "g"))
 def _lstm_rtrl(W_hh, x, h, c, gates, g, tiles, Ph, Pc, dW, nblocks):
     """Propagate the LSTM sensitivities over T steps and accumulate the weight gradient.
 

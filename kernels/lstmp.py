@@ -16,7 +16,7 @@ from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 
 
-@kernel("batch")
+@kernel("batch", reads=("x", "W_ih", "W_hh", "bias", "W_hr"))
 def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels_r, nblocks, split):
     """Run the projected LSTM for t = 1..T.
 
@@ -55,7 +55,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
             panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
 
 
-@kernel("batch")
+@kernel("batch", reads=("W_hh", "W_hr", "c", "gates", "m_out", "g", "dcT"))
 def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, dh0, panels, panels_r, nblocks,
                  split):
     """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:

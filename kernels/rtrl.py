@@ -6,7 +6,7 @@ from ._activations import ONE, ZERO, constants, dphi_from_h
 from ._jit import kernel
 
 
-@kernel("tiles")
+@kernel("tiles", reads=("W_rec", "x", "h_prev", "h", "g"))
 def _rtrl(W_rec, x, h_prev, h, g, act, tf, tf_units, tf_mask, tiles, s0, Q, R, dW, nblocks):
     """Propagate the sensitivities over T steps and accumulate the weight gradient.
 

@@ -19,7 +19,7 @@ def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0):
     XH = np.full((T * B, m + n), np.nan, np.float32)
     G = np.full((r, m + n), np.nan, np.float32)
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
-    kernel(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, False, nblocks)
+    kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, False, nblocks)))
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)          # inputs unchanged
     Dr = D.astype(np.float64).reshape(T * B, r)
@@ -79,7 +79,8 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n):
         G = np.full(shape, np.nan)            # NaN padding: a read of it would show in the results
         kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
         with blas.single_threaded():
-            kernel(x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G, 0, turned, nblocks)
+            kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G, 0, turned,
+                                             nblocks)))
         results[turned] = outs
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)

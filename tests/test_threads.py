@@ -184,7 +184,8 @@ W_ih = (0.5 * rng.standard_normal((4 * n, m))).astype(dt)
 W_hh = (0.5 * rng.standard_normal((4 * n, n))).astype(dt)
 bias = (0.1 * rng.standard_normal(4 * n)).astype(dt)
 h = np.zeros((T + 1, B, n), dt); c = np.zeros((T + 1, B, n), dt); gates = np.empty((T, B, 4 * n), dt)
-run(x, W_ih, W_hh, bias, h, c, gates, np.empty(cut_elements(B, 1, n, 4 * n, np.dtype(dt).itemsize), dt), 1, 1)
+run(*_lstm_forward.read_only((x, W_ih, W_hh, bias, h, c, gates,
+                              np.empty(cut_elements(B, 1, n, 4 * n, np.dtype(dt).itemsize), dt), 1, 1)))
 sig = lambda a: 1 / (1 + np.exp(-a))
 hh, cc = np.zeros((B, n)), np.zeros((B, n))
 error = 0.0

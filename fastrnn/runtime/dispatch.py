@@ -242,6 +242,7 @@ def call(kernel, threads, work, *args):
     family) as ``plan`` and ``parts`` decide; a ``"batch"`` kernel with more than one batch row takes
     each step's product as ``runtime.blas.step_products`` says (``split``: ``TILES`` or 1)."""
     blocks = plan(kernel, threads, work)
+    args = kernel.read_only(args)        # one compiled variant for writable and read-only inputs
     split = (() if kernel.family != "batch" else (parts(kernel, threads, work),) if work.items == 1
              else (TILES if _blas.step_products() == "tiles" else 1,))
     if blocks > 1:
