@@ -358,10 +358,7 @@ def info_rows():
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
+    usable = _usable_cores()
     rows = [("fastrnn", fastrnn.__version__), ("python", platform.python_version())]
     rows += [(p, _version(p)) for p in ("numpy", "numba", "scipy", "threadpoolctl", "tbb", "torch", "jax",
                                         "matplotlib")]
@@ -406,33 +403,92 @@ def cmd_info(args):
     return 0
 
 
-def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True):
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True, jobs=1):
     """Compile (or load from the cache) every kernel for the cells and dtypes, serial twins and,
-    with ``parallel``, parallel ones. Returns the seconds it took."""
-    from fastrnn.runtime import dispatch
-    start = time.perf_counter()
+    with ``parallel``, parallel ones, sharing the work out among ``jobs`` processes (this one
+    included): Numba compiles on one core a process. Returns the seconds it took."""
     modes = (False, True) if parallel else (False,)
-    for name in cells or list(CELLS):
-        for dtype in dtypes:
-            net = CELLS[name].init(2, 3, 2, readout="linear", dtype=dtype, seed=0)
-            x = np.zeros((3, 2, 2), dtype=dtype)
-            d = np.zeros((3, 2, 2), dtype=dtype)
-            for forced in modes:
-                old, dispatch.FORCE_PARALLEL = dispatch.FORCE_PARALLEL, forced
-                try:
-                    with fastrnn.threads(2 if forced and dispatch.max_threads() > 1 else 1):
-                        fastrnn.forward(net, x)
-                        fastrnn.bptt(net, x, d)
-                        fastrnn.rtrl(net, x, d)
-                        fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
-                finally:
-                    dispatch.FORCE_PARALLEL = old
+    return warm_units([(name, np.dtype(dtype).name, forced) for name in cells or list(CELLS)
+                       for dtype in dtypes for forced in modes], jobs)
+
+
+def warm_units(units, jobs=1):
+    """Compile the kernels of each (cell name, dtype name, parallel) unit: forward, bptt, rtrl and
+    an online step, on ``jobs`` processes (this one included; spawned, so nothing of this process's
+    threads is forked). The units are dealt out largest first to the least loaded process; the
+    kernels' cache index is locked between processes (``kernels._jit``), so two processes may
+    compile one kernel's variants at once. Returns the seconds it took."""
+    start = time.perf_counter()
+    shares = _shares(units, jobs)
+    if len(shares) == 1:
+        _warm_share(shares[0])
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            others = [pool.submit(_warm_share, share) for share in shares[1:]]
+            _warm_share(shares[0])
+            for share in others:
+                share.result()
     return time.perf_counter() - start
+
+
+# Rough compile seconds of a unit (serial twins, one dtype) relative to the LSTM's: the simple cell has
+# four kernels of its own (the weight-gradient product too), the projected LSTM two wider ones; a parallel
+# twin takes about twice its serial one (2-core AMD EPYC, cold cache, tests' compile events).
+_CELL_COST = {"rnn": 1.6, "lstmp": 1.3}
+
+
+def _shares(units, jobs):
+    """The units dealt out to at most ``jobs`` processes: largest first, each to the least loaded."""
+    units = [tuple(u) for u in units]
+    jobs = max(1, min(int(jobs), len(units)))
+    if jobs == 1:
+        return [units]
+    shares, loads = [[] for _ in range(jobs)], [0.0] * jobs
+    for unit in sorted(units, key=_unit_cost, reverse=True):
+        k = loads.index(min(loads))
+        shares[k].append(unit)
+        loads[k] += _unit_cost(unit)
+    return shares
+
+
+def _unit_cost(unit):
+    name, _, parallel = unit
+    return _CELL_COST.get(name, 1.0) * (2.0 if parallel else 1.0)
+
+
+def _warm_share(units):
+    from fastrnn.cells import driver_for
+    from fastrnn.runtime import dispatch
+    for name, dtype, forced in units:
+        net = CELLS[name].init(2, 3, 2, readout="linear", dtype=dtype, seed=0)
+        driver = driver_for(net)
+        x = np.zeros((3, 2, 2), dtype=dtype)
+        d = np.zeros((3, 2, 2), dtype=dtype)
+        old, dispatch.FORCE_PARALLEL = dispatch.FORCE_PARALLEL, forced
+        try:
+            with fastrnn.threads(2 if forced and dispatch.max_threads() > 1 else 1):
+                fastrnn.forward(net, x)
+                fastrnn.bptt(net, x, d)
+                if driver.rtrl_methods:              # the projected LSTM has no RTRL
+                    fastrnn.rtrl(net, x, d)
+                if driver.online_methods:
+                    fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
+        finally:
+            dispatch.FORCE_PARALLEL = old
 
 
 def cmd_warmup(args):
     dtypes = [np.dtype(t) for t in args.dtype]
-    seconds = warm(args.cell, dtypes, parallel=not args.serial_only)
+    seconds = warm(args.cell, dtypes, parallel=not args.serial_only, jobs=args.jobs)
     from fastrnn.runtime import compilation
     print(f"kernels ready in {seconds:.1f} s ({compilation.cache_entries()} kernels cached in "
           f"{compilation.cache_folder() or 'memory only: no writable cache folder'})")
@@ -481,6 +537,9 @@ def build_parser():
     w.add_argument("--cell", nargs="+", choices=list(CELLS), help="cells to compile (default: all)")
     w.add_argument("--dtype", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
     w.add_argument("--serial-only", action="store_true", help="skip the parallel twins")
+    w.add_argument("--jobs", type=_positive(int), default=_usable_cores(),
+                   help="processes that compile at once, this one included (default: the cores this process "
+                        "may use; Numba compiles on one core a process)")
     for command in (t, e, c, b, w):
         command.add_argument("--threads", type=_positive(int), help="threads for fastrnn's kernels "
                              "(default: every core for large calls; FASTRNN_NUM_THREADS)")

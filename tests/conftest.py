@@ -81,3 +81,33 @@ def parallel_kernels(monkeypatch):
 def small():
     """A small float64 units/mse problem."""
     return make_problem(0, T=6, B=2, m=3, n=5, o=2)
+
+
+# -- compiling the kernels first, on every core ---------------------------------------------------
+# A run on an empty cache spends most of its time in Numba compiling kernels, one core at a time. A
+# run of the whole suite therefore compiles the variants its tests use first, through `fastrnn warmup`'s
+# own machinery on as many processes as there are cores (at most two are needed), and its tests load
+# them. FASTRNN_TEST_WARMUP=0 turns it off; a run of a few tests does without it.
+WARMUP_MIN_TESTS = 200
+WARMUP_UNITS = ([(cell, dtype, False) for cell in fastrnn.MODELS for dtype in ("float64", "float32")]
+                + [("rnn", dtype, True) for dtype in ("float64", "float32")]
+                + [(cell, "float64", True) for cell in fastrnn.MODELS if cell != "rnn"])
+
+
+def pytest_collection_finish(session):
+    import os
+    import time
+    if len(session.items) < WARMUP_MIN_TESTS or os.environ.get("FASTRNN_TEST_WARMUP", "1") == "0":
+        return
+    from fastrnn import cli
+    jobs = min(2, cli._usable_cores())
+    start = time.perf_counter()
+    cli.warm_units(WARMUP_UNITS, jobs=jobs)
+    session.config._fastrnn_warmup = (time.perf_counter() - start, jobs)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    done = getattr(config, "_fastrnn_warmup", None)
+    if done:
+        terminalreporter.write_line(f"kernels compiled or loaded before the tests: {done[0]:.0f} s "
+                                    f"on {done[1]} process(es)")
