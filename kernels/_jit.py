@@ -50,6 +50,7 @@ def _jit(fn, **options):
 LOCK_NAME = "fastrnn-kernels.lock"
 LOCK_SECONDS = 60      # a cache read or write takes milliseconds; past this, go on without the lock
 _locks = {}
+_unlocked = set()      # folders whose lock could not be taken (said once)
 
 
 def _locked(dispatcher):
@@ -64,7 +65,7 @@ def _locked(dispatcher):
     reader that comes between the index and its data file can load an older file of that name. The
     lock makes each read and each save whole. Only the cache's file access is serialised, never
     compilation. Where Numba's internals differ from those this relies on, or the lock cannot be
-    taken, the cache works as Numba has it."""
+    taken (one warning per folder), the cache works as Numba has it."""
     store = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
     folder = getattr(store, "_cache_path", None)
     if not folder or not callable(getattr(store, "save", None)) or not callable(getattr(store, "load", None)):
@@ -82,7 +83,11 @@ def _holding(folder, method):
             lock = _locks.get(folder) or _locks.setdefault(folder, filelock.FileLock(
                 os.path.join(folder, LOCK_NAME), timeout=LOCK_SECONDS))
             lock.acquire()
-        except (OSError, filelock.Timeout):
+        except (OSError, filelock.Timeout) as exc:
+            if folder not in _unlocked:
+                _unlocked.add(folder)
+                warnings.warn(f"fastrnn: could not lock the kernel cache in {folder} ({exc}); reading or writing "
+                              "it without the lock", RuntimeWarning, stacklevel=2)
             return method(*args, **kwargs)
         try:
             return method(*args, **kwargs)

@@ -56,6 +56,26 @@ def test_processes_saving_variants_of_one_kernel_at_once_keep_each_its_own_code(
     assert os.path.exists(os.path.join(folder, _jit.LOCK_NAME))
 
 
+def test_a_lock_held_too_long_is_passed_with_one_warning(tmp_path, monkeypatch):
+    import filelock
+    monkeypatch.setattr(_jit, "LOCK_SECONDS", 0.2)
+    folder = str(tmp_path / "cache")
+    os.makedirs(folder)
+    store = IndexDataCacheFile(folder, "probe", ("stamp", 1))
+
+    class Dispatcher:
+        pass
+    d = Dispatcher()
+    d._cache = Dispatcher()
+    d._cache._cache_file = store
+    _jit._locked(d)
+    with filelock.FileLock(os.path.join(folder, _jit.LOCK_NAME)):          # another holder that never lets go
+        with pytest.warns(RuntimeWarning, match="could not lock the kernel cache in .*without the lock"):
+            store.save("a", ("code", 1))
+        store.save("b", ("code", 2))                                        # said once per folder
+    assert store.load("a") == ("code", 1) and store.load("b") == ("code", 2)
+
+
 def test_kernels_read_and_write_their_cache_under_the_lock():
     store = _forward._serial._cache._cache_file
     assert store.save.__wrapped__.__func__ is IndexDataCacheFile.save
