@@ -46,9 +46,13 @@ def cache_folder():
 
 
 def cache_entries():
-    """How many compiled kernel variants the cache folder holds (index files of fastrnn kernels)."""
+    """How many kernel twins the cache folder holds (the index files of the kernels, serial and
+    parallel twins counted apart; their helpers not counted)."""
+    from .. import kernels
+    from ..kernels._jit import Kernel
     folder = cache_folder()
     if not folder or not os.path.isdir(folder):
         return 0
-    names = ("forward", "bptt", "rtrl", "lstm_forward", "lstm_bptt", "lstm_rtrl")
-    return sum(len(glob.glob(os.path.join(folder, f"{name}.*.nbi"))) for name in names)
+    twins = [(k._serial.py_func, k._parallel.py_func) for k in vars(kernels).values() if isinstance(k, Kernel)]
+    return sum(len(glob.glob(os.path.join(folder, f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__qualname__}-*.nbi")))
+               for pair in twins for fn in pair)
