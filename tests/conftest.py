@@ -86,7 +86,7 @@ def small():
 # -- compiling the kernels first, on every core ---------------------------------------------------
 # A run on an empty cache spends most of its time in Numba compiling kernels, one core at a time. A
 # run of the whole suite therefore compiles the variants its tests use first, through `fastrnn warmup`'s
-# own machinery on as many processes as there are cores (at most two are needed), and its tests load
+# own machinery on two processes (one where this process may use a single core), and its tests load
 # them. FASTRNN_TEST_WARMUP=0 turns it off; a run of a few tests does without it.
 WARMUP_MIN_TESTS = 200
 WARMUP_UNITS = ([(cell, dtype, False) for cell in fastrnn.MODELS for dtype in ("float64", "float32")]
