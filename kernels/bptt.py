@@ -4,7 +4,7 @@ from numba import prange
 
 from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn, gemm_tn_into
-from ._jit import kernel
+from ._jit import _jit, kernel
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving, copy_columns
 
@@ -90,7 +90,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
 
 
 @kernel("rows", reads=("x", "h_prev", "D"))
-def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nblocks):
+def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
@@ -98,9 +98,10 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
     ``_bptt_sweep``, r = 4n gate rows for the LSTM).
     Writes dW_in (r, m) = sum D_t x_t^T, dW_rec (r, n) = sum D_t h_{t-1}^T, db (r,) = sum D_t (the
     error to h0 comes from the sweeps).
-    XH (T*B, m + n) and G: scratch, overwritten (the caller's reused buffers: fresh
-    arrays as large as the weights page-faulted on every call in a torch training loop; with the
-    panels' copy, 2200 faults a step for a float32 LSTM module with n=512, B=1).
+    XH (T*B, m + n), G and rest: scratch, overwritten (the caller's reused buffers: fresh arrays as
+    large as the weights page-fault on every call, and inside a parallel region more so: float32 LSTM
+    n=512 B=1 on two threads 8.0 ms a call with the partial sums in a fresh array beside fresh outputs,
+    2.4 with them reused; one thread 3.0-3.8 either way, ad hoc).
 
     Both weight gradients come from one product D^T [x | h_prev] (r, m + n) into G: with m often
     small (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128
@@ -112,9 +113,12 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
     B=32 42 -> 47); the transposed copy takes 0.06 ms at n=128, 0.2 at n=256 and 0.8-1.4 at n=512.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
-    nblocks: the T*B rows are split into this many blocks; each block sums its rows into its own
-    partial result (one matrix product; the first block's is G), and the partials are added at
-    the end.
+    nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
+    its own columns of D, the gradients' rows r0:r1, over all T*B rows, and copies them out itself;
+    else the T*B rows are split into blocks, each summing its rows into its own partial result (one
+    product; the first block's is G, the others' ``rest``, 1-d, at least (nblocks - 1)·G.size numbers,
+    else fresh), added up at the end by all blocks, each its own share of G (no thread adds up every
+    partial alone: on many cores that addition would outgrow the products).
     """
     T, B, m = x.shape
     r = D.shape[2]
@@ -123,12 +127,33 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
     D2 = D.reshape(R, r)
     x2 = x.reshape(R, m)
     h2 = h_prev.reshape(R, n)
-    rest = np.empty((nblocks - 1, G.shape[0], G.shape[1]), dtype=D.dtype)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
+    if by_columns and nblocks > 1:
+        for blk in prange(nblocks):                     # [x | h] whole, each block its own rows of it
+            r0 = blk * R // nblocks
+            r1 = (blk + 1) * R // nblocks
+            copy_columns(XH[r0:r1], 0, x2[r0:r1], 0, m)
+            copy_columns(XH[r0:r1], m, h2[r0:r1], 0, n)
+        for blk in prange(nblocks):
+            c0 = blk * r // nblocks
+            c1 = (blk + 1) * r // nblocks
+            if c1 > c0:
+                _columns_product(D2, XH, G, c0, c1, sgemm, transposed)
+                acc = part_b[0]
+                for row in range(R):
+                    drow = D2[row]
+                    for k in range(c0, c1):
+                        acc[k] += drow[k]
+                _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, c0, c1, transposed)
+        return
+    size = G.shape[0] * G.shape[1]
+    flat = rest[:(nblocks - 1) * size] if rest.shape[0] >= (nblocks - 1) * size else np.empty(
+        (nblocks - 1) * size, dtype=D.dtype)
+    parts = flat.reshape((nblocks - 1, G.shape[0], G.shape[1]))
     for blk in prange(nblocks):
         r0 = blk * R // nblocks
         r1 = (blk + 1) * R // nblocks
-        out = G if blk == 0 else rest[blk - 1]
+        out = G if blk == 0 else parts[blk - 1]
         if r1 > r0:
             Dk = D2[r0:r1]
             XHk = XH[r0:r1]
@@ -148,13 +173,43 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, transposed, nbl
         else:
             out[:, :] = 0
     for blk in range(1, nblocks):
-        G += rest[blk - 1]                  # a turned G's padding too: never read
         part_b[0] += part_b[blk]
+    Gf = G.reshape(size)                    # a turned G's padding too: never read
+    for blk in prange(nblocks):             # each block adds up and copies out its own share
+        f0 = blk * size // nblocks
+        f1 = (blk + 1) * size // nblocks
+        for q in range(nblocks - 1):
+            src = flat[q * size:(q + 1) * size]
+            for k in range(f0, f1):
+                Gf[k] += src[k]
+    for blk in prange(nblocks):
+        _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, blk * r // nblocks, (blk + 1) * r // nblocks, transposed)
+
+
+@_jit
+def _columns_product(D2, XH, G, c0, c1, sgemm, transposed):
+    """The rows c0:c1 of D2^T XH (columns of G where ``transposed``), over all rows of D2 and XH."""
+    r = D2.shape[1]
+    J = XH.shape[1]
+    Dk = D2[:, c0:c1]
     if transposed:
-        _copy(dW_in, G[:m, :r].T)
-        _copy(dW_rec, G[m:, :r].T)
+        gemm_tn_into(XH, Dk, G[:, c0:c1])
+    elif sgemm != 0 and D2.itemsize == 4:
+        _cblas_sgemm_tn(sgemm, c1 - c0, J, D2.shape[0], np.int64(D2.ctypes.data) + c0 * D2.itemsize, r,
+                        np.int64(XH.ctypes.data), J, np.int64(G.ctypes.data) + c0 * J * G.itemsize, J)
     else:
-        copy_columns(dW_in, 0, G, 0, m)
-        copy_columns(dW_rec, 0, G, m, n)
-    for k in range(r):
-        db[k] = part_b[0, k]
+        gemm_tn_into(Dk, XH, G[c0:c1])
+
+
+@_jit
+def _gradients_out(G, dW_in, dW_rec, db, bias_sum, m, c0, c1, transposed):
+    """Rows c0:c1 of dW_in, dW_rec and db from G (turned round where ``transposed``) and the bias sum."""
+    n = dW_rec.shape[1]
+    if transposed:
+        _copy(dW_in[c0:c1], G[:m, c0:c1].T)
+        _copy(dW_rec[c0:c1], G[m:m + n, c0:c1].T)
+    else:
+        copy_columns(dW_in[c0:c1], 0, G[c0:c1], 0, m)
+        copy_columns(dW_rec[c0:c1], 0, G[c0:c1], m, n)
+    for k in range(c0, c1):
+        db[k] = bias_sum[k]

@@ -7,7 +7,7 @@ from fastrnn.kernels import _weight_grads
 from fastrnn.runtime import blas
 
 
-def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0):
+def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0, by_columns=False, rest=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, m)).astype(np.float32)
     h_prev = rng.standard_normal((T, B, n)).astype(np.float32)
@@ -19,7 +19,9 @@ def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0):
     XH = np.full((T * B, m + n), np.nan, np.float32)
     G = np.full((r, m + n), np.nan, np.float32)
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
-    kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, sgemm, False, nblocks)))
+    partials = np.full(rest, np.nan, np.float32)        # NaN: a product that is not written would show
+    kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, partials, by_columns, sgemm, False,
+                                     nblocks)))
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)          # inputs unchanged
     Dr = D.astype(np.float64).reshape(T * B, r)
@@ -37,14 +39,18 @@ def test_numpy_openblas_found_when_numpy_ships_it():
     assert blas.sgemm_address() != 0
 
 
+@pytest.mark.parametrize("by_columns,rest", [(False, 0), (False, 2 * 28 * 10), (True, 0)])
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
-def test_weight_gradient_product_through_numpy_openblas(nblocks):
+def test_weight_gradient_product_through_numpy_openblas(nblocks, by_columns, rest):
+    """Every block split (rows of [x | h] with the partial sums in the caller's buffer, or in a fresh
+    array where it is too small; columns of D) gives the float64 sums, through NumPy's OpenBLAS and
+    through np.dot."""
     address = blas.sgemm_address()
     if address == 0:
         pytest.skip("no NumPy OpenBLAS sgemm in this process: the kernels use np.dot (tested everywhere else)")
     with blas.single_threaded():
-        got, expected = _weight_grad_call(address, nblocks)
-        plain, _ = _weight_grad_call(0, nblocks)
+        got, expected = _weight_grad_call(address, nblocks, by_columns=by_columns, rest=rest)
+        plain, _ = _weight_grad_call(0, nblocks, by_columns=by_columns, rest=rest)
     for a, b, e in zip(got, plain, expected):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)      # float32 sums of 65 products against float64
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)      # and against Numba's np.dot
@@ -61,9 +67,10 @@ def test_no_openblas_means_np_dot(monkeypatch):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("by_columns", [False, True])
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
 @pytest.mark.parametrize("r,n", [(28, 7), (64, 37)])
-def test_float64_weight_gradient_product_turned_round(nblocks, r, n):
+def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns):
     """kernels.bptt._weight_grads with transposed=True: [x | h]^T D into a padded (m + n, r + pad)
     buffer, copied out transposed (``_panels._copy``, strips of 16 columns: n = 37 takes two and a
     part, n = 7 and m = 3 one part), gives the float64 sums, the same as the product D^T [x | h];
@@ -79,7 +86,8 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n):
         G = np.full(shape, np.nan)            # NaN padding: a read of it would show in the results
         kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
         with blas.single_threaded():
-            kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G, 0, turned,
+            kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G,
+                                             np.full((nblocks - 1) * G.size, np.nan), by_columns, 0, turned,
                                              nblocks)))
         results[turned] = outs
     for before, after in zip(inputs, (x, h_prev, D)):

@@ -240,10 +240,27 @@ def weight_grad_layout(dtype, r, m, n):
     return (r, m + n), False
 
 
+KEEP_PARTIALS_BYTES = 64 << 20     # partial weight gradients kept for the next call up to this size
+
+
+def weight_grad_split(rows, r):
+    """Whether the weight-gradient product's parallel blocks (``kernels.bptt._weight_grads``) each
+    take columns of D (the gradients' rows) over all T·B ``rows`` (True), or rows of D and [x | h],
+    summing partial products: columns where there are no more rows than columns (r: gates · n).
+    Split by rows, a short T·B gives each block a product with a short inner dimension and leaves
+    an addition of whole partial gradients; split by columns, many rows against few columns give
+    thin products. Whole kernel calls, two threads, T=100, m=32, one run (``bench/results/
+    2026-11-26-weight-gradient-columns.md``): columns/rows at B=1 0.65-0.84 for the gated cells at
+    n=128 and n=512 and the simple cell at n=128-512 in both dtypes (GRU float32 n=128 1.09); at B=8
+    and 32 (rows > r but for LSTM and GRU n=512 B=8: 0.93-1.15) 1.01-1.98."""
+    return rows <= r
+
+
 def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     """The weight gradients every cell's BPTT ends with (``kernels.bptt._weight_grads``): dW_in,
-    dW_rec and db from the summed deltas D (T, B, r) over all T·B rows; its two large scratch
-    arrays are this thread's workspace."""
+    dW_rec and db from the summed deltas D (T, B, r) over all T·B rows; its large scratch arrays
+    ([x | h], the product, the partial products of a split by rows up to KEEP_PARTIALS_BYTES) are
+    this thread's workspace."""
     T, B, m = x.shape
     r = D.shape[2]
     n = h_prev.shape[2]
@@ -251,8 +268,13 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     shape, transposed = weight_grad_layout(D.dtype, r, m, n)
     G = workspace.scratch("weight-gradient product", shape, D.dtype)
     sgemm = blas.sgemm_address() if D.dtype == np.float32 else 0
+    by_columns = weight_grad_split(T * B, r)
+    partials = 0 if by_columns else (threads - 1) * G.size
+    if partials * G.itemsize > KEEP_PARTIALS_BYTES:
+        partials = 0                        # the kernel makes them for this call alone
+    rest = workspace.at_least("weight-gradient partial sums", partials, D.dtype)
     call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D,
-         dW_in, dW_rec, db, XH, G, sgemm, transposed)
+         dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed)
 
 
 def state_arrays(names, T, B, n, dtype, scratch):
