@@ -60,7 +60,7 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit, helper
-from ._tiles import ROWS as TILE_ROWS, TILE_BYTES, TILES, tile_products
+from ._tiles import ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILE_BYTES, TILES, row_tile_products, tile_products
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -72,6 +72,7 @@ _STRIP = 16                # columns per strip of the transposing copy
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
 _IN_TILES = -2             # ``panel_scratch``'s plan for the compiled tiles (``_tiles``)
+_IN_ROW_TILES = -3         # and for a batch of one's row tiles
 
 
 @helper
@@ -150,6 +151,9 @@ def cut_elements(B, most_blocks, K, N, itemsize):
     if B > 1:                                   # or the compiled tiles' panels (``TILES``)
         tw = TILE_BYTES // itemsize
         most = max(most, (N + tw - 1) // tw * K * tw)
+    else:                                       # or a batch of one's row tiles (``ROW_TILES``)
+        tw = ROW_TILE_BYTES // itemsize
+        most = max(most, (N + tw - 1) // tw * K * tw)
     return most
 
 
@@ -186,14 +190,18 @@ def cut_panels(WT, rows, buf, split=1):
     if rows > 1 and split == TILES:             # panels for the compiled tiles (``_tiles``)
         w = TILE_BYTES // WT.itemsize
         kc, count, Kc = 1, (N + w - 1) // w, K
-    if rows == 1 and WT.T.flags.c_contiguous:
+    tiled = rows == 1 and split == ROW_TILES
+    if tiled:                                   # a batch of one's row tiles
+        w = ROW_TILE_BYTES // WT.itemsize
+        kc, count, Kc = 1, (N + w - 1) // w, K
+    elif rows == 1 and WT.T.flags.c_contiguous:
         return np.ascontiguousarray(WT.T).reshape((1, 1, N, K))     # no copy
-    if rows == 1 and split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
+    elif rows == 1 and 0 <= split <= 1 and K != N and WT.flags.c_contiguous and K * N * WT.itemsize > LOOP_GEMV_BYTES:
         return np.ascontiguousarray(WT).reshape((1, 1, K, N))       # no copy: the axpy form
     size = kc * count * Kc * w
     flat = buf[:size] if buf.shape[0] >= size else np.empty(size, dtype=WT.dtype)
     P = flat.reshape((kc, count, Kc, w))
-    if rows == 1:
+    if rows == 1 and not tiled:
         _copy(P[0, 0], WT.T)
         return P
     for q in range(kc):
@@ -228,6 +236,17 @@ def _copy(dst, src):
 
 
 @helper
+def stored_rows(split):
+    """The ``split`` a forward pass cuts its panels with: a batch of one multiplies by W's own rows
+    there (``cut_panels`` hands in W^T, a view, and copies nothing), never in row tiles (``ROW_TILES``),
+    which would need W^T's rows, a transposing copy a call: float32 (512, 128) 105 us against 150 us
+    saved over 100 steps, and W's rows packed side by side for one stream (no transposition, 38 us a
+    call) ran no faster than the loop over W's rows inside whole forward kernels (float32 LSTM n=128
+    0.59 against 0.60 ms; ``bench/results/2026-11-26-row-tiles.md``)."""
+    return 1 if split == ROW_TILES else split
+
+
+@helper
 def panel_scratch(P, cut_rows, rows, split):
     """What ``panel_dot`` works in, for a block of ``rows`` rows multiplying by panels ``P`` cut for
     ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
@@ -237,6 +256,8 @@ def panel_scratch(P, cut_rows, rows, split):
     (``_gemv_rows``), or ``_IN_TILES``: the compiled tiles (``split == TILES`` at more than one row;
     then the first two hold the tiles' edge tile and the copy of the last rows, ``_tiles.tile_products``);
     and how many rows each product takes at a time (``row_block``)."""
+    if cut_rows == 1 and split == ROW_TILES:     # the row tiles' scratch: an edge panel's row
+        return np.empty((1, 1, 1, P.shape[3]), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _IN_ROW_TILES, 1
     if cut_rows == 1:
         return np.empty((0, 0, 1, 1), dtype=P.dtype), np.empty((0, 0), dtype=P.dtype), _gemv_plan(P[0, 0], split), 1
     if split == TILES:                  # the tiles' scratch: an edge tile and the last rows' copy
@@ -260,6 +281,9 @@ def panel_dot(a, P, scratch, out):
     scratch and are gathered row by row, the K chunks' products summed.
     """
     tmp, chunk, gemv, sub = scratch
+    if gemv == _IN_ROW_TILES:
+        row_tile_products(a[0], P, out[0], tmp[0, 0, 0])
+        return
     if gemv == _IN_TILES:
         tile_products(a, P, out, tmp[0, 0], chunk)
         return

@@ -17,6 +17,14 @@ in LLVM's own vector types (``_tile``): LLVM picks the instructions for the mach
 
 Which products a call takes this way is decided by ``fastrnn.runtime.blas.step_products`` and
 reaches the kernels as their ``split`` argument (``TILES``).
+
+A batch of one has a single row: its backward sweeps multiply the deltas by W (gates·n, n) as stored,
+cut once a call into panels ROW_TILE_BYTES wide, each taken by a row tile of ROW_VECTORS sums
+(``row_tile_products``; ``split=ROW_TILES``, where ``row_tiles_pay``): each panel one stream, where the
+compiled loops of ``_panels`` read W's rows side by side (float32 W (512, 128) 2.7 us a product against
+3.8-4.3, one thread, ad hoc). Whole backward sweeps gain less, 0.1 ms of 0.5 (float32 LSTM n=128), as
+the states and deltas share the L2 cache with the weights; the forward passes keep W's own rows
+(``_panels.stored_rows``). ``bench/results/2026-11-26-row-tiles.md``.
 """
 import numpy as np
 from llvmlite import ir
@@ -29,16 +37,24 @@ from ._jit import _jit
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
 TILE_BYTES = 64      # a panel's width: two vectors of 32 bytes (16 float32 or 8 float64 columns)
 ROWS = 4             # rows of h a tile takes at a time (4 x 2 accumulator registers)
-_VECTORS = 2         # vectors across a panel
+VECTOR_BYTES = 32    # one vector register's worth (LLVM splits or joins them for the machine)
+_VECTORS = TILE_BYTES // VECTOR_BYTES
+ROW_TILES = -1       # the kernels' ``split`` argument at B = 1: the products in row tiles (1: whole, >1: parts)
+ROW_VECTORS = 8      # a batch of one: one row by panels of 8 vectors, 8 independent sums (FMA latency x units)
+ROW_TILE_BYTES = ROW_VECTORS * VECTOR_BYTES
+ROW_TILE_MIN_BYTES = 1 << 16      # row tiles for weights over this size ...
+ROW_TILE_WEIGHT_BYTES = 1 << 19   # ... up to this one (a core's L2 cache here) ...
+ROW_TILE_MIN_STEPS = 8            # ... over at least this many steps (the copy into panels costs a few products)
 
 
-def _tile_codegen(rows):
+def _tile_codegen(rows, vectors=_VECTORS):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
-    a with row stride lda, p contiguous (w = TILE_BYTES of columns), c with row stride ldc."""
+    a with row stride lda, p contiguous (w = ``vectors`` vectors of VECTOR_BYTES: TILE_BYTES of
+    columns), c with row stride ldc."""
     def codegen(context, builder, signature, args):
         fty = context.get_value_type(signature.args[0].dtype)
         size = signature.args[0].dtype.bitwidth // 8
-        lanes = TILE_BYTES // _VECTORS // size
+        lanes = VECTOR_BYTES // size
         vty = ir.VectorType(fty, lanes)
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
@@ -47,41 +63,149 @@ def _tile_codegen(rows):
         name = f"llvm.fmuladd.v{lanes}f{size * 8}"
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
         zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(_VECTORS)] for _ in range(rows)]
-        width = ir.Constant(K.type, lanes * _VECTORS)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
+        width = ir.Constant(K.type, lanes * vectors)
         mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             row = builder.gep(P, [builder.mul(k, width)])
             bvec = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, v * lanes)]),
                                                  vty.as_pointer()), align=size)
-                    for v in range(_VECTORS)]
+                    for v in range(vectors)]
             for r in range(rows):
                 s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), k)]))
                 splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined), s,
                                                                       ir.Constant(ir.IntType(32), 0)),
                                                ir.Constant(vty, ir.Undefined), mask)
-                for v in range(_VECTORS):
+                for v in range(vectors):
                     builder.store(builder.call(fma, [splat, bvec[v], builder.load(accs[r][v])]), accs[r][v])
         for r in range(rows):
             crow = builder.gep(C, [builder.mul(ir.Constant(K.type, r), ldc)])
-            for v in range(_VECTORS):
+            for v in range(vectors):
                 ptr = builder.bitcast(builder.gep(crow, [ir.Constant(K.type, v * lanes)]), vty.as_pointer())
                 builder.store(builder.load(accs[r][v]), ptr, align=size)
         return context.get_dummy_value()
     return codegen
 
 
-def _tile_intrinsic(rows):
+def _tile_intrinsic(rows, vectors=_VECTORS):
     def typer(typingctx, a, lda, p, K, c, ldc):
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
             return None
-        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows)
-    typer.__name__ = f"_tile{rows}"
+        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, vectors)
+    typer.__name__ = f"_tile{rows}x{vectors}"
     return intrinsic(typer)
 
 
 _tile = _tile_intrinsic(ROWS)     # one shape only: fewer rows go through a zero-padded copy (compile time)
+
+
+def _row_codegen(vectors):
+    """The code of a row tile of ``vectors`` vectors: out[o0:o0 + vectors·lanes] = v (K,) @ p[:, c0:c0 +
+    vectors·lanes], p a panel (K, ROW_TILE_BYTES of columns), contiguous. Always ROW_VECTORS sums in
+    flight (as many as fused multiply-adds a core can have under way): a narrower tile takes
+    ROW_VECTORS / vectors rows of p at a time into sums of its own, added up at the end (one sum a
+    vector would wait on each multiply-add before the next)."""
+    unroll = ROW_VECTORS // vectors
+
+    def codegen(context, builder, signature, args):
+        fty = context.get_value_type(signature.args[0].dtype)
+        size = signature.args[0].dtype.bitwidth // 8
+        lanes = VECTOR_BYTES // size
+        vty = ir.VectorType(fty, lanes)
+        v_arr, p_arr, c0, K, o_arr, o0 = args
+        V = context.make_array(signature.args[0])(context, builder, v_arr).data
+        P = builder.gep(context.make_array(signature.args[1])(context, builder, p_arr).data, [c0])
+        O = builder.gep(context.make_array(signature.args[4])(context, builder, o_arr).data, [o0])
+        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                             f"llvm.fmuladd.v{lanes}f{size * 8}")
+        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(unroll)]
+        stride = ir.Constant(K.type, ROW_TILE_BYTES // size)
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+
+        def step(k, sums):
+            row = builder.gep(P, [builder.mul(k, stride)])
+            s = builder.load(builder.gep(V, [k]))
+            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined), s,
+                                                                  ir.Constant(ir.IntType(32), 0)),
+                                           ir.Constant(vty, ir.Undefined), mask)
+            for i in range(vectors):
+                x = builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, i * lanes)]), vty.as_pointer()),
+                                 align=size)
+                builder.store(builder.call(fma, [splat, x, builder.load(sums[i])]), sums[i])
+
+        u = ir.Constant(K.type, unroll)
+        whole = builder.udiv(K, u)
+        with cgutils.for_range(builder, whole) as loop:
+            base = builder.mul(loop.index, u)
+            for j in range(unroll):
+                step(builder.add(base, ir.Constant(K.type, j)), accs[j])
+        with cgutils.for_range(builder, builder.sub(K, builder.mul(whole, u))) as loop:
+            step(builder.add(builder.mul(whole, u), loop.index), accs[0])
+        for i in range(vectors):
+            total = builder.load(accs[0][i])
+            for j in range(1, unroll):
+                total = builder.fadd(total, builder.load(accs[j][i]))
+            ptr = builder.bitcast(builder.gep(O, [ir.Constant(K.type, i * lanes)]), vty.as_pointer())
+            builder.store(total, ptr, align=size)
+        return context.get_dummy_value()
+    return codegen
+
+
+def _row_intrinsic(vectors):
+    def typer(typingctx, v, p, c0, K, out, o0):
+        if not (isinstance(v, types.Array) and v.dtype in (types.float32, types.float64)):
+            return None
+        return types.void(v, p, c0, K, out, o0), _row_codegen(vectors)
+    typer.__name__ = f"_row_tile{vectors}"
+    return intrinsic(typer)
+
+
+_row8, _row4, _row2, _row1 = (_row_intrinsic(k) for k in (ROW_VECTORS, 4, 2, 1))
+
+
+def row_tiles_pay(weight_bytes, steps):
+    """Whether a batch of one's backward sweep takes its products in row tiles (``row_tile_products``):
+    weights of more than ROW_TILE_MIN_BYTES (below, the compiled loops of ``_panels`` are as fast
+    and the copy is not repaid) and at most ROW_TILE_WEIGHT_BYTES (they stay in a core's L2 cache from
+    step to step), over at least ROW_TILE_MIN_STEPS steps (the panels are a copy of the weights,
+    made once a call)."""
+    return ROW_TILE_MIN_BYTES < weight_bytes <= ROW_TILE_WEIGHT_BYTES and steps >= ROW_TILE_MIN_STEPS
+
+
+@_jit
+def row_tile_products(v, P, out, edge):
+    """out (N,) = v (K,) @ WT, WT given as panels P (1, count, K, w) of w = ROW_TILE_BYTES columns
+    (the last zero-padded): one row tile a panel, its ROW_VECTORS sums in registers over the whole of
+    K. The last panel's columns take tiles of 4, 2 and 1 vectors, as few as cover them (so that a
+    panel mostly padding is not multiplied whole); its last partial vector goes through ``edge`` (w,),
+    the caller's scratch."""
+    K = v.shape[0]
+    N = out.shape[0]
+    count, w = P.shape[1], P.shape[3]
+    lanes = w // ROW_VECTORS
+    for p in range(count):
+        j0 = p * w
+        panel = P[0, p]
+        if j0 + w <= N:
+            _row8(v, panel, 0, K, out, j0)
+            continue
+        c = 0
+        rest = N - j0
+        if rest - c >= 4 * lanes:
+            _row4(v, panel, c, K, out, j0 + c)
+            c += 4 * lanes
+        if rest - c >= 2 * lanes:
+            _row2(v, panel, c, K, out, j0 + c)
+            c += 2 * lanes
+        if rest - c >= lanes:
+            _row1(v, panel, c, K, out, j0 + c)
+            c += lanes
+        if c < rest:
+            _row1(v, panel, c, K, edge, 0)
+            for j in range(rest - c):
+                out[j0 + c + j] = edge[j]
 
 
 @_jit

@@ -4,7 +4,7 @@ from numba import prange
 
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
-from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "b_ih", "b_hh"))
@@ -20,7 +20,8 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
-        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole. With more
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
@@ -40,6 +41,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     b_in = b_ih[2 * n:]
     b_hn = b_hh[2 * n:]
     rows = (B + nblocks - 1) // nblocks
+    split = stored_rows(split)      # W^T: the forward never takes row tiles
     P = cut_panels(W_hh.T, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks

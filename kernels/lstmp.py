@@ -12,7 +12,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
-from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch
+from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
 from ._rows import arriving
 
 
@@ -29,7 +29,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
-        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole. With more
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     """
     T, B, m = x.shape
@@ -38,6 +39,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
+    split = stored_rows(split)      # W^T: the forward never takes row tiles
     P = cut_panels(W_hh.T, rows, panels, split)
     R = cut_panels(W_hr.T, rows, panels_r, split)
     for blk in prange(nblocks):
@@ -76,7 +78,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
-        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole. With more
+        parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     Sweeps that do not overlap write straight into D and dH (``once``, as ``bptt._bptt_sweep``).
     """

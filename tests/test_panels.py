@@ -5,10 +5,11 @@ import pytest
 
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
-from fastrnn.kernels._tiles import TILE_BYTES, TILES, tile_products
-from fastrnn.kernels._panels import (_IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
+from fastrnn.kernels._tiles import (ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS, ROW_TILE_WEIGHT_BYTES, ROW_TILES,
+                                    TILE_BYTES, TILES, row_tile_products, row_tiles_pay, tile_products)
+from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
                                      PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
-                                     k_chunks, panel_count, panel_dot, panel_scratch, row_block)
+                                     k_chunks, panel_count, panel_dot, panel_scratch, row_block, stored_rows)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -304,3 +305,60 @@ def test_the_buffer_size_covers_the_tiles_panels():
                 most = cut_elements(B, 2, K, N, np.dtype(dtype).itemsize)
                 need = int(np.prod(cut_panels(np.zeros((K, N), dtype), B, np.empty(0, dtype), TILES).shape))
                 assert need <= most, (K, N, dtype, B)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 4e-6)])
+@pytest.mark.parametrize("K, N", [(512, 128), (400, 100), (360, 90), (440, 110), (7, 3), (1, 64), (300, 64), (9, 200),
+                                  (64, 64)])
+def test_row_tile_product_equals_the_matrix_vector_product(dtype, rtol, K, N):
+    """A batch of one's row tiles (``split=ROW_TILES``, the backward sweeps' W (K, N) as stored):
+    panels of ROW_TILE_BYTES columns, the last zero-padded and taken by tiles of 4, 2 and 1 vectors
+    and a partial vector through the edge (N = 100, 90, 110 in float32 and float64 reach each of them),
+    K of any length (the narrow tiles' unrolled sums and their remainder), a square W too; nothing
+    past N written; the same sums from a view of longer rows."""
+    rng = np.random.default_rng(K * 1000 + N)
+    W = rng.standard_normal((K, N)).astype(dtype)
+    v = rng.standard_normal(K).astype(dtype)
+    expected = v.astype(np.float64) @ W.astype(np.float64)
+    w = ROW_TILE_BYTES // np.dtype(dtype).itemsize
+    buf = np.full(cut_elements(1, 1, K, N, np.dtype(dtype).itemsize), np.nan, dtype)   # old contents never leak
+    P = cut_panels(W, 1, buf, ROW_TILES)
+    assert P.shape == (1, -(-N // w), K, w)
+    assert not np.any(P[0, -1, :, N - (P.shape[1] - 1) * w:])
+    scratch = panel_scratch(P, 1, 1, ROW_TILES)
+    assert scratch[2] == _IN_ROW_TILES
+    out = np.full((1, N), np.nan, dtype)
+    panel_dot(v[None], P, scratch, out)
+    err = np.max(np.abs(out[0] - expected)) / np.max(np.abs(expected))
+    assert err <= rtol, f"row tile product max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
+    wider = np.full(N + 3, np.nan, dtype)
+    longer = np.full((2, K + 3), np.nan, dtype)
+    longer[1, 2:K + 2] = v
+    row_tile_products(longer[1, 2:K + 2], P, wider[:N], scratch[0][0, 0, 0])
+    np.testing.assert_array_equal(wider[:N], out[0])
+    assert np.isnan(wider[N:]).all()
+
+
+def test_forward_passes_never_take_row_tiles():
+    """The forward passes hand in W^T (a view): ``stored_rows`` turns ROW_TILES into a whole product by
+    W's own rows (no copy), and leaves every other split as it is."""
+    assert stored_rows(ROW_TILES) == 1
+    for split in (TILES, 1, 2, 16):
+        assert stored_rows(split) == split
+    W = np.ones((512, 128), np.float32)
+    P = cut_panels(W.T, 1, np.empty(0, np.float32), stored_rows(ROW_TILES))
+    assert P.shape == (1, 1, 512, 128) and np.shares_memory(P, W)
+
+
+def test_row_tiles_rule():
+    """Row tiles from just over ROW_TILE_MIN_BYTES to ROW_TILE_WEIGHT_BYTES of weights (a core's L2 cache),
+    over ROW_TILE_MIN_STEPS steps or more; and the panels' buffer holds them."""
+    assert not row_tiles_pay(ROW_TILE_MIN_BYTES, 100)
+    assert row_tiles_pay(ROW_TILE_MIN_BYTES + 4, 100)
+    assert row_tiles_pay(ROW_TILE_WEIGHT_BYTES, ROW_TILE_MIN_STEPS)
+    assert not row_tiles_pay(ROW_TILE_WEIGHT_BYTES + 4, 100)
+    assert not row_tiles_pay(ROW_TILE_WEIGHT_BYTES, ROW_TILE_MIN_STEPS - 1)    # an online step: one product a call
+    for K, N in ((512, 128), (400, 100), (7, 3)):
+        for dtype in (np.float32, np.float64):
+            need = int(np.prod(cut_panels(np.zeros((K, N), dtype), 1, np.empty(0, dtype), ROW_TILES).shape))
+            assert need <= cut_elements(1, 2, K, N, np.dtype(dtype).itemsize)

@@ -441,3 +441,43 @@ def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
     assert blas.step_products() == "blas"
     monkeypatch.setattr(blas, "_libraries", [Library("Haswell")])
     assert blas.step_products() == "blas"                  # decided once per process
+
+
+@pytest.mark.parametrize("cell, n, dtype", [("rnn", 100, np.float64), ("lstm", 100, np.float32), ("gru", 110, np.float64),
+                                             ("lstmp", 64, np.float64), ("lstm", 64, np.float64)])
+@pytest.mark.parametrize("truncation", [None, (5, 2)])
+def test_a_batch_of_one_in_row_tiles_agrees_with_the_reference(cell, n, dtype, truncation, monkeypatch):
+    """Weights between 64 and 512 KB at B = 1: the backward sweep takes its products in row tiles
+    (``split=ROW_TILES``; the forward pass by W's rows), and the gradients match the reference
+    (``validate=True``) and the same call through the compiled loops (``FASTRNN_STEP_PRODUCTS=blas``)."""
+    from fastrnn.cells import driver_for
+    from fastrnn.kernels._tiles import ROW_TILES
+    net, x, d, mask, h0 = make_problem(22, 12, 1, 5, n, 2, dtype=dtype, cell=cell, readout="linear")
+    module = sys.modules[type(driver_for(net)).__module__]
+    seen = []
+
+    def kernel_spy(kernel, threads, work, *args):
+        seen.append(kernel.__name__)
+        return dispatch.call(spy(kernel), threads, work, *args)
+
+    def spy(kernel):                    # the split the kernel receives: its last argument
+        class Spy:
+            family, __name__, read_only = kernel.family, kernel.__name__, kernel.read_only
+
+            @staticmethod
+            def serial(*args):
+                seen.append((kernel.__name__, args[-1]))
+                return kernel.serial(*args)
+            parallel = serial
+        return Spy
+    monkeypatch.setattr(module, "call", kernel_spy)
+    with fastrnn.threads(1):
+        L, g = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation, validate=True)
+        sweeps = {split for name, split in (s for s in seen if isinstance(s, tuple)) if "sweep" in name}
+        assert sweeps == {ROW_TILES}, seen
+        monkeypatch.setattr(blas, "row_tiles", lambda: False)
+        seen.clear()
+        L1, g1 = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation)
+        assert {split for name, split in (s for s in seen if isinstance(s, tuple)) if "sweep" in name} == {1}, seen
+    assert abs(L - L1) <= (1e-5 if dtype == np.float32 else 1e-12) * abs(L1)
+    assert_grads_close(g, g1, dtype, "row tiles vs compiled loops ")

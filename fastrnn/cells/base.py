@@ -21,6 +21,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
+from ..kernels._tiles import ROW_TILE_MIN_BYTES, ROW_TILE_WEIGHT_BYTES
 from ..runtime import blas, memory, workspace
 from ..runtime.dispatch import SPLIT_BYTES, Work, call
 
@@ -213,10 +214,14 @@ def panel_buffer(WT, B, threads, name="weight panels"):
     C-contiguous, the forward passes; or WT = W itself, C-contiguous, not square and over
     ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split each product over
     threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights for each;
-    ``_panels.cut_panels`` keeps the same rules). The forward pass and the sweep of a call share it."""
+    ``_panels.cut_panels`` keeps the same rules); for a sweep's weights within the row tiles' bounds
+    (``_tiles.row_tiles_pay``) at one row, large enough for their row tiles' panels (``_tiles``). The
+    forward pass and the sweep of a call share it."""
     K, N = WT.shape
     if B == 1 and WT.T.flags.c_contiguous:
         return workspace.at_least(name, 0, WT.dtype)
+    if B == 1 and ROW_TILE_MIN_BYTES < WT.nbytes <= ROW_TILE_WEIGHT_BYTES:      # the sweeps' row tiles (``_tiles``)
+        return workspace.at_least(name, int(cut_elements(B, threads, K, N, WT.itemsize)), WT.dtype)
     if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES
             and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
         return workspace.at_least(name, 0, WT.dtype)

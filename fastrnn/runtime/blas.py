@@ -100,6 +100,17 @@ def step_products():
     return _products
 
 
+def row_tiles():
+    """Whether a batch of one may take its step products in the compiled row tiles
+    (``kernels._tiles.row_tile_products``, where ``row_tiles_pay``): everywhere unless
+    ``FASTRNN_STEP_PRODUCTS=blas`` asks for the BLAS's products (then the matrix-vector products of
+    ``kernels._panels``). Unlike the batch's tiles this does not follow the BLAS's core: a row tile
+    replaces compiled loops and the BLAS's gemv alike, and streams weights that stay in a core's L2
+    cache faster than either (one thread, AVX2 AMD EPYC: float32 n=128 LSTM weights 2.6 us a
+    product against 4.1-4.4, ``bench/results/2026-11-26-row-tiles.md``)."""
+    return os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip().lower() != "blas"
+
+
 def _is_scipys(path):
     """Whether a BLAS library file is the one SciPy's bindings (and so Numba's ``np.dot``) load:
     SciPy's wheels keep it in ``scipy.libs``, NumPy's in ``numpy.libs``."""

@@ -26,7 +26,7 @@ from collections import namedtuple
 import numba
 
 from ..errors import OptionError
-from ..kernels._tiles import TILES
+from ..kernels._tiles import ROW_TILES, TILES, row_tiles_pay
 from . import blas as _blas
 from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
@@ -240,11 +240,19 @@ def parts(kernel, threads, work):
 def call(kernel, threads, work, *args):
     """Run ``kernel`` (whose last arguments are ``nblocks``, and ``split`` for the ``"batch"``
     family) as ``plan`` and ``parts`` decide; a ``"batch"`` kernel with more than one batch row takes
-    each step's product as ``runtime.blas.step_products`` says (``split``: ``TILES`` or 1)."""
+    each step's product as ``runtime.blas.step_products`` says (``split``: ``TILES`` or 1); a batch of
+    one cuts it into ``parts``, or takes it whole, in row tiles where ``_tiles.row_tiles_pay`` and
+    ``runtime.blas.row_tiles`` allow (``ROW_TILES``)."""
     blocks = plan(kernel, threads, work)
     args = kernel.read_only(args)        # one compiled variant for writable and read-only inputs
-    split = (() if kernel.family != "batch" else (parts(kernel, threads, work),) if work.items == 1
-             else (TILES if _blas.step_products() == "tiles" else 1,))
+    if kernel.family != "batch":
+        split = ()
+    elif work.items == 1:
+        count = parts(kernel, threads, work)
+        tiled = count == 1 and _blas.row_tiles() and row_tiles_pay(work.weight_bytes, work.steps)
+        split = (ROW_TILES if tiled else count,)
+    else:
+        split = (TILES if _blas.step_products() == "tiles" else 1,)
     if blocks > 1:
         return kernel.parallel(*args, blocks, *split)
     return kernel.serial(*args, 1, *split)
