@@ -170,8 +170,9 @@ def test_units_readouts_read_by_slice_or_by_index_agree_with_the_reference(cell,
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_batch_of_one_keeps_no_panel_buffer_where_the_weights_are_used_as_stored(cell):
     """At B = 1 on one thread the forward pass multiplies by W^T (a view of W) and the sweep by W itself
-    (the axpy form, W over 64 KB): neither copies W, so the thread keeps no buffer for it. The
-    gradients agree with the same call on the default threads and with the reference."""
+    (the axpy form, W over 64 KB; below 8 steps, as here, not in row tiles, which need a copy): neither
+    copies W, so the thread keeps no buffer for it. The gradients agree with the same call on the
+    default threads and with the reference."""
     import threading
     from fastrnn.runtime import workspace as _workspace
     net, x, d, _, _ = make_problem(3, 6, 1, 2, 128, 2, np.float32, cell=cell, masked=False)
@@ -210,3 +211,28 @@ def test_the_panel_buffer_grows_to_the_largest_size_and_is_shared_by_calls_that_
     assert e.dtype == np.float64 and not np.shares_memory(e, d)
     huge = _workspace.at_least("test huge panels", _workspace.KEEP_BYTES // 8 + 1, np.float64)
     assert huge.nbytes > _workspace.KEEP_BYTES and "test huge panels" not in _workspace._local.arrays
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_batch_of_one_in_row_tiles_cuts_them_into_the_threads_buffer(cell):
+    """Over 8 steps or more the same sweep takes its products in row tiles (``kernels._tiles``): the
+    thread's buffer holds their panels (no fresh copy a call), and the gradients match the reference."""
+    import threading
+    from fastrnn.kernels._panels import cut_elements
+    from fastrnn.runtime import workspace as _workspace
+    net, x, d, _, _ = make_problem(3, 12, 1, 2, 128, 2, np.float32, cell=cell, masked=False)
+    seen = {}
+
+    def run():
+        with fastrnn.threads(1):
+            seen["one"] = fastrnn.bptt(net, x, d)
+        seen["buffer"] = _workspace._local.arrays["weight panels"].shape[0]
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    K, N = net.W_hh.shape
+    assert seen["buffer"] == cut_elements(1, 1, K, N, 4) > 0
+    L_ref, g_ref = R.bptt(net, x, d)
+    assert_close(seen["one"][0], L_ref, np.float32, "loss against the reference")
+    assert_grads_close(seen["one"][1], g_ref, np.float32, "against the reference")

@@ -194,7 +194,7 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
     size = cut_elements(rows, 1, K, N, np.dtype(dtype).itemsize)
     WT = np.ascontiguousarray(W.T)                     # as the sweeps hand it in: a plain (K, N) array
     kc, count, Kc, w = cut_panels(WT, rows, np.empty(0, dtype)).shape
-    tiled = cut_panels(WT, rows, np.empty(0, dtype), TILES).size if rows > 1 else 0   # room for either
+    tiled = cut_panels(WT, rows, np.empty(0, dtype), TILES if rows > 1 else ROW_TILES).size   # room for either
     assert size == max(kc * count * Kc * w, tiled) >= K * N
     buf = np.full(size + 7, np.nan, dtype)
     P = cut_panels(WT, rows, buf)

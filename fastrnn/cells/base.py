@@ -21,7 +21,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
-from ..kernels._tiles import ROW_TILE_MIN_BYTES, ROW_TILE_WEIGHT_BYTES
+from ..kernels._tiles import row_tiles_pay
 from ..runtime import blas, memory, workspace
 from ..runtime.dispatch import SPLIT_BYTES, Work, call
 
@@ -207,22 +207,21 @@ def bptt_memory(driver, net, T, B):
         + ("float32, " if dtype == np.float64 else "") + "or fastrnn.rtrl / OnlineRTRL, whose memory does not grow with T")
 
 
-def panel_buffer(WT, B, threads, name="weight panels"):
-    """This thread's buffer for the panels a batch kernel cuts from WT (K, N) (``kernels._panels``),
-    large enough for a batch of B rows split into any number of blocks up to ``threads``; empty
-    where the kernel multiplies by the weights as they are stored (one row: WT = W^T with W
-    C-contiguous, the forward passes; or WT = W itself, C-contiguous, not square and over
-    ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split each product over
-    threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights for each;
-    ``_panels.cut_panels`` keeps the same rules); for a sweep's weights within the row tiles' bounds
-    (``_tiles.row_tiles_pay``) at one row, large enough for their row tiles' panels (``_tiles``). The
-    forward pass and the sweep of a call share it."""
+def panel_buffer(WT, work, threads, name="weight panels"):
+    """This thread's buffer for the panels a batch kernel cuts from WT (K, N) (``kernels._panels``)
+    for ``work`` (its ``Work``: B = work.items), large enough for a batch of B rows split into any
+    number of blocks up to ``threads``; empty where the kernel multiplies by the weights as they are
+    stored (one row: WT = W^T with W C-contiguous, the forward passes; or WT = W itself, C-contiguous,
+    not square and over ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split
+    each product over threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights
+    for each, or takes them in row tiles, ``_tiles.row_tiles_pay``; ``_panels.cut_panels`` keeps the
+    same rules). The forward pass and the sweep of a call share it."""
     K, N = WT.shape
+    B = work.items
     if B == 1 and WT.T.flags.c_contiguous:
         return workspace.at_least(name, 0, WT.dtype)
-    if B == 1 and ROW_TILE_MIN_BYTES < WT.nbytes <= ROW_TILE_WEIGHT_BYTES:      # the sweeps' row tiles (``_tiles``)
-        return workspace.at_least(name, int(cut_elements(B, threads, K, N, WT.itemsize)), WT.dtype)
-    if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES
+    tiled = B == 1 and blas.row_tiles() and row_tiles_pay(work.weight_bytes, work.steps)
+    if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES and not tiled
             and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
         return workspace.at_least(name, 0, WT.dtype)
     return workspace.at_least(name, int(cut_elements(B, threads, K, N, WT.itemsize)), WT.dtype)

@@ -37,7 +37,7 @@ class Driver(CellDriver):
         h[0] = state0[0]
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             h, gates, panel_buffer(W["W_hh"].T, B, threads))
+             h, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h,), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -51,7 +51,7 @@ class Driver(CellDriver):
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
-             D, An, dh0, panel_buffer(W["W_hh"], B, threads))
+             D, An, dh0, panel_buffer(W["W_hh"], work, threads))
         grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_hh"])
@@ -133,7 +133,7 @@ class Online(OnlineCell):
         B, n = x.shape[1], self.net.n_hidden
         work = Work(B, 6 * B * n * n, 1, W["W_hh"].nbytes)
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             self._h, self._gates, panel_buffer(W["W_hh"].T, B, threads))
+             self._h, self._gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((self._h,), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):

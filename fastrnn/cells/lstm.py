@@ -36,7 +36,7 @@ class Driver(CellDriver):
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
-             h, c, gates, panel_buffer(W["W_hh"].T, B, threads))
+             h, c, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -53,7 +53,7 @@ class Driver(CellDriver):
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
-             *truncation, D, dc0, dh0, panel_buffer(W["W_hh"], B, threads))
+             *truncation, D, dc0, dh0, panel_buffer(W["W_hh"], work, threads))
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
@@ -129,7 +129,7 @@ class Online(OnlineCell):
         B, n = x.shape[1], self.net.n_hidden
         work = Work(B, 8 * B * n * n, 1, W["W_hh"].nbytes)
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
-             self._h, self._c, self._gates, panel_buffer(W["W_hh"].T, B, threads))
+             self._h, self._c, self._gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((self._h, self._c), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):

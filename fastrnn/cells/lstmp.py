@@ -37,8 +37,8 @@ class Driver(CellDriver):
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
         call(_lstmp_forward, threads, work, x, W["W_ih"], W["W_hh"],
-             W["b_ih"] + W["b_hh"], W["W_hr"], h, c, gates, m, panel_buffer(W["W_hh"].T, B, threads),
-             panel_buffer(W["W_hr"].T, B, threads, "weight panels 2"))
+             W["b_ih"] + W["b_hh"], W["W_hr"], h, c, gates, m, panel_buffer(W["W_hh"].T, work, threads),
+             panel_buffer(W["W_hr"].T, work, threads, "weight panels 2"))
         return Run((h, c), {"gates": gates, "m": m})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -56,8 +56,8 @@ class Driver(CellDriver):
         dh0 = np.empty((B, p), net.dtype)
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
         call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
-             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, panel_buffer(W["W_hh"], B, threads),
-             panel_buffer(W["W_hr"], B, threads, "weight panels 2"))
+             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, panel_buffer(W["W_hh"], work, threads),
+             panel_buffer(W["W_hr"], work, threads, "weight panels 2"))
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])

@@ -52,7 +52,7 @@ class Driver(CellDriver):
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
              ACTIVATIONS.index(net.activation),
-             forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, B, threads))
+             forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, work, threads))
         return Run((h,))
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -66,7 +66,7 @@ class Driver(CellDriver):
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
         call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
              *truncation,
-             forcing.on, forcing.units, forcing.mask, D, dh0, panel_buffer(W["W_rec"], B, threads))
+             forcing.on, forcing.units, forcing.mask, D, dh0, panel_buffer(W["W_rec"], work, threads))
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
         weight_grads(threads, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
@@ -148,7 +148,7 @@ class Online(OnlineCell):
         work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
              ACTIVATIONS.index(net.activation), unforced.on, unforced.units, unforced.values, unforced.mask,
-             panel_buffer(W["W_rec"].T, B, threads))
+             panel_buffer(W["W_rec"].T, work, threads))
         return Run((self._h,))
 
     def propagate(self, W, x, run, g, forcing, threads):

@@ -135,7 +135,7 @@ class _Stepper(OnlineCell):
         work = Work(B, 2 * B * n * n, 1, W["W_rec"].nbytes)
         call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], self._h,
              ACTIVATIONS.index(self.net.activation), off.on, off.units, off.values, off.mask,
-             panel_buffer(W["W_rec"].T, B, threads))
+             panel_buffer(W["W_rec"].T, work, threads))
         return Run((self._h,))
 
     def _z_and_s(self, x):
