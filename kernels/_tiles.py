@@ -47,25 +47,37 @@ ROW_TILE_WEIGHT_BYTES = 1 << 19   # ... up to this one (a core's L2 cache here) 
 ROW_TILE_MIN_STEPS = 8            # ... over at least this many steps (the copy into panels costs a few products)
 
 
+def _vector_types(context, builder, dtype):
+    """(size in bytes, lanes, LLVM vector type, its zero, fused multiply-add) for vectors of
+    VECTOR_BYTES of ``dtype``."""
+    fty = context.get_value_type(dtype)
+    size = dtype.bitwidth // 8
+    lanes = VECTOR_BYTES // size
+    vty = ir.VectorType(fty, lanes)
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
+                                         f"llvm.fmuladd.v{lanes}f{size * 8}")
+    return size, lanes, vty, ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes), fma
+
+
+def _broadcast(builder, vty, lanes, value):
+    """A vector holding ``value`` in every lane."""
+    one = builder.insert_element(ir.Constant(vty, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(vty, ir.Undefined),
+                                  ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+
+
 def _tile_codegen(rows, vectors=_VECTORS):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
     a with row stride lda, p contiguous (w = ``vectors`` vectors of VECTOR_BYTES: TILE_BYTES of
     columns), c with row stride ldc."""
     def codegen(context, builder, signature, args):
-        fty = context.get_value_type(signature.args[0].dtype)
-        size = signature.args[0].dtype.bitwidth // 8
-        lanes = VECTOR_BYTES // size
-        vty = ir.VectorType(fty, lanes)
+        size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
         P = context.make_array(signature.args[2])(context, builder, p_arr).data
         C = context.make_array(signature.args[4])(context, builder, c_arr).data
-        name = f"llvm.fmuladd.v{lanes}f{size * 8}"
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3), name)
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
         width = ir.Constant(K.type, lanes * vectors)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             row = builder.gep(P, [builder.mul(k, width)])
@@ -74,9 +86,7 @@ def _tile_codegen(rows, vectors=_VECTORS):
                     for v in range(vectors)]
             for r in range(rows):
                 s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), k)]))
-                splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined), s,
-                                                                      ir.Constant(ir.IntType(32), 0)),
-                                               ir.Constant(vty, ir.Undefined), mask)
+                splat = _broadcast(builder, vty, lanes, s)
                 for v in range(vectors):
                     builder.store(builder.call(fma, [splat, bvec[v], builder.load(accs[r][v])]), accs[r][v])
         for r in range(rows):
@@ -109,27 +119,17 @@ def _row_codegen(vectors):
     unroll = ROW_VECTORS // vectors
 
     def codegen(context, builder, signature, args):
-        fty = context.get_value_type(signature.args[0].dtype)
-        size = signature.args[0].dtype.bitwidth // 8
-        lanes = VECTOR_BYTES // size
-        vty = ir.VectorType(fty, lanes)
+        size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
         v_arr, p_arr, c0, K, o_arr, o0 = args
         V = context.make_array(signature.args[0])(context, builder, v_arr).data
         P = builder.gep(context.make_array(signature.args[1])(context, builder, p_arr).data, [c0])
         O = builder.gep(context.make_array(signature.args[4])(context, builder, o_arr).data, [o0])
-        fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
-                                             f"llvm.fmuladd.v{lanes}f{size * 8}")
-        zero = ir.Constant(vty, [ir.Constant(fty, 0.0)] * lanes)
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(unroll)]
         stride = ir.Constant(K.type, ROW_TILE_BYTES // size)
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
         def step(k, sums):
             row = builder.gep(P, [builder.mul(k, stride)])
-            s = builder.load(builder.gep(V, [k]))
-            splat = builder.shuffle_vector(builder.insert_element(ir.Constant(vty, ir.Undefined), s,
-                                                                  ir.Constant(ir.IntType(32), 0)),
-                                           ir.Constant(vty, ir.Undefined), mask)
+            splat = _broadcast(builder, vty, lanes, builder.load(builder.gep(V, [k])))
             for i in range(vectors):
                 x = builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, i * lanes)]), vty.as_pointer()),
                                  align=size)
