@@ -66,44 +66,43 @@ def _broadcast(builder, vty, lanes, value):
                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
-def _tile_codegen(rows, vectors=_VECTORS):
+def _tile_codegen(rows):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
-    a with row stride lda, p contiguous (w = ``vectors`` vectors of VECTOR_BYTES: TILE_BYTES of
-    columns), c with row stride ldc."""
+    a with row stride lda, p contiguous (w = TILE_BYTES of columns), c with row stride ldc."""
     def codegen(context, builder, signature, args):
         size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
         P = context.make_array(signature.args[2])(context, builder, p_arr).data
         C = context.make_array(signature.args[4])(context, builder, c_arr).data
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
-        width = ir.Constant(K.type, lanes * vectors)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(_VECTORS)] for _ in range(rows)]
+        width = ir.Constant(K.type, lanes * _VECTORS)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             row = builder.gep(P, [builder.mul(k, width)])
             bvec = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, v * lanes)]),
                                                  vty.as_pointer()), align=size)
-                    for v in range(vectors)]
+                    for v in range(_VECTORS)]
             for r in range(rows):
                 s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), k)]))
                 splat = _broadcast(builder, vty, lanes, s)
-                for v in range(vectors):
+                for v in range(_VECTORS):
                     builder.store(builder.call(fma, [splat, bvec[v], builder.load(accs[r][v])]), accs[r][v])
         for r in range(rows):
             crow = builder.gep(C, [builder.mul(ir.Constant(K.type, r), ldc)])
-            for v in range(vectors):
+            for v in range(_VECTORS):
                 ptr = builder.bitcast(builder.gep(crow, [ir.Constant(K.type, v * lanes)]), vty.as_pointer())
                 builder.store(builder.load(accs[r][v]), ptr, align=size)
         return context.get_dummy_value()
     return codegen
 
 
-def _tile_intrinsic(rows, vectors=_VECTORS):
+def _tile_intrinsic(rows):
     def typer(typingctx, a, lda, p, K, c, ldc):
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
             return None
-        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, vectors)
-    typer.__name__ = f"_tile{rows}x{vectors}"
+        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows)
+    typer.__name__ = f"_tile{rows}"
     return intrinsic(typer)
 
 

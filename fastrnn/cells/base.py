@@ -21,9 +21,8 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
-from ..kernels._tiles import row_tiles_pay
 from ..runtime import blas, memory, workspace
-from ..runtime.dispatch import SPLIT_BYTES, Work, call
+from ..runtime.dispatch import SPLIT_BYTES, Work, call, row_tiled
 
 
 @dataclass
@@ -214,14 +213,13 @@ def panel_buffer(WT, work, threads, name="weight panels"):
     stored (one row: WT = W^T with W C-contiguous, the forward passes; or WT = W itself, C-contiguous,
     not square and over ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split
     each product over threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights
-    for each, or takes them in row tiles, ``_tiles.row_tiles_pay``; ``_panels.cut_panels`` keeps the
+    for each, or takes them in row tiles, ``runtime.dispatch.row_tiled``; ``_panels.cut_panels`` keeps the
     same rules). The forward pass and the sweep of a call share it."""
     K, N = WT.shape
     B = work.items
     if B == 1 and WT.T.flags.c_contiguous:
         return workspace.at_least(name, 0, WT.dtype)
-    tiled = B == 1 and blas.row_tiles() and row_tiles_pay(work.weight_bytes, work.steps)
-    if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES and not tiled
+    if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES and not row_tiled(work)
             and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
         return workspace.at_least(name, 0, WT.dtype)
     return workspace.at_least(name, int(cut_elements(B, threads, K, N, WT.itemsize)), WT.dtype)
@@ -254,9 +252,8 @@ def weight_grad_split(rows, r):
     Split by rows, a short T·B gives each block a product with a short inner dimension and leaves
     an addition of whole partial gradients; split by columns, many rows against few columns give
     thin products. Whole kernel calls, two threads, T=100, m=32, one run (``bench/results/
-    2026-11-26-weight-gradient-columns.md``): columns/rows at B=1 0.65-0.84 for the gated cells at
-    n=128 and n=512 and the simple cell at n=128-512 in both dtypes (GRU float32 n=128 1.09); at B=8
-    and 32 (rows > r but for LSTM and GRU n=512 B=8: 0.93-1.15) 1.01-1.98."""
+    2026-11-26-weight-gradient-columns.md``): columns/rows 0.58-0.86 at B=1 from n=128, every cell and
+    dtype; at B=8 and 32 (rows > r but for LSTM and GRU n=512 B=8) 0.74-1.73, 27 of 36 above 1."""
     return rows <= r
 
 

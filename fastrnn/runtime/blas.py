@@ -106,8 +106,8 @@ def row_tiles():
     ``FASTRNN_STEP_PRODUCTS=blas`` asks for the BLAS's products (then the matrix-vector products of
     ``kernels._panels``). Unlike the batch's tiles this does not follow the BLAS's core: a row tile
     replaces compiled loops and the BLAS's gemv alike, and streams weights that stay in a core's L2
-    cache faster than either (one thread, AVX2 AMD EPYC: float32 n=128 LSTM weights 2.6 us a
-    product against 4.1-4.4, ``bench/results/2026-11-26-row-tiles.md``)."""
+    cache faster than either (one thread, AVX2 AMD EPYC: float32 n=128 LSTM weights 2.7 us a
+    product against 3.8-4.3, ``bench/results/2026-11-26-row-tiles.md``)."""
     return os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip().lower() != "blas"
 
 

@@ -237,20 +237,25 @@ def parts(kernel, threads, work):
     return count
 
 
+def row_tiled(work):
+    """Whether a batch of one whose products are not cut into ``parts`` takes them in row tiles
+    (``kernels._tiles``: the backward sweeps; the forward passes keep W's rows): where
+    ``_tiles.row_tiles_pay`` for its weights and steps and ``runtime.blas.row_tiles`` allows."""
+    return work.items == 1 and _blas.row_tiles() and row_tiles_pay(work.weight_bytes, work.steps)
+
+
 def call(kernel, threads, work, *args):
     """Run ``kernel`` (whose last arguments are ``nblocks``, and ``split`` for the ``"batch"``
     family) as ``plan`` and ``parts`` decide; a ``"batch"`` kernel with more than one batch row takes
     each step's product as ``runtime.blas.step_products`` says (``split``: ``TILES`` or 1); a batch of
-    one cuts it into ``parts``, or takes it whole, in row tiles where ``_tiles.row_tiles_pay`` and
-    ``runtime.blas.row_tiles`` allow (``ROW_TILES``)."""
+    one cuts it into ``parts``, or takes it whole, in row tiles where ``row_tiled`` (``ROW_TILES``)."""
     blocks = plan(kernel, threads, work)
     args = kernel.read_only(args)        # one compiled variant for writable and read-only inputs
     if kernel.family != "batch":
         split = ()
     elif work.items == 1:
         count = parts(kernel, threads, work)
-        tiled = count == 1 and _blas.row_tiles() and row_tiles_pay(work.weight_bytes, work.steps)
-        split = (ROW_TILES if tiled else count,)
+        split = (ROW_TILES if count == 1 and row_tiled(work) else count,)
     else:
         split = (TILES if _blas.step_products() == "tiles" else 1,)
     if blocks > 1:
