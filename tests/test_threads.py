@@ -411,7 +411,7 @@ def test_step_products_in_tiles_and_through_the_blas_agree_with_the_reference(ce
 def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
     """The BLAS's products where SciPy's OpenBLAS multiplies small products unpacked (its AVX-512 cores),
     the compiled tiles for any other core or BLAS; FASTRNN_STEP_PRODUCTS overrides (an unknown value is a
-    clear error); decided once."""
+    clear error), and "blas" also turns off a batch of one's row tiles; decided once."""
     class Library:
         internal_api = "openblas"
 
@@ -432,15 +432,18 @@ def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
         monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
         monkeypatch.setattr(blas, "_products", None)
         assert blas.step_products() == expected, value
+        assert blas.row_tiles() == (value.strip().lower() != "blas"), value     # a batch of one's row tiles
     monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", "fast")
-    monkeypatch.setattr(blas, "_products", None)
-    with pytest.raises(fastrnn.errors.OptionError, match=r"FASTRNN_STEP_PRODUCTS='fast' is not known: choose 'blas' or 'tiles'"):
-        blas.step_products()
+    for asked in (blas.step_products, blas.row_tiles):
+        monkeypatch.setattr(blas, "_products", None)
+        with pytest.raises(fastrnn.errors.OptionError, match=r"FASTRNN_STEP_PRODUCTS='fast' is not known: choose 'blas' or 'tiles'"):
+            asked()
     monkeypatch.delenv("FASTRNN_STEP_PRODUCTS")
     monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
     assert blas.step_products() == "blas"
     monkeypatch.setattr(blas, "_libraries", [Library("Haswell")])
-    assert blas.step_products() == "blas"                  # decided once per process
+    monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", "blas")
+    assert blas.step_products() == "blas" and blas.row_tiles()      # decided once per process
 
 
 @pytest.mark.parametrize("cell, n, dtype", [("rnn", 100, np.float64), ("lstm", 100, np.float32), ("gru", 110, np.float64),

@@ -72,6 +72,7 @@ def sgemm_address():
 # ones (kernel/x86_64/KERNEL.SKYLAKEX, included by COOPERLAKE and SAPPHIRERAPIDS). Names as threadpoolctl reports them.
 UNPACKED_SMALL_PRODUCTS = ("skylakex", "cooperlake", "sapphirerapids")
 _products = None
+_row_tiles = True        # a batch of one's row tiles (``row_tiles``), read with ``_products``
 
 
 def step_products():
@@ -84,9 +85,10 @@ def step_products():
     GFLOP/s in float32 and the tiles at 51-89, one thread's GEMM at 75
     (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses (another
     value raises OptionError); decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
-    global _products
+    global _products, _row_tiles
     if _products is None:
         wanted = os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip()
+        _row_tiles = wanted.lower() != "blas"
         if wanted.lower() in ("blas", "tiles"):
             _products = wanted.lower()
         elif wanted:
@@ -108,7 +110,8 @@ def row_tiles():
     replaces compiled loops and the BLAS's gemv alike, and streams weights that stay in a core's L2
     cache faster than either (one thread, AVX2 AMD EPYC: float32 n=128 LSTM weights 2.7 us a
     product against 3.8-4.3, ``bench/results/2026-11-26-row-tiles.md``)."""
-    return os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip().lower() != "blas"
+    step_products()         # read with it, once (a value it does not know raises OptionError here too)
+    return _row_tiles
 
 
 def _is_scipys(path):
