@@ -12,7 +12,8 @@ fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS 
 one thread, and its parallel kernels only for calls long enough (2.5·10^8 multiply-adds or more, about 5 ms of one
 thread in float32; a batch of one splits its products only from 10^9) that torch's pool, whose threads spin for a
 while after each torch operation, costs them less than it takes (measured: shorter parallel calls were slower than
-serial ones; ``runtime.dispatch.beside``).
+serial ones; ``runtime.dispatch.beside``); the products over all T·B rows (weight gradients, dL/dx) then run
+on torch's own pool (``torch.mm``; float32 at torch's "highest" matmul precision only).
 With ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported, torch's threads sleep
 instead, and fastrnn's usual thresholds apply. Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
@@ -64,8 +65,21 @@ _SPINNING = gomp_threads_spin()     # read once: torch's OpenMP runtime read the
 
 def _beside_torch():
     """fastrnn's threads inside a torch operator: torch's intra-op count; long calls only while
-    torch's threads spin."""
-    return beside(torch.get_num_threads(), spinning=_SPINNING)
+    torch's threads spin, and then the products over all T·B rows (weight gradients, dL/dx) on
+    torch's pool (``runtime.dispatch.borrowed_gemm``)."""
+    return beside(torch.get_num_threads(), spinning=_SPINNING, gemm=_torch_gemm)
+
+
+def _torch_gemm(a, b, out):
+    """out = a @ b (NumPy arrays, one dtype) by torch.mm on torch's threads, writing into ``out``'s
+    memory; float32 only at torch's "highest" matmul precision (another setting lets torch compute a
+    float32 product in lower precision), else, and for read-only inputs, NumPy's product (one thread
+    here)."""
+    if (a.dtype == np.float32 and torch.get_float32_matmul_precision() != "highest") or not (
+            a.flags.writeable and b.flags.writeable):       # (torch.from_numpy warns on read-only arrays)
+        np.matmul(a, b, out=out)
+        return
+    torch.mm(torch.from_numpy(a), torch.from_numpy(b), out=torch.from_numpy(out))
 
 
 def _spec(kind, nonlinearity, bias, trunc_h, trunc_hp, n_weights):

@@ -297,6 +297,84 @@ def test_beside_a_pool_that_sleeps_the_usual_thresholds_apply():
         assert dispatch.plan(_lstm_forward, 2, mid) == 2
 
 
+def test_beside_a_spinning_pool_of_two_or_more_threads_lends_its_products_and_takes_them_back():
+    """``gemm`` is lent only by a spinning pool with at least two threads, and the previous one
+    (None outside) comes back on exit, also from nested blocks and after an error."""
+    def gemm(a, b, out):
+        np.matmul(a, b, out=out)
+
+    def other(a, b, out):
+        np.matmul(a, b, out=out)
+
+    assert dispatch.borrowed_gemm() is None
+    with dispatch.beside(2, gemm=gemm):
+        assert dispatch.borrowed_gemm() is gemm
+        with dispatch.beside(1, gemm=other):                 # one thread: nothing to gain from it
+            assert dispatch.borrowed_gemm() is None
+        with dispatch.beside(2, spinning=False, gemm=other):  # sleeping threads: fastrnn's own kernels
+            assert dispatch.borrowed_gemm() is None
+        with pytest.raises(RuntimeError):
+            with dispatch.beside(4, gemm=other):
+                assert dispatch.borrowed_gemm() is other
+                raise RuntimeError("inside")
+        assert dispatch.borrowed_gemm() is gemm
+    assert dispatch.borrowed_gemm() is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("r, m, n, force", [(4 * 64, 16, 64, False), (20, 5, 20, True)])
+def test_weight_gradients_through_a_borrowed_pool_equal_the_kernels(dtype, r, m, n, force):
+    """The borrowed path (one product D^T [x | h], the bias summed in float64) against the kernel's,
+    and both against float64 sums; outputs filled with NaN first, so an unwritten value shows."""
+    from fastrnn.cells import base
+    rng = np.random.default_rng(11)
+    T, B = 300, 3
+    x = rng.standard_normal((T, B, m)).astype(dtype)
+    h = rng.standard_normal((T, B, n)).astype(dtype)
+    D = rng.standard_normal((T, B, r)).astype(dtype)
+    D2 = D.reshape(T * B, r).astype(np.float64)
+    expected = (D2.T @ x.reshape(T * B, m), D2.T @ h.reshape(T * B, n), D2.sum(axis=0))
+    work = dispatch.Work(T * B, 2 * T * B * r * (m + n), 1)
+    assert (work.flops_per_step >= dispatch.PAYS["rows"][1]) != force    # large enough to pay, or forced
+    calls = []
+
+    def gemm(a, b, out):
+        calls.append((a.shape, b.shape))
+        np.matmul(a, b, out=out)
+
+    results = []
+    for lent in (False, True):
+        outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
+        was = dispatch.FORCE_PARALLEL
+        dispatch.FORCE_PARALLEL = force
+        try:
+            with dispatch.beside(2, gemm=gemm if lent else None):
+                base.weight_grads(1, x, h, D, *outs)
+        finally:
+            dispatch.FORCE_PARALLEL = was
+        results.append(outs)
+    assert calls == [((r, T * B), (T * B, m + n))]          # one product, through the lent gemm
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for kernel_out, lent_out, want in zip(*results, expected):
+        scale = np.abs(want).max()
+        assert np.abs(kernel_out - want).max() <= tol * scale
+        assert np.abs(lent_out - want).max() <= tol * scale
+
+
+def test_a_product_too_small_to_pay_stays_with_numpy_even_beside_a_lending_pool():
+    from fastrnn.cells import base
+    calls = []
+
+    def gemm(a, b, out):
+        calls.append(a.shape)
+        np.matmul(a, b, out=out)
+
+    a, b = np.arange(12.0).reshape(3, 4), np.arange(8.0).reshape(4, 2)
+    with dispatch.beside(2, gemm=gemm):
+        out = base.matmul(a, b)
+    assert calls == [] and np.array_equal(out, a @ b)
+
+
 def test_the_wait_policy_of_a_gnu_openmp_pool_is_read_as_libgomp_reads_it(monkeypatch):
     monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     for value, spins in (("", True), ("active", True), ("PASSIVE", False), (" passive ", False)):

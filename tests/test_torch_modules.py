@@ -378,3 +378,67 @@ def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
         grads.append(torch.autograd.grad(loss, [x] + list(module.parameters())))
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+BORROWED = [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("LSTM", {"proj_size": 3}),
+            ("GRU", {"num_layers": 2, "bidirectional": True, "batch_first": True})]
+
+
+@pytest.mark.parametrize("kind, options", BORROWED,
+                         ids=[f"{k}-" + (",".join(f"{a}={b}" for a, b in o.items()) or "defaults") for k, o in BORROWED])
+def test_products_on_torchs_spinning_pool_equal_torch(kind, options, monkeypatch):
+    """Beside torch's spinning threads the products over all T·B rows (weight gradients, dL/dx) go
+    through torch.mm on torch's pool (``runtime.dispatch.borrowed_gemm``): outputs, final states and
+    every gradient as torch.nn's in float64, and the lent product did run."""
+    from fastrnn.runtime import dispatch
+    monkeypatch.setattr(ft, "_SPINNING", True)
+    monkeypatch.setattr(dispatch, "FORCE_PARALLEL", True)     # these small products would not pay otherwise
+    calls = []
+    lent = ft._torch_gemm
+
+    def counted(a, b, out):
+        calls.append((a.shape, b.shape))
+        lent(a, b, out)
+
+    monkeypatch.setattr(ft, "_torch_gemm", counted)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ref, ours = pair(kind, torch.float64, **options)
+        x, hx = inputs(ours, kind, torch.float64)
+        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
+            assert a.shape == b.shape, (k, a.shape, b.shape)
+            assert rel(a, b) <= 1e-10, (k, rel(a, b))
+    finally:
+        torch.set_num_threads(threads)
+    T, B = x.shape[:2] if not ours.batch_first else x.shape[1::-1]
+    assert any(a[1] == T * B for a, _ in calls)                 # a weight-gradient product, D^T [x | h]
+    assert any(a[0] == T * B for a, _ in calls)                 # dL/dx = D W_ih
+
+
+def test_the_lent_product_keeps_float32_exact_under_a_lower_matmul_precision_and_reads_read_only_arrays():
+    """torch may compute float32 products in lower precision when asked to (``set_float32_matmul_precision``):
+    then, and for read-only inputs, the lent product is NumPy's own, bit for bit, and warns of nothing."""
+    import warnings
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((64, 48)).astype(np.float32)
+    b = rng.standard_normal((48, 40)).astype(np.float32)
+    expected = np.matmul(a, b)
+    precision = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        out = np.full((64, 40), np.nan, np.float32)
+        ft._torch_gemm(a, b, out)
+        assert np.array_equal(out, expected)
+    finally:
+        torch.set_float32_matmul_precision(precision)
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    out = np.full((64, 40), np.nan, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft._torch_gemm(frozen, b, out)
+    assert np.array_equal(out, expected)
+    out = np.full((64, 40), np.nan, np.float32)
+    ft._torch_gemm(a, b, out)                                   # torch.mm: the same product to float32 rounding
+    assert np.abs(out - expected).max() <= 1e-5 * np.abs(expected).max()

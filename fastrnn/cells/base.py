@@ -22,7 +22,8 @@ import numpy as np
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
 from ..runtime import blas, memory, workspace
-from ..runtime.dispatch import SPLIT_BYTES, Work, call, row_tiled
+from ..runtime import dispatch
+from ..runtime.dispatch import SPLIT_BYTES, Work, borrowed_gemm, call, row_tiled
 
 
 @dataclass
@@ -261,11 +262,23 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     """The weight gradients every cell's BPTT ends with (``kernels.bptt._weight_grads``): dW_in,
     dW_rec and db from the summed deltas D (T, B, r) over all T·B rows; its large scratch arrays
     ([x | h], the product, the partial products of a split by rows up to KEEP_PARTIALS_BYTES) are
-    this thread's workspace."""
+    this thread's workspace. Beside another framework's spinning pool (``runtime.dispatch.beside``),
+    products large enough to pay on parallel threads go through that pool instead (``matmul``)."""
     T, B, m = x.shape
     r = D.shape[2]
     n = h_prev.shape[2]
+    work = Work(T * B, 2 * T * B * r * (m + n), 1)
     XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n), D.dtype)
+    if _borrow(work):                   # as the kernel: one product D^T [x | h], the bias summed in float64
+        rows = D.reshape(T * B, r)
+        XH[:, :m] = x.reshape(T * B, m)
+        XH[:, m:] = h_prev.reshape(T * B, n)
+        G = workspace.scratch("weight-gradient product, borrowed pool", (r, m + n), D.dtype)
+        matmul(rows.T, XH, out=G)
+        dW_in[...] = G[:, :m]
+        dW_rec[...] = G[:, m:]
+        db[...] = rows.sum(axis=0, dtype=np.float64)
+        return
     shape, transposed = weight_grad_layout(D.dtype, r, m, n)
     G = workspace.scratch("weight-gradient product", shape, D.dtype)
     sgemm = blas.sgemm_address() if D.dtype == np.float32 else 0
@@ -274,8 +287,31 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     if partials * G.itemsize > KEEP_PARTIALS_BYTES:
         partials = 0                        # the kernel makes them for this call alone
     rest = workspace.at_least("weight-gradient partial sums", partials, D.dtype)
-    call(_weight_grads, threads, Work(T * B, 2 * T * B * r * (m + n), 1), x, h_prev, D,
-         dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed)
+    call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed)
+
+
+def _borrow(work):
+    """Whether a product of ``work`` goes through the borrowed pool (``runtime.dispatch.borrowed_gemm``):
+    there is one, and the product is large enough to pay on parallel threads (the weight-gradient
+    sums' rule, ``PAYS["rows"]``, without the long-call rule for spinning pools: that pool's threads
+    are awake)."""
+    if borrowed_gemm() is None or work.items < 2:
+        return False
+    return dispatch.FORCE_PARALLEL or work.flops_per_step * work.steps >= dispatch.PAYS["rows"][1]
+
+
+def matmul(a, b, out=None):
+    """a @ b (2-d arrays, one dtype) into ``out`` (fresh if None), through another framework's
+    spinning pool where ``beside`` lent one and the product pays on two threads, else NumPy's
+    (held to one thread during fastrnn's calls)."""
+    if out is None:
+        out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
+    gemm = borrowed_gemm()
+    if gemm is not None and _borrow(Work(a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1], 1)):
+        gemm(a, b, out)
+    else:
+        np.matmul(a, b, out=out)
+    return out
 
 
 def state_arrays(names, T, B, n, dtype, scratch):

@@ -11,7 +11,7 @@ from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep
 from ..models import GRU
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, state_arrays, tiles,
+from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, state_arrays, tiles,
                    weight_grads)
 
 
@@ -57,14 +57,14 @@ class Driver(CellDriver):
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_hh"])
         # the input side differs from the hidden side in the n block only: da_n instead of dq = da_n r
         rows_n = An.reshape(T * B, n)
-        grads["W_ih"][2 * n:] = rows_n.T @ x.reshape(T * B, m)
+        matmul(rows_n.T, x.reshape(T * B, m), out=grads["W_ih"][2 * n:])
         grads["b_ih"] = grads["b_hh"].copy()
         grads["b_ih"][2 * n:] = rows_n.sum(axis=0)
         dx = None
         if want_dx:
             D_in = D.reshape(T * B, 3 * n).copy()
             D_in[:, 2 * n:] = rows_n
-            dx = (D_in @ W["W_ih"]).reshape(T, B, m)
+            dx = matmul(D_in, W["W_ih"]).reshape(T, B, m)
         return grads, (dh0,), dx
 
     def resume(self, net, W, x, states):

@@ -10,8 +10,8 @@ from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep
 from ..models import LSTM
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, split_columns, state_arrays,
-                   tiles, weight_grads)
+from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, split_columns,
+                   state_arrays, tiles, weight_grads)
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
 
@@ -57,7 +57,7 @@ class Driver(CellDriver):
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
-        dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m) if want_dx else None
+        dx = matmul(D.reshape(T * B, 4 * n), W["W_ih"]).reshape(T, B, m) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):

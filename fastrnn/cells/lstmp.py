@@ -12,7 +12,7 @@ from ..kernels import _lstmp_forward, _lstmp_sweep
 from ..models import LSTMP
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call
-from .base import CellDriver, Run, panel_buffer, weight_grads
+from .base import CellDriver, Run, matmul, panel_buffer, weight_grads
 from .lstm import _with_b_hh
 
 
@@ -61,8 +61,8 @@ class Driver(CellDriver):
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
-        grads["W_hr"] = dH.reshape(T * B, p).T @ run.saved["m"].reshape(T * B, n)
-        dx = (D.reshape(T * B, 4 * n) @ W["W_ih"]).reshape(T, B, m_in) if want_dx else None
+        grads["W_hr"] = matmul(dH.reshape(T * B, p).T, run.saved["m"].reshape(T * B, n))
+        dx = matmul(D.reshape(T * B, 4 * n), W["W_ih"]).reshape(T, B, m_in) if want_dx else None
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):

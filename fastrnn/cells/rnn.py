@@ -13,8 +13,8 @@ from ..models import RNN
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
 from . import rnn_online
-from .base import (CellDriver, OnlineCell, Run, panel_buffer, sensitivity_buffers, split_columns, state_arrays,
-                   tiles, weight_grads)
+from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, split_columns,
+                   state_arrays, tiles, weight_grads)
 
 _PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
 
@@ -71,7 +71,7 @@ class Driver(CellDriver):
                  "b": np.empty(n, net.dtype)}
         weight_grads(threads, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
                      grads["W_in"], grads["W_rec"], grads["b"])
-        dx = (D.reshape(T * B, n) @ W["W_in"]).reshape(T, B, m) if want_dx else None
+        dx = matmul(D.reshape(T * B, n), W["W_in"]).reshape(T, B, m) if want_dx else None
         return grads, (dh0,), dx
 
     def resume(self, net, W, x, states):

@@ -1,0 +1,103 @@
+"""fastrnn.torch beside torch's spinning threads: the products over all T·B rows (weight gradients,
+dL/dx) on torch's pool (``runtime.dispatch.borrowed_gemm``) against fastrnn's own kernels, in the
+training step of ``test_torch_step.py`` (forward, a linear readout of 8, summed squared error,
+backward, SGD; T = 100, m = 32), default threads, torch.nn's step beside for scale.
+
+    python bench/borrowed_products.py > bench/results/<date>-products-on-torchs-pool.md
+
+The three steps run in one process, interleaved (ROUNDS rounds, one step each), medians in ms. Before
+timing, each case's gradients with and without the borrowed products are compared with float64
+torch.nn's. Only meaningful where torch's OpenMP threads spin (its default policy): ``fastrnn info``
+says which applies.
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+
+import fastrnn
+import fastrnn.torch as ft
+from fastrnn.runtime import dispatch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from test_torch_step import M, OUT, T, torch_step  # noqa: E402
+
+ROUNDS = 25
+CASES = [("LSTM", 32, 32, "float32"), ("LSTM", 32, 8, "float32"), ("LSTM", 128, 8, "float32"),
+         ("LSTM", 128, 32, "float32"), ("LSTM", 512, 8, "float32"), ("LSTM", 512, 1, "float32"),
+         ("GRU", 128, 32, "float32"), ("RNN", 128, 32, "float32"), ("LSTM", 128, 8, "float64")]
+
+
+def _own():
+    """``fastrnn.torch``'s setting without the lent products: its kernels take them."""
+    return dispatch.beside(torch.get_num_threads(), spinning=ft._SPINNING)
+
+
+def _step(cls, kind, n, B, dtype):
+    torch.manual_seed(0)
+    module = cls(M, n, dtype=dtype)
+    torch.manual_seed(1)
+    head = torch.nn.Linear(n, OUT, dtype=dtype)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, M, generator=g, dtype=dtype)
+    y = torch.randn(T, B, OUT, generator=g, dtype=dtype)
+    return torch_step(module, x, y, head), module, head, x, y
+
+
+def _gradients(module, head, x, y):
+    module.zero_grad()
+    out, _ = module(x)
+    ((head(out) - y) ** 2).sum().backward()
+    return [p.grad.double().clone() for p in module.parameters()]
+
+
+def _agreement(kind, n, B, dtype, lent):
+    """Largest relative difference of the module's gradients from float64 torch.nn's."""
+    _, ours, head, x, y = _step(getattr(ft, kind), kind, n, B, dtype)
+    ref = getattr(torch.nn, kind)(M, n, dtype=torch.float64)
+    ref.load_state_dict({k: v.double() for k, v in ours.state_dict().items()})
+    head64 = torch.nn.Linear(n, OUT, dtype=torch.float64)
+    head64.load_state_dict({k: v.double() for k, v in head.state_dict().items()})
+    want = _gradients(ref, head64, x.double(), y.double())
+    saved = ft._beside_torch
+    ft._beside_torch = saved if lent else _own
+    try:
+        got = _gradients(ours, head, x, y)
+    finally:
+        ft._beside_torch = saved
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(got, want))
+
+
+def main():
+    print(f"# fastrnn.torch: the products over all T·B rows on torch's pool (``{' '.join(sys.argv)}``)\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, fastrnn {fastrnn.__version__}, "
+          f"torch's threads spin: {ft._SPINNING}; T={T}, m={M}, {OUT} outputs; medians of {ROUNDS} interleaved "
+          "steps, ms.\n")
+    print("| step | torch.nn | fastrnn.torch, own kernels | fastrnn.torch, products on torch's pool | lent gain "
+          "| own: × torch.nn | lent: × torch.nn | gradients against float64, own / lent |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    lent_beside = ft._beside_torch
+    for kind, n, B, dtype_name in CASES:
+        dtype = getattr(torch, dtype_name)
+        errors = (_agreement(kind, n, B, dtype, False), _agreement(kind, n, B, dtype, True))
+        steps = {"torch": _step(getattr(torch.nn, kind), kind, n, B, dtype)[0],
+                 "own": _step(getattr(ft, kind), kind, n, B, dtype)[0]}
+        steps["lent"] = steps["own"]
+        times = {name: [] for name in steps}
+        for _ in range(ROUNDS + 2):
+            for name, step in steps.items():
+                ft._beside_torch = _own if name == "own" else lent_beside
+                t = time.perf_counter()
+                step()
+                times[name].append(time.perf_counter() - t)
+        ft._beside_torch = lent_beside
+        med = {name: float(np.median(v[2:])) * 1e3 for name, v in times.items()}
+        print(f"| {kind} {dtype_name} n={n} B={B} | {med['torch']:.2f} | {med['own']:.2f} | {med['lent']:.2f} "
+              f"| {med['own'] / med['lent']:.2f} | {med['torch'] / med['own']:.2f} | {med['torch'] / med['lent']:.2f} "
+              f"| {errors[0]:.1e} / {errors[1]:.1e} |")
+
+
+if __name__ == "__main__":
+    main()
