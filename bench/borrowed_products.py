@@ -5,7 +5,9 @@ backward, SGD; T = 100, m = 32), default threads, torch.nn's step beside for sca
 
     python bench/borrowed_products.py > bench/results/<date>-products-on-torchs-pool.md
 
-The three steps run in one process, interleaved (ROUNDS rounds, one step each), medians in ms. Before
+The three steps run in one process, interleaved (ROUNDS rounds, one step each, in a new random order
+each round), medians in ms. A case whose products are too small to be lent (``cells.base._borrow``:
+below 3.2e7 multiply-adds) runs the same code both ways: its "lent gain" shows the noise. Before
 timing, each case's gradients with and without the borrowed products are compared with float64
 torch.nn's. Only meaningful where torch's OpenMP threads spin (its default policy): ``fastrnn info``
 says which applies.
@@ -24,7 +26,7 @@ from fastrnn.runtime import dispatch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_torch_step import M, OUT, T, torch_step  # noqa: E402
 
-ROUNDS = 25
+ROUNDS = 40
 CASES = [("LSTM", 32, 32, "float32"), ("LSTM", 32, 8, "float32"), ("LSTM", 128, 8, "float32"),
          ("LSTM", 128, 32, "float32"), ("LSTM", 512, 8, "float32"), ("LSTM", 512, 1, "float32"),
          ("GRU", 128, 32, "float32"), ("RNN", 128, 32, "float32"), ("LSTM", 128, 8, "float64")]
@@ -86,12 +88,14 @@ def main():
                  "own": _step(getattr(ft, kind), kind, n, B, dtype)[0]}
         steps["lent"] = steps["own"]
         times = {name: [] for name in steps}
+        order = np.random.default_rng(0)
         for _ in range(ROUNDS + 2):
-            for name, step in steps.items():
+            for name in order.permutation(list(steps)):     # a new order each round: no step always follows another
+                step = steps[name]
                 ft._beside_torch = _own if name == "own" else lent_beside
                 t = time.perf_counter()
                 step()
-                times[name].append(time.perf_counter() - t)
+                times[str(name)].append(time.perf_counter() - t)
         ft._beside_torch = lent_beside
         med = {name: float(np.median(v[2:])) * 1e3 for name, v in times.items()}
         print(f"| {kind} {dtype_name} n={n} B={B} | {med['torch']:.2f} | {med['own']:.2f} | {med['lent']:.2f} "

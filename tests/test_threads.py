@@ -324,7 +324,7 @@ def test_beside_a_spinning_pool_of_two_or_more_threads_lends_its_products_and_ta
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("r, m, n, force", [(4 * 64, 16, 64, False), (20, 5, 20, True)])
 def test_weight_gradients_through_a_borrowed_pool_equal_the_kernels(dtype, r, m, n, force):
-    """The borrowed path (one product D^T [x | h], the bias summed in float64) against the kernel's,
+    """The borrowed path (one product D^T [x | h | 1], the bias in it) against the kernel's,
     and both against float64 sums; outputs filled with NaN first, so an unwritten value shows."""
     from fastrnn.cells import base
     rng = np.random.default_rng(11)
@@ -353,12 +353,39 @@ def test_weight_gradients_through_a_borrowed_pool_equal_the_kernels(dtype, r, m,
         finally:
             dispatch.FORCE_PARALLEL = was
         results.append(outs)
-    assert calls == [((r, T * B), (T * B, m + n))]          # one product, through the lent gemm
+    assert calls == [((r, T * B), (T * B, m + n + 1))]      # one product, through the lent gemm
     tol = 1e-4 if dtype == np.float32 else 1e-12
     for kernel_out, lent_out, want in zip(*results, expected):
         scale = np.abs(want).max()
         assert np.abs(kernel_out - want).max() <= tol * scale
         assert np.abs(lent_out - want).max() <= tol * scale
+
+
+def test_a_weight_gradient_product_fastrnns_own_threads_take_is_not_lent():
+    """Beside a spinning pool, a product long enough for fastrnn's own parallel kernel (BESIDE_MIN_WORK)
+    stays there; on one thread the same product is lent. Values against float64 sums both times."""
+    from fastrnn.cells import base
+    from fastrnn.kernels import _weight_grads
+    rng = np.random.default_rng(4)
+    T, B, r, m, n = 250, 4, 1024, 2, 128
+    x, h, D = (rng.standard_normal((T, B, k)) for k in (m, n, r))
+    work = dispatch.Work(T * B, 2 * T * B * r * (m + n), 1)
+    calls = []
+
+    def gemm(a, b, out):
+        calls.append(a.shape)
+        np.matmul(a, b, out=out)
+
+    D2 = D.reshape(T * B, r)
+    want = np.concatenate([D2.T @ x.reshape(T * B, m), D2.T @ h.reshape(T * B, n), D2.sum(axis=0)[:, None]], axis=1)
+    for threads, lent in ((2, False), (1, True)):
+        outs = [np.full((r, m), np.nan), np.full((r, n), np.nan), np.full(r, np.nan)]
+        with dispatch.beside(2, gemm=gemm):
+            assert (dispatch.plan(_weight_grads, threads, work) == 2) == (threads == 2)
+            base.weight_grads(threads, x, h, D, *outs)
+        assert bool(calls) == lent
+        got = np.concatenate([outs[0], outs[1], outs[2][:, None]], axis=1)
+        assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
 
 
 def test_a_product_too_small_to_pay_stays_with_numpy_even_beside_a_lending_pool():

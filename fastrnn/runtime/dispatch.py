@@ -295,12 +295,13 @@ def beside(pool_threads, spinning=True, gemm=None):
 
 def borrowed_gemm():
     """The ``gemm`` of the enclosing ``beside`` block where its pool spins and has two threads or more,
-    else None: the matrix products that would pay on parallel threads (``cells.base.weight_grads``,
-    ``cells.base.matmul``) go through it. Measured with fastrnn.torch.LSTM in a float32 training
-    step (T=100, m=32, two cores, torch's default policy, interleaved in one process, ad hoc): the
-    weight gradients by torch.mm instead of the serial kernel, n=128 B=8 10.22 -> 9.11 ms, n=128 B=32
-    29.4 -> 25.9, n=32 B=32 5.42 -> 5.14; n=512 B=8 (parallel kernels by the long-call rule) 57.1
-    against 58.7 (torch.nn: 8.0, 22.1, 5.1, 54.4 ms)."""
+    else None: the matrix products over all T·B rows that would pay on parallel threads but that
+    fastrnn's own kernels would run serially there go through it (``cells.base.weight_grads``,
+    ``cells.base.matmul``). Measured with fastrnn.torch.LSTM in a float32 training step (T=100, m=32,
+    two cores, torch's default policy, interleaved in random order, ``python bench/borrowed_products.py``):
+    n=128 B=8 1.06× in two runs, n=32 B=32 1.04-1.09×, rows that run the same code both ways 0.95-1.06×
+    (``bench/results/2026-11-26-products-on-torchs-pool.md``); on many cores the weight-gradient product,
+    about a fifth of such a step, would shrink with the pool's thread count."""
     return getattr(_beside, "gemm", None)
 
 
