@@ -338,10 +338,12 @@ def _beside_torch_row():
     said = ", ".join(f"{k}={os.environ[k].strip()}" for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
                      if os.environ.get(k, "").strip()) or "GOMP_SPINCOUNT unset"
     if dispatch.gomp_threads_spin():
-        spin = ("an unreadable count" if count is None else "libgomp's default, about 3 ms" if count == 300_000
-                else f"{count:g} iterations")
+        spin = ("an unreadable count" if count is None else
+                "libgomp's default, about 3 ms by its estimate, 8.5 ms measured on a 2-core AMD EPYC"
+                if count == 300_000 else f"{count:g} iterations")
         return (f"torch's threads spin after each operation ({said}: {spin}); fastrnn.torch runs its parallel "
-                f"kernels only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more. "
+                f"kernels only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more, "
+                "and shorter calls' weight-gradient products on torch's threads. "
                 f"GOMP_SPINCOUNT={dispatch.SHORT_SPIN} set before torch is imported lets it use both cores sooner "
                 "(README: Threads)")
     return f"torch's threads sleep soon after each operation ({said}): fastrnn.torch uses the usual thresholds"
