@@ -63,6 +63,7 @@ def table(groups):
         name = f"{algo} n={n} m={m} T={T} B={B} {dtype}"
         lines.append(f"| {name} | {fmt_time(ours)} | " + " | ".join(cells) + f" | {gflops} | {gemm} |")
         verdicts.append(verdict(key, row, ours, ratios))
+        verdicts.append(module_verdict(key, ratios))
         if algo.startswith("step-") and algo.endswith("-one") and n >= 128 and B >= 8 and gemm != "—":
             verdicts.append(f"roofline {algo} n={n} B={B} {dtype}: {gemm} of one thread's GEMM rate; target 0.70: "
                             + ("holds" if float(gemm) >= 0.70 else "NOT reached"))
@@ -147,6 +148,18 @@ def bptt_bound(groups):
                      + ("yes" if least < peer / 2 else "no: the goal is under the least time")
                      + f" | {fmt_time(peer / 3)} | " + ("yes" if least < peer / 3 else "no") + " |")
     return lines if len(lines) > 2 else []
+
+
+def module_verdict(key, ratios):
+    """A training-step row's verdict for fastrnn.torch (the torch module) against torch.nn: the same
+    targets as fastrnn's own step (1.5x at B = 1, else 1x), for a model that changes one import."""
+    algo, n, m, T, B, dtype = key
+    if not algo.startswith("step-") or "torch" not in ratios or "fastrnn-torch" not in ratios:
+        return None
+    need = 1.5 if B == 1 else 1.0
+    r = ratios["torch"] / ratios["fastrnn-torch"]
+    return (f"module {algo} n={n} B={B} {dtype}: fastrnn.torch {r:.2f}x torch.nn; target {need:g}x: "
+            + ("holds" if r >= need else "NOT reached"))
 
 
 def verdict(key, row, ours, ratios):
