@@ -341,9 +341,11 @@ def _beside_torch_row():
         spin = ("an unreadable count" if count is None else
                 "libgomp's default, about 3 ms by its estimate, 8.5 ms measured on a 2-core AMD EPYC"
                 if count == 300_000 else f"{count:g} iterations")
-        return (f"torch's threads spin after each operation ({said}: {spin}); fastrnn.torch runs its parallel "
-                f"kernels only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more, "
-                "and shorter calls' weight-gradient products on torch's threads. "
+        return (f"torch's threads spin after each operation ({said}: {spin}); where torch runs GNU OpenMP on "
+                f"every CPU, fastrnn.torch puts them to sleep before a call of {dispatch.QUIET_MIN_WORK / 1e6:g} "
+                "million multiply-adds or more that pays on parallel threads; else it runs its parallel kernels "
+                f"only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more; shorter "
+                "calls' weight-gradient products run on torch's threads. "
                 f"GOMP_SPINCOUNT={dispatch.SHORT_SPIN} set before torch is imported lets it use both cores sooner "
                 "(README: Threads)")
     return f"torch's threads sleep soon after each operation ({said}): fastrnn.torch uses the usual thresholds"

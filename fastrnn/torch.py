@@ -9,12 +9,14 @@ states and every parameter, and the rest of the model stays ordinary PyTorch. Ch
 ``torch.nn.LSTM`` to ``fastrnn.torch.LSTM`` is the whole port for the arguments supported here.
 
 fastrnn runs here on at most ``torch.get_num_threads()`` threads, with the BLAS libraries held to
-one thread, and its parallel kernels only for calls long enough (2.5·10^8 multiply-adds or more, about 5 ms of one
-thread in float32; a batch of one splits its products only from 10^9) that torch's pool, whose threads spin for a
-while after each torch operation, costs them less than it takes (measured: shorter parallel calls were slower than
-serial ones; ``runtime.dispatch.beside``); the products over all T·B rows (weight gradients, dL/dx) then run
-on torch's own pool (``torch.mm``; float32 at torch's "highest" matmul precision only).
-With ``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported, torch's threads sleep
+one thread. torch's threads spin for a while after each torch operation (8.5 ms measured), and a parallel call
+would share the cores with them: where torch runs GNU OpenMP on every CPU (its Linux wheels by default), a call of
+5·10^7 multiply-adds or more that pays on parallel threads first puts them to sleep (``_quiet_torch``) and then
+runs with fastrnn's usual thresholds; shorter calls stay on one thread, and their products over all T·B rows
+(weight gradients, dL/dx) run on torch's own awake pool (``torch.mm``; float32 at torch's "highest" matmul
+precision only). Without that way (another OpenMP runtime, fewer torch threads than CPUs), the parallel kernels
+run only for calls of 2.5·10^8 multiply-adds or more (``runtime.dispatch.beside``). With
+``OMP_WAIT_POLICY=PASSIVE`` in the environment before torch is imported, torch's threads sleep
 instead, and fastrnn's usual thresholds apply. Layers are stacked and directions run in PyTorch (``torch.cat``, ``torch.flip``, dropout between
 layers from torch's generator); each layer and direction is one fastrnn call. What is not
 supported raises an error that says what to do instead: CUDA tensors, double
@@ -25,6 +27,7 @@ with ``fullgraph=True``.
 PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
 """
 import math
+import os
 
 try:
     import torch
@@ -63,11 +66,47 @@ def _numpy(t):
 _SPINNING = gomp_threads_spin()     # read once: torch's OpenMP runtime read the variables when it loaded
 
 
+def _gnu_openmp():
+    """Whether this process has GNU OpenMP (libgomp) loaded: torch's runtime in the Linux wheels."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return any("libgomp" in line for line in maps)
+    except OSError:                       # pragma: no cover - no /proc (not Linux)
+        return False
+
+
+_CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+_GOMP = _gnu_openmp()
+_GRAIN = 32768                      # at::internal::GRAIN_SIZE: elements per thread of an elementwise operation
+_WAKE = None                        # (CPUs + 1) · _GRAIN bytes: one more thread than CPUs
+
+
+def _quiet_torch():
+    """Put torch's spinning OpenMP threads to sleep now. libgomp spins only 100 iterations, instead of
+    its usual 300 000 (8.5 ms measured), while it manages more threads than the process has CPUs (its
+    manual, ``GOMP_SPINCOUNT``): one elementwise operation on CPUs + 1 threads ends with every thread
+    of the pool asleep. torch's next parallel operation, back on its own count, wakes them (tens of
+    microseconds) and lets the extra thread exit. Measured in a float32 training step (T=100, two
+    cores): fastrnn.torch.LSTM n=128 B=32 32.5 ms -> 24.2 (torch.nn 24.3), n=128 B=8 7.9 -> 6.7."""
+    global _WAKE
+    if _WAKE is None:
+        _WAKE = torch.empty((_CPUS + 1) * _GRAIN, dtype=torch.uint8)
+    count = torch.get_num_threads()
+    torch.set_num_threads(_CPUS + 1)
+    try:
+        _WAKE.fill_(0)
+    finally:
+        torch.set_num_threads(count)
+
+
 def _beside_torch():
-    """fastrnn's threads inside a torch operator: torch's intra-op count; long calls only while
-    torch's threads spin, and then the products over all T·B rows (weight gradients, dL/dx) on
-    torch's pool (``runtime.dispatch.borrowed_gemm``)."""
-    return beside(torch.get_num_threads(), spinning=_SPINNING, gemm=_torch_gemm)
+    """fastrnn's threads inside a torch operator: torch's intra-op count. While torch's threads spin,
+    a call long enough to pay on parallel threads first puts them to sleep where that helps (GNU
+    OpenMP, torch on every CPU: ``_quiet_torch``); else long calls only, and the products over all
+    T·B rows (weight gradients, dL/dx) on torch's pool (``runtime.dispatch.borrowed_gemm``)."""
+    count = torch.get_num_threads()
+    quiet = _quiet_torch if _GOMP and count >= _CPUS else None
+    return beside(count, spinning=_SPINNING, gemm=_torch_gemm, quiet=quiet)
 
 
 def _torch_gemm(a, b, out):

@@ -101,6 +101,7 @@ def test_info_says_what_fastrnn_torch_does_beside_torchs_threads(monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     row = cli._beside_torch_row()
     assert row.startswith("torch's threads spin") and "GOMP_SPINCOUNT unset: libgomp's default" in row
+    assert "puts them to sleep before a call of 50 million multiply-adds" in row
     assert "250 million multiply-adds" in row and "GOMP_SPINCOUNT=10000 set before torch is imported" in row
     monkeypatch.setenv("GOMP_SPINCOUNT", "10k")
     assert cli._beside_torch_row().startswith("torch's threads sleep soon after each operation (GOMP_SPINCOUNT=10k)")

@@ -321,6 +321,44 @@ def test_beside_a_spinning_pool_of_two_or_more_threads_lends_its_products_and_ta
     assert dispatch.borrowed_gemm() is None
 
 
+def test_beside_a_spinning_pool_that_can_sleep_a_call_that_pays_puts_it_to_sleep_once():
+    """``quiet`` puts the pool's threads to sleep: the first call of QUIET_MIN_WORK multiply-adds or more
+    that pays on parallel threads calls it and runs parallel; from then on the block counts the pool as
+    sleeping (the usual thresholds, no lent products); shorter calls, calls that would not pay, one
+    thread and a sleeping pool never call it; a new block starts from a spinning pool again."""
+    from fastrnn.kernels import _lstm_forward
+    per_step, total = dispatch.PAYS["batch"]
+    short = dispatch.Work(8, 2 * per_step, total // (2 * per_step) + 1)       # pays alone, under QUIET_MIN_WORK
+    mid = dispatch.Work(8, 8 * 8 * 128 * 128, 100)                            # LSTM n=128 B=8: 0.1e9
+    one = dispatch.Work(1, mid.flops_per_step, mid.steps)                     # nothing to share out
+    split = dispatch.Work(1, mid.flops_per_step, mid.steps, 4 * dispatch.SPLIT_BYTES)
+    assert total <= short.flops_per_step * short.steps < dispatch.QUIET_MIN_WORK
+    assert dispatch.QUIET_MIN_WORK <= mid.flops_per_step * mid.steps < dispatch.BESIDE_MIN_WORK
+    assert mid.flops_per_step * mid.steps < dispatch.BESIDE_MIN_SPLIT_WORK
+
+    def gemm(a, b, out):
+        np.matmul(a, b, out=out)
+
+    calls = []
+    with dispatch.beside(2, gemm=gemm, quiet=lambda: calls.append("quiet")):
+        assert dispatch.plan(_lstm_forward, 2, short) == 1 and calls == []
+        assert dispatch.plan(_lstm_forward, 2, one) == 1 and calls == []
+        assert dispatch.borrowed_gemm() is gemm
+        assert dispatch.plan(_lstm_forward, 2, mid) == 2 and calls == ["quiet"]
+        assert dispatch.borrowed_gemm() is None                    # torch.mm would wake them
+        assert dispatch.plan(_lstm_forward, 2, short) == 2          # the usual thresholds
+        assert dispatch.parts(_lstm_forward, 2, split) == 2 and calls == ["quiet"]
+    with dispatch.beside(2, gemm=gemm, quiet=lambda: calls.append("split")):
+        assert dispatch.borrowed_gemm() is gemm                     # spinning again in a new block
+        assert dispatch.parts(_lstm_forward, 2, split) == 2 and calls == ["quiet", "split"]
+    with dispatch.beside(1, quiet=lambda: calls.append("one thread")):
+        assert dispatch.plan(_lstm_forward, 2, mid) == 1 and dispatch.parts(_lstm_forward, 2, split) == 1
+    with dispatch.beside(2, spinning=False, quiet=lambda: calls.append("asleep")):
+        assert dispatch.plan(_lstm_forward, 2, mid) == 2
+    assert calls == ["quiet", "split"]
+    assert dispatch.plan(_lstm_forward, 2, mid) == 2 and calls == ["quiet", "split"]     # outside: never
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("r, m, n, force", [(4 * 64, 16, 64, False), (20, 5, 20, True)])
 def test_weight_gradients_through_a_borrowed_pool_equal_the_kernels(dtype, r, m, n, force):

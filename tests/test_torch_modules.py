@@ -442,3 +442,80 @@ def test_the_lent_product_keeps_float32_exact_under_a_lower_matmul_precision_and
     out = np.full((64, 40), np.nan, np.float32)
     ft._torch_gemm(a, b, out)                                   # torch.mm: the same product to float32 rounding
     assert np.abs(out - expected).max() <= 1e-5 * np.abs(expected).max()
+
+
+def _running_threads_after(action, wait):
+    """The ids of this process's threads, other than the calling one, that are running (state R)
+    ``wait`` seconds after ``action()`` returns."""
+    import os
+    import threading
+    import time
+    me = threading.get_native_id()
+    action()
+    deadline = time.perf_counter() + wait
+    while time.perf_counter() < deadline:
+        pass
+    running = set()
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+        except OSError:                      # the thread ended meanwhile
+            continue
+        if state == "R" and int(tid) != me:
+            running.add(int(tid))
+    return running
+
+
+@pytest.mark.skipif(not ft._GOMP, reason="torch's OpenMP runtime here is not GNU OpenMP (libgomp): its threads "
+                    "are not put to sleep by fastrnn.torch")
+@pytest.mark.skipif(ft._CPUS < 2, reason="one CPU: torch runs no OpenMP worker threads to put to sleep")
+@pytest.mark.skipif(not ft._SPINNING, reason="OMP_WAIT_POLICY / GOMP_SPINCOUNT make torch's threads sleep at once")
+def test_quieting_torchs_threads_puts_them_to_sleep_at_once():
+    """After a torch.mm on every CPU torch's worker threads go on running (libgomp spins 300 000
+    iterations, 8.5 ms measured); after ``_quiet_torch`` none is running 0.3 ms later."""
+    a = torch.randn(512, 512)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        spinning = [len(_running_threads_after(lambda: torch.mm(a, a), 3e-4)) for _ in range(5)]
+        quieted = [len(_running_threads_after(lambda: (torch.mm(a, a), ft._quiet_torch()), 3e-4)) for _ in range(5)]
+        assert torch.get_num_threads() == ft._CPUS
+    finally:
+        torch.set_num_threads(threads)
+    assert sorted(spinning)[2] >= 1, spinning
+    assert sorted(quieted)[2] == 0, quieted
+
+
+@pytest.mark.parametrize("kind, options", BORROWED,
+                         ids=[f"{k}-" + (",".join(f"{a}={b}" for a, b in o.items()) or "defaults") for k, o in BORROWED])
+def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monkeypatch):
+    """A call that pays on parallel threads beside torch's spinning pool first puts that pool to sleep
+    (``_quiet_torch``, once in each forward and backward call) and then runs fastrnn's own parallel
+    kernels, lending torch no product: outputs, final states and every gradient as torch.nn's in
+    float64, torch's thread count unchanged."""
+    from fastrnn.runtime import dispatch
+    if fastrnn.get_threads() < 2:
+        pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
+    monkeypatch.setattr(ft, "_SPINNING", True)
+    monkeypatch.setattr(ft, "_GOMP", True)
+    monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))      # these small calls would not pay otherwise
+    monkeypatch.setitem(dispatch.PAYS, "rows", (0, 1))
+    monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
+    quiet, calls, lent = ft._quiet_torch, [], []
+    monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
+    monkeypatch.setattr(ft, "_torch_gemm", lambda a, b, out: (lent.append(1), np.matmul(a, b, out=out)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        ref, ours = pair(kind, torch.float64, **options)
+        x, hx = inputs(ours, kind, torch.float64)
+        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
+            assert a.shape == b.shape, (k, a.shape, b.shape)
+            assert rel(a, b) <= 1e-10, (k, rel(a, b))
+        assert torch.get_num_threads() == ft._CPUS
+    finally:
+        torch.set_num_threads(threads)
+    calls_each = ours.num_layers * (2 if ours.bidirectional else 1)
+    assert len(calls) == 2 * calls_each, (len(calls), calls_each)       # forward and backward, each layer
+    assert lent == []

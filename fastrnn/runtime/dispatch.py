@@ -68,6 +68,15 @@ _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_
 # torch's own operators respond to that variable, so its runtime reads it).
 BESIDE_MIN_WORK = 250_000_000
 BESIDE_MIN_SPLIT_WORK = 1_000_000_000
+# Beside a spinning pool that ``beside`` can put to sleep (``quiet``: fastrnn.torch's, for torch's GNU OpenMP pool), a
+# call of at least QUIET_MIN_WORK multiply-adds that pays on parallel threads puts it to sleep and runs parallel with
+# the usual thresholds. Putting it to sleep costs about 80 us, and torch's next operation about 65 more to wake it
+# (2 cores, KVM). Measured with fastrnn.torch modules in a training step (T=100, m=32, two cores, interleaved in
+# random order; bench/results/2026-11-27-quiet-torch.md): float32 LSTM n=128 B=32 35.1 -> 23.0 ms, n=512 B=8 62.0 ->
+# 55.2, GRU n=128 B=32 25.8 -> 19.3, RNN n=512 B=8 25.3 -> 18.7, float64 LSTM n=128 B=8 18.9 -> 13.9; a batch of one
+# at n=512 float32 level (24.5 / 24.9). A threshold of 10^7 instead: LSTM n=64 B=8 5.84 against 5.09 ms, other rows
+# level.
+QUIET_MIN_WORK = 50_000_000
 SHORT_SPIN = 10_000      # GNU OpenMP spin iterations: about 0.1 ms at its own estimate of 100 000 a millisecond
 
 
@@ -212,11 +221,11 @@ def plan(kernel, threads, work):
     if FORCE_PARALLEL:
         return blocks
     per_step, total = PAYS[kernel.family]
-    if getattr(_beside, "spinning", False):
-        total = max(total, BESIDE_MIN_WORK)
     if per_step:
         blocks = min(blocks, int(work.flops_per_step // per_step))
     if blocks < 2 or work.flops_per_step * work.steps < total:
+        return 1
+    if _pool_spins(work.flops_per_step * work.steps, BESIDE_MIN_WORK):
         return 1
     return blocks
 
@@ -233,9 +242,25 @@ def parts(kernel, threads, work):
     count = min(threads, work.weight_bytes // SPLIT_BYTES)
     if count < 2:
         return 1
-    if getattr(_beside, "spinning", False) and work.flops_per_step * work.steps < BESIDE_MIN_SPLIT_WORK:
+    if _pool_spins(work.flops_per_step * work.steps, BESIDE_MIN_SPLIT_WORK):
         return 1
     return count
+
+
+def _pool_spins(flops, least):
+    """Whether a call of ``flops`` multiply-adds that pays on parallel threads must stay on one, beside
+    another framework's spinning pool (``beside``): no if that pool does not spin or the call is long
+    enough to run parallel beside it anyway (``least``); else, if ``beside`` was given a way to put its
+    threads to sleep and the call has ``QUIET_MIN_WORK`` multiply-adds or more, their sleep (once per
+    block: the pool then counts as sleeping and lends no products, which would wake it) and no."""
+    if not getattr(_beside, "spinning", False):
+        return False
+    quiet = getattr(_beside, "quiet", None)
+    if quiet is not None and flops >= QUIET_MIN_WORK:
+        quiet()
+        _beside.spinning, _beside.gemm, _beside.quiet = False, None, None
+        return False
+    return flops < least
 
 
 def row_tiled(work):
@@ -265,7 +290,7 @@ def call(kernel, threads, work, *args):
 
 
 @contextlib.contextmanager
-def beside(pool_threads, spinning=True, gemm=None):
+def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     """For fastrnn running inside another framework's operators (``fastrnn.torch``): at most
     ``pool_threads`` threads (the framework's own intra-op count; its pool idles while our operator
     runs). If that pool's threads spin after their own operations (``spinning``, GNU OpenMP's default),
@@ -274,21 +299,24 @@ def beside(pool_threads, spinning=True, gemm=None):
     little, and the matrix products over all T·B rows (weight gradients, dL/dx) go through ``gemm``,
     ``gemm(a, b, out)``: out = a @ b on that pool, whose threads are awake anyway (``borrowed_gemm``);
     if they sleep (``OMP_WAIT_POLICY=PASSIVE``), the usual thresholds apply and fastrnn's own kernels
-    take the products. Every BLAS stays on one thread for the whole block, NumPy's work between the
+    take the products. ``quiet()``, where given, puts the spinning threads to sleep: a call of
+    ``QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads calls it (once in the block)
+    and runs with the usual thresholds, as beside a sleeping pool. Every BLAS stays on one thread for the whole block, NumPy's work between the
     kernels included (OpenBLAS's own threads would wait for cores too). Restores Numba's count on
     exit; per calling thread."""
     old = numba.get_num_threads()
     count = max(1, min(int(pool_threads), old))
-    was = getattr(_beside, "spinning", False), getattr(_beside, "gemm", None)
+    was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None))
     if count != old:
         numba.set_num_threads(count)
     _beside.spinning = bool(spinning)
     _beside.gemm = gemm if spinning and int(pool_threads) >= 2 else None
+    _beside.quiet = quiet if spinning and count >= 2 else None
     try:
         with _blas.single_threaded():     # NumPy's work between the kernels too
             yield
     finally:
-        _beside.spinning, _beside.gemm = was
+        _beside.spinning, _beside.gemm, _beside.quiet = was
         if count != old:
             numba.set_num_threads(old)
 
