@@ -87,7 +87,13 @@ def _quiet_torch():
     manual, ``GOMP_SPINCOUNT``): one elementwise operation on CPUs + 1 threads ends with every thread
     of the pool asleep. torch's next parallel operation, back on its own count, wakes them (tens of
     microseconds) and lets the extra thread exit. Measured in a float32 training step (T=100, two
-    cores): fastrnn.torch.LSTM n=128 B=32 32.5 ms -> 24.2 (torch.nn 24.3), n=128 B=8 7.9 -> 6.7."""
+    cores): fastrnn.torch.LSTM n=128 B=32 32.5 ms -> 24.2 (torch.nn 24.3), n=128 B=8 7.9 -> 6.7.
+
+    It runs every time: waking a pool that already sleeps costs more (270-350 us here, KVM, against
+    about 75 while it spins), but telling the two apart from outside failed. Skipping while every
+    thread the last call started still ran (no torch operation on its own count since) made steps
+    slower (2-layer bidirectional LSTM n=128 B=32 122.7 -> 139.8 ms, n=128 B=8 7.50 -> 8.05): at those
+    moments torch's threads were found running all the same."""
     global _WAKE
     if _WAKE is None:
         _WAKE = torch.empty((_CPUS + 1) * _GRAIN, dtype=torch.uint8)
