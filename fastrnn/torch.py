@@ -96,7 +96,8 @@ def _quiet_torch():
     moments torch's threads were found running all the same."""
     global _WAKE
     if _WAKE is None:
-        _WAKE = torch.empty((_CPUS + 1) * _GRAIN, dtype=torch.uint8)
+        with torch.inference_mode(False):     # a normal tensor even when first made under inference_mode
+            _WAKE = torch.empty((_CPUS + 1) * _GRAIN, dtype=torch.uint8)
     count = torch.get_num_threads()
     torch.set_num_threads(_CPUS + 1)
     try:

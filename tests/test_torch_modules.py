@@ -519,3 +519,29 @@ def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monke
     calls_each = ours.num_layers * (2 if ours.bidirectional else 1)
     assert len(calls) == 2 * calls_each, (len(calls), calls_each)       # forward and backward, each layer
     assert lent == []
+
+
+def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_training_working(monkeypatch):
+    """The quieting operation's buffer, made on first use, is a normal tensor even when that use is
+    under torch.inference_mode: a later training step (outside it) writes it without error, and both
+    calls equal torch.nn's."""
+    from fastrnn.runtime import dispatch
+    if fastrnn.get_threads() < 2:
+        pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
+    monkeypatch.setattr(ft, "_SPINNING", True)
+    monkeypatch.setattr(ft, "_GOMP", True)
+    monkeypatch.setattr(ft, "_WAKE", None)
+    monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))
+    monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        ref, ours = pair("LSTM", torch.float64)
+        x, hx = inputs(ours, "LSTM", torch.float64)
+        with torch.inference_mode():
+            assert rel(ours(x, hx)[0], ref(x, hx)[0]) <= 1e-12
+        assert ft._WAKE is not None and not ft._WAKE.is_inference()
+        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
+            assert rel(a, b) <= 1e-10, (k, rel(a, b))
+    finally:
+        torch.set_num_threads(threads)
