@@ -67,7 +67,7 @@ def _bridges():
     sections = []
     try:
         import fastrnn.torch as ft
-        sections.append(("PyTorch modules (fastrnn.torch)", ft, ["RNN", "LSTM", "GRU"]))
+        sections.append(("PyTorch modules (fastrnn.torch)", ft, ["RNN", "LSTM", "GRU", "beside_torch"]))
     except ImportError:
         pass
     try:

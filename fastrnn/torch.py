@@ -44,7 +44,7 @@ from ._docs import fill
 from .errors import DTypeError, OptionError, ShapeError
 from .runtime.dispatch import beside, gomp_threads_spin
 
-__all__ = ["RNN", "LSTM", "GRU"]
+__all__ = ["RNN", "LSTM", "GRU", "beside_torch"]
 
 _DTYPES = (torch.float32, torch.float64)
 _DOUBLE_BACKWARD = ("fastrnn.torch computes first derivatives only: double backward (create_graph=True "
@@ -114,6 +114,39 @@ def _beside_torch():
     count = torch.get_num_threads()
     quiet = _quiet_torch if _GOMP and count >= _CPUS else None
     return beside(count, spinning=_SPINNING, gemm=_torch_gemm, quiet=quiet)
+
+
+def beside_torch():
+    """Run the enclosed fastrnn calls as fastrnn.torch's own operators run theirs: for fastrnn called
+    from torch code (a ``torch.autograd.Function`` around ``fastrnn.vjp``, a training loop that mixes
+    torch operations with ``fastrnn.bptt``).
+
+    Inside the block fastrnn uses at most ``torch.get_num_threads()`` threads, with every BLAS on one.
+    torch's threads spin for a while after each of its operations (8.5 ms measured), and a parallel
+    call would share the cores with them: where torch runs GNU OpenMP on every CPU (its Linux wheels),
+    a call of ``runtime.dispatch.QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads
+    first puts them to sleep, then runs with fastrnn's usual thresholds; shorter calls run on one
+    thread, and their products over all T·B rows on torch's threads. Results are the same as outside
+    the block. Per calling thread; the previous setting comes back on exit.
+
+    Returns
+    -------
+    context manager
+        Use it in a ``with`` statement; it yields nothing.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, fastrnn, fastrnn.torch
+    >>> rng = np.random.default_rng(0)
+    >>> net = fastrnn.RNN(rng.standard_normal((4, 2)), 0.5 * rng.standard_normal((4, 4)), np.zeros(4))
+    >>> x = rng.standard_normal((6, 1, 2))                  # (T, B, m)
+    >>> with fastrnn.torch.beside_torch():
+    ...     inside = fastrnn.forward(net, x)
+    >>> h, y = fastrnn.forward(net, x)
+    >>> bool(np.array_equal(inside.h, h) and np.array_equal(inside.y, y))
+    True
+    """
+    return _beside_torch()
 
 
 def _torch_gemm(a, b, out):

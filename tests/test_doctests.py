@@ -51,7 +51,7 @@ def test_constant_examples_run():
 def _sections():
     pages = _api_pages()
     sections = list(pages.SECTIONS)
-    for name, names in (("fastrnn.torch", ["RNN", "LSTM", "GRU"]), ("fastrnn.jax", ["rnn", "lstm", "gru"])):
+    for name, names in (("fastrnn.torch", ["RNN", "LSTM", "GRU", "beside_torch"]), ("fastrnn.jax", ["rnn", "lstm", "gru"])):
         try:
             sections.append((name, importlib.import_module(name), names))
         except ImportError:       # the bridge's framework is absent: its own test module skips

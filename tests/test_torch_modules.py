@@ -545,3 +545,41 @@ def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_train
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(monkeypatch):
+    """``fastrnn.torch.beside_torch``: inside it fastrnn takes at most torch's thread count, a call that
+    pays on parallel threads puts torch's spinning threads to sleep first (once in the block), the
+    gradients are those of the same call outside, and Numba's count comes back on exit."""
+    import numba
+    from fastrnn.runtime import dispatch
+    if fastrnn.get_threads() < 2:
+        pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
+    monkeypatch.setattr(ft, "_SPINNING", True)
+    monkeypatch.setattr(ft, "_GOMP", True)
+    monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))
+    monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
+    quiet, calls = ft._quiet_torch, []
+    monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
+    rng = np.random.default_rng(4)
+    net = fastrnn.LSTM(0.4 * rng.standard_normal((12, 3)), 0.4 * rng.standard_normal((12, 3)), np.zeros(12),
+                       np.zeros(12), W_out=rng.standard_normal((2, 3)), readout="linear")
+    x, d = rng.standard_normal((9, 4, 3)), rng.standard_normal((9, 4, 2))
+    loss, grads = fastrnn.bptt(net, x, d)
+    before, threads = numba.get_num_threads(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ft.beside_torch():
+            assert fastrnn.get_threads() == 1
+        torch.set_num_threads(ft._CPUS)
+        with ft.beside_torch():
+            assert fastrnn.get_threads() == min(ft._CPUS, before)
+            inside_loss, inside = fastrnn.bptt(net, x, d)
+            fastrnn.bptt(net, x, d)
+    finally:
+        torch.set_num_threads(threads)
+    assert numba.get_num_threads() == before
+    assert calls == [1]
+    assert abs(inside_loss - loss) <= 1e-12 * abs(loss)
+    for name, g in grads.items():
+        np.testing.assert_allclose(inside[name], g, rtol=1e-10, atol=1e-13, err_msg=name)
