@@ -380,6 +380,24 @@ def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
 
 
+def _equals_torch_in_float64_on(threads, kind, options):
+    """With torch on ``threads`` threads: fastrnn's module and torch.nn's give the same outputs, final
+    states and gradients in float64 (1e-10), and torch's thread count is the same after the calls.
+    Returns fastrnn's module and the input."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ref, ours = pair(kind, torch.float64, **options)
+        x, hx = inputs(ours, kind, torch.float64)
+        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
+            assert a.shape == b.shape, (k, a.shape, b.shape)
+            assert rel(a, b) <= 1e-10, (k, rel(a, b))
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    return ours, x
+
+
 BORROWED = [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("LSTM", {"proj_size": 3}),
             ("GRU", {"num_layers": 2, "bidirectional": True, "batch_first": True})]
 
@@ -401,16 +419,7 @@ def test_products_on_torchs_spinning_pool_equal_torch(kind, options, monkeypatch
         lent(a, b, out)
 
     monkeypatch.setattr(ft, "_torch_gemm", counted)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        ref, ours = pair(kind, torch.float64, **options)
-        x, hx = inputs(ours, kind, torch.float64)
-        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
-            assert a.shape == b.shape, (k, a.shape, b.shape)
-            assert rel(a, b) <= 1e-10, (k, rel(a, b))
-    finally:
-        torch.set_num_threads(threads)
+    ours, x = _equals_torch_in_float64_on(2, kind, options)
     T, B = x.shape[:2] if not ours.batch_first else x.shape[1::-1]
     assert any(a[1] == T * B for a, _ in calls)                 # a weight-gradient product, D^T [x | h]
     assert any(a[0] == T * B for a, _ in calls)                 # dL/dx = D W_ih
@@ -512,17 +521,7 @@ def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monke
     quiet, calls, lent = ft._quiet_torch, [], []
     monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
     monkeypatch.setattr(ft, "_torch_gemm", lambda a, b, out: (lent.append(1), np.matmul(a, b, out=out)))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
-        ref, ours = pair(kind, torch.float64, **options)
-        x, hx = inputs(ours, kind, torch.float64)
-        for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
-            assert a.shape == b.shape, (k, a.shape, b.shape)
-            assert rel(a, b) <= 1e-10, (k, rel(a, b))
-        assert torch.get_num_threads() == ft._CPUS
-    finally:
-        torch.set_num_threads(threads)
+    ours, _ = _equals_torch_in_float64_on(ft._CPUS, kind, options)
     calls_each = ours.num_layers * (2 if ours.bidirectional else 1)
     assert len(calls) == 2 * calls_each, (len(calls), calls_each)       # forward and backward, each layer
     assert lent == []
