@@ -126,8 +126,9 @@ def beside_torch():
     call would share the cores with them: where torch runs GNU OpenMP on every CPU (its Linux wheels),
     a call of ``runtime.dispatch.QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads
     first puts them to sleep, then runs with fastrnn's usual thresholds; shorter calls run on one
-    thread, and their products over all T·B rows on torch's threads. Results are the same as outside
-    the block. Per calling thread; the previous setting comes back on exit.
+    thread, and their products over all T·B rows on torch's threads. Results are those of the same
+    calls outside the block (sums split over threads may round differently in the last bits). Per
+    calling thread; the previous setting comes back on exit.
 
     Returns
     -------

@@ -301,9 +301,9 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     if they sleep (``OMP_WAIT_POLICY=PASSIVE``), the usual thresholds apply and fastrnn's own kernels
     take the products. ``quiet()``, where given, puts the spinning threads to sleep: a call of
     ``QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads calls it (once in the block)
-    and runs with the usual thresholds, as beside a sleeping pool. Every BLAS stays on one thread for the whole block, NumPy's work between the
-    kernels included (OpenBLAS's own threads would wait for cores too). Restores Numba's count on
-    exit; per calling thread."""
+    and runs with the usual thresholds, as beside a sleeping pool. Every BLAS stays on one thread for
+    the whole block, NumPy's work between the kernels included (OpenBLAS's own threads would wait for
+    cores too). Restores Numba's count on exit; per calling thread."""
     old = numba.get_num_threads()
     count = max(1, min(int(pool_threads), old))
     was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None))
