@@ -72,7 +72,9 @@ BESIDE_MIN_SPLIT_WORK = 1_000_000_000
 # call of at least QUIET_MIN_WORK multiply-adds that pays on parallel threads puts it to sleep and runs parallel with
 # the usual thresholds. Putting it to sleep costs about 80 us, and torch's next operation about 65 more to wake it
 # (2 cores, KVM). Measured with fastrnn.torch modules in a training step (T=100, m=32, two cores, interleaved in
-# random order; bench/results/2026-11-27-quiet-torch.md): float32 LSTM n=128 B=32 35.1 -> 23.0 ms, n=512 B=8 62.0 ->
+# random order; ``python bench/borrowed_products.py``: bench/results/2026-11-27-beside-torch-settings.md, 1.12-1.39x
+# where calls pay on two threads; a wider ad hoc grid, bench/results/2026-11-27-quiet-torch.md: float32 LSTM
+# n=128 B=32 35.1 -> 23.0 ms, n=512 B=8 62.0 ->
 # 55.2, GRU n=128 B=32 25.8 -> 19.3, RNN n=512 B=8 25.3 -> 18.7, float64 LSTM n=128 B=8 18.9 -> 13.9; a batch of one
 # at n=512 float32 level (24.5 / 24.9). A threshold of 10^7 instead: LSTM n=64 B=8 5.84 against 5.09 ms, other rows
 # level.
