@@ -503,13 +503,11 @@ def test_quieting_torchs_threads_puts_them_to_sleep_at_once():
     assert sorted(quieted)[3] == 0, quieted
 
 
-@pytest.mark.parametrize("kind, options", BORROWED,
-                         ids=[f"{k}-" + (",".join(f"{a}={b}" for a, b in o.items()) or "defaults") for k, o in BORROWED])
-def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monkeypatch):
-    """A call that pays on parallel threads beside torch's spinning pool first puts that pool to sleep
-    (``_quiet_torch``, once in each forward and backward call) and then runs fastrnn's own parallel
-    kernels, lending torch no product: outputs, final states and every gradient as torch.nn's in
-    float64, torch's thread count unchanged."""
+@pytest.fixture
+def quieting(monkeypatch):
+    """fastrnn.torch's quieting path taken by every call, however small: torch's threads counted as
+    spinning under GNU OpenMP, every call paying on parallel threads, no least size for quieting.
+    Yields the list that gets one entry per ``_quiet_torch`` call."""
     from fastrnn.runtime import dispatch
     if fastrnn.get_threads() < 2:
         pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
@@ -518,8 +516,20 @@ def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monke
     monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))      # these small calls would not pay otherwise
     monkeypatch.setitem(dispatch.PAYS, "rows", (0, 1))
     monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
-    quiet, calls, lent = ft._quiet_torch, [], []
+    quiet, calls = ft._quiet_torch, []
     monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
+    yield calls
+
+
+@pytest.mark.parametrize("kind, options", BORROWED,
+                         ids=[f"{k}-" + (",".join(f"{a}={b}" for a, b in o.items()) or "defaults") for k, o in BORROWED])
+def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monkeypatch, quieting):
+    """A call that pays on parallel threads beside torch's spinning pool first puts that pool to sleep
+    (``_quiet_torch``, once in each forward and backward call) and then runs fastrnn's own parallel
+    kernels, lending torch no product: outputs, final states and every gradient as torch.nn's in
+    float64, torch's thread count unchanged."""
+    calls = quieting
+    lent = []
     monkeypatch.setattr(ft, "_torch_gemm", lambda a, b, out: (lent.append(1), np.matmul(a, b, out=out)))
     ours, _ = _equals_torch_in_float64_on(ft._CPUS, kind, options)
     calls_each = ours.num_layers * (2 if ours.bidirectional else 1)
@@ -527,18 +537,12 @@ def test_calls_that_put_torchs_threads_to_sleep_equal_torch(kind, options, monke
     assert lent == []
 
 
-def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_training_working(monkeypatch):
+def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_training_working(monkeypatch,
+                                                                                           quieting):
     """The quieting operation's buffer, made on first use, is a normal tensor even when that use is
     under torch.inference_mode: a later training step (outside it) writes it without error, and both
     calls equal torch.nn's."""
-    from fastrnn.runtime import dispatch
-    if fastrnn.get_threads() < 2:
-        pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
-    monkeypatch.setattr(ft, "_SPINNING", True)
-    monkeypatch.setattr(ft, "_GOMP", True)
     monkeypatch.setattr(ft, "_WAKE", None)
-    monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))
-    monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
     threads = torch.get_num_threads()
     torch.set_num_threads(ft._CPUS)
     try:
@@ -546,27 +550,19 @@ def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_train
         x, hx = inputs(ours, "LSTM", torch.float64)
         with torch.inference_mode():
             assert rel(ours(x, hx)[0], ref(x, hx)[0]) <= 1e-12
-        assert ft._WAKE is not None and not ft._WAKE.is_inference()
+        assert quieting and ft._WAKE is not None and not ft._WAKE.is_inference()
         for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
     finally:
         torch.set_num_threads(threads)
 
 
-def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(monkeypatch):
+def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quieting):
     """``fastrnn.torch.beside_torch``: inside it fastrnn takes at most torch's thread count, a call that
     pays on parallel threads puts torch's spinning threads to sleep first (once in the block), the
     gradients are those of the same call outside, and Numba's count comes back on exit."""
     import numba
-    from fastrnn.runtime import dispatch
-    if fastrnn.get_threads() < 2:
-        pytest.skip("Numba runs one thread here: no call goes parallel, so none puts torch's pool to sleep")
-    monkeypatch.setattr(ft, "_SPINNING", True)
-    monkeypatch.setattr(ft, "_GOMP", True)
-    monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))
-    monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
-    quiet, calls = ft._quiet_torch, []
-    monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
+    calls = quieting
     rng = np.random.default_rng(4)
     net = fastrnn.LSTM(0.4 * rng.standard_normal((12, 3)), 0.4 * rng.standard_normal((12, 3)), np.zeros(12),
                        np.zeros(12), W_out=rng.standard_normal((2, 3)), readout="linear")
