@@ -22,11 +22,11 @@ the kernels do):
 Numba has no vector types, so the kernel is written out per tile shape (generated source, one
 scalar per accumulator), and the blocking is checked in the machine code: the table gives the
 number of packed FMAs (vfmadd...ps/pd on xmm/ymm/zmm) and scalar ones (...ss/sd) in each compiled
-kernel. The batch of one (a matrix-vector product, memory-bound) is compared the same way: the
-BLAS gemv on W^T, against the kernels' compiled loop (``kernels._panels._gemv_rows``: four rows of
-W^T at a time, the vector read once for four dot products; the loop vectoriser handles it under
-Numba's defaults), which the kernels take for small weights (``_panels.LOOP_GEMV_BYTES``,
-``LOOP_GEMV_ROWS``), and the backward sweeps' loop on W (K, N) itself (``kernels._panels._gemv_axpy``:
+kernel. The batch of one (a matrix-vector product, memory-bound; the simple cell's square W_rec as
+well as the LSTM's two shapes) is compared the same way: the BLAS gemv on W^T, against the kernels'
+compiled loop (``kernels._panels._gemv_rows``: four rows of W^T at a time, the vector read once for
+four dot products; the loop vectoriser handles it under Numba's defaults), which the kernels take
+for small weights (``_panels.LOOP_GEMV_BYTES``, ``LOOP_GEMV_BYTES_64``, ``LOOP_GEMV_ROWS``), and the backward sweeps' loop on W (K, N) itself (``kernels._panels._gemv_axpy``:
 rows of W added up scaled by the vector, no transposed copy), which they take for W over 64 KB.
 
     python bench/register_block.py gemv > bench/results/<date>-batch-of-one-products.md   # that table alone
@@ -206,7 +206,7 @@ def matrix_vector(dtype):
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     rng = np.random.default_rng(1)
     for n in (32, 64, 128, 256, 512):
-        for K, N in ((n, 4 * n), (4 * n, n)):
+        for K, N in ((n, n), (n, 4 * n), (4 * n, n)):             # the simple cell's W_rec, then the LSTM's
             M = rng.standard_normal((N, K)).astype(dtype)          # W^T, as the forward passes hold it
             WT = np.ascontiguousarray(M.T)                          # W, as the backward sweeps hold it
             V = rng.standard_normal((100, K)).astype(dtype)

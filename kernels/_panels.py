@@ -48,8 +48,14 @@ the BLAS's call costs as much as the product, and OpenBLAS's single-precision ge
 rows: there a compiled loop over four rows of the matrix at a time (``_gemv_rows``) takes the product
 instead (``bench/register_block.py``, ``bench/results/2026-11-26-register-block.md``: 0.51-0.74 of the
 BLAS's time at 16-32 KB of weights, 0.77-0.93 at 64 KB of float32 and 0.80-0.91 for float32 rows of 128
-(K=128 N=512, three runs); 0.88-1.03 at 128 KB of float64, and level or slower from 256 KB of float32
-with longer rows and from 512 KB of float64, which stay with the BLAS). The backward sweeps hand in W
+(K=128 N=512, three runs); level or slower from 256 KB of float32 with longer rows and from 512 KB of
+float64, which stay with the BLAS). Float64 weights up to 128 KB (``LOOP_GEMV_BYTES_64``: the simple
+cell's W_rec at n=128, the LSTM's and GRU's W^T at n=64) take the loop too: 0.88-1.03 of the BLAS's
+time there in three runs on 2026-11-26, 0.70-0.94 in all 15 ratios of five runs on 2026-11-27 (K=N=128,
+K=64 N=256, K=256 N=64; ``bench/results/2026-11-27-batch-of-one-products.md``), and whole float64
+``fastrnn.bptt`` calls at B=1, T=1000 went 1.02-1.05x faster (simple cell n=128), 1.04x (LSTM n=64) and
+1.06-1.07x (GRU n=64) with it (two runs, 200 calls each interleaved in one process, ad hoc); at 512 KB of
+float64 0.76-1.07, median 0.93, kept with the BLAS. The backward sweeps hand in W
 itself (4n or 3n rows of n): there the product is v @ W, rows of W added up scaled by v (``_gemv_axpy``),
 with no transposed copy of W a call and level with the BLAS's gemv on such a copy per product, within
 noise (``bench/results/2026-11-26-batch-of-one-products.md``; ``cut_panels`` notes which way round it
@@ -70,6 +76,7 @@ FEW_ROWS_WHOLE = 1 << 15   # fewer rows than that (2 or 3) multiply the whole ma
 SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this lose: cut K into chunks (summed)
 _STRIP = 16                # columns per strip of the transposing copy
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
+LOOP_GEMV_BYTES_64 = 1 << 17   # float64 weights (the product by W^T's rows) up to this many
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
 _IN_TILES = -2             # ``panel_scratch``'s plan for the compiled tiles (``_tiles``)
 _IN_ROW_TILES = -3         # and for a batch of one's row tiles
@@ -316,7 +323,8 @@ def _gemv_plan(M, split):
     if split > 1:
         return split
     N, K = M.shape
-    if N * K * M.itemsize <= LOOP_GEMV_BYTES or (M.itemsize == 4 and K <= LOOP_GEMV_ROWS):
+    if N * K * M.itemsize <= (LOOP_GEMV_BYTES_64 if M.itemsize == 8 else LOOP_GEMV_BYTES) or (
+            M.itemsize == 4 and K <= LOOP_GEMV_ROWS):
         return -1
     return 1
 

@@ -7,9 +7,10 @@ from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
 from fastrnn.kernels._tiles import (ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS, ROW_TILE_WEIGHT_BYTES, ROW_TILES,
                                     TILE_BYTES, TILES, row_tile_products, row_tiles_pay, tile_products)
-from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES,
-                                     PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels,
-                                     k_chunks, panel_count, panel_dot, panel_scratch, row_block, stored_rows)
+from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_BYTES_64,
+                                     LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH,
+                                     _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels, k_chunks,
+                                     panel_count, panel_dot, panel_scratch, row_block, stored_rows)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -101,15 +102,17 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
 
 @pytest.mark.parametrize("K, N, dtype, plan", [
     (32, 128, np.float32, -1), (32, 128, np.float64, -1),     # 16 and 32 KB: the compiled loop
-    (64, 256, np.float32, -1), (64, 256, np.float64, 1),      # 64 KB: loop; 128 KB of float64: the BLAS
+    (64, 256, np.float32, -1), (64, 256, np.float64, -1),     # 64 KB, and 128 KB of float64: loop
+    (128, 128, np.float64, -1), (256, 64, np.float64, -1),    # (the simple cell's W_rec at n=128 too)
+    (128, 256, np.float64, 1), (128, 256, np.float32, -1),    # 256 KB of float64: the BLAS
     (128, 512, np.float32, -1), (512, 128, np.float32, 1),    # float32 rows of 128 (an LSTM's forward, n=128): loop;
     (128, 512, np.float64, 1),                                # rows of 512 (its backward) and float64: the BLAS
 ])
 def test_batch_of_one_plan(K, N, dtype, plan):
     """Which way a batch of one multiplies by the weights W (N, K) given as W^T (the forward passes):
-    the rule of the module's notes, written in LOOP_GEMV_BYTES and LOOP_GEMV_ROWS; parts on threads
-    whenever asked for. (Weights given as a plain (K, N) array always take the axpy loop.)"""
-    assert LOOP_GEMV_BYTES == 1 << 16 and LOOP_GEMV_ROWS == 128
+    the rule of the module's notes, written in LOOP_GEMV_BYTES, LOOP_GEMV_BYTES_64 and LOOP_GEMV_ROWS; parts
+    on threads whenever asked for. (Weights given as a plain (K, N) array always take the axpy loop.)"""
+    assert LOOP_GEMV_BYTES == 1 << 16 and LOOP_GEMV_BYTES_64 == 1 << 17 and LOOP_GEMV_ROWS == 128
     P = cut_panels(np.zeros((N, K), dtype).T, 1, np.empty(0, dtype))
     assert panel_scratch(P, 1, 1, 1)[2] == plan
     assert panel_scratch(P, 1, 1, 3)[2] == 3
