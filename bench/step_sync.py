@@ -1,0 +1,167 @@
+"""A batch of one on two threads that meet every step: what a step's synchronisation costs.
+
+    python bench/step_sync.py > bench/results/<date>-step-sync.md
+
+At B = 1 each step of a recurrence is one matrix-vector product followed by the nonlinearity, and
+step t + 1 needs all of step t. The kernels split such a product over threads only from
+``runtime.dispatch.SPLIT_BYTES`` of weights, launching one parallel region a step (about 1.5 us
+under tbb). This experiment measures the other way to split it: the threads start once per call and
+meet at every step on counters in shared memory (atomic loads and stores, written here as LLVM
+intrinsics), each thread owning a block of the weight rows. A thread that finds the other's block
+unclaimed after ``PATIENCE`` polls claims and computes it (compare-and-swap), so a call never waits
+on a thread the pool did not start (Numba's prange does not promise that its iterations run at
+once). Not used by the kernels: the table says where it would pay (see the results file).
+
+The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T = 1000, the input
+projection left out (it is one matrix product before the loop), timed three ways interleaved in
+random order: ``serial`` (the kernels' compiled loop, ``_panels._gemv_rows``'s scheme, on one
+thread), ``half`` (the same loop over half of W's rows: the time a perfect split would take) and
+``split`` (two threads meeting every step). Each result is checked against ``serial`` first.
+"""
+import sys
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from fastrnn.kernels._activations import TANH, activate, constants
+from fastrnn.kernels._jit import FASTMATH
+
+LINE = 8            # int64 counters a cache line apart: each thread writes its own line
+PATIENCE = 4000     # polls of the other block's counter before this thread claims that block
+
+
+def _pointer(context, builder, sig, args):
+    ary = context.make_array(sig.args[0])(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
+
+
+@intrinsic
+def load_acquire(typingctx, arr, idx):
+    sig = types.int64(arr, idx)
+
+    def codegen(context, builder, sig, args):
+        return builder.load_atomic(_pointer(context, builder, sig, args), "acquire", 8)
+    return sig, codegen
+
+
+@intrinsic
+def store_release(typingctx, arr, idx, val):
+    sig = types.void(arr, idx, val)
+
+    def codegen(context, builder, sig, args):
+        builder.store_atomic(args[2], _pointer(context, builder, sig, args), "release", 8)
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def claim(typingctx, arr, idx, old, new):
+    """arr[idx] = new if it held old (compare-and-swap): whether it did."""
+    sig = types.boolean(arr, idx, old, new)
+
+    def codegen(context, builder, sig, args):
+        res = builder.cmpxchg(_pointer(context, builder, sig, args), args[2], args[3], "acq_rel", "acquire")
+        return builder.extract_value(res, 1)
+    return sig, codegen
+
+
+@njit(fastmath=FASTMATH, inline="always")
+def _rows_step(W, h, t, r0, r1):
+    """h[t + 1, r0:r1] = tanh(h[t + 1, r0:r1] + W[r0:r1] @ h[t]), four rows of W at a time."""
+    n = W.shape[1]
+    prev = h[t]
+    out = h[t + 1]
+    j = r0
+    while j + 4 <= r1:
+        m0, m1, m2, m3 = W[j], W[j + 1], W[j + 2], W[j + 3]
+        s0 = s1 = s2 = s3 = 0.0
+        for k in range(n):
+            x = prev[k]
+            s0 += m0[k] * x
+            s1 += m1[k] * x
+            s2 += m2[k] * x
+            s3 += m3[k] * x
+        out[j] += s0
+        out[j + 1] += s1
+        out[j + 2] += s2
+        out[j + 3] += s3
+        j += 4
+    activate(out[r0:r1], constants(out), TANH)
+
+
+@njit(fastmath=FASTMATH)
+def serial(W, h, r1):
+    """The recurrence on one thread over W's rows 0:r1 (r1 = n: the whole step)."""
+    for t in range(h.shape[0] - 1):
+        _rows_step(W, h, t, 0, r1)
+
+
+@njit(fastmath=FASTMATH, parallel=True)
+def split(W, h, parts, claimed, done):
+    """The recurrence with W's rows in ``parts`` blocks, one per thread, meeting every step.
+    claimed[c * LINE]: steps of block c claimed so far; done[c * LINE]: steps of block c finished.
+    A block's step is claimed (compare-and-swap) before it is computed, so each is computed once;
+    a thread first claims its own block, then waits for every block of the step, claiming one that
+    stays unclaimed for PATIENCE polls."""
+    T = h.shape[0] - 1
+    n = W.shape[0]
+    for w in prange(parts):
+        for t in range(T):
+            if claim(claimed, w * LINE, t, t + 1):
+                _rows_step(W, h, t, w * n // parts, (w + 1) * n // parts)
+                store_release(done, w * LINE, t + 1)
+            for c in range(parts):
+                polls = 0
+                while load_acquire(done, c * LINE) < t + 1:
+                    polls += 1
+                    if polls > PATIENCE and load_acquire(claimed, c * LINE) == t and claim(claimed, c * LINE, t, t + 1):
+                        _rows_step(W, h, t, c * n // parts, (c + 1) * n // parts)
+                        store_release(done, c * LINE, t + 1)
+
+
+def _counters(parts):
+    return np.zeros(parts * LINE, np.int64), np.zeros(parts * LINE, np.int64)
+
+
+def main(sizes=(16, 64, 128, 256, 512), T=1000, rounds=200):
+    parts = 2
+    split(np.eye(4), np.zeros((2, 4)), parts, *_counters(parts))     # starts the pool: its layer is known
+    print("# A batch of one on two threads meeting every step (float64, T = 1000, one run)\n")
+    print("`python bench/step_sync.py`: the simple cell's forward recurrence; median (least) ms of "
+          f"{rounds} calls each, interleaved in random order. Numba {numba.__version__}, "
+          f"{numba.threading_layer()} layer, {numba.get_num_threads()} threads.\n")
+    print("| n | W | serial | half of the rows | split on 2 threads | serial / split | split - half, us a step |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        W = rng.standard_normal((n, n)) / np.sqrt(n)
+        x = rng.standard_normal((T + 1, n)) * 0.5
+        ref = x.copy()
+        serial(W, ref, n)
+        got = x.copy()
+        split(W, got, parts, *_counters(parts))
+        if not np.array_equal(got, ref):
+            raise AssertionError(f"n={n}: split differs from serial by {np.abs(got - ref).max():.1e}")
+        runs = {"serial": lambda h: serial(W, h, n), "half": lambda h: serial(W, h, n // 2),
+                "split": lambda h: split(W, h, parts, *_counters(parts))}
+        times = {k: [] for k in runs}
+        order = np.random.default_rng(0)
+        for _ in range(rounds):
+            for k in order.permutation(list(runs)):
+                h = x.copy()
+                t0 = time.perf_counter()
+                runs[k](h)
+                times[k].append(time.perf_counter() - t0)
+        med = {k: np.median(v) * 1e3 for k, v in times.items()}
+        least = {k: np.min(v) * 1e3 for k, v in times.items()}
+        cell = " | ".join(f"{med[k]:.3f} ({least[k]:.3f})" for k in runs)
+        print(f"| {n} | {n * n * 8 // 1024} KB | {cell} | {med['serial'] / med['split']:.2f} | "
+              f"{(med['split'] - med['half']) * 1e3 / T:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(*([tuple(int(v) for v in sys.argv[1].split(","))] if sys.argv[1:] else []))
