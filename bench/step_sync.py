@@ -27,8 +27,10 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from fastrnn.kernels._activations import TANH, activate, constants
+from fastrnn.kernels import _lstm_forward
+from fastrnn.kernels._activations import LOGISTIC, TANH, activate, constants, tanh
 from fastrnn.kernels._jit import FASTMATH
+from fastrnn.kernels._panels import _gemv_rows, block_rows_dot
 
 LINE = 8            # int64 counters a cache line apart: each thread writes its own line
 PATIENCE = 4000     # polls of the other block's counter before this thread claims that block
@@ -123,6 +125,111 @@ def split(W, h, parts, claimed, done):
                         store_release(done, c * LINE, t + 1)
 
 
+@njit(fastmath=FASTMATH, inline="always")
+def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K):
+    """Units u0:u1 of the LSTM's step t at a batch of one: their four gates' rows of W_hh (four
+    contiguous blocks of rows) times h_t, the nonlinearities, and their cell state and output; all
+    of it local to the units, so a thread owning them needs no other thread's work within the step."""
+    n = W_hh.shape[1]
+    row = gates[t, 0]
+    for q in range(4):
+        r0 = q * n + u0
+        r1 = q * n + u1
+        _gemv_rows(W_hh[r0:r1], h[t, 0], rec[r0:r1])
+        for k in range(r0, r1):
+            row[k] += bias[k] + rec[k]
+        activate(row[r0:r1], K, TANH if q == 2 else LOGISTIC)
+    for k in range(u0, u1):
+        cc = row[n + k] * c[t, 0, k] + row[k] * row[2 * n + k]
+        c[t + 1, 0, k] = cc
+        h[t + 1, 0, k] = row[3 * n + k] * tanh(cc, K)
+
+
+@njit(fastmath=FASTMATH)
+def lstm_units_serial(x, W_ih, W_hh, bias, h, c, gates):
+    """``lstm_split``'s arithmetic on one thread, all units as one block: what its meeting is judged against."""
+    T, B, m = x.shape
+    n = W_hh.shape[1]
+    K = constants(h)
+    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1)
+    rec = np.empty(4 * n, dtype=h.dtype)
+    for t in range(T):
+        _lstm_units(W_hh, bias, h, c, gates, rec, t, 0, n, K)
+
+
+@njit(fastmath=FASTMATH, parallel=True)
+def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done):
+    """The LSTM's forward pass at a batch of one (``kernels.lstm_forward._lstm_forward``'s contract)
+    with the units in ``parts`` blocks, one per thread, meeting every step as ``split`` does."""
+    T, B, m = x.shape
+    n = W_hh.shape[1]
+    K = constants(h)
+    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1)
+    for w in prange(parts):
+        rec = np.empty(4 * n, dtype=h.dtype)
+        for t in range(T):
+            if claim(claimed, w * LINE, t, t + 1):
+                _lstm_units(W_hh, bias, h, c, gates, rec, t, w * n // parts, (w + 1) * n // parts, K)
+                store_release(done, w * LINE, t + 1)
+            for q in range(parts):
+                polls = 0
+                while load_acquire(done, q * LINE) < t + 1:
+                    polls += 1
+                    if polls > PATIENCE and load_acquire(claimed, q * LINE) == t and claim(claimed, q * LINE, t, t + 1):
+                        _lstm_units(W_hh, bias, h, c, gates, rec, t, q * n // parts, (q + 1) * n // parts, K)
+                        store_release(done, q * LINE, t + 1)
+
+
+def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32):
+    """The LSTM's forward pass at B = 1: the package's kernel on one thread (``serial``), with each
+    step's product cut in two on threads launched every step (``per-step split``, what ``SPLIT_BYTES``
+    enables), ``lstm_split``'s arithmetic on one thread (``units``: by blocks of gate rows through the
+    compiled loop, not the kernel's products) and with two threads meeting every step (``met``)."""
+    parts = 2
+    name = np.dtype(dtype).name
+    print(f"\n## The LSTM's forward pass, {name}, B = 1, T = {T}, m = {m}: median (least) ms of {rounds} calls\n")
+    print("| n | W_hh | serial | per-step split | units, one thread | met | serial / per-step split | units / met |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for n in sizes:
+        rng = np.random.default_rng(n)
+        x = rng.standard_normal((T, 1, m)).astype(dtype)
+        W_ih = (rng.standard_normal((4 * n, m)) / np.sqrt(m)).astype(dtype)
+        W_hh = (rng.standard_normal((4 * n, n)) / np.sqrt(n)).astype(dtype)
+        bias = (rng.standard_normal(4 * n) * 0.1).astype(dtype)
+        empty = np.empty(0, dtype)
+
+        def state():
+            h = np.zeros((T + 1, 1, n), dtype)
+            c = np.zeros((T + 1, 1, n), dtype)
+            return h, c, np.empty((T, 1, 4 * n), dtype)
+
+        runs = {"serial": lambda hcg: _lstm_forward.serial(x, W_ih, W_hh, bias, *hcg, empty, 1, 1),
+                "per-step split": lambda hcg: _lstm_forward.serial(x, W_ih, W_hh, bias, *hcg, empty, 1, parts),
+                "units": lambda hcg: lstm_units_serial(x, W_ih, W_hh, bias, *hcg),
+                "met": lambda hcg: lstm_split(x, W_ih, W_hh, bias, *hcg, parts, *_counters(parts))}
+        ref = state()
+        runs["serial"](ref)
+        for k, run in runs.items():
+            got = state()
+            run(got)
+            err = max(np.abs(a - b).max() for a, b in zip(got, ref))
+            if not err <= (1e-5 if dtype == np.float32 else 1e-12):
+                raise AssertionError(f"n={n}: {k} differs from serial by {err:.1e}")
+        times = {k: [] for k in runs}
+        order = np.random.default_rng(0)
+        for _ in range(rounds):
+            for k in order.permutation(list(runs)):
+                hcg = state()
+                t0 = time.perf_counter()
+                runs[k](hcg)
+                times[k].append(time.perf_counter() - t0)
+        med = {k: np.median(v) * 1e3 for k, v in times.items()}
+        least = {k: np.min(v) * 1e3 for k, v in times.items()}
+        cell = " | ".join(f"{med[k]:.3f} ({least[k]:.3f})" for k in runs)
+        print(f"| {n} | {4 * n * n * np.dtype(dtype).itemsize // 1024} KB | {cell} | "
+              f"{med['serial'] / med['per-step split']:.2f} | {med['units'] / med['met']:.2f} |", flush=True)
+
+
 def _counters(parts):
     return np.zeros(parts * LINE, np.int64), np.zeros(parts * LINE, np.int64)
 
@@ -164,4 +271,8 @@ def main(sizes=(16, 64, 128, 256, 512), T=1000, rounds=200):
 
 
 if __name__ == "__main__":
-    main(*([tuple(int(v) for v in sys.argv[1].split(","))] if sys.argv[1:] else []))
+    if sys.argv[1:2] == ["lstm"]:
+        lstm_table()
+    else:
+        main(*([tuple(int(v) for v in sys.argv[1].split(","))] if sys.argv[1:] else []))
+        lstm_table()
