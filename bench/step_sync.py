@@ -16,16 +16,21 @@ The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T =
 projection left out (it is one matrix product before the loop), timed three ways interleaved in
 random order: ``serial`` (the kernels' compiled loop, ``_panels._gemv_rows``'s scheme, on one
 thread), ``half`` (the same loop over half of W's rows: the time a perfect split would take) and
-``split`` (two threads meeting every step). Each result is checked against ``serial`` first.
+``split`` (two threads meeting every step). Then the LSTM's forward pass (``lstm_table``, T = 100,
+float32 and float64) with each thread owning a block of units, against the package's own kernel on
+one thread and with its per-step split. Each result is checked against the one-thread result
+first. Every BLAS is held to one thread, as in fastrnn's calls.
 """
 import sys
 import time
 
 import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded before threadpool_limits holds it)
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+from threadpoolctl import threadpool_limits
 
 from fastrnn.kernels import _lstm_forward
 from fastrnn.kernels._activations import LOGISTIC, TANH, activate, constants, tanh
@@ -126,7 +131,7 @@ def split(W, h, parts, claimed, done):
 
 
 @njit(fastmath=FASTMATH, inline="always")
-def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K):
+def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K, blas):
     """Units u0:u1 of the LSTM's step t at a batch of one: their four gates' rows of W_hh (four
     contiguous blocks of rows) times h_t, the nonlinearities, and their cell state and output; all
     of it local to the units, so a thread owning them needs no other thread's work within the step."""
@@ -135,7 +140,10 @@ def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K):
     for q in range(4):
         r0 = q * n + u0
         r1 = q * n + u1
-        _gemv_rows(W_hh[r0:r1], h[t, 0], rec[r0:r1])
+        if blas:
+            np.dot(W_hh[r0:r1], h[t, 0], rec[r0:r1])
+        else:
+            _gemv_rows(W_hh[r0:r1], h[t, 0], rec[r0:r1])
         for k in range(r0, r1):
             row[k] += bias[k] + rec[k]
         activate(row[r0:r1], K, TANH if q == 2 else LOGISTIC)
@@ -146,7 +154,7 @@ def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K):
 
 
 @njit(fastmath=FASTMATH)
-def lstm_units_serial(x, W_ih, W_hh, bias, h, c, gates):
+def lstm_units_serial(x, W_ih, W_hh, bias, h, c, gates, blas):
     """``lstm_split``'s arithmetic on one thread, all units as one block: what its meeting is judged against."""
     T, B, m = x.shape
     n = W_hh.shape[1]
@@ -154,11 +162,11 @@ def lstm_units_serial(x, W_ih, W_hh, bias, h, c, gates):
     block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1)
     rec = np.empty(4 * n, dtype=h.dtype)
     for t in range(T):
-        _lstm_units(W_hh, bias, h, c, gates, rec, t, 0, n, K)
+        _lstm_units(W_hh, bias, h, c, gates, rec, t, 0, n, K, blas)
 
 
 @njit(fastmath=FASTMATH, parallel=True)
-def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done):
+def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done, blas):
     """The LSTM's forward pass at a batch of one (``kernels.lstm_forward._lstm_forward``'s contract)
     with the units in ``parts`` blocks, one per thread, meeting every step as ``split`` does."""
     T, B, m = x.shape
@@ -169,18 +177,18 @@ def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done):
         rec = np.empty(4 * n, dtype=h.dtype)
         for t in range(T):
             if claim(claimed, w * LINE, t, t + 1):
-                _lstm_units(W_hh, bias, h, c, gates, rec, t, w * n // parts, (w + 1) * n // parts, K)
+                _lstm_units(W_hh, bias, h, c, gates, rec, t, w * n // parts, (w + 1) * n // parts, K, blas)
                 store_release(done, w * LINE, t + 1)
             for q in range(parts):
                 polls = 0
                 while load_acquire(done, q * LINE) < t + 1:
                     polls += 1
                     if polls > PATIENCE and load_acquire(claimed, q * LINE) == t and claim(claimed, q * LINE, t, t + 1):
-                        _lstm_units(W_hh, bias, h, c, gates, rec, t, q * n // parts, (q + 1) * n // parts, K)
+                        _lstm_units(W_hh, bias, h, c, gates, rec, t, q * n // parts, (q + 1) * n // parts, K, blas)
                         store_release(done, q * LINE, t + 1)
 
 
-def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32):
+def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32, blas=True):
     """The LSTM's forward pass at B = 1: the package's kernel on one thread (``serial``), with each
     step's product cut in two on threads launched every step (``per-step split``, what ``SPLIT_BYTES``
     enables), ``lstm_split``'s arithmetic on one thread (``units``: by blocks of gate rows through the
@@ -188,8 +196,9 @@ def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32)
     parts = 2
     name = np.dtype(dtype).name
     print(f"\n## The LSTM's forward pass, {name}, B = 1, T = {T}, m = {m}: median (least) ms of {rounds} calls\n")
-    print("| n | W_hh | serial | per-step split | units, one thread | met | serial / per-step split | units / met |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| n | W_hh | serial | per-step split | units, one thread | met | serial / per-step split | units / met "
+          "| serial / met |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n in sizes:
         rng = np.random.default_rng(n)
         x = rng.standard_normal((T, 1, m)).astype(dtype)
@@ -205,8 +214,8 @@ def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32)
 
         runs = {"serial": lambda hcg: _lstm_forward.serial(x, W_ih, W_hh, bias, *hcg, empty, 1, 1),
                 "per-step split": lambda hcg: _lstm_forward.serial(x, W_ih, W_hh, bias, *hcg, empty, 1, parts),
-                "units": lambda hcg: lstm_units_serial(x, W_ih, W_hh, bias, *hcg),
-                "met": lambda hcg: lstm_split(x, W_ih, W_hh, bias, *hcg, parts, *_counters(parts))}
+                "units": lambda hcg: lstm_units_serial(x, W_ih, W_hh, bias, *hcg, blas),
+                "met": lambda hcg: lstm_split(x, W_ih, W_hh, bias, *hcg, parts, *_counters(parts), blas)}
         ref = state()
         runs["serial"](ref)
         for k, run in runs.items():
@@ -227,7 +236,8 @@ def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32)
         least = {k: np.min(v) * 1e3 for k, v in times.items()}
         cell = " | ".join(f"{med[k]:.3f} ({least[k]:.3f})" for k in runs)
         print(f"| {n} | {4 * n * n * np.dtype(dtype).itemsize // 1024} KB | {cell} | "
-              f"{med['serial'] / med['per-step split']:.2f} | {med['units'] / med['met']:.2f} |", flush=True)
+              f"{med['serial'] / med['per-step split']:.2f} | {med['units'] / med['met']:.2f} | "
+              f"{med['serial'] / med['met']:.2f} |", flush=True)
 
 
 def _counters(parts):
@@ -271,8 +281,11 @@ def main(sizes=(16, 64, 128, 256, 512), T=1000, rounds=200):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["lstm"]:
-        lstm_table()
-    else:
-        main(*([tuple(int(v) for v in sys.argv[1].split(","))] if sys.argv[1:] else []))
-        lstm_table()
+    with threadpool_limits(1):      # as in fastrnn's calls: a BLAS thread spinning after the input projection
+        if sys.argv[1:2] == ["lstm"]:   # would hold the second core, and the second thread would start late
+            lstm_table()
+            lstm_table(sizes=(128, 256), dtype=np.float64)
+        else:
+            main(*([tuple(int(v) for v in sys.argv[1].split(","))] if sys.argv[1:] else []))
+            lstm_table()
+            lstm_table(sizes=(128, 256), dtype=np.float64)
