@@ -14,8 +14,7 @@ once). Not used by the kernels: the table says where it would pay (see the resul
 
 The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T = 1000, the input
 projection left out (it is one matrix product before the loop), timed three ways interleaved in
-random order: ``serial`` (the kernels' compiled loop, ``_panels._gemv_rows``'s scheme, on one
-thread), ``half`` (the same loop over half of W's rows: the time a perfect split would take) and
+random order: ``serial`` (the kernels' compiled loop, ``_panels._gemv_rows``, on one thread), ``half`` (the same loop over half of W's rows: the time a perfect split would take) and
 ``split`` (two threads meeting every step). Then the LSTM's forward pass (``lstm_table``, T = 100,
 float32 and float64) with each thread owning a block of units, against the package's own kernel on
 one thread and with its per-step split. Each result is checked against the one-thread result
@@ -76,35 +75,41 @@ def claim(typingctx, arr, idx, old, new):
     return sig, codegen
 
 
+@njit(inline="always")
+def next_block(claimed, done, w, parts, t):
+    """The block of step t that thread w computes next, or -1 once every block of the step is done:
+    its own block if it can claim it, else, while waiting for the others to finish theirs, one that
+    stays unclaimed for PATIENCE polls. The caller computes the block, then ``store_release(done,
+    block * LINE, t + 1)``, and asks again."""
+    me = np.int64(w)                # prange's index may be unsigned: int64 and uint64 unify to float64
+    if claim(claimed, me * LINE, t, t + 1):
+        return me
+    for q in range(parts):
+        polls = 0
+        while load_acquire(done, q * LINE) < t + 1:
+            polls += 1
+            if polls > PATIENCE and load_acquire(claimed, q * LINE) == t and claim(claimed, q * LINE, t, t + 1):
+                return q
+    return -1
+
+
 @njit(fastmath=FASTMATH, inline="always")
-def _rows_step(W, h, t, r0, r1):
-    """h[t + 1, r0:r1] = tanh(h[t + 1, r0:r1] + W[r0:r1] @ h[t]), four rows of W at a time."""
-    n = W.shape[1]
-    prev = h[t]
+def _rows_step(W, h, rec, t, r0, r1):
+    """h[t + 1, r0:r1] = tanh(h[t + 1, r0:r1] + W[r0:r1] @ h[t]), the product in the kernels' compiled
+    loop (``_panels._gemv_rows``) into this thread's scratch ``rec``."""
     out = h[t + 1]
-    j = r0
-    while j + 4 <= r1:
-        m0, m1, m2, m3 = W[j], W[j + 1], W[j + 2], W[j + 3]
-        s0 = s1 = s2 = s3 = 0.0
-        for k in range(n):
-            x = prev[k]
-            s0 += m0[k] * x
-            s1 += m1[k] * x
-            s2 += m2[k] * x
-            s3 += m3[k] * x
-        out[j] += s0
-        out[j + 1] += s1
-        out[j + 2] += s2
-        out[j + 3] += s3
-        j += 4
+    _gemv_rows(W[r0:r1], h[t], rec[r0:r1])
+    for j in range(r0, r1):
+        out[j] += rec[j]
     activate(out[r0:r1], constants(out), TANH)
 
 
 @njit(fastmath=FASTMATH)
 def serial(W, h, r1):
     """The recurrence on one thread over W's rows 0:r1 (r1 = n: the whole step)."""
+    rec = np.empty(W.shape[0], dtype=h.dtype)
     for t in range(h.shape[0] - 1):
-        _rows_step(W, h, t, 0, r1)
+        _rows_step(W, h, rec, t, 0, r1)
 
 
 @njit(fastmath=FASTMATH, parallel=True)
@@ -113,21 +118,17 @@ def split(W, h, parts, claimed, done):
     claimed[c * LINE]: steps of block c claimed so far; done[c * LINE]: steps of block c finished.
     A block's step is claimed (compare-and-swap) before it is computed, so each is computed once;
     a thread first claims its own block, then waits for every block of the step, claiming one that
-    stays unclaimed for PATIENCE polls."""
+    stays unclaimed for PATIENCE polls (``next_block``)."""
     T = h.shape[0] - 1
     n = W.shape[0]
     for w in prange(parts):
+        rec = np.empty(n, dtype=h.dtype)
         for t in range(T):
-            if claim(claimed, w * LINE, t, t + 1):
-                _rows_step(W, h, t, w * n // parts, (w + 1) * n // parts)
-                store_release(done, w * LINE, t + 1)
-            for c in range(parts):
-                polls = 0
-                while load_acquire(done, c * LINE) < t + 1:
-                    polls += 1
-                    if polls > PATIENCE and load_acquire(claimed, c * LINE) == t and claim(claimed, c * LINE, t, t + 1):
-                        _rows_step(W, h, t, c * n // parts, (c + 1) * n // parts)
-                        store_release(done, c * LINE, t + 1)
+            q = next_block(claimed, done, w, parts, t)
+            while q >= 0:
+                _rows_step(W, h, rec, t, q * n // parts, (q + 1) * n // parts)
+                store_release(done, q * LINE, t + 1)
+                q = next_block(claimed, done, w, parts, t)
 
 
 @njit(fastmath=FASTMATH, inline="always")
@@ -176,16 +177,11 @@ def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done, blas):
     for w in prange(parts):
         rec = np.empty(4 * n, dtype=h.dtype)
         for t in range(T):
-            if claim(claimed, w * LINE, t, t + 1):
-                _lstm_units(W_hh, bias, h, c, gates, rec, t, w * n // parts, (w + 1) * n // parts, K, blas)
-                store_release(done, w * LINE, t + 1)
-            for q in range(parts):
-                polls = 0
-                while load_acquire(done, q * LINE) < t + 1:
-                    polls += 1
-                    if polls > PATIENCE and load_acquire(claimed, q * LINE) == t and claim(claimed, q * LINE, t, t + 1):
-                        _lstm_units(W_hh, bias, h, c, gates, rec, t, q * n // parts, (q + 1) * n // parts, K, blas)
-                        store_release(done, q * LINE, t + 1)
+            q = next_block(claimed, done, w, parts, t)
+            while q >= 0:
+                _lstm_units(W_hh, bias, h, c, gates, rec, t, q * n // parts, (q + 1) * n // parts, K, blas)
+                store_release(done, q * LINE, t + 1)
+                q = next_block(claimed, done, w, parts, t)
 
 
 def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32, blas=True):
@@ -224,20 +220,25 @@ def lstm_table(sizes=(128, 256, 512), T=100, m=32, rounds=100, dtype=np.float32,
             err = max(np.abs(a - b).max() for a, b in zip(got, ref))
             if not err <= (1e-5 if dtype == np.float32 else 1e-12):
                 raise AssertionError(f"n={n}: {k} differs from serial by {err:.1e}")
-        times = {k: [] for k in runs}
-        order = np.random.default_rng(0)
-        for _ in range(rounds):
-            for k in order.permutation(list(runs)):
-                hcg = state()
-                t0 = time.perf_counter()
-                runs[k](hcg)
-                times[k].append(time.perf_counter() - t0)
-        med = {k: np.median(v) * 1e3 for k, v in times.items()}
-        least = {k: np.min(v) * 1e3 for k, v in times.items()}
+        med, least = _interleaved(runs, state, rounds)
         cell = " | ".join(f"{med[k]:.3f} ({least[k]:.3f})" for k in runs)
         print(f"| {n} | {4 * n * n * np.dtype(dtype).itemsize // 1024} KB | {cell} | "
               f"{med['serial'] / med['per-step split']:.2f} | {med['units'] / med['met']:.2f} | "
               f"{med['serial'] / med['met']:.2f} |", flush=True)
+
+
+def _interleaved(runs, fresh, rounds):
+    """Median and least ms of each of ``runs`` (name: function of a fresh state from ``fresh()``),
+    ``rounds`` calls each, taken in turn in random order."""
+    times = {k: [] for k in runs}
+    order = np.random.default_rng(0)
+    for _ in range(rounds):
+        for k in order.permutation(list(runs)):
+            state = fresh()
+            t0 = time.perf_counter()
+            runs[k](state)
+            times[k].append(time.perf_counter() - t0)
+    return ({k: np.median(v) * 1e3 for k, v in times.items()}, {k: np.min(v) * 1e3 for k, v in times.items()})
 
 
 def _counters(parts):
@@ -265,16 +266,7 @@ def main(sizes=(16, 64, 128, 256, 512), T=1000, rounds=200):
             raise AssertionError(f"n={n}: split differs from serial by {np.abs(got - ref).max():.1e}")
         runs = {"serial": lambda h: serial(W, h, n), "half": lambda h: serial(W, h, n // 2),
                 "split": lambda h: split(W, h, parts, *_counters(parts))}
-        times = {k: [] for k in runs}
-        order = np.random.default_rng(0)
-        for _ in range(rounds):
-            for k in order.permutation(list(runs)):
-                h = x.copy()
-                t0 = time.perf_counter()
-                runs[k](h)
-                times[k].append(time.perf_counter() - t0)
-        med = {k: np.median(v) * 1e3 for k, v in times.items()}
-        least = {k: np.min(v) * 1e3 for k, v in times.items()}
+        med, least = _interleaved(runs, x.copy, rounds)
         cell = " | ".join(f"{med[k]:.3f} ({least[k]:.3f})" for k in runs)
         print(f"| {n} | {n * n * 8 // 1024} KB | {cell} | {med['serial'] / med['split']:.2f} | "
               f"{(med['split'] - med['half']) * 1e3 / T:.2f} |", flush=True)
