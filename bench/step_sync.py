@@ -15,9 +15,10 @@ once). Not used by the kernels: the table says where it would pay (see the resul
 The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T = 1000, the input
 projection left out (it is one matrix product before the loop), timed three ways interleaved in
 random order: ``serial`` (the kernels' compiled loop, ``_panels._gemv_rows``, on one thread),
-``half`` (the same loop over half of W's rows: the time a perfect split would take) and ``split`` (two threads meeting every step). Then the LSTM's forward pass (``lstm_table``, T = 100,
-float32 and float64) with each thread owning a block of units, against the package's own kernel on
-one thread and with its per-step split. Each result is checked against the one-thread result
+``half`` (the same loop over half of W's rows: the time a perfect split would take) and ``split``
+(two threads meeting every step). Then the LSTM's forward pass (``lstm_table``, T = 100, float32
+and float64) with each thread owning a block of units, against the package's own kernel on one
+thread and with its per-step split. Each result is checked against the one-thread result
 first. Every BLAS is held to one thread, as in fastrnn's calls.
 """
 import sys
