@@ -26,8 +26,9 @@ kernel. The batch of one (a matrix-vector product, memory-bound; the simple cell
 well as the LSTM's two shapes) is compared the same way: the BLAS gemv on W^T, against the kernels'
 compiled loop (``kernels._panels._gemv_rows``: four rows of W^T at a time, the vector read once for
 four dot products; the loop vectoriser handles it under Numba's defaults), which the kernels take
-for small weights (``_panels.LOOP_GEMV_BYTES``, ``LOOP_GEMV_BYTES_64``, ``LOOP_GEMV_ROWS``), and the backward sweeps' loop on W (K, N) itself (``kernels._panels._gemv_axpy``:
-rows of W added up scaled by the vector, no transposed copy), which they take for W over 64 KB.
+for small weights (``_panels.LOOP_GEMV_BYTES``, ``LOOP_GEMV_BYTES_64``, ``LOOP_GEMV_ROWS``), and
+the backward sweeps' loop on W (K, N) itself (``kernels._panels._gemv_axpy``: rows of W added up
+scaled by the vector, no transposed copy), which they take for W over 64 KB.
 
     python bench/register_block.py gemv > bench/results/<date>-batch-of-one-products.md   # that table alone
 

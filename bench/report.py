@@ -127,7 +127,8 @@ def bptt_bound(groups):
     and each stream half of W_rec, but a step's split costs more than it saves below about 1 MB of
     weights (``runtime.dispatch.SPLIT_BYTES``); and the gemv rows time the BLAS's product, while
     weights up to 128 KB (n ≤ 128 in float64) go through the kernels' compiled loop in the forward
-    pass, which is faster there, so for those rows the least time is an overestimate. Lines of text; empty without gemv rows."""
+    pass, which is faster there, so for those rows the least time is an overestimate. Lines of text;
+    empty without gemv rows."""
     gemv, gemm = _rates(groups)
     if not gemv or not gemm:
         return []

@@ -104,7 +104,7 @@ def test_one_row_keeps_the_matrix_for_gemv(dtype):
     (32, 128, np.float32, -1), (32, 128, np.float64, -1),     # 16 and 32 KB: the compiled loop
     (64, 256, np.float32, -1), (64, 256, np.float64, -1),     # 64 KB, and 128 KB of float64: loop
     (128, 128, np.float64, -1), (256, 64, np.float64, -1),    # (the simple cell's W_rec at n=128 too)
-    (128, 256, np.float64, 1), (128, 256, np.float32, -1),    # 256 KB of float64: the BLAS
+    (128, 256, np.float64, 1), (128, 256, np.float32, -1),    # 256 KB of float64: the BLAS (float32: rows of 128)
     (128, 512, np.float32, -1), (512, 128, np.float32, 1),    # float32 rows of 128 (an LSTM's forward, n=128): loop;
     (128, 512, np.float64, 1),                                # rows of 512 (its backward) and float64: the BLAS
 ])
