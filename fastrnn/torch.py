@@ -26,6 +26,7 @@ with ``fullgraph=True``.
 
 PyTorch is an optional dependency: ``pip install 'fastrnn[torch]'``.
 """
+import copy
 import math
 import os
 
@@ -260,16 +261,16 @@ class _LayerFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, layer, x, *tensors):
-        states0 = tensors[:layer.n_states]
-        weights = tensors[layer.n_states:]
-        net = layer.build([_numpy(w) for w in weights])
-        h0 = tuple(_numpy(s) for s in states0)
+    def forward(ctx, layer, slot, count, x, *tensors):
+        states0 = tensors[:count]           # count = 0: zero initial states (the module got no hx)
+        weights = tensors[count:]
+        net = layer.net_for(weights, slot)
+        h0 = tuple(_numpy(s) for s in states0) if count else None
         with _beside_torch():
-            fwd = api.Checked(net, _numpy(x), h0 if len(h0) > 1 else h0[0])
+            fwd = api.Checked(net, _numpy(x), h0 if count != 1 else h0[0])
         ctx.save_for_backward(x, *tensors)
         ctx.set_materialize_grads(False)    # an unused output's gradient arrives as None, not a tensor of zeros
-        ctx.layer, ctx.fwd = layer, fwd
+        ctx.layer, ctx.fwd, ctx.count = layer, fwd, count
         ctx.weight_grad = [w.requires_grad for w in weights]
         out = fwd.out
         finals = out.final if isinstance(out.final, tuple) else (out.final,)
@@ -277,10 +278,11 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_output, *d_finals):
+        if not torch.is_grad_enabled():         # the usual backward pass (no create_graph)
+            with _beside_torch():
+                return _LayerFunction._backward(ctx, d_output, *d_finals)
         with torch.no_grad(), _beside_torch():
             grads = _LayerFunction._backward(ctx, d_output, *d_finals)
-        if not torch.is_grad_enabled():
-            return grads
         # create_graph=True: the gradients are plain values to fastrnn; differentiating them again
         # must fail loudly, never silently give zero (as torch's own once_differentiable does).
         tensors = [g for g in grads if isinstance(g, torch.Tensor)]
@@ -294,21 +296,28 @@ class _LayerFunction(torch.autograd.Function):
         layer = ctx.layer
         finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
-        want_dx = ctx.needs_input_grad[1]
+        want_dx = ctx.needs_input_grad[3]
         dh = np.zeros_like(ctx.fwd.out.h[1:]) if d_output is None else _numpy(d_output.contiguous())
         grads, dx, dstate0 = api.vjp_checked(ctx.fwd, dh, dh_T=finals[0],
                                              truncation=layer.truncation, input_grad=want_dx, **extra)
         dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
         weight_grads = layer.weight_grads(grads)
-        return ((None, torch.from_numpy(dx) if want_dx else None) + tuple(torch.from_numpy(d) for d in dstate0)
+        return ((None, None, None, torch.from_numpy(dx) if want_dx else None)
+                + tuple(torch.from_numpy(d) for d in dstate0[:ctx.count])
                 + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
 
 
-def _run_layer(spec, x, states0, weights):
-    """(output, *final states) of one layer in one direction: the autograd Function in eager mode,
-    the registered operators under torch.compile (which cannot trace into Python and NumPy)."""
+def _run_layer(spec, slot, x, states0, weights):
+    """(output, *final states) of one layer in one direction (``slot``: its row in h_0): the autograd
+    Function in eager mode, the registered operators under torch.compile (which cannot trace into
+    Python and NumPy). ``states0`` None: zero initial states, which the eager path leaves to fastrnn."""
     if not torch.compiler.is_compiling():
-        return _LayerFunction.apply(spec, x, *states0, *weights)
+        if states0 is None:
+            return _LayerFunction.apply(spec, slot, 0, x, *weights)
+        return _LayerFunction.apply(spec, slot, len(states0), x, *states0, *weights)
+    if states0 is None:
+        B, H = x.shape[1], weights[1].shape[1]
+        states0 = [x.new_zeros((B, size)) for size in [H, weights[0].shape[0] // 4][:spec.n_states]]
     trunc = spec.truncation
     if trunc is None:
         trunc_h = trunc_hp = 0
@@ -329,6 +338,33 @@ class _LayerSpec:
         self.proj = proj
         self.model = models.LSTMP if proj else models.MODELS[kind.lower()]
         self.n_states = len(self.model.state_names)
+        self._nets = {}
+
+    def __getstate__(self):             # copies and pickles of a module do not carry the networks
+        state = dict(self.__dict__)
+        state["_nets"] = {}
+        return state
+
+    def net_for(self, weights, slot):
+        """The network over the memory of these weight tensors, built once per set of tensors: an
+        optimizer's step changes their values in place, which the network's views see (and every
+        call checks), while other tensors, shapes or strides build anew. Building took 40 us of a
+        fastrnn.torch.LSTM step of about 1 ms at n=32, B=1, T=100 (``bench/overhead.py``). One
+        network is kept per ``slot`` (layer and direction): it keeps its tensors' memory alive, so
+        tensors that replace the weights (``torch.func.functional_call``) hold the last set only,
+        until the next call. The simple cell's one bias is the sum of torch's two, taken again at
+        every call."""
+        key = tuple((w.data_ptr(), w.shape, w.stride(), w.dtype) for w in weights)
+        kept = self._nets.get(slot)
+        if kept is None or kept[0] != key:
+            net = self.build([_numpy(w) for w in weights])
+            self._nets[slot] = (key, net)
+            return net
+        net = kept[1]
+        if self.model is models.RNN and self.bias:
+            net = copy.copy(net)
+            net.b = _numpy(weights[2]) + _numpy(weights[3])
+        return net
 
     def build(self, weights):
         w_ih, w_hh = weights[0], weights[1]
@@ -459,12 +495,13 @@ class _Recurrent(torch.nn.Module):
                              f"input_size={self.input_size}")
 
     def _initial(self, hx, batch, unbatched, dtype):
-        """One (L·D, B, H) tensor per state (h: H_out = proj_size or hidden_size); zeros where hx is None."""
+        """One (L·D, B, H) tensor per state (h: H_out = proj_size or hidden_size); None where hx is
+        None (zero states, which each layer's fastrnn call starts from without tensors)."""
+        if hx is None:
+            return None
         count = self._spec.n_states
         rows = self.num_layers * (2 if self.bidirectional else 1)
         sizes = [self.proj_size or self.hidden_size, self.hidden_size][:count]
-        if hx is None:
-            return [torch.zeros((rows, batch, size), dtype=dtype) for size in sizes]
         parts = list(hx) if count > 1 else [hx]
         if count > 1 and (not isinstance(hx, (tuple, list)) or len(hx) != count):
             raise OptionError("hx for an LSTM is None or a pair (h_0, c_0)")
@@ -508,10 +545,10 @@ class _Recurrent(torch.nn.Module):
         B = padded.shape[1]
         states0 = self._initial(hx, B, False, padded.dtype)
         pieces, order = [], []
-        finals_parts = [[] for _ in states0]
+        finals_parts = [[] for _ in range(self._spec.n_states)]
         for L in sorted(set(lengths.tolist()), reverse=True):
             idx = torch.nonzero(lengths == L).flatten()
-            out, finals = self._layers(padded[:L, idx], [s[:, idx] for s in states0])
+            out, finals = self._layers(padded[:L, idx], None if states0 is None else [s[:, idx] for s in states0])
             pieces.append(torch.nn.functional.pad(out, (0, 0, 0, 0, 0, padded.shape[0] - L)))
             order.append(idx)
             for k, f in enumerate(finals):
@@ -523,9 +560,10 @@ class _Recurrent(torch.nn.Module):
         return out_packed, (finals[0] if len(finals) == 1 else tuple(finals))
 
     def _layers(self, x, states0):
-        """The stacked layers and directions over time-major x (T, B, m): (output, final states)."""
+        """The stacked layers and directions over time-major x (T, B, m) from ``states0`` (None: zeros):
+        (output, final states)."""
         directions = 2 if self.bidirectional else 1
-        finals = [[] for _ in states0]
+        finals = [[] for _ in range(self._spec.n_states)]
         layer_input = x
         for layer in range(self.num_layers):
             outputs = []
@@ -534,7 +572,8 @@ class _Recurrent(torch.nn.Module):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
                 weights = [getattr(self, name) for name in self._layer_weight_names(suffix)]
                 seq = layer_input.flip(0) if direction else layer_input
-                result = _run_layer(self._spec, seq, [s[row] for s in states0], weights)
+                given = None if states0 is None else [s[row] for s in states0]
+                result = _run_layer(self._spec, row, seq, given, weights)
                 out = result[0].flip(0) if direction else result[0]
                 outputs.append(out)
                 for k, final in enumerate(result[1:]):

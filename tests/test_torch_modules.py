@@ -362,6 +362,43 @@ def test_the_layer_computes_with_the_parameters_themselves_and_still_refuses_non
         ours(x)
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_the_network_kept_between_calls_follows_updates_and_new_parameters(kind):
+    """A module keeps the network it built over a layer's weight tensors between calls
+    (``_LayerSpec.net_for``): an optimizer's in-place update (the biases too: the simple cell's one
+    bias is their sum), a parameter replaced by another tensor and ``.data`` set to new memory must
+    each be what the next call computes with, with and without initial states; copies and pickles
+    of the module carry no network."""
+    import copy
+    import pickle
+    ref, ours = pair(kind, torch.float64, num_layers=2)
+    x, hx = inputs(ours, kind, torch.float64)
+
+    def same():
+        for state in (hx, None):
+            for got, want in zip(run(ours, x, state), run(ref, x, state)):
+                torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+    same()
+    assert len(ours._spec._nets) == 2          # one network per layer
+    assert not copy.deepcopy(ours)._spec._nets and not pickle.loads(pickle.dumps(ours))._spec._nets
+    with torch.no_grad():
+        for a, b in zip(ref.parameters(), ours.parameters()):
+            a.add_(0.1)
+            b.add_(0.1)
+    same()
+    g = torch.Generator().manual_seed(11)
+    for name, p in list(ours.named_parameters()):
+        value = 0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype)
+        for module in (ref, ours):
+            setattr(module, name, torch.nn.Parameter(value.clone()))
+    same()
+    for module in (ref, ours):
+        module.bias_hh_l1.data = 2 * module.bias_hh_l1.data
+        module.weight_hh_l0.data = module.weight_hh_l0.data.t().contiguous().t()     # new memory and strides
+    same()
+
+
 @pytest.mark.parametrize("kind, uses", [(k, u) for k in ("RNN", "LSTM", "GRU") for u in ("output", "final")]
                          + [("LSTM", "cell")])
 def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
