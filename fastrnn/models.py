@@ -345,7 +345,13 @@ class _Net:
         raise NotImplementedError
 
     def checked(self):
-        """The weights as the kernels need them, re-checked (a trainer may have changed them)."""
+        """The weights as the kernels need them, re-checked (a trainer may have changed them).
+        A network ``_over`` a bridge's arrays, whose dtypes and shapes ``_over`` checked and which
+        are views that keep them, has its values checked only: one pass for all its weights."""
+        if getattr(self, "_views", False) and self.readout == "units":
+            out = {name: v.contiguous(getattr(self, name)) for name in self.recurrent_names}
+            if v.all_finite(*out.values()):
+                return out
         out = {}
         expect = self._expected_shapes()
         if self.readout == "linear":

@@ -64,6 +64,18 @@ def test_overflow_raises_naming_where_it_arose(call):
             getattr(fastrnn, call)(net, x, d)
 
 
+@pytest.mark.parametrize("cell, first", [("RNN", "W_in"), ("LSTM", "W_ih"), ("GRU", "W_ih")])
+def test_a_vjp_whose_gradients_overflow_names_the_first_one(cell, first):
+    """Finite states and a finite upstream gradient too large for the dtype: the result is checked in
+    one pass, and the error still names the first gradient that overflowed."""
+    net = getattr(fastrnn, cell).init(3, 4, 1, readout="units", seed=0)
+    x = np.ones((5, 2, 3))
+    with pytest.raises(NonFiniteError, match=rf"fastrnn.vjp: the gradient {first} overflowed to inf or NaN"):
+        fastrnn.vjp(net, x, np.full((5, 2, 4), 1e308))
+    grads, dx, _ = fastrnn.vjp(net, x, np.full((5, 2, 4), 1e300))     # large and finite: no error
+    assert all(np.isfinite(g).all() for g in grads.values()) and np.isfinite(dx).all()
+
+
 def test_overflow_in_the_online_step_raises():
     net = fastrnn.RNN.init(2, 3, 1, activation="identity", seed=0)
     net.W_in[...] = 1e300
