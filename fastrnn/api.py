@@ -11,6 +11,7 @@ from . import checks, compare, readout, reference
 from .cells import driver_for
 from .cells.base import bptt_memory, sensitivity_memory
 from .errors import NonFiniteError, OptionError, ShapeError
+from .models import Gradients
 from .runtime.dispatch import get_threads, workers
 
 
@@ -94,7 +95,8 @@ def _check_result(call, net, loss, grads):
     if loss is not None and not np.isfinite(loss):
         raise NonFiniteError(f"{call}: the loss overflowed to {loss} although every input and weight is finite: "
                              "the outputs are too large for the loss; scale the inputs, weights or targets down")
-    if checks.all_finite(*grads.values()):
+    fields = [getattr(grads, k) for k in grads.names] if isinstance(grads, Gradients) else grads.values()
+    if checks.all_finite(*(g for g in fields if g is not None)):     # (a Gradients' own values() is slower)
         return
     for name, g in grads.items():
         if not checks.all_finite(g):

@@ -368,7 +368,10 @@ class _Net:
             arr = v.float_array(f"net.{name}", getattr(self, name), self.dtype)
             if arr.shape != shape:
                 raise ShapeError(f"net.{name} has shape {arr.shape} but the network needs {shape}")
-            out[name] = v.check_finite(f"net.{name}", v.contiguous(arr))
+            out[name] = v.contiguous(arr)
+        if not v.all_finite(*out.values()):         # one pass for all; the first non-finite one by name
+            for name, arr in out.items():
+                v.check_finite(f"net.{name}", arr)
         return out
 
     def _options(self):
