@@ -327,7 +327,7 @@ def test_beside_a_spinning_pool_that_can_sleep_a_call_that_pays_puts_it_to_sleep
     sleeping (the usual thresholds, no lent products); shorter calls, calls that would not pay, one
     thread and a sleeping pool never call it; a new block starts from a spinning pool again."""
     from fastrnn.kernels import _lstm_forward
-    per_step, total = dispatch.PAYS["batch"]
+    per_step, total = dispatch.pays(_lstm_forward)
     short = dispatch.Work(8, 2 * per_step, total // (2 * per_step) + 1)       # pays alone, under QUIET_MIN_WORK
     mid = dispatch.Work(8, 8 * 8 * 128 * 128, 100)                            # LSTM n=128 B=8: 0.1e9
     one = dispatch.Work(1, mid.flops_per_step, mid.steps)                     # nothing to share out
@@ -474,13 +474,38 @@ def test_the_blocks_stop_where_a_thread_would_get_too_little_work():
     """On many cores a call gets as many threads as each get the family's work per step (PAYS),
     not all of them or none."""
     from fastrnn.kernels import _lstm_forward
-    per_step = dispatch.PAYS["batch"][0]
+    per_step = dispatch.pays(_lstm_forward)[0]
     work = dispatch.Work(64, 10 * per_step, 100)             # ten threads' worth of work per step
     assert dispatch.plan(_lstm_forward, 2, work) == 2
     assert dispatch.plan(_lstm_forward, 16, work) == 10
     assert dispatch.plan(_lstm_forward, 64, work) == 10
     assert dispatch.plan(_lstm_forward, 64, work._replace(items=4)) == 4
     assert dispatch.plan(_lstm_forward, 64, work._replace(flops_per_step=per_step)) == 1
+
+
+@pytest.mark.parametrize("products", ["tiles", "blas"])
+def test_a_batch_in_tiles_gets_blocks_of_a_tiles_rows_or_of_one_row(monkeypatch, products):
+    """Where the step products run in compiled tiles of TILE_ROWS rows, a batch of more rows than
+    threads gets no more blocks than it has tiles (B = 4 on two threads: one block; two blocks of
+    two rows cost each thread what one tile of four cost one), and its own thresholds
+    (PAYS["batch tiles"]); a batch of no more rows than threads gets one row per block. Through the
+    BLAS's products neither applies."""
+    from fastrnn.kernels import _lstm_forward, _weight_grads
+    monkeypatch.setattr(dispatch._blas, "step_products", lambda: products)
+    rule = dispatch.PAYS["batch tiles" if products == "tiles" else "batch"]
+    assert dispatch.pays(_lstm_forward) == rule and dispatch.pays(_weight_grads) == dispatch.PAYS["rows"]
+    big = dispatch.Work(4, 64 * rule[0], rule[1])            # enough work for 64 threads in every step
+    tiles = products == "tiles"
+    assert dispatch.TILE_ROWS == 4
+    assert dispatch.plan(_lstm_forward, 2, big) == (1 if tiles else 2)
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=3)) == (1 if tiles else 2)
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=5)) == 2
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=8)) == 2
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=2)) == 2           # one row each
+    assert dispatch.plan(_lstm_forward, 4, big._replace(items=3)) == 3           # one row each
+    assert dispatch.plan(_lstm_forward, 16, big._replace(items=32)) == (8 if tiles else 16)
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=8, flops_per_step=2 * rule[0] - 1)) == 1
+    assert dispatch.plan(_lstm_forward, 2, big._replace(items=8, steps=1)) == 1     # under the total
 
 
 def test_a_batch_of_one_splits_its_step_product_only_where_the_weights_are_large():

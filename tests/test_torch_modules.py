@@ -551,6 +551,8 @@ def quieting(monkeypatch):
     monkeypatch.setattr(ft, "_SPINNING", True)
     monkeypatch.setattr(ft, "_GOMP", True)
     monkeypatch.setitem(dispatch.PAYS, "batch", (1, 1))      # these small calls would not pay otherwise
+    monkeypatch.setitem(dispatch.PAYS, "batch tiles", (1, 1))
+    monkeypatch.setattr(dispatch, "TILE_ROWS", 1)            # B=4 in two blocks too
     monkeypatch.setitem(dispatch.PAYS, "rows", (0, 1))
     monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
     quiet, calls = ft._quiet_torch, []

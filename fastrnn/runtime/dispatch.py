@@ -26,7 +26,7 @@ from collections import namedtuple
 import numba
 
 from ..errors import OptionError
-from ..kernels._tiles import ROW_TILES, TILES, row_tiles_pay
+from ..kernels._tiles import ROW_TILES, ROWS as TILE_ROWS, TILES, row_tiles_pay
 from . import blas as _blas
 from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
@@ -44,9 +44,21 @@ products read (the ``"batch"`` family; 0: not to be split by ``parts``)."""
 # (tbb layer).
 PAYS = {
     "batch": (200_000, 20_000_000),        # forward and BPTT sweeps: batch rows per thread
+    "batch tiles": (64_000, 10_000_000),   # the same where the step products run in compiled tiles
     "rows": (0, 32_000_000),               # weight-gradient sums: one product per block of T·B rows
     "tiles": (40_000, 4_000_000),          # RTRL: sensitivity tiles, the whole time loop per tile
 }
+# "batch tiles": with the step products in compiled tiles of ``TILE_ROWS`` rows (``kernels._tiles``, chosen by
+# ``runtime.blas.step_products``), a batch split into blocks of whole time loops paid from less work than the BLAS's
+# products needed. Whole fastrnn.bptt calls, T=100, m=32, all three cells, both dtypes, two threads against the serial
+# twin (bench/batch_split.py, AVX2 AMD EPYC, 2026-11-27, two runs): blocks of at least a tile's rows gained 0.99-1.48x
+# from 1.3e5 multiply-adds a step (the "batch" rule kept them serial below 4e5; above, 1.15-1.60x); blocks of fewer
+# rows than a tile lost (B=4 in two blocks: 0.76-1.07x, n=64-512; a tile of two rows costs a thread what the tile of
+# four cost one), while blocks of one row (B=2), which take the batch-of-one products, gained 1.03-1.49x from n=64. So
+# with tiles a batch of more rows than threads gets no more blocks than it has tiles (``plan``). With this rule every
+# measured row ran within 0.93-1.20 of the faster of serial and split, never more than 2 % slower than serial; calls
+# it newly splits ran 1.00-1.10x their unloaded one-thread time with a busy process on every core
+# (bench/under_load.py). Results: bench/results/2026-11-27-batch-split.md.
 
 _limit = None            # process-wide thread limit (set_threads / FASTRNN_NUM_THREADS)
 
@@ -214,15 +226,28 @@ def workers():
             yield 1
 
 
+def pays(kernel):
+    """(multiply-adds per step per thread, multiply-adds in all) from which ``kernel`` runs parallel:
+    ``PAYS`` for its family; a ``"batch"`` kernel whose step products run in compiled tiles
+    (``runtime.blas.step_products``) reads ``PAYS["batch tiles"]``."""
+    if kernel.family == "batch" and _blas.step_products() == "tiles":
+        return PAYS["batch tiles"]
+    return PAYS[kernel.family]
+
+
 def plan(kernel, threads, work):
     """How many parallel blocks ``kernel`` should run for ``work`` (1: the serial twin): as many as
-    there are threads and items, but no more than give each thread its family's work per step."""
+    there are threads and items, but no more than give each thread its family's work per step
+    (``pays``), and for a batch whose products run in tiles of several rows, no more blocks than
+    tiles unless each block gets one row."""
     blocks = min(work.items, threads)
     if blocks < 2:
         return 1
     if FORCE_PARALLEL:
         return blocks
-    per_step, total = PAYS[kernel.family]
+    per_step, total = pays(kernel)
+    if kernel.family == "batch" and _blas.step_products() == "tiles" and work.items > threads:
+        blocks = min(blocks, -(-work.items // TILE_ROWS))     # blocks of at least a tile's rows, or of one row
     if per_step:
         blocks = min(blocks, int(work.flops_per_step // per_step))
     if blocks < 2 or work.flops_per_step * work.steps < total:
