@@ -220,13 +220,11 @@ def _upstream(net, dh, T, B):
 
 
 def _vjp_result(net, cell_grads, dstate0, dx):
-    """(grads, dx, dstate0) of a vjp, checked for overflow (in one pass over every array where all
-    are finite, the usual case)."""
+    """(grads, dx, dstate0) of a vjp, checked for overflow (from a plain dict: a Gradients' own
+    mapping methods are slower)."""
     fields = dict(cell_grads, **_initial_state_grads(net, dstate0))
-    arrays = [g for g in fields.values() if g is not None] + ([] if dx is None else [dx])
-    if not checks.all_finite(*arrays):
-        named = {k: g for k, g in fields.items() if g is not None}
-        _check_result("fastrnn.vjp", net, None, named if dx is None else dict(named, x=dx))
+    named = {k: g for k, g in fields.items() if g is not None}
+    _check_result("fastrnn.vjp", net, None, named if dx is None else dict(named, x=dx))
     return net.gradients_class(**fields), dx, dstate0
 
 

@@ -182,11 +182,17 @@ def _layer(x: torch.Tensor, states0: list[torch.Tensor], weights: list[torch.Ten
             + [torch.from_numpy(s) for s in states])
 
 
+def _state_sizes(weights, count):
+    """The units of a layer's ``count`` states: h's (the projection's p for a projected LSTM), then
+    an LSTM's c (its 4n gate rows / 4)."""
+    return [weights[1].shape[1], weights[0].shape[0] // 4][:count]
+
+
 @_layer.register_fake
 def _(x, states0, weights, kind, nonlinearity, bias, trunc_h, trunc_hp):
     T, B = x.shape[0], x.shape[1]
-    H = weights[1].shape[1]                      # h's units (the projection's p for a projected LSTM)
-    sizes = [H, weights[0].shape[0] // 4][:len(states0)]     # an LSTM's c has the 4n gate rows / 4
+    H = weights[1].shape[1]
+    sizes = _state_sizes(weights, len(states0))
     return ([x.new_empty((T, B, H))] + [x.new_empty((B, size)) for size in sizes]
             + [x.new_empty((T + 1, B, size)) for size in sizes])
 
@@ -316,8 +322,7 @@ def _run_layer(spec, slot, x, states0, weights):
             return _LayerFunction.apply(spec, slot, 0, x, *weights)
         return _LayerFunction.apply(spec, slot, len(states0), x, *states0, *weights)
     if states0 is None:
-        B, H = x.shape[1], weights[1].shape[1]
-        states0 = [x.new_zeros((B, size)) for size in [H, weights[0].shape[0] // 4][:spec.n_states]]
+        states0 = [x.new_zeros((x.shape[1], size)) for size in _state_sizes(weights, spec.n_states)]
     trunc = spec.truncation
     if trunc is None:
         trunc_h = trunc_hp = 0
