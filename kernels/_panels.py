@@ -66,7 +66,8 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit, helper
-from ._tiles import ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILE_BYTES, TILES, row_tile_products, tile_products
+from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILE_BYTES, TILES,
+                     row_tile_products, tile_products)
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -75,6 +76,7 @@ MIN_ROW_BLOCK = 4          # ... for blocks of at least this many rows (a multip
 FEW_ROWS_WHOLE = 1 << 15   # fewer rows than that (2 or 3) multiply the whole matrix only up to this many numbers
 SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this lose: cut K into chunks (summed)
 _STRIP = 16                # columns per strip of the transposing copy
+NARROW_COPY = 64           # a transposing copy into at most this many columns goes column by column
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
 LOOP_GEMV_BYTES_64 = 1 << 17   # float64 weights (the product by W^T's rows) up to this many
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
@@ -227,13 +229,21 @@ def cut_panels(WT, rows, buf, split=1):
 @_jit
 def _copy(dst, src):
     """dst[:, :] = src, dst C-ordered, src a view either way round. A src stored the other way
-    round is copied in strips of _STRIP columns, each written along dst's rows while src is read
-    from a few cache lines at a time: float32 (2048, 512) 0.7 ms against 3.8 ms element by element
-    along dst's rows."""
+    round (the forward passes' panels of W^T) is copied one column of dst at a time, read along one
+    of src's stored rows, where dst is a panel (at most NARROW_COPY columns, so its rows stay in
+    cache while each column is written down them): float32 (512, 128) cut into row-tile panels 43 us
+    against 61-79 in strips, into the tiles' panels 75 against 124, float64 73-110 against 114-193
+    (one thread, ad hoc, three shapes each). A wider dst is copied in strips of _STRIP columns, each
+    written along dst's rows while src is read from a few cache lines at a time: float32 (2048, 512)
+    0.7 ms against 3.8 ms element by element along dst's rows (and 2.7 against 6.5 column by column)."""
     R, C = dst.shape
     if src.strides[0] >= src.strides[1]:
         for r in range(R):
             for c in range(C):
+                dst[r, c] = src[r, c]
+    elif C <= NARROW_COPY:
+        for c in range(C):
+            for r in range(R):
                 dst[r, c] = src[r, c]
     else:
         for c0 in range(0, C, _STRIP):
@@ -243,14 +253,20 @@ def _copy(dst, src):
 
 
 @helper
-def stored_rows(split):
-    """The ``split`` a forward pass cuts its panels with: a batch of one multiplies by W's own rows
-    there (``cut_panels`` hands in W^T, a view, and copies nothing), never in row tiles (``ROW_TILES``),
-    which would need W^T's rows, a transposing copy a call: float32 (512, 128) 105 us against 150 us
-    saved over 100 steps, and W's rows packed side by side for one stream (no transposition, 38 us a
-    call) ran no faster than the loop over W's rows inside whole forward kernels (float32 LSTM n=128
-    0.59 against 0.60 ms; ``bench/results/2026-11-26-row-tiles.md``)."""
-    return 1 if split == ROW_TILES else split
+def stored_rows(split, K):
+    """The ``split`` a forward pass cuts its panels of W^T (K, N) with (K: the state's units; W^T is a
+    view of W). Row tiles (``ROW_TILES``, which the caller asks for where ``_tiles.row_tiles_pay``)
+    need a transposing copy of W a call, repaid from FORWARD_ROW_TILE_MIN_K units; below that a batch
+    of one multiplies by W's own rows (``cut_panels`` copies nothing). Whole forward kernels, one thread,
+    row tiles against W's rows, interleaved (``bench/results/2026-11-27-forward-row-tiles.md``): simple
+    cell float64 n=128 T=1000 2.75 against 3.19 ms, T=100 0.29 against 0.31, n=256 T=1000 10.1 against
+    11.3, float32 n=256 T=100 0.57 against 0.64; LSTM float32 n=128 T=100 0.55 against 0.59, T=1000 5.2
+    against 6.3, float64 n=128 1.20 against 1.25; but LSTM float64 n=64 (K = 64) 0.34 against 0.32.
+    (An earlier copy, element by element, cost 105 us for float32 (512, 128) and did not pay.) Other
+    splits stay as they are."""
+    if split == ROW_TILES and K < FORWARD_ROW_TILE_MIN_K:
+        return 1
+    return split
 
 
 @helper

@@ -23,8 +23,10 @@ cut once a call into panels ROW_TILE_BYTES wide, each taken by a row tile of ROW
 (``row_tile_products``; ``split=ROW_TILES``, where ``row_tiles_pay``): each panel one stream, where the
 compiled loops of ``_panels`` read W's rows side by side (float32 W (512, 128) 2.7 us a product against
 3.8-4.3, one thread, ad hoc). Whole backward sweeps gain less, 0.1 ms of 0.5 (float32 LSTM n=128), as
-the states and deltas share the L2 cache with the weights; the forward passes keep W's own rows
-(``_panels.stored_rows``). ``bench/results/2026-11-26-row-tiles.md``.
+the states and deltas share the L2 cache with the weights (``bench/results/2026-11-26-row-tiles.md``).
+The forward passes hand in W^T, a view of W, and take row tiles from a transposing copy where the state
+has FORWARD_ROW_TILE_MIN_K units or more (``_panels.stored_rows``); below that they keep W's own rows
+(``bench/results/2026-11-27-forward-row-tiles.md``).
 """
 import numpy as np
 from llvmlite import ir
@@ -45,6 +47,7 @@ ROW_TILE_BYTES = ROW_VECTORS * VECTOR_BYTES
 ROW_TILE_MIN_BYTES = 1 << 16      # row tiles for weights over this size ...
 ROW_TILE_WEIGHT_BYTES = 1 << 19   # ... up to this one (a core's L2 cache here) ...
 ROW_TILE_MIN_STEPS = 8            # ... over at least this many steps (the copy into panels costs a few products)
+FORWARD_ROW_TILE_MIN_K = 128      # a forward pass takes them too where the state has at least this many units
 
 
 def _vector_types(context, builder, dtype):

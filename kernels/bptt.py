@@ -32,7 +32,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
-        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     Where the sweeps do not overlap (trunc_h == trunc_hp: exact BPTT and chunks), every step is

@@ -25,7 +25,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
         (1 <= nblocks <= B). Each block owns its rows of ``h``.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
-        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
@@ -38,7 +38,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
-    split = stored_rows(split)      # W^T: the forward never takes row tiles
+    split = stored_rows(split, W_rec.shape[1])      # W^T: row tiles from a copy, or W's own rows
     P = cut_panels(W_rec.T, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks

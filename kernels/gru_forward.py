@@ -21,7 +21,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
-        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
@@ -41,7 +41,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     b_in = b_ih[2 * n:]
     b_hn = b_hh[2 * n:]
     rows = (B + nblocks - 1) // nblocks
-    split = stored_rows(split)      # W^T: the forward never takes row tiles
+    split = stored_rows(split, W_hh.shape[1])      # W^T: row tiles from a copy, or W's own rows
     P = cut_panels(W_hh.T, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks

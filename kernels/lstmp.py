@@ -30,7 +30,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
-        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     """
     T, B, m = x.shape
@@ -39,7 +39,7 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
     rows = (B + nblocks - 1) // nblocks
-    split = stored_rows(split)      # W^T: the forward never takes row tiles
+    split = stored_rows(split, 0)   # W^T: W's own rows (row tiles for its two products not measured)
     P = cut_panels(W_hh.T, rows, panels, split)
     R = cut_panels(W_hr.T, rows, panels_r, split)
     for blk in prange(nblocks):
@@ -79,7 +79,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
-        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (the sweeps; forward passes take it as 1). With more
+        ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     Sweeps that do not overlap write straight into D and dH (``once``, as ``bptt._bptt_sweep``).
     """

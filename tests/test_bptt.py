@@ -213,26 +213,40 @@ def test_the_panel_buffer_grows_to_the_largest_size_and_is_shared_by_calls_that_
     assert huge.nbytes > _workspace.KEEP_BYTES and "test huge panels" not in _workspace._local.arrays
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_a_batch_of_one_in_row_tiles_cuts_them_into_the_threads_buffer(cell):
-    """Over 8 steps or more the same sweep takes its products in row tiles (``kernels._tiles``): the
-    thread's buffer holds their panels (no fresh copy a call), and the gradients match the reference."""
+@pytest.mark.parametrize("cell,dtype", [("lstm", np.float32), ("gru", np.float32), ("rnn", np.float64)])
+def test_a_batch_of_one_in_row_tiles_cuts_them_into_the_threads_buffer(cell, dtype):
+    """Over 8 steps or more, with 64-512 KB of recurrent weights and 128 units, the same call takes
+    its products in row tiles (``kernels._tiles``), the sweep's and the forward pass's alike
+    (``_panels.stored_rows``): the thread's buffer holds their panels (no fresh copy a call), and the
+    states and gradients match the reference."""
     import threading
     from fastrnn.kernels._panels import cut_elements
+    from fastrnn.kernels._tiles import ROW_TILE_BYTES
     from fastrnn.runtime import workspace as _workspace
-    net, x, d, _, _ = make_problem(3, 12, 1, 2, 128, 2, np.float32, cell=cell, masked=False)
+    net, x, d, _, _ = make_problem(3, 12, 1, 2, 128, 2, dtype, cell=cell, masked=False)
+    W = net.W_rec if cell == "rnn" else net.W_hh
+    w = ROW_TILE_BYTES // np.dtype(dtype).itemsize
     seen = {}
 
     def run():
         with fastrnn.threads(1):
+            seen["forward"] = fastrnn.forward(net, x)
+            buf = _workspace._local.arrays["weight panels"]
+            seen["forward buffer"] = buf.shape[0]
+            seen["first panel"] = buf[:128 * w].reshape(128, w).copy()
             seen["one"] = fastrnn.bptt(net, x, d)
         seen["buffer"] = _workspace._local.arrays["weight panels"].shape[0]
 
     worker = threading.Thread(target=run)
     worker.start()
     worker.join()
-    K, N = net.W_hh.shape
-    assert seen["buffer"] == cut_elements(1, 1, K, N, 4) > 0
+    K, N = W.shape
+    size = np.dtype(dtype).itemsize
+    assert seen["forward buffer"] == cut_elements(1, 1, N, K, size) > 0
+    np.testing.assert_array_equal(seen["first panel"], W[:w].T)     # the forward's panels of W^T, cut there
+    assert seen["buffer"] == max(cut_elements(1, 1, K, N, size), cut_elements(1, 1, N, K, size))
+    h_ref = R.forward(net, x)[0]
+    assert_close(seen["forward"].h, h_ref, dtype, "forward states against the reference")
     L_ref, g_ref = R.bptt(net, x, d)
-    assert_close(seen["one"][0], L_ref, np.float32, "loss against the reference")
-    assert_grads_close(seen["one"][1], g_ref, np.float32, "against the reference")
+    assert_close(seen["one"][0], L_ref, dtype, "loss against the reference")
+    assert_grads_close(seen["one"][1], g_ref, dtype, "against the reference")

@@ -5,8 +5,9 @@ import pytest
 
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
-from fastrnn.kernels._tiles import (ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS, ROW_TILE_WEIGHT_BYTES, ROW_TILES,
-                                    TILE_BYTES, TILES, row_tile_products, row_tiles_pay, tile_products)
+from fastrnn.kernels._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS,
+                                    ROW_TILE_WEIGHT_BYTES, ROW_TILES, TILE_BYTES, TILES, row_tile_products, row_tiles_pay,
+                                    tile_products)
 from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_BYTES_64,
                                      LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH,
                                      _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels, k_chunks,
@@ -342,15 +343,23 @@ def test_row_tile_product_equals_the_matrix_vector_product(dtype, rtol, K, N):
     assert np.isnan(wider[N:]).all()
 
 
-def test_forward_passes_never_take_row_tiles():
-    """The forward passes hand in W^T (a view): ``stored_rows`` turns ROW_TILES into a whole product by
-    W's own rows (no copy), and leaves every other split as it is."""
-    assert stored_rows(ROW_TILES) == 1
+def test_forward_passes_take_row_tiles_from_enough_units_only():
+    """The forward passes hand in W^T (K, N), a view: ``stored_rows`` keeps row tiles (a transposing
+    copy) from FORWARD_ROW_TILE_MIN_K units, turns them into a whole product by W's own rows (no copy)
+    below that, and leaves every other split as it is."""
+    assert stored_rows(ROW_TILES, FORWARD_ROW_TILE_MIN_K - 1) == 1
+    assert stored_rows(ROW_TILES, FORWARD_ROW_TILE_MIN_K) == ROW_TILES
     for split in (TILES, 1, 2, 16):
-        assert stored_rows(split) == split
-    W = np.ones((512, 128), np.float32)
-    P = cut_panels(W.T, 1, np.empty(0, np.float32), stored_rows(ROW_TILES))
-    assert P.shape == (1, 1, 512, 128) and np.shares_memory(P, W)
+        assert stored_rows(split, 64) == split and stored_rows(split, 512) == split
+    W = np.arange(256 * 64, dtype=np.float32).reshape(256, 64)
+    P = cut_panels(W.T, 1, np.empty(0, np.float32), stored_rows(ROW_TILES, 64))
+    assert P.shape == (1, 1, 256, 64) and np.shares_memory(P, W)
+    W = np.arange(512 * 128, dtype=np.float32).reshape(512, 128)
+    buf = np.empty(cut_elements(1, 1, 128, 512, 4), np.float32)
+    P = cut_panels(W.T, 1, buf, stored_rows(ROW_TILES, 128))
+    w = ROW_TILE_BYTES // 4
+    assert P.shape == (1, 512 // w, 128, w) and np.shares_memory(P, buf)
+    np.testing.assert_array_equal(P[0, 1], W[w:2 * w].T)      # each panel: W's rows as columns
 
 
 def test_row_tiles_rule():
@@ -365,3 +374,18 @@ def test_row_tiles_rule():
         for dtype in (np.float32, np.float64):
             need = int(np.prod(cut_panels(np.zeros((K, N), dtype), 1, np.empty(0, dtype), ROW_TILES).shape))
             assert need <= cut_elements(1, 2, K, N, np.dtype(dtype).itemsize)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_copy_into_panels_equals_its_source_either_way_round(dtype):
+    """``_copy`` for narrow destinations (panels: column by column) and wide ones (strips), from a
+    source stored either way round and from strided views; nothing outside the destination written."""
+    from fastrnn.kernels._panels import NARROW_COPY, _copy
+    rng = np.random.default_rng(5)
+    for R, C in ((128, 16), (37, NARROW_COPY), (64, NARROW_COPY + 1), (33, 200)):
+        W = rng.standard_normal((C + 3, R + 5)).astype(dtype)
+        for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W[1:C + 1, 2:R + 2].T[:, ::1]):
+            big = np.full((R + 2, C + 2), np.nan, dtype)
+            _copy(big[1:R + 1, 1:C + 1], src)
+            np.testing.assert_array_equal(big[1:R + 1, 1:C + 1], src)
+            assert np.isnan(big[0]).all() and np.isnan(big[-1]).all() and np.isnan(big[:, 0]).all() and np.isnan(big[:, -1]).all()

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
+from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
 from ..runtime import blas, memory, workspace
 from ..runtime import dispatch
 from ..runtime.dispatch import SPLIT_BYTES, Work, borrowed_gemm, call, row_tiled
@@ -211,14 +212,16 @@ def panel_buffer(WT, work, threads, name="weight panels"):
     """This thread's buffer for the panels a batch kernel cuts from WT (K, N) (``kernels._panels``)
     for ``work`` (its ``Work``: B = work.items), large enough for a batch of B rows split into any
     number of blocks up to ``threads``; empty where the kernel multiplies by the weights as they are
-    stored (one row: WT = W^T with W C-contiguous, the forward passes; or WT = W itself, C-contiguous,
+    stored (one row: WT = W^T with W C-contiguous, the forward passes, unless they take row tiles,
+    ``runtime.dispatch.row_tiled`` with at least ``FORWARD_ROW_TILE_MIN_K`` rows of WT, as
+    ``_panels.stored_rows`` has them; or WT = W itself, C-contiguous,
     not square and over ``LOOP_GEMV_BYTES``, the backward sweeps' axpy form, unless the call may split
     each product over threads, which needs a copy: at least two threads and ``SPLIT_BYTES`` of weights
     for each, or takes them in row tiles, ``runtime.dispatch.row_tiled``; ``_panels.cut_panels`` keeps the
     same rules). The forward pass and the sweep of a call share it."""
     K, N = WT.shape
     B = work.items
-    if B == 1 and WT.T.flags.c_contiguous:
+    if B == 1 and WT.T.flags.c_contiguous and not (K >= FORWARD_ROW_TILE_MIN_K and row_tiled(work)):
         return workspace.at_least(name, 0, WT.dtype)
     if (B == 1 and WT.flags.c_contiguous and K != N and WT.nbytes > LOOP_GEMV_BYTES and not row_tiled(work)
             and (threads < 2 or WT.nbytes < 2 * SPLIT_BYTES)):
