@@ -1,0 +1,128 @@
+"""The least time a fastrnn.torch training step at a batch of one can take, against torch.nn's step.
+
+    python bench/module_least.py [rounds]
+
+Issue 17 asks a model that swaps ``torch.nn.LSTM`` for ``fastrnn.torch.LSTM`` to train 1.5x faster at B = 1.
+The step (as ``bench/test_torch_step.py``: float32, T=100, m=32, a Linear readout of 8, summed squared error,
+SGD) holds more than the recurrent layer: torch's readout, loss, autograd engine and optimizer run either way.
+This times, interleaved in random order, ``rounds`` times (default 80; 25 at n=512):
+
+- ``torch.nn`` and ``fastrnn.torch``: the whole step with either layer;
+- ``torch rest``: the same step with the layer's output a leaf tensor (readout, loss, backward, SGD over the
+  same parameters): what any layer's step costs beyond the layer;
+- ``kernels``: fastrnn's forward and backward kernels for the layer alone (the cell driver, no torch, no checks);
+
+and reports ``least = torch rest + kernels``, the step a layer with no cost beyond its kernels would take, the
+ratio torch.nn / least (the most any layer on these kernels can reach) and torch.nn / 1.5 (the goal's time).
+One thread (torch, fastrnn and every BLAS) and default threads.
+"""
+import contextlib
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+import fastrnn
+import fastrnn.torch as ft
+from fastrnn import checks
+from fastrnn.cells import driver_for
+from fastrnn.runtime.dispatch import workers
+
+T, M, B, OUT = 100, 32, 1, 8
+
+
+def _steps(n):
+    torch.manual_seed(0)
+    tl = torch.nn.LSTM(M, n)
+    fl = ft.LSTM(M, n)
+    fl.load_state_dict(tl.state_dict())
+    head = torch.nn.Linear(n, OUT)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(T, B, M, generator=g)
+    y = torch.randn(T, B, OUT, generator=g)
+
+    def step_of(layer):
+        opt = torch.optim.SGD([*layer.parameters(), *head.parameters()], lr=1e-6)
+
+        def step():
+            opt.zero_grad()
+            out, _ = layer(x)
+            ((head(out) - y) ** 2).sum().backward()
+            opt.step()
+        return step
+
+    leaf = torch.randn(T, B, n).requires_grad_(True)
+    opt = torch.optim.SGD([*tl.parameters(), *head.parameters()], lr=1e-6)
+
+    def rest():
+        opt.zero_grad()
+        leaf.grad = None
+        ((head(leaf) - y) ** 2).sum().backward()
+        opt.step()
+
+    weights = (p.detach().numpy().copy() for p in (tl.weight_ih_l0, tl.weight_hh_l0, tl.bias_ih_l0, tl.bias_hh_l0))
+    net = fastrnn.LSTM(*weights, readout="units", out_units=[0])
+    driver = driver_for(net)
+    W = net.checked()
+    xn = x.numpy().copy()
+    state0 = (np.zeros((B, n), np.float32),) * 2
+    errors = np.random.default_rng(0).standard_normal((T, B, n)).astype(np.float32)
+    exact = checks.truncation(None, T)
+    off = checks.Forcing.off(net.dtype)
+
+    def kernels():
+        with workers() as threads:
+            run = driver.forward(net, W, xn, state0, off, threads, scratch=True)
+            driver.backward(net, W, xn, run, errors.copy(), exact, off, threads)
+
+    return {"torch.nn": step_of(tl), "fastrnn.torch": step_of(fl), "torch rest": rest, "kernels": kernels}
+
+
+@contextlib.contextmanager
+def _mode(mode):
+    """One thread for torch, fastrnn and every BLAS (set once, around the whole row), or the defaults."""
+    if mode == "default":
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with fastrnn.threads(1), threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    rounds = int(argv[0]) if argv else 80
+    print("| threads | n | torch.nn | fastrnn.torch | torch.nn / fastrnn.torch | torch rest | kernels | least "
+          "| torch.nn / least | torch.nn / 1.5 | 1.5x possible |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for mode in ("one", "default"):
+        for n in (32, 128, 512):
+            fns = _steps(n)
+            times = {k: [] for k in fns}
+            with _mode(mode):
+                for fn in fns.values():
+                    fn()
+                for _ in range(rounds if n < 512 else max(1, rounds * 5 // 16)):
+                    order = list(fns)
+                    random.shuffle(order)
+                    for k in order:
+                        t0 = time.perf_counter()
+                        fns[k]()
+                        times[k].append(time.perf_counter() - t0)
+            m = {k: np.median(v) * 1e3 for k, v in times.items()}
+            least = m["torch rest"] + m["kernels"]
+            goal = m["torch.nn"] / 1.5
+            print(f"| {mode} | {n} | {m['torch.nn']:.2f} | {m['fastrnn.torch']:.2f} | {m['torch.nn'] / m['fastrnn.torch']:.2f} "
+                  f"| {m['torch rest']:.2f} | {m['kernels']:.2f} | {least:.2f} | {m['torch.nn'] / least:.2f} | {goal:.2f} | "
+                  + ("yes" if least < goal else "no: the goal is under the least time") + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
