@@ -258,12 +258,15 @@ def stored_rows(split, K):
     view of W). Row tiles (``ROW_TILES``, which the caller asks for where ``_tiles.row_tiles_pay``)
     need a transposing copy of W a call, repaid from FORWARD_ROW_TILE_MIN_K units; below that a batch
     of one multiplies by W's own rows (``cut_panels`` copies nothing). Whole forward kernels, one thread,
-    row tiles against W's rows, interleaved (``bench/results/2026-11-27-forward-row-tiles.md``): simple
-    cell float64 n=128 T=1000 2.75 against 3.19 ms, T=100 0.29 against 0.31, n=256 T=1000 10.1 against
-    11.3, float32 n=256 T=100 0.57 against 0.64; LSTM float32 n=128 T=100 0.55 against 0.59, T=1000 5.2
-    against 6.3, float64 n=128 1.20 against 1.25; but LSTM float64 n=64 (K = 64) 0.34 against 0.32.
-    (An earlier copy, element by element, cost 105 us for float32 (512, 128) and did not pay.) Other
-    splits stay as they are."""
+    W's rows / row tiles in every run of 2026-11-27 (the first two before the column-by-column copy
+    below; ``python bench/forward_row_tiles.py``,
+    ``bench/results/2026-11-27-forward-row-tiles.md``): LSTM float32 n=128 T=100 0.97-1.18 (the whole
+    training step 1.02-1.07), T=1000 1.08-1.24, float64 n=128 1.02-1.21; GRU float32 n=128 0.90-1.17,
+    float64 1.13-1.16; simple cell n=256 float64 T=1000 1.09-1.24, float32 T=100 0.98-1.19; level where
+    the compiled loop over W's rows is as fast (simple cell float64 n=128, 128 KB: 0.94-1.13); and a loss
+    below 128 units in a first version (LSTM float64 n=64: 0.34 against 0.32 ms). The copy is what
+    decided it: in strips (``_copy``) it cost 80-115 us for float32 (512, 128) and the tiles did not
+    pay (``bench/results/2026-11-26-row-tiles.md``). Other splits stay as they are."""
     if split == ROW_TILES and K < FORWARD_ROW_TILE_MIN_K:
         return 1
     return split
