@@ -84,3 +84,22 @@ def gemv_one_thread(benchmark, n, gates, dtype, T):
                                 bytes=T * W.nbytes)
     with threadpool_limits(1):
         benchmark(chain, W, h)
+
+
+def interleaved(fns, rounds, warm=1):
+    """Each callable of ``fns`` (a dict) called ``warm`` times to warm up, then ``rounds`` times in a new
+    random order each round: {name: [seconds, ...]}. For comparisons on a shared, noisy machine."""
+    import random
+    import time
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        for _ in range(warm):
+            fn()
+    for _ in range(rounds):
+        order = list(fns)
+        random.shuffle(order)
+        for k in order:
+            t0 = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - t0)
+    return times

@@ -11,9 +11,7 @@ inside forward passes only, so their products go by W's own rows, as before row 
 show the noise.
 """
 import contextlib
-import random
 import sys
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -24,7 +22,7 @@ from fastrnn.cells import base as _base
 from fastrnn.cells import driver_for
 from fastrnn.runtime import dispatch
 
-from common import lstm_problem, problem
+from common import interleaved, lstm_problem, problem
 
 ROWS = [("rnn", 128, 8, 1000, "float64"), ("rnn", 128, 8, 100, "float64"), ("rnn", 256, 8, 1000, "float64"),
         ("rnn", 256, 32, 100, "float32"), ("lstm", 64, 32, 100, "float64"), ("lstm", 128, 32, 100, "float32"),
@@ -90,16 +88,7 @@ def main(argv=None):
                     fastrnn.bptt(net, x, d)
                 whole.driver = driver
                 fns["bptt tiles"], fns["bptt rows"] = whole, _sweeps_keep_tiles(whole)
-            times = {k: [] for k in fns}
-            for fn in fns.values():
-                fn()
-            for _ in range(calls):
-                order = list(fns)
-                random.shuffle(order)
-                for k in order:
-                    t0 = time.perf_counter()
-                    fns[k]()
-                    times[k].append(time.perf_counter() - t0)
+            times = interleaved(fns, calls)
             med = {k: np.median(v) * 1e3 for k, v in times.items()}
             p10 = {k: np.percentile(v, 10) * 1e3 for k, v in times.items()}
             cols = [f"{med[k]:.3f} ({p10[k]:.3f})" for k in ("tiles", "rows")] + [f"{med['rows'] / med['tiles']:.2f}"]

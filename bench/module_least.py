@@ -16,20 +16,19 @@ and reports ``least = torch rest + kernels``, the step a layer with no cost beyo
 ratio torch.nn / least (the most any layer on these kernels can reach) and torch.nn / 1.5 (the goal's time).
 One thread (torch, fastrnn and every BLAS) and default threads.
 """
-import contextlib
-import random
 import sys
-import time
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 import fastrnn
 import fastrnn.torch as ft
 from fastrnn import checks
 from fastrnn.cells import driver_for
 from fastrnn.runtime.dispatch import workers
+
+from common import interleaved
+from test_torch_step import thread_mode
 
 T, M, B, OUT = 100, 32, 1, 8
 
@@ -81,21 +80,6 @@ def _steps(n):
     return {"torch.nn": step_of(tl), "fastrnn.torch": step_of(fl), "torch rest": rest, "kernels": kernels}
 
 
-@contextlib.contextmanager
-def _mode(mode):
-    """One thread for torch, fastrnn and every BLAS (set once, around the whole row), or the defaults."""
-    if mode == "default":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with fastrnn.threads(1), threadpool_limits(1):
-            yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     rounds = int(argv[0]) if argv else 80
@@ -105,17 +89,8 @@ def main(argv=None):
     for mode in ("one", "default"):
         for n in (32, 128, 512):
             fns = _steps(n)
-            times = {k: [] for k in fns}
-            with _mode(mode):
-                for fn in fns.values():
-                    fn()
-                for _ in range(rounds if n < 512 else max(1, rounds * 5 // 16)):
-                    order = list(fns)
-                    random.shuffle(order)
-                    for k in order:
-                        t0 = time.perf_counter()
-                        fns[k]()
-                        times[k].append(time.perf_counter() - t0)
+            with thread_mode(mode):
+                times = interleaved(fns, rounds if n < 512 else max(1, rounds * 5 // 16))
             m = {k: np.median(v) * 1e3 for k, v in times.items()}
             least = m["torch rest"] + m["kernels"]
             goal = m["torch.nn"] / 1.5

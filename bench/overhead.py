@@ -12,9 +12,7 @@ calls the cell driver's forward and backward directly on checked arrays: the flo
 other row. torch.nn's rows are the drop-in's competitor at the same size (forward and backward
 of the layer with a given output gradient, no readout).
 """
-import random
 import sys
-import time
 
 import numpy as np
 
@@ -22,6 +20,8 @@ import fastrnn
 from fastrnn import api, checks
 from fastrnn.cells import driver_for
 from fastrnn.runtime.dispatch import workers
+
+from common import interleaved
 
 try:
     import torch
@@ -64,21 +64,6 @@ def _rows(n, m, T, dtype):
     return rows
 
 
-def _measure(rows, rounds):
-    times = {k: [] for k in rows}
-    for f in rows.values():
-        for _ in range(10):
-            f()
-    keys = list(rows)
-    for _ in range(rounds):
-        random.shuffle(keys)
-        for k in keys:
-            t = time.perf_counter()
-            rows[k]()
-            times[k].append(time.perf_counter() - t)
-    return times
-
-
 def main(rounds=2000):
     from threadpoolctl import threadpool_limits
     print("# Call overhead: fastrnn's calls beyond their kernels (one thread)\n")
@@ -89,7 +74,7 @@ def main(rounds=2000):
     with fastrnn.threads(1), threadpool_limits(1):
         for label, (n, m, T, dtype, k) in {"tiny (n=2, m=2, T=1, float64)": (2, 2, 1, np.float64, rounds),
                                            "n=32, m=32, T=100, float32": (32, 32, 100, np.float32, rounds // 4)}.items():
-            times = _measure(_rows(n, m, T, dtype), k)
+            times = interleaved(_rows(n, m, T, dtype), k, warm=10)
             floor = np.median(times["kernels (driver forward + backward)"])
             print(f"\n## {label}\n")
             print("| call | median | mean | beyond kernels (median) |")
