@@ -383,8 +383,9 @@ def test_the_copy_into_panels_equals_its_source_either_way_round(dtype):
     from fastrnn.kernels._panels import NARROW_COPY, _copy
     rng = np.random.default_rng(5)
     for R, C in ((128, 16), (37, NARROW_COPY), (64, NARROW_COPY + 1), (33, 200)):
-        W = rng.standard_normal((C + 3, R + 5)).astype(dtype)
-        for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W[1:C + 1, 2:R + 2].T[:, ::1]):
+        W = rng.standard_normal((2 * C + 3, R + 5)).astype(dtype)
+        # stored the other way round, stored as dst is, and the other way round every second row of W
+        for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W.T[2:R + 2, 1:2 * C + 1:2]):
             big = np.full((R + 2, C + 2), np.nan, dtype)
             _copy(big[1:R + 1, 1:C + 1], src)
             np.testing.assert_array_equal(big[1:R + 1, 1:C + 1], src)
