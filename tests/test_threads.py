@@ -244,6 +244,35 @@ def test_set_threads_limits_every_call_and_threads_restores():
     assert fastrnn.get_threads() == before
 
 
+def test_the_thread_count_read_and_set_directly_is_numbas_own():
+    """``dispatch._numba_threads``: the threading layer's own count, as Numba's public functions
+    read and set it, per calling thread."""
+    import numba
+    get, put = dispatch._numba_threads()
+    before = numba.get_num_threads()
+    assert get() == before
+    with fastrnn.threads(1):                # set through Numba's public function
+        assert get() == 1
+    assert get() == before
+    put(1)
+    try:
+        assert numba.get_num_threads() == 1 and fastrnn.get_threads() == 1
+    finally:
+        put(before)
+    assert numba.get_num_threads() == before
+    seen = []
+
+    def other():
+        seen.append(get())
+        put(1)
+        seen.append((get(), numba.get_num_threads()))
+
+    worker = threading.Thread(target=other)
+    worker.start()
+    worker.join()
+    assert seen == [numba.config.NUMBA_NUM_THREADS, (1, 1)] and get() == before
+
+
 def test_environment_variable_sets_the_limit():
     code = "import fastrnn; print(fastrnn.get_threads())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,

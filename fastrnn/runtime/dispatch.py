@@ -182,6 +182,26 @@ def set_threads(count):
     return old
 
 
+_numba_count = None     # (get, set) of Numba's thread count for the calling thread (``_numba_threads``)
+
+
+def _numba_threads():
+    """(get, set) for Numba's thread count of the calling thread. ``numba.get_num_threads`` and
+    ``set_num_threads`` first make sure Numba's pool is running, under a lock, at every call (2.1 and
+    2.5 us here, a few of them in every fastrnn.torch call); once it runs, the C functions of the
+    threading layer they then call answer alone (0.2 us). Those are Numba's internals: where they
+    are missing, the public functions. The counts set through it are never more than the current
+    one, or the one it replaced, so Numba's range check has nothing to refuse."""
+    global _numba_count
+    if _numba_count is None:
+        numba.get_num_threads()                 # starts the pool: the layer chosen at import (``layer``)
+        from numba.np.ufunc import parallel
+        get, put = getattr(parallel, "_get_num_threads", None), getattr(parallel, "_set_num_threads", None)
+        _numba_count = ((get, put) if callable(get) and callable(put) and get() == numba.get_num_threads()
+                        else (numba.get_num_threads, numba.set_num_threads))
+    return _numba_count
+
+
 def get_threads():
     """The number of threads a fastrnn call from this thread may use now (small calls use one).
 
@@ -196,7 +216,7 @@ def get_threads():
     >>> fastrnn.get_threads() >= 1
     True
     """
-    n = numba.get_num_threads()
+    n = _numba_threads()[0]()
     return n if _limit is None else min(n, _limit)
 
 
@@ -331,11 +351,12 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     and runs with the usual thresholds, as beside a sleeping pool. Every BLAS stays on one thread for
     the whole block, NumPy's work between the kernels included (OpenBLAS's own threads would wait for
     cores too). Restores Numba's count on exit; per calling thread."""
-    old = numba.get_num_threads()
+    get, put = _numba_threads()
+    old = get()
     count = max(1, min(int(pool_threads), old))
     was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None))
     if count != old:
-        numba.set_num_threads(count)
+        put(count)
     _beside.spinning = bool(spinning)
     _beside.gemm = gemm if spinning and int(pool_threads) >= 2 else None
     _beside.quiet = quiet if spinning and count >= 2 else None
@@ -345,7 +366,7 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     finally:
         _beside.spinning, _beside.gemm, _beside.quiet = was
         if count != old:
-            numba.set_num_threads(old)
+            put(old)
 
 
 def borrowed_gemm():
