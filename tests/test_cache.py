@@ -164,3 +164,19 @@ def test_warmup_on_two_processes_fills_the_cache(tmp_path):
     again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "compiling" not in again.stderr, again.stderr
+
+
+def test_the_kernels_folder_imported_on_its_own_is_refused(tmp_path):
+    """``import kernels`` from the repository's root would cache compiled code under the module name
+    "kernels" beside fastrnn's entries; it raises instead, naming what to import."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not os.path.isdir(os.path.join(root, "kernels")):
+        pytest.skip("the tests run outside the source tree: there is no kernels folder to import on its own")
+    out = subprocess.run([sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd=root,
+                         env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path)), timeout=120)
+    assert out.returncode != 0
+    assert "ImportError: the kernels folder was imported as 'kernels': import fastrnn" in out.stderr, out.stderr
+    assert not any(tmp_path.iterdir())          # nothing was compiled or cached under that name
+    again = subprocess.run([sys.executable, "-c", "import fastrnn.kernels as k; print(k.__name__)"],
+                           capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert again.returncode == 0 and again.stdout.strip() == "fastrnn.kernels", again.stderr
