@@ -342,8 +342,9 @@ def _beside_torch_row():
                 "libgomp's default, about 3 ms by its estimate, 8.5 ms measured on a 2-core AMD EPYC"
                 if count == 300_000 else f"{count:g} iterations")
         return (f"torch's threads spin after each operation ({said}: {spin}); where torch runs GNU OpenMP on "
-                f"every CPU, fastrnn.torch puts them to sleep before a call of {dispatch.QUIET_MIN_WORK / 1e6:g} "
-                "million multiply-adds or more that pays on parallel threads; else it runs its parallel kernels "
+                f"every CPU, fastrnn.torch, and any fastrnn call in a process that has imported torch, puts them to "
+                f"sleep before a call of {dispatch.QUIET_MIN_WORK / 1e6:g} million multiply-adds or more that pays "
+                "on parallel threads; else fastrnn.torch runs its parallel kernels "
                 f"only for calls of {dispatch.BESIDE_MIN_WORK / 1e6:g} million multiply-adds or more; shorter "
                 "calls' weight-gradient products run on torch's threads. "
                 f"GOMP_SPINCOUNT={dispatch.SHORT_SPIN} set before torch is imported lets it use both cores sooner "

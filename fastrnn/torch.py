@@ -107,6 +107,13 @@ def _quiet_torch():
         torch.set_num_threads(count)
 
 
+def _plain_call_quiet():
+    """For fastrnn calls outside fastrnn.torch's operators (``runtime.dispatch._quiet_plain``):
+    ``_quiet_torch`` where torch's threads spin after its operations and hold the cores a parallel
+    call would use (GNU OpenMP, torch on every CPU, libgomp's default wait policy), else None."""
+    return _quiet_torch if _SPINNING and _GOMP and torch.get_num_threads() >= _CPUS else None
+
+
 def _beside_torch():
     """fastrnn's threads inside a torch operator: torch's intra-op count. While torch's threads spin,
     a call long enough to pay on parallel threads first puts them to sleep where that helps (GNU
@@ -127,9 +134,11 @@ def beside_torch():
     call would share the cores with them: where torch runs GNU OpenMP on every CPU (its Linux wheels),
     a call of ``runtime.dispatch.QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads
     first puts them to sleep, then runs with fastrnn's usual thresholds; shorter calls run on one
-    thread, and their products over all T·B rows on torch's threads. Results are those of the same
-    calls outside the block (sums split over threads may round differently in the last bits). Per
-    calling thread; the previous setting comes back on exit.
+    thread, and their products over all T·B rows on torch's threads. Outside the block a plain call
+    of that size puts torch's spinning threads to sleep too (``runtime.dispatch._quiet_plain``), but
+    takes every thread fastrnn has and runs shorter calls parallel beside them. Results are those of
+    the same calls outside the block (sums split over threads may round differently in the last bits).
+    Per calling thread; the previous setting comes back on exit.
 
     Returns
     -------

@@ -681,3 +681,26 @@ def test_a_batch_of_one_in_row_tiles_agrees_with_the_reference(cell, n, dtype, t
         assert {split for name, split in (s for s in seen if isinstance(s, tuple)) if "sweep" in name} == {1}, seen
     assert abs(L - L1) <= (1e-5 if dtype == np.float32 else 1e-12) * abs(L1)
     assert_grads_close(g, g1, dtype, "row tiles vs compiled loops ")
+
+
+def test_a_call_that_pays_on_parallel_threads_never_imports_torch():
+    """In a process that has not imported torch, a call that pays on parallel threads reaches the rule
+    that puts torch's spinning threads to sleep (``dispatch._quiet_plain``, once per call) and leaves
+    torch, and fastrnn.torch, unimported: the rule looks only for a torch already loaded."""
+    code = ("import sys, numpy as np, fastrnn\n"
+            "from fastrnn.runtime import dispatch\n"
+            "if fastrnn.get_threads() < 2: print('one-thread'); sys.exit()\n"
+            "dispatch.QUIET_MIN_WORK = 0\n"
+            "for family in list(dispatch.PAYS): dispatch.PAYS[family] = (0, 1)\n"
+            "dispatch.TILE_ROWS = 1\n"
+            "reached, rule = [], dispatch._quiet_plain\n"
+            "dispatch._quiet_plain = lambda flops: (reached.append(dispatch._call.may_quiet), rule(flops))\n"
+            "rng = np.random.default_rng(0)\n"
+            "net = fastrnn.RNN(rng.standard_normal((6, 3)), 0.3 * rng.standard_normal((6, 6)), np.zeros(6))\n"
+            "fastrnn.bptt(net, rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 4, 6)))\n"
+            "print(reached[0], reached.count(True), 'torch' in sys.modules, 'fastrnn.torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "one-thread":
+        pytest.skip("Numba runs one thread in this process: no call goes parallel")
+    assert out.stdout.split() == ["True", "1", "False", "False"], out.stdout

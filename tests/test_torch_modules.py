@@ -606,10 +606,10 @@ def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quiet
     net = fastrnn.LSTM(0.4 * rng.standard_normal((12, 3)), 0.4 * rng.standard_normal((12, 3)), np.zeros(12),
                        np.zeros(12), W_out=rng.standard_normal((2, 3)), readout="linear")
     x, d = rng.standard_normal((9, 4, 3)), rng.standard_normal((9, 4, 2))
-    loss, grads = fastrnn.bptt(net, x, d)
     before, threads = numba.get_num_threads(), torch.get_num_threads()
     torch.set_num_threads(1)
     try:
+        loss, grads = fastrnn.bptt(net, x, d)        # torch on one thread: its pool holds no other core
         with ft.beside_torch():
             assert fastrnn.get_threads() == 1
         torch.set_num_threads(ft._CPUS)
@@ -624,3 +624,84 @@ def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quiet
     assert abs(inside_loss - loss) <= 1e-12 * abs(loss)
     for name, g in grads.items():
         np.testing.assert_allclose(inside[name], g, rtol=1e-10, atol=1e-13, err_msg=name)
+
+
+def _plain_problem():
+    rng = np.random.default_rng(5)
+    net = fastrnn.LSTM(0.4 * rng.standard_normal((12, 3)), 0.4 * rng.standard_normal((12, 3)), np.zeros(12),
+                       np.zeros(12), W_out=rng.standard_normal((2, 3)), readout="linear")
+    return net, rng.standard_normal((9, 4, 3)), rng.standard_normal((9, 4, 2))
+
+
+def test_a_plain_call_that_pays_on_parallel_threads_puts_torchs_spinning_threads_to_sleep_once(quieting):
+    """fastrnn called on arrays (outside fastrnn.torch's operators) in a process that has imported
+    torch: a call that pays on parallel threads first puts torch's spinning threads to sleep, once per
+    call though its forward pass and its sweep both run parallel, and its results are those of the
+    same call that leaves them alone. Not with torch on fewer threads than CPUs, not on one fastrnn
+    thread, not for calls under QUIET_MIN_WORK, and inside ``beside_torch`` only by its own rule
+    (once in the block)."""
+    from fastrnn.runtime import dispatch
+    calls = quieting
+    net, x, d = _plain_problem()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        loss, grads = fastrnn.bptt(net, x, d)
+        assert calls == [1]
+        y = fastrnn.forward(net, x).y
+        assert calls == [1, 1]
+        dispatch._NO_BRIDGE.append("left alone")       # as before the rule: torch's threads untouched
+        try:
+            alone_loss, alone = fastrnn.bptt(net, x, d)
+            alone_y = fastrnn.forward(net, x).y
+        finally:
+            dispatch._NO_BRIDGE.pop()
+        assert calls == [1, 1]
+        with fastrnn.threads(1):
+            fastrnn.bptt(net, x, d)
+        with ft.beside_torch():
+            fastrnn.bptt(net, x, d)
+            fastrnn.bptt(net, x, d)
+        assert calls == [1, 1, 1]
+        torch.set_num_threads(1)
+        fastrnn.bptt(net, x, d)
+        torch.set_num_threads(ft._CPUS)
+        dispatch_min = dispatch.QUIET_MIN_WORK
+        dispatch.QUIET_MIN_WORK = 10 ** 12
+        try:
+            fastrnn.bptt(net, x, d)
+        finally:
+            dispatch.QUIET_MIN_WORK = dispatch_min
+        assert calls == [1, 1, 1]
+    finally:
+        torch.set_num_threads(threads)
+    assert loss == alone_loss and np.array_equal(y, alone_y)
+    for name, g in grads.items():
+        assert np.array_equal(g, alone[name]), name
+
+
+
+def test_a_plain_call_whose_quieting_fails_runs_on_and_says_so_once(quieting, monkeypatch):
+    """If the quieting operation raises, the plain call still returns the gradients it returns without
+    the rule, one RuntimeWarning names the failure, and later calls no longer try."""
+    from fastrnn.runtime import dispatch
+    monkeypatch.setattr(dispatch, "_NO_BRIDGE", [])
+    tries = []
+
+    def broken():
+        tries.append(1)
+        raise RuntimeError("no pool here")
+    monkeypatch.setattr(ft, "_quiet_torch", broken)
+    net, x, d = _plain_problem()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        with pytest.warns(RuntimeWarning, match="no pool here"):
+            loss, grads = fastrnn.bptt(net, x, d)
+        again_loss, again = fastrnn.bptt(net, x, d)       # no second try, no second warning (warnings are errors)
+    finally:
+        torch.set_num_threads(threads)
+    assert tries == [1] and len(dispatch._NO_BRIDGE) == 1
+    assert loss == again_loss
+    for name, g in grads.items():
+        assert np.array_equal(g, again[name]), name

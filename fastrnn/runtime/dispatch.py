@@ -17,10 +17,16 @@ pool, which is also what keeps them fast when other processes load every core.
   serial kernels (identical results). The ``workqueue`` layer aborts on concurrent parallel
   calls; the lock also keeps two calls from oversubscribing the cores under any layer.
 - The threading layer is chosen when fastrnn is imported (``runtime.layer``).
+- In a process that has imported torch, whose OpenMP threads spin for milliseconds after each of its
+  operations, a call long enough to pay on parallel threads first puts them to sleep (``_quiet_plain``),
+  as fastrnn.torch's own operators do (``beside``).
 """
 import contextlib
+import importlib
 import os
+import sys
 import threading
+import warnings
 from collections import namedtuple
 
 import numba
@@ -91,6 +97,15 @@ BESIDE_MIN_SPLIT_WORK = 1_000_000_000
 # at n=512 float32 level (24.5 / 24.9). A threshold of 10^7 instead: LSTM n=64 B=8 5.84 against 5.09 ms, other rows
 # level.
 QUIET_MIN_WORK = 50_000_000
+# The same rule outside ``beside``, for fastrnn called on arrays in a process that has imported torch (a loop that mixes
+# torch operations with fastrnn.bptt): a call of at least QUIET_MIN_WORK multiply-adds that pays on parallel threads
+# first puts torch's spinning threads to sleep (``_quiet_plain``; fastrnn.torch says whether they spin). Measured with
+# fastrnn.bptt in the training step of bench/test_torch_step.py, default threads, interleaved in random order with
+# torch.nn's step and with the same call without the rule (2 cores, ``python bench/plain_quiet.py``,
+# bench/results/2026-11-27-plain-calls-beside-torch.md): 22 rows that quiet, median 0.94 of the time without it, from
+# 0.77 (float64 simple cell n=512 B=8 34.2 -> 26.6 ms) to 1.06 (within the noise); float64 LSTM n=128 B=8 13.3 ->
+# 10.2. Where torch has been idle for longer than its threads spin (a loop of fastrnn calls alone), the quieting
+# operation costs up to 0.8 ms a call (float32 LSTM n=128 B=32 17.4 -> 18.2 ms, B=8 4.95 -> 5.26).
 SHORT_SPIN = 10_000      # GNU OpenMP spin iterations: about 0.1 ms at its own estimate of 100 000 a millisecond
 
 
@@ -234,13 +249,16 @@ def _from_environment():
 @contextlib.contextmanager
 def workers():
     """Yield the number of threads this call may use (1: the serial kernels only). Every BLAS
-    is held to one thread for the duration of the call."""
+    is held to one thread for the duration of the call. A call given several threads may put
+    torch's spinning threads to sleep once (``_quiet_plain``)."""
     threads = get_threads()
     with _blas.single_threaded():
         if threads > 1 and _POOL.acquire(blocking=False):
+            _call.may_quiet = True
             try:
                 yield threads
             finally:
+                _call.may_quiet = False
                 _POOL.release()
         else:
             yield 1
@@ -301,6 +319,7 @@ def _pool_spins(flops, least):
     threads to sleep and the call has ``QUIET_MIN_WORK`` multiply-adds or more, their sleep (once per
     block: the pool then counts as sleeping and lends no products, which would wake it) and no."""
     if not getattr(_beside, "spinning", False):
+        _quiet_plain(flops)
         return False
     quiet = getattr(_beside, "quiet", None)
     if quiet is not None and flops >= QUIET_MIN_WORK:
@@ -308,6 +327,33 @@ def _pool_spins(flops, least):
         _beside.spinning, _beside.gemm, _beside.quiet = False, None, None
         return False
     return flops < least
+
+
+_call = threading.local()     # may_quiet: inside ``workers`` with the pool, torch's threads not yet quieted
+_NO_BRIDGE = []               # why the rule is off in this process (fastrnn.torch failed to load or to quiet), if it is
+
+
+def _quiet_plain(flops):
+    """Outside ``beside`` (fastrnn called on arrays, not from fastrnn.torch's operators), in a process
+    that has imported torch: a call of ``QUIET_MIN_WORK`` multiply-adds or more that pays on parallel
+    threads first puts torch's threads to sleep, once per call, where they spin after torch's own
+    operations (``fastrnn.torch._plain_call_quiet``: GNU OpenMP, torch on every CPU, its default wait
+    policy), so that they do not share the cores with fastrnn's. Never imports torch itself. Where
+    fastrnn.torch cannot load or the quieting operation fails, the call goes on without it, and the
+    rule is off for the rest of the process (one RuntimeWarning)."""
+    if flops < QUIET_MIN_WORK or not getattr(_call, "may_quiet", False) or getattr(_beside, "active", False):
+        return
+    _call.may_quiet = False
+    if "torch" not in sys.modules or _NO_BRIDGE:
+        return
+    try:
+        quiet = importlib.import_module("fastrnn.torch")._plain_call_quiet()
+        if quiet is not None:
+            quiet()
+    except Exception as exc:         # an optional saving: never the reason a call fails
+        _NO_BRIDGE.append(exc)
+        warnings.warn(f"fastrnn: putting torch's spinning threads to sleep before parallel calls failed ({exc!r}); "
+                      "fastrnn calls now run beside them as they are", RuntimeWarning, stacklevel=2)
 
 
 def row_tiled(work):
@@ -354,9 +400,11 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     get, put = _numba_threads()
     old = get()
     count = max(1, min(int(pool_threads), old))
-    was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None))
+    was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None),
+           getattr(_beside, "active", False))
     if count != old:
         put(count)
+    _beside.active = True
     _beside.spinning = bool(spinning)
     _beside.gemm = gemm if spinning and int(pool_threads) >= 2 else None
     _beside.quiet = quiet if spinning and count >= 2 else None
@@ -364,7 +412,7 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
         with _blas.single_threaded():     # NumPy's work between the kernels too
             yield
     finally:
-        _beside.spinning, _beside.gemm, _beside.quiet = was
+        _beside.spinning, _beside.gemm, _beside.quiet, _beside.active = was
         if count != old:
             put(old)
 
