@@ -666,12 +666,9 @@ def test_a_plain_call_that_pays_on_parallel_threads_puts_torchs_spinning_threads
         torch.set_num_threads(1)
         fastrnn.bptt(net, x, d)
         torch.set_num_threads(ft._CPUS)
-        dispatch_min = dispatch.QUIET_MIN_WORK
-        dispatch.QUIET_MIN_WORK = 10 ** 12
-        try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(dispatch, "QUIET_MIN_WORK", 10 ** 12)
             fastrnn.bptt(net, x, d)
-        finally:
-            dispatch.QUIET_MIN_WORK = dispatch_min
         assert calls == [1, 1, 1]
     finally:
         torch.set_num_threads(threads)
