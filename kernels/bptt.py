@@ -7,10 +7,11 @@ from ._blas import _cblas_sgemm_tn, gemm_tn_into
 from ._jit import _jit, kernel
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving, copy_columns
+from ._sync import store_release
 
 
 @kernel("batch", reads=("W_rec", "h", "g"))
-def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, dh0, panels, nblocks, split):
+def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, dh0, panels, progress, nblocks, split):
     """The sequential delta recursion, summed over the BPTT(h; h') sweeps.
 
     Array contract (one float dtype, C-contiguous):
@@ -29,6 +30,9 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         the same panels (the BLAS's product of a few rows by the whole of a large W repacks W: float32
         LSTM n=512 B=8, 0.48 ms a call).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
+    progress (1,) int64: in exact BPTT on one block, ``progress[0] = s`` is published (``_sync``)
+        once D[s:] is final, so that another thread may take the products over those rows meanwhile
+        (``fastrnn.runtime.overlap``); untouched otherwise.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
@@ -45,6 +49,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
     T, B, n = g.shape
     K = constants(h)
     once = trunc_h == trunc_hp
+    publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_rec, rows, panels, split)
     for blk in prange(nblocks):
@@ -84,6 +89,8 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                         drow = D[s, b0 + bb]
                         for k in range(n):
                             drow[k] += crow[k]
+                if publish:
+                    store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)

@@ -7,10 +7,11 @@ from ._jit import kernel
 from ._lstm_cell import gate_deltas
 from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
+from ._sync import store_release
 
 
 @kernel("batch", reads=("W_hh", "c", "gates", "g", "dcT"))
-def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, nblocks, split):
+def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, progress, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -27,6 +28,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
     sweeps that reach step 1); dh0 (B, n) with the one with respect to h0, D_1 W_hh (through the
     same panels, as ``bptt._bptt_sweep``).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
+    progress (1,) int64: how far exact BPTT on one block has come, as in ``bptt._bptt_sweep``.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
@@ -38,6 +40,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
     n = n4 // 4
     K = constants(c)
     once = trunc_h == trunc_hp
+    publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
@@ -84,6 +87,8 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                     if s == 0:
                         for k in range(n):
                             dc0[b, k] += dcn[bb, k]
+                if publish:
+                    store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)

@@ -295,6 +295,56 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed)
 
 
+class RowProducts:
+    """The products over the rows of a backward sweep's summed deltas D (T, B, r), over steps s0:s1
+    (``runtime.overlap.run`` calls it, for all steps or a segment at a time): the weight gradients
+    (``weight_grads``) into the arrays ``grads[name]`` for the three ``names`` (input, recurrent, bias),
+    and where ``dx`` (T, B, m) is given, dL/dx = D W_in. ``add``: add to the gradients instead of
+    writing them (dx has no sum over steps: its rows are written either way). ``flops``: its
+    multiply-adds over all steps. All steps on ``threads`` go through ``weight_grads``; a segment
+    (on one thread, beside the sweep) calls the serial kernel with the buffers set up once a call,
+    which costs a few microseconds a segment instead of some thirty."""
+
+    def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None):
+        self.x, self.h_prev, self.D, self.W_in, self.dx = x, h_prev, D, W_in, dx
+        self.outs = [grads[name] for name in names]
+        T, B, m = x.shape
+        r, n = D.shape[2], h_prev.shape[2]
+        self.flops = T * B * r * (m + n) + (T * B * r * m if dx is not None else 0)
+        self._segments = None
+
+    def __call__(self, s0, s1, threads, add):
+        T, B, m = self.x.shape
+        whole = s0 == 0 and s1 == T and not add
+        if whole:
+            weight_grads(threads, self.x, self.h_prev, self.D, *self.outs)
+        else:
+            self._segment(s0, s1, add)
+        if self.dx is not None:
+            rows = (s1 - s0) * B
+            (matmul if whole else np.matmul)(self.D[s0:s1].reshape(rows, -1), self.W_in,
+                                             out=self.dx[s0:s1].reshape(rows, m))
+
+    def _segment(self, s0, s1, add):
+        if self._segments is None:
+            T, B, m = self.x.shape
+            r, n = self.D.shape[2], self.h_prev.shape[2]
+            shape, transposed = weight_grad_layout(self.D.dtype, r, m, n)
+            sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
+            XH = np.empty((T * B, m + n), self.D.dtype)
+            self._segments = (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, transposed,
+                              [np.empty_like(out) for out in self.outs])
+        XH, G, rest, sgemm, transposed, parts = self._segments
+        B = self.x.shape[1]
+        outs = parts if add else self.outs
+        args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs,
+                                        XH[s0 * B:s1 * B], G, rest, False, sgemm, transposed))
+        _weight_grads.serial(*args, 1)
+        if add:
+            for total, part in zip(self.outs, parts):
+                total += part
+
+
 def _borrow(work, threads=1):
     """Whether a product of ``work`` goes through the borrowed pool (``runtime.dispatch.borrowed_gemm``):
     there is one, the product is large enough to pay on parallel threads (the weight-gradient sums'

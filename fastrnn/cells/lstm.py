@@ -8,9 +8,9 @@ import numpy as np
 from .. import reference
 from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep
 from ..models import LSTM
-from ..runtime import workspace
+from ..runtime import overlap, workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, split_columns,
+from .base import (CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, split_columns,
                    state_arrays, tiles, weight_grads)
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
@@ -52,12 +52,17 @@ class Driver(CellDriver):
         dc0 = np.empty((B, n), dtype=net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
-        call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
-             *truncation, D, dc0, dh0, panel_buffer(W["W_hh"], work, threads))
+        panels = panel_buffer(W["W_hh"], work, threads)
+
+        def sweep(progress):
+            call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
+                 *truncation, D, dc0, dh0, panels, progress)
+
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
-        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
-        dx = matmul(D.reshape(T * B, 4 * n), W["W_ih"]).reshape(T, B, m) if want_dx else None
+        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx)
+        overlap.run(sweep, rows, T, threads, overlap.pays(_lstm_sweep, threads, work, rows.flops, truncation))
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):

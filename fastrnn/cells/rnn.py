@@ -10,11 +10,11 @@ from ..checks import Forcing
 from ..errors import OptionError
 from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl
 from ..models import RNN
-from ..runtime import workspace
+from ..runtime import overlap, workspace
 from ..runtime.dispatch import Work, call, plan
 from . import rnn_online
-from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, split_columns,
-                   state_arrays, tiles, weight_grads)
+from .base import (CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, split_columns,
+                   state_arrays, tiles)
 
 _PARAMS = ("W_in", "W_rec", "b")   # the column blocks of W = [W_in | b | W_rec], as (input, recurrent, bias)
 
@@ -64,14 +64,18 @@ class Driver(CellDriver):
         D = workspace.scratch("rnn D", g.shape, net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
-        call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation),
-             *truncation,
-             forcing.on, forcing.units, forcing.mask, D, dh0, panel_buffer(W["W_rec"], work, threads))
+        panels = panel_buffer(W["W_rec"], work, threads)
+
+        def sweep(progress):
+            call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation), *truncation,
+                 forcing.on, forcing.units, forcing.mask, D, dh0, panels, progress)
+
         grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
-        weight_grads(threads, x, np.ascontiguousarray(fed_states(net, forcing, h)), D,
-                     grads["W_in"], grads["W_rec"], grads["b"])
-        dx = matmul(D.reshape(T * B, n), W["W_in"]).reshape(T, B, m) if want_dx else None
+        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        rows = RowProducts(x, np.ascontiguousarray(fed_states(net, forcing, h)), D, grads, ("W_in", "W_rec", "b"),
+                           W["W_in"] if want_dx else None, dx)
+        overlap.run(sweep, rows, T, threads, overlap.pays(_bptt_sweep, threads, work, rows.flops, truncation))
         return grads, (dh0,), dx
 
     def resume(self, net, W, x, states):

@@ -312,6 +312,11 @@ def parts(kernel, threads, work):
     return count
 
 
+def beside_spinning():
+    """Whether this thread runs inside ``beside`` with the other framework's threads spinning (not put to sleep)."""
+    return getattr(_beside, "spinning", False)
+
+
 def _pool_spins(flops, least):
     """Whether a call of ``flops`` multiply-adds that pays on parallel threads must stay on one, beside
     another framework's spinning pool (``beside``): no if that pool does not spin or the call is long

@@ -1,0 +1,189 @@
+"""Row products beside a batch of one's backward sweep (``fastrnn.runtime.overlap``): the same
+gradients as the products after the sweep, errors raised in the caller, and the rule for when it runs."""
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference
+from fastrnn.runtime import dispatch, overlap
+
+from conftest import assert_grads_close, make_problem
+
+pytestmark = pytest.mark.skipif(dispatch.max_threads() < 2, reason="Numba runs one thread here: the "
+                                "products are taken beside the sweep only by a call that holds two")
+
+T = 96
+
+
+@pytest.fixture
+def short_segments(monkeypatch):
+    """Segments of 16 steps whatever their work: a small problem is then cut into six."""
+    monkeypatch.setattr(overlap, "SEGMENT_ROWS", 16)
+    monkeypatch.setattr(overlap, "SEGMENT_WORK", 1)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """The (segments, whether beside) of every ``overlap.run`` call, and the segments its products took."""
+    seen = {"beside": [], "parts": []}
+    run = overlap.run
+
+    def spied(sweep, products, T_, threads, beside):
+        seen["beside"].append(beside)
+
+        def counted(s0, s1, threads_, add):
+            seen["parts"].append((s0, s1, threads_, add))
+            products(s0, s1, threads_, add)
+        counted.flops = products.flops
+        return run(sweep, counted, T_, threads, beside)
+    monkeypatch.setattr(overlap, "run", spied)
+    return seen
+
+
+def _problem(cell, dtype):
+    return make_problem(3, T=T, B=1, m=3, n=8, o=2, dtype=dtype, readout="linear", cell=cell)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_bptt_with_the_products_beside_the_sweep_matches_the_reference_and_one_thread(cell, dtype, short_segments,
+                                                                                     spy):
+    net, x, d, mask, h0 = _problem(cell, dtype)
+    with fastrnn.threads(2):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert spy["beside"] == [True]
+    assert [p[:2] for p in spy["parts"]] == overlap.segments(T, 10**9) == [(80, 96), (64, 80), (48, 64), (32, 48),
+                                                                       (16, 32), (0, 16)]
+    assert [p[2:] for p in spy["parts"]] == [(1, False)] + [(1, True)] * 5
+    ref = reference.bptt(net, x, d, mask, h0=h0)
+    assert_grads_close(grads, ref[1], dtype)
+    with fastrnn.threads(1):
+        L1, one = fastrnn.bptt(net, x, d, mask, h0=h0)
+    assert spy["beside"] == [True, False]
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    for name in one.names:
+        a, b = getattr(grads, name), getattr(one, name)
+        if b is not None:
+            assert np.abs(a - b).max() <= tol * np.abs(b).max(), name
+    assert L == L1
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+def test_a_vjp_with_its_input_gradient_beside_the_sweep_matches_the_one_after_it(cell, short_segments, spy):
+    net, x, _, _, _ = _problem(cell, np.float64)
+    dh = np.random.default_rng(5).standard_normal((T, 1, 8))
+    with fastrnn.threads(2):
+        grads, dx, dstate0 = fastrnn.vjp(net, x, dh)
+    with fastrnn.threads(1):
+        grads1, dx1, dstate01 = fastrnn.vjp(net, x, dh)
+    assert spy["beside"] == [True, False]
+    np.testing.assert_allclose(dx, dx1, rtol=0, atol=1e-14 * np.abs(dx1).max())
+    for name in grads1.names:
+        b = getattr(grads1, name)
+        if b is not None:
+            np.testing.assert_allclose(getattr(grads, name), b, rtol=0, atol=1e-13 * np.abs(b).max(), err_msg=name)
+    for a, b in zip(np.atleast_1d(dstate0), np.atleast_1d(dstate01)):
+        assert np.array_equal(a, b)          # the sweep's own result: the same kernel either way
+
+
+def test_the_segments_are_summed_in_a_fixed_order_so_repeated_calls_agree_bit_for_bit(short_segments, spy):
+    net, x, d, mask, h0 = _problem("lstm", np.float32)
+    with fastrnn.threads(2):
+        first = fastrnn.bptt(net, x, d, mask, h0=h0)[1]
+        for _ in range(5):
+            again = fastrnn.bptt(net, x, d, mask, h0=h0)[1]
+            for name in first.names:
+                if getattr(first, name) is not None:
+                    assert np.array_equal(getattr(again, name), getattr(first, name)), name
+    assert spy["beside"] == [True] * 6
+
+
+@pytest.mark.parametrize("truncation", [16, (32, 16)])
+def test_truncated_bptt_takes_its_products_after_the_sweep(truncation, short_segments, spy):
+    net, x, d, mask, h0 = _problem("rnn", np.float64)
+    with fastrnn.threads(2):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation)
+    assert spy["beside"] == [False] and spy["parts"] == [(0, T, 2, False)]
+    assert_grads_close(grads, reference.bptt(net, x, d, mask, h0=h0, truncation=truncation)[1], np.float64)
+
+
+def test_the_rule_asks_for_a_batch_of_one_exact_bptt_two_threads_and_two_segments(short_segments):
+    from fastrnn.kernels import _bptt_sweep
+    work = dispatch.Work(1, 64, T, 512)
+    assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
+    assert not overlap.pays(_bptt_sweep, 1, work, 10**6, (T, T))                 # one thread
+    assert not overlap.pays(_bptt_sweep, 2, work._replace(items=2), 10**6, (T, T))   # a batch of two
+    assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (16, 16))                # truncated
+    assert not overlap.pays(_bptt_sweep, 2, work._replace(steps=31), 10**6, (31, 31))  # one segment of 16 steps
+    # the step products cut into parts on both threads: no thread left for the products
+    assert not overlap.pays(_bptt_sweep, 2, work._replace(weight_bytes=2 * dispatch.SPLIT_BYTES), 10**6, (T, T))
+
+
+def test_segments_have_their_least_steps_and_work_and_come_latest_first():
+    assert overlap.segments(2000, 10**9) == [(1750, 2000), (1500, 1750), (1250, 1500), (1000, 1250), (750, 1000),
+                                             (500, 750), (250, 500), (0, 250)]             # SEGMENTS at most
+    assert overlap.segments(1000, 17.4e6) == [(857, 1000), (714, 857), (571, 714), (428, 571), (285, 428),
+                                              (142, 285), (0, 142)]
+    assert overlap.segments(300, 10**9) == [(150, 300), (0, 150)]           # 128 steps or more each
+    assert overlap.segments(1000, 3.5e6) == [(666, 1000), (333, 666), (0, 333)]   # 1e6 multiply-adds or more each
+    assert overlap.segments(100, 10**9) == [(0, 100)]
+
+
+def test_an_error_in_the_products_is_raised_in_the_caller_and_the_helper_serves_the_next_call():
+    done = []
+
+    def sweep(progress):
+        for s in range(255, -1, -1):
+            progress[0] = s
+
+    def failing(s0, s1, threads, add):
+        if s0 < 128:
+            raise ValueError("from the helper")
+        done.append((s0, s1))
+    failing.flops = 10**9
+    with pytest.raises(ValueError, match="from the helper"):
+        overlap.run(sweep, failing, 256, 2, True)
+    assert done == [(128, 256)]
+
+    def fine(s0, s1, threads, add):
+        done.append((s0, s1))
+    fine.flops = 10**9
+    done.clear()
+    overlap.run(sweep, fine, 300, 2, True)
+    assert done == [(150, 300), (0, 150)]
+
+
+def test_an_error_in_the_sweep_stops_the_helper_before_it_takes_unfinished_rows():
+    taken = []
+
+    def sweep(progress):
+        progress[0] = 200                  # rows 200: final, then the sweep fails
+        raise RuntimeError("the sweep failed")
+
+    def products(s0, s1, threads, add):
+        taken.append((s0, s1))
+    products.flops = 10**9
+    with pytest.raises(RuntimeError, match="the sweep failed"):
+        overlap.run(sweep, products, 1000, 2, True)
+    assert all(s0 >= 200 for s0, _ in taken)     # never a segment the sweep had not passed
+
+    def whole(progress):
+        progress[0] = 0
+    taken.clear()
+    overlap.run(whole, products, 1000, 2, True)
+    assert taken == overlap.segments(1000, 10**9)
+
+
+def test_a_forked_child_starts_its_own_helper(monkeypatch):
+    first = overlap._helper()
+    assert overlap._helper() is first
+    monkeypatch.setattr(first, "pid", -1)         # as a forked child sees its parent's
+    second = overlap._helper()
+    assert second is not first and second.thread.is_alive()
+    taken = []
+
+    def products(s0, s1, threads, add):
+        taken.append((s0, s1))
+    products.flops = 10**9
+    overlap.run(lambda progress: progress.__setitem__(0, 0), products, 300, 2, True)
+    assert taken == [(150, 300), (0, 150)]
