@@ -6,10 +6,11 @@ from ._activations import ONE, constants
 from ._jit import helper, kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
+from ._sync import store_release
 
 
 @kernel("batch", reads=("W_hh", "h", "gates", "g"))
-def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks, split):
+def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progress, nblocks, split):
     """The sequential backward recursion over h, summed over the BPTT(h; h') sweeps:
 
         dh = g_t + (error from step t + 1),  da_n = dh (1 - z)(1 - n^2),  da_r = da_n q r (1 - r),
@@ -25,6 +26,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
     side differs from D only in the n block: [da_r; da_z; da_n]).
     dh0 (B, n) is overwritten with the gradient with respect to h0.
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
+    progress (1,) int64: how far exact BPTT on one block has come (D[s:] and An[s:] final), as in
+        ``bptt._bptt_sweep``.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, An and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
@@ -37,6 +40,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
     K = constants(h)
     one = K[ONE]
     once = trunc_h == trunc_hp
+    publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
@@ -81,6 +85,8 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, nblocks
                     for bb in range(nb):
                         for k in range(n):
                             dh0[b0 + bb, k] += back[bb, k] + dhv[bb, k] * gates[0, b0 + bb, n + k]
+                if publish:
+                    store_release(progress, 0, s)
             start = end
 
 

@@ -14,6 +14,7 @@ from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
 from ._rows import arriving
+from ._sync import store_release
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "bias", "W_hr"))
@@ -58,8 +59,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
 
 
 @kernel("batch", reads=("W_hh", "W_hr", "c", "gates", "m_out", "g", "dcT"))
-def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, dh0, panels, panels_r, nblocks,
-                 split):
+def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, dc0, dh0, panels, panels_r, progress,
+                 nblocks, split):
     """The backward recursion of the projected LSTM, summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1} (p units),   dm_t = W_hr^T dh_t (n units),
@@ -76,6 +77,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     gradient with respect to c0; dh0 (B, p) with the one with respect to h0, D_1 W_hh (through the
     same panels, as ``bptt._bptt_sweep``).
     panels, panels_r: buffers for the panels of W_hh and W_hr (``_panels.cut_panels``; reused by the caller).
+    progress (1,) int64: how far exact BPTT on one block has come (D[s:] and dH[s:] final), as in
+        ``bptt._bptt_sweep``.
     nblocks: batch blocks, one per parallel task; each block owns its rows of D, dH, dc0 and dh0.
     split: with one batch row in the block, each step's product is cut into this many parts on
         parallel threads (``_panels._gemv_parts``; the serial twin at B = 1 only); 1: whole;
@@ -88,6 +91,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     p = W_hh.shape[1]
     K = constants(c)
     once = trunc_h == trunc_hp
+    publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     P = cut_panels(W_hh, rows, panels, split)
     R = cut_panels(W_hr, rows, panels_r, split)
@@ -147,6 +151,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     if s == 0:
                         for k in range(n):
                             dc0[b, k] += dc[k]
+                if publish:
+                    store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)

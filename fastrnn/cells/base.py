@@ -22,6 +22,7 @@ import numpy as np
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
 from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
+from ..readout import column_sums
 from ..runtime import blas, memory, workspace
 from ..runtime import dispatch
 from ..runtime.dispatch import SPLIT_BYTES, Work, borrowed_gemm, call, row_tiled
@@ -298,32 +299,43 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
 class RowProducts:
     """The products over the rows of a backward sweep's summed deltas D (T, B, r), over steps s0:s1
     (``runtime.overlap.run`` calls it, for all steps or a segment at a time): the weight gradients
-    (``weight_grads``) into the arrays ``grads[name]`` for the three ``names`` (input, recurrent, bias),
-    and where ``dx`` (T, B, m) is given, dL/dx = D W_in. ``add``: add to the gradients instead of
-    writing them (dx has no sum over steps: its rows are written either way). ``flops``: its
-    multiply-adds over all steps. All steps on ``threads`` go through ``weight_grads``; a segment
-    (on one thread, beside the sweep) calls the serial kernel with the buffers set up once a call,
-    which costs a few microseconds a segment instead of some thirty."""
+    (``weight_grads``) into the arrays ``grads[name]`` for the three ``names`` (input, recurrent, bias);
+    each of ``sums``, (out, a, b) with a (T, B, ra) and b (T, B, rb), out (ra, rb) = the sum of a_t^T b_t
+    (b None: out (ra,) = the sum of a_t); and where ``dx`` (T, B, m) is given, dL/dx = D_in W_in,
+    where D_in is D or, for a cell whose input side differs, ``d_in(s0, s1)``, its rows (s1 - s0)·B.
+    ``add``: add to the sums instead of writing them (dx has no sum over steps: its rows are written
+    either way). ``flops``: its multiply-adds over all steps. All steps on ``threads`` go through
+    ``weight_grads`` and ``matmul``; a segment (on one thread, beside the sweep) calls the serial
+    kernel with buffers set up once a call, which costs a few microseconds a segment instead of
+    some thirty."""
 
-    def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None):
-        self.x, self.h_prev, self.D, self.W_in, self.dx = x, h_prev, D, W_in, dx
+    def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None, sums=(), d_in=None):
+        self.x, self.h_prev, self.D, self.W_in, self.dx, self.d_in = x, h_prev, D, W_in, dx, d_in
         self.outs = [grads[name] for name in names]
+        self.sums = list(sums)
         T, B, m = x.shape
         r, n = D.shape[2], h_prev.shape[2]
-        self.flops = T * B * r * (m + n) + (T * B * r * m if dx is not None else 0)
+        self.flops = (T * B * r * (m + n) + (T * B * r * m if dx is not None else 0)
+                      + sum(a.size * (1 if b is None else b.shape[2]) for _, a, b in self.sums))
         self._segments = None
 
     def __call__(self, s0, s1, threads, add):
         T, B, m = self.x.shape
+        rows = (s1 - s0) * B
         whole = s0 == 0 and s1 == T and not add
         if whole:
             weight_grads(threads, self.x, self.h_prev, self.D, *self.outs)
+            for out, a, b in self.sums:
+                a2 = a.reshape(rows, a.shape[2])
+                if b is None:
+                    out[...] = column_sums(a2)
+                else:
+                    matmul(a2.T, b.reshape(rows, b.shape[2]), out=out)
         else:
             self._segment(s0, s1, add)
         if self.dx is not None:
-            rows = (s1 - s0) * B
-            (matmul if whole else np.matmul)(self.D[s0:s1].reshape(rows, -1), self.W_in,
-                                             out=self.dx[s0:s1].reshape(rows, m))
+            d_in = self.D[s0:s1].reshape(rows, -1) if self.d_in is None else self.d_in(s0, s1)
+            (matmul if whole else np.matmul)(d_in, self.W_in, out=self.dx[s0:s1].reshape(rows, m))
 
     def _segment(self, s0, s1, add):
         if self._segments is None:
@@ -333,15 +345,23 @@ class RowProducts:
             sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
             XH = np.empty((T * B, m + n), self.D.dtype)
             self._segments = (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, transposed,
-                              [np.empty_like(out) for out in self.outs])
+                              [np.empty_like(out) for out in self.outs + [out for out, _, _ in self.sums]])
         XH, G, rest, sgemm, transposed, parts = self._segments
         B = self.x.shape[1]
-        outs = parts if add else self.outs
-        args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs,
+        rows = (s1 - s0) * B
+        totals = self.outs + [out for out, _, _ in self.sums]
+        outs = parts if add else totals
+        args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs[:3],
                                         XH[s0 * B:s1 * B], G, rest, False, sgemm, transposed))
         _weight_grads.serial(*args, 1)
+        for out, (_, a, b) in zip(outs[3:], self.sums):
+            a2 = a[s0:s1].reshape(rows, a.shape[2])
+            if b is None:
+                out[...] = column_sums(a2)
+            else:
+                np.matmul(a2.T, b[s0:s1].reshape(rows, b.shape[2]), out=out)
         if add:
-            for total, part in zip(self.outs, parts):
+            for total, part in zip(totals, parts):
                 total += part
 
 

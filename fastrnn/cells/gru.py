@@ -9,11 +9,9 @@ import numpy as np
 from .. import reference
 from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep
 from ..models import GRU
-from ..readout import column_sums
-from ..runtime import workspace
+from ..runtime import overlap, workspace
 from ..runtime.dispatch import Work, call, plan
-from .base import (CellDriver, OnlineCell, Run, matmul, panel_buffer, sensitivity_buffers, state_arrays, tiles,
-                   weight_grads)
+from .base import CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, state_arrays, tiles
 
 
 def _split(dW, m, n):
@@ -51,21 +49,28 @@ class Driver(CellDriver):
         An = workspace.scratch("gru An", (T, B, n), net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
-        call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
-             D, An, dh0, panel_buffer(W["W_hh"], work, threads))
+        panels = panel_buffer(W["W_hh"], work, threads)
+
+        def sweep(progress):
+            call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
+                 D, An, dh0, panels, progress)
+
+        def d_in(s0, s1):
+            """The input side's deltas: the hidden side's but for the n block, da_n instead of dq = da_n r."""
+            rows = D[s0:s1].reshape((s1 - s0) * B, 3 * n).copy()
+            rows[:, 2 * n:] = An[s0:s1].reshape((s1 - s0) * B, n)
+            return rows
+
         grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
-        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_hh"])
-        # the input side differs from the hidden side in the n block only: da_n instead of dq = da_n r
-        rows_n = An.reshape(T * B, n)
-        matmul(rows_n.T, x.reshape(T * B, m), out=grads["W_ih"][2 * n:])
+        W_ih_n, b_ih_n = np.empty((n, m), net.dtype), np.empty(n, net.dtype)
+        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
+                           sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
+        overlap.run(sweep, rows, T, threads, overlap.pays(_gru_sweep, threads, work, rows.flops, truncation))
+        grads["W_ih"][2 * n:] = W_ih_n
         grads["b_ih"] = grads["b_hh"].copy()
-        grads["b_ih"][2 * n:] = column_sums(rows_n)
-        dx = None
-        if want_dx:
-            D_in = D.reshape(T * B, 3 * n).copy()
-            D_in[:, 2 * n:] = rows_n
-            dx = matmul(D_in, W["W_ih"]).reshape(T, B, m)
+        grads["b_ih"][2 * n:] = b_ih_n
         return grads, (dh0,), dx
 
     def resume(self, net, W, x, states):

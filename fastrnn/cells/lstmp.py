@@ -10,9 +10,9 @@ from .. import reference
 from ..errors import OptionError
 from ..kernels import _lstmp_forward, _lstmp_sweep
 from ..models import LSTMP
-from ..runtime import workspace
+from ..runtime import overlap, workspace
 from ..runtime.dispatch import Work, call
-from .base import CellDriver, Run, matmul, panel_buffer, weight_grads
+from .base import CellDriver, RowProducts, Run, panel_buffer
 from .lstm import _with_b_hh
 
 
@@ -55,14 +55,18 @@ class Driver(CellDriver):
         dc0 = np.empty((B, n), dtype=net.dtype)
         dh0 = np.empty((B, p), net.dtype)
         work = Work(B, 8 * B * n * (p + n // 4), T, W["W_hh"].nbytes + W["W_hr"].nbytes)
-        call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
-             run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, panel_buffer(W["W_hh"], work, threads),
-             panel_buffer(W["W_hr"], work, threads, "weight panels 2"))
+        panels = (panel_buffer(W["W_hh"], work, threads), panel_buffer(W["W_hr"], work, threads, "weight panels 2"))
+
+        def sweep(progress):
+            call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
+                 run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, *panels, progress)
+
         grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
-                 "b_ih": np.empty(4 * n, net.dtype)}
-        weight_grads(threads, x, h[:-1], D, grads["W_ih"], grads["W_hh"], grads["b_ih"])
-        grads["W_hr"] = matmul(dH.reshape(T * B, p).T, run.saved["m"].reshape(T * B, n))
-        dx = matmul(D.reshape(T * B, 4 * n), W["W_ih"]).reshape(T, B, m_in) if want_dx else None
+                 "b_ih": np.empty(4 * n, net.dtype), "W_hr": np.empty((p, n), net.dtype)}
+        dx = np.empty((T, B, m_in), net.dtype) if want_dx else None
+        rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx,
+                           sums=((grads["W_hr"], dH, run.saved["m"]),))
+        overlap.run(sweep, rows, T, threads, overlap.pays(_lstmp_sweep, threads, work, rows.flops, truncation))
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):
