@@ -17,9 +17,10 @@ T = 96
 
 @pytest.fixture
 def short_segments(monkeypatch):
-    """Segments of 16 steps whatever their work: a small problem is then cut into six."""
+    """Segments of 16 steps whatever their work, whatever the weights: a small problem is then cut into six."""
     monkeypatch.setattr(overlap, "SEGMENT_ROWS", 16)
     monkeypatch.setattr(overlap, "SEGMENT_WORK", 1)
+    monkeypatch.setattr(overlap, "SWEEP_MIN_BYTES", 0)
 
 
 @pytest.fixture
@@ -109,14 +110,19 @@ def test_truncated_bptt_takes_its_products_after_the_sweep(truncation, short_seg
     assert_grads_close(grads, reference.bptt(net, x, d, mask, h0=h0, truncation=truncation)[1], np.float64)
 
 
-def test_the_rule_asks_for_a_batch_of_one_exact_bptt_two_threads_and_two_segments(short_segments):
+def test_the_rule_asks_for_a_batch_of_one_exact_bptt_two_threads_weights_beyond_l1_and_four_segments(short_segments,
+                                                                                                   monkeypatch):
     from fastrnn.kernels import _bptt_sweep
     work = dispatch.Work(1, 64, T, 512)
     assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
     assert not overlap.pays(_bptt_sweep, 1, work, 10**6, (T, T))                 # one thread
     assert not overlap.pays(_bptt_sweep, 2, work._replace(items=2), 10**6, (T, T))   # a batch of two
     assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (16, 16))                # truncated
-    assert not overlap.pays(_bptt_sweep, 2, work._replace(steps=31), 10**6, (31, 31))  # one segment of 16 steps
+    assert overlap.pays(_bptt_sweep, 2, work._replace(steps=64), 10**6, (64, 64))     # four segments of 16 steps
+    assert not overlap.pays(_bptt_sweep, 2, work._replace(steps=63), 10**6, (63, 63))  # three
+    monkeypatch.setattr(overlap, "SWEEP_MIN_BYTES", 1024)
+    assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))                 # weights that sit in L1
+    assert overlap.pays(_bptt_sweep, 2, work._replace(weight_bytes=1024), 10**6, (T, T))
     # the step products cut into parts on both threads: no thread left for the products
     assert not overlap.pays(_bptt_sweep, 2, work._replace(weight_bytes=2 * dispatch.SPLIT_BYTES), 10**6, (T, T))
 

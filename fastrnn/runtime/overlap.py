@@ -9,10 +9,12 @@ steps first, while the sweep goes on; only the last segment's products remain af
 
 ``run`` does it where it pays: exact BPTT (one sweep from the last step to the first), a batch of
 one whose sweep runs on one thread (its products not split over threads, ``dispatch.parts``), a call
-holding at least two threads, not beside a pool whose threads spin (``dispatch.beside``), and long
-enough for two segments (``segments``: each of ``SEGMENT_ROWS`` steps and ``SEGMENT_WORK``
-multiply-adds or more; shorter products run far below the BLAS's rate, and the helper then lags the
-sweep). Elsewhere it runs the sweep, then the products on the call's threads, as before.
+holding at least two threads, not beside a pool whose threads spin (``dispatch.beside``), recurrent
+weights of ``SWEEP_MIN_BYTES`` or more (smaller ones sit in L1 and the sweep's products run about as
+fast as the helper's, which then lags), and long enough for ``MIN_SEGMENTS`` segments (``segments``:
+each of ``SEGMENT_ROWS`` steps and ``SEGMENT_WORK`` multiply-adds or more; shorter products run far
+below the BLAS's rate; fewer segments leave too much after the sweep). Elsewhere it runs the sweep,
+then the products on the call's threads, as before.
 
 Measured (2-core AMD EPYC, Zen 3; whole ``fastrnn.bptt`` calls at B = 1, on and off interleaved in one
 process, ad hoc, one run): simple cell T=1000 float64 n=128 1.10-1.11x, n=256 1.11-1.12x, n=64 1.05x,
@@ -36,6 +38,8 @@ from . import dispatch
 SEGMENT_WORK = 1_000_000  # multiply-adds of the row products in a segment, at least
 SEGMENT_ROWS = 128        # steps in a segment, at least: the products' inner dimension (shorter ones run slowly)
 SEGMENTS = 8              # segments of the time axis at most; the products of the last follow the sweep
+MIN_SEGMENTS = 4          # fewer leave too much of the products after the sweep
+SWEEP_MIN_BYTES = 64 << 10  # recurrent weights below this sit in L1 and the sweep runs as fast as the products
 POLLS = 200_000          # polls of the sweep's progress between looks at whether the call was abandoned
 
 
@@ -43,8 +47,8 @@ def pays(kernel, threads, work, row_flops, truncation):
     """Whether ``run`` takes the row products beside ``kernel``'s sweep (see the module's notes):
     ``work`` is the sweep's (``dispatch.Work``), ``row_flops`` the row products' multiply-adds,
     ``truncation`` the sweep's (h, h')."""
-    return (work.items == 1 and threads >= 2 and truncation[1] >= work.steps
-            and len(segments(work.steps, row_flops)) >= 2
+    return (work.items == 1 and threads >= 2 and truncation[1] >= work.steps and work.weight_bytes >= SWEEP_MIN_BYTES
+            and len(segments(work.steps, row_flops)) >= MIN_SEGMENTS
             and not dispatch.beside_spinning() and dispatch.parts(kernel, threads, work) == 1)
 
 
