@@ -78,13 +78,13 @@ def run(sweep, products, T, threads, beside):
     try:
         sweep(progress)
         publish(progress, 0)      # every row final, whatever the kernel published
-    except BaseException:
+        while not wait_at_most(job.left, 0, POLLS):     # no futex wake-up (some 50 us here): the helper is busy
+            pass
+    except BaseException:         # the sweep failed, or an interrupt: the helper stops after its segment
         job.abandoned = True
-        progress[0] = -1          # ends the helper's wait: it then sees the call abandoned
+        publish(progress, -1)     # ends the helper's wait: it then sees the call abandoned
         job.done.wait()
         raise
-    while not wait_at_most(job.left, 0, POLLS):     # no futex wake-up (some 50 us here): the helper is busy
-        pass
     job.done.wait()
     if job.error is not None:
         raise job.error
