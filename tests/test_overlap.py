@@ -214,3 +214,20 @@ def test_the_helper_takes_only_rows_the_sweep_has_finished(spy):
             if b is not None:
                 assert np.abs(getattr(grads, name) - b).max() <= 1e-12 * np.abs(b).max(), name
     assert spy["beside"] == [False] + [True] * 6
+
+
+def test_beside_a_spinning_pool_the_helper_runs_only_where_a_parallel_kernel_would(short_segments):
+    from fastrnn.kernels import _bptt_sweep
+    work = dispatch.Work(1, 64, T, 512)
+    quieted = []
+    with dispatch.beside(2, spinning=True):
+        assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))      # would share a core with a spinning thread
+    with dispatch.beside(2, spinning=True, quiet=lambda: quieted.append(1)):
+        assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))      # too short to put them to sleep
+        assert quieted == []
+        assert overlap.pays(_bptt_sweep, 2, work, dispatch.QUIET_MIN_WORK, (T, T))
+        assert quieted == [1]
+        assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))          # asleep for the rest of the block
+    assert quieted == [1]
+    with dispatch.beside(2, spinning=False):
+        assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))

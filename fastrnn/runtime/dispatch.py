@@ -312,9 +312,11 @@ def parts(kernel, threads, work):
     return count
 
 
-def beside_spinning():
-    """Whether this thread runs inside ``beside`` with the other framework's threads spinning (not put to sleep)."""
-    return getattr(_beside, "spinning", False)
+def spins_beside(flops):
+    """Whether work of ``flops`` multiply-adds that would use a second core must stay off it, beside
+    another framework's spinning pool: the rule the parallel twins follow (``_pool_spins``, with
+    ``BESIDE_MIN_WORK``), and so with its side effects (torch's threads put to sleep where that pays)."""
+    return _pool_spins(flops, BESIDE_MIN_WORK)
 
 
 def _pool_spins(flops, least):

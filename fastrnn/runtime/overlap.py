@@ -9,7 +9,8 @@ steps first, while the sweep goes on; only the last segment's products remain af
 
 ``run`` does it where it pays: exact BPTT (one sweep from the last step to the first), a batch of
 one whose sweep runs on one thread (its products not split over threads, ``dispatch.parts``), a call
-holding at least two threads, not beside a pool whose threads spin (``dispatch.beside``), recurrent
+holding at least two threads, beside another framework's spinning pool (``dispatch.beside``) only as a
+parallel kernel would run there (``dispatch.spins_beside``: torch's threads put to sleep first), recurrent
 weights of ``SWEEP_MIN_BYTES`` or more (smaller ones sit in L1 and the sweep's products run about as
 fast as the helper's, which then lags), and long enough for ``MIN_SEGMENTS`` segments (``segments``:
 each of ``SEGMENT_ROWS`` steps and ``SEGMENT_WORK`` multiply-adds or more; shorter products run far
@@ -49,7 +50,8 @@ def pays(kernel, threads, work, row_flops, truncation):
     ``truncation`` the sweep's (h, h')."""
     return (work.items == 1 and threads >= 2 and truncation[1] >= work.steps and work.weight_bytes >= SWEEP_MIN_BYTES
             and len(segments(work.steps, row_flops)) >= MIN_SEGMENTS
-            and not dispatch.beside_spinning() and dispatch.parts(kernel, threads, work) == 1)
+            and dispatch.parts(kernel, threads, work) == 1
+            and not dispatch.spins_beside(work.flops_per_step * work.steps + row_flops))
 
 
 def segments(T, row_flops):
