@@ -1,5 +1,8 @@
 """Row products beside a batch of one's backward sweep (``fastrnn.runtime.overlap``): the same
 gradients as the products after the sweep, errors raised in the caller, and the rule for when it runs."""
+import multiprocessing
+import os
+
 import numpy as np
 import pytest
 
@@ -231,3 +234,28 @@ def test_beside_a_spinning_pool_the_helper_runs_only_where_a_parallel_kernel_wou
     assert quieted == [1]
     with dispatch.beside(2, spinning=False):
         assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
+
+
+def _child_call_beside(seed):
+    """In a forked child: a call that takes its products beside the sweep, against the reference and whether
+    the helper ran (a child of a process whose helper had run: the thread is not there)."""
+    overlap.SEGMENT_ROWS, overlap.SEGMENT_WORK, overlap.SWEEP_MIN_BYTES = 16, 1, 0
+    net, x, d, mask, h0 = make_problem(seed, T=T, B=1, m=3, n=8, o=2, readout="linear")
+    with fastrnn.threads(2):
+        L, g = fastrnn.bptt(net, x, d, mask, h0=h0)
+    ref = reference.bptt(net, x, d, mask, h0=h0)[1]
+    helper = overlap._HELPER
+    return (float(np.max(np.abs(g.W_rec - ref.W_rec)) / np.max(np.abs(ref.W_rec))),
+            helper is not None and helper.pid == os.getpid() and helper.thread.is_alive())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")   # JAX, if an earlier test loaded it
+@pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
+def test_forked_children_take_their_products_beside_the_sweep_on_their_own_helper(short_segments, spy):
+    assert _child_call_beside(7)[1]                  # the parent's helper runs first
+    assert spy["beside"] == [True]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        results = pool.map_async(_child_call_beside, [8, 9, 10]).get(timeout=120)
+    assert all(err <= 1e-10 and own for err, own in results), results
