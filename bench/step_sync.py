@@ -28,7 +28,6 @@ import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded before threadpool_limits holds it)
 from numba import njit, prange, types
-from numba.core import cgutils
 from numba.extending import intrinsic
 from threadpoolctl import threadpool_limits
 
@@ -36,33 +35,10 @@ from fastrnn.kernels import _lstm_forward
 from fastrnn.kernels._activations import LOGISTIC, TANH, activate, constants, tanh
 from fastrnn.kernels._jit import FASTMATH
 from fastrnn.kernels._panels import _gemv_rows, block_rows_dot
+from fastrnn.kernels._sync import _element, load_acquire, store_release
 
 LINE = 8            # int64 counters a cache line apart: each thread writes its own line
 PATIENCE = 4000     # polls of the other block's counter before this thread claims that block
-
-
-def _pointer(context, builder, sig, args):
-    ary = context.make_array(sig.args[0])(context, builder, args[0])
-    return cgutils.get_item_pointer(context, builder, sig.args[0], ary, [args[1]])
-
-
-@intrinsic
-def load_acquire(typingctx, arr, idx):
-    sig = types.int64(arr, idx)
-
-    def codegen(context, builder, sig, args):
-        return builder.load_atomic(_pointer(context, builder, sig, args), "acquire", 8)
-    return sig, codegen
-
-
-@intrinsic
-def store_release(typingctx, arr, idx, val):
-    sig = types.void(arr, idx, val)
-
-    def codegen(context, builder, sig, args):
-        builder.store_atomic(args[2], _pointer(context, builder, sig, args), "release", 8)
-        return context.get_dummy_value()
-    return sig, codegen
 
 
 @intrinsic
@@ -71,7 +47,7 @@ def claim(typingctx, arr, idx, old, new):
     sig = types.boolean(arr, idx, old, new)
 
     def codegen(context, builder, sig, args):
-        res = builder.cmpxchg(_pointer(context, builder, sig, args), args[2], args[3], "acq_rel", "acquire")
+        res = builder.cmpxchg(_element(context, builder, sig, args), args[2], args[3], "acq_rel", "acquire")
         return builder.extract_value(res, 1)
     return sig, codegen
 
