@@ -130,6 +130,16 @@ def test_the_rule_asks_for_a_batch_of_one_exact_bptt_two_threads_weights_beyond_
     assert not overlap.pays(_bptt_sweep, 2, work._replace(weight_bytes=2 * dispatch.SPLIT_BYTES), 10**6, (T, T))
 
 
+def test_on_many_threads_the_products_stay_after_the_sweep_where_all_threads_would_take_them_faster():
+    from fastrnn.kernels import _bptt_sweep
+    work = dispatch.Work(1, 128 * 128, 1000, 128 * 128 * 8)
+    small, large = 10**7, 1000 * 128 * 136                      # below and above PAYS["rows"] in all
+    assert small * 2 < dispatch.PAYS["rows"][1] <= large * 2
+    assert overlap.pays(_bptt_sweep, 2, work, large, (1000, 1000))      # 7 segments against 2 threads
+    assert overlap.pays(_bptt_sweep, 64, work, small, (1000, 1000))     # one thread would take them anyway
+    assert not overlap.pays(_bptt_sweep, 64, work, large, (1000, 1000))  # a seventh serially against 1/64th
+
+
 def test_segments_have_their_least_steps_and_work_and_come_latest_first():
     assert overlap.segments(2000, 10**9) == [(1750, 2000), (1500, 1750), (1250, 1500), (1000, 1250), (750, 1000),
                                              (500, 750), (250, 500), (0, 250)]             # SEGMENTS at most

@@ -14,8 +14,13 @@ parallel kernel would run there (``dispatch.spins_beside``: torch's threads put 
 weights of ``SWEEP_MIN_BYTES`` or more (smaller ones sit in L1 and the sweep's products run about as
 fast as the helper's, which then lags), and long enough for ``MIN_SEGMENTS`` segments (``segments``:
 each of ``SEGMENT_ROWS`` steps and ``SEGMENT_WORK`` multiply-adds or more; shorter products run far
-below the BLAS's rate; fewer segments leave too much after the sweep). Elsewhere it runs the sweep,
-then the products on the call's threads, as before.
+below the BLAS's rate; fewer segments leave too much after the sweep), and where the products of the
+last segment, on one thread after the sweep, take no longer than all of them on the call's threads
+would: more segments than threads (on 2 cores, always), or products the parallel kernel would leave on
+one thread anyway (under ``PAYS["rows"]``: 1.6·10⁷ multiply-adds). On 64 threads the simple cell at n=128,
+T=1000 (1.7·10⁷, seven segments) keeps its products after the sweep: a seventh of them on one thread would
+take longer than a 64th each on all.
+Elsewhere it runs the sweep, then the products on the call's threads, as before.
 
 Measured (2-core AMD EPYC, Zen 3; whole ``fastrnn.bptt`` calls at B = 1, on and off interleaved in one
 process, ad hoc, one run): simple cell T=1000 float64 n=128 1.10-1.11x, n=256 1.11-1.12x, n=64 1.05x,
@@ -33,6 +38,7 @@ import threading
 
 import numpy as np
 
+from ..kernels import _weight_grads
 from ..kernels._sync import publish, wait_at_most
 from . import dispatch
 
@@ -48,9 +54,11 @@ def pays(kernel, threads, work, row_flops, truncation):
     """Whether ``run`` takes the row products beside ``kernel``'s sweep (see the module's notes):
     ``work`` is the sweep's (``dispatch.Work``), ``row_flops`` the row products' multiply-adds,
     ``truncation`` the sweep's (h, h')."""
-    return (work.items == 1 and threads >= 2 and truncation[1] >= work.steps and work.weight_bytes >= SWEEP_MIN_BYTES
-            and len(segments(work.steps, row_flops)) >= MIN_SEGMENTS
-            and dispatch.parts(kernel, threads, work) == 1
+    if not (work.items == 1 and threads >= 2 and truncation[1] >= work.steps and work.weight_bytes >= SWEEP_MIN_BYTES):
+        return False
+    count = len(segments(work.steps, row_flops))
+    return (count >= MIN_SEGMENTS and dispatch.parts(kernel, threads, work) == 1
+            and (count > threads or dispatch.plan(_weight_grads, threads, dispatch.Work(work.steps, 2 * row_flops, 1)) == 1)
             and not dispatch.spins_beside(work.flops_per_step * work.steps + row_flops))
 
 
