@@ -11,7 +11,7 @@ from ..models import LSTM
 from ..runtime import overlap, workspace
 from ..runtime.dispatch import Work, call, plan
 from .base import (CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, split_columns,
-                   state_arrays, tiles, weight_grads)
+                   state_arrays, tiles)
 
 _PARAMS = ("W_ih", "W_hh", "b_ih")   # the column blocks of W = [W_ih | b | W_hh], as (input, recurrent, bias)
 
