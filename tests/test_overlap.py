@@ -12,8 +12,8 @@ from fastrnn.runtime import dispatch, overlap
 
 from conftest import assert_grads_close, make_problem
 
-pytestmark = pytest.mark.skipif(dispatch.max_threads() < 2, reason="Numba runs one thread here: the "
-                                "products are taken beside the sweep only by a call that holds two")
+two_threads = pytest.mark.skipif(dispatch.max_threads() < 2, reason="Numba runs one thread here: the "
+                                 "products are taken beside the sweep only by a call that holds two")
 
 T = 96
 
@@ -48,6 +48,7 @@ def _problem(cell, dtype):
     return make_problem(3, T=T, B=1, m=3, n=8, o=2, dtype=dtype, readout="linear", cell=cell)
 
 
+@two_threads
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
 def test_bptt_with_the_products_beside_the_sweep_matches_the_reference_and_one_thread(cell, dtype, short_segments,
@@ -72,6 +73,7 @@ def test_bptt_with_the_products_beside_the_sweep_matches_the_reference_and_one_t
     assert L == L1
 
 
+@two_threads
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
 def test_a_vjp_with_its_input_gradient_beside_the_sweep_matches_the_one_after_it(cell, short_segments, spy):
     net, x, _, _, _ = _problem(cell, np.float64)
@@ -92,6 +94,7 @@ def test_a_vjp_with_its_input_gradient_beside_the_sweep_matches_the_one_after_it
         assert np.array_equal(a, b)          # the sweep's own result: the same kernel either way
 
 
+@two_threads
 def test_the_segments_are_summed_in_a_fixed_order_so_repeated_calls_agree_bit_for_bit(short_segments, spy):
     net, x, d, mask, h0 = _problem("lstm", np.float32)
     with fastrnn.threads(2):
@@ -104,6 +107,7 @@ def test_the_segments_are_summed_in_a_fixed_order_so_repeated_calls_agree_bit_fo
     assert spy["beside"] == [True] * 6
 
 
+@two_threads
 @pytest.mark.parametrize("truncation", [16, (32, 16)])
 def test_truncated_bptt_takes_its_products_after_the_sweep(truncation, short_segments, spy):
     net, x, d, mask, h0 = _problem("rnn", np.float64)
@@ -210,6 +214,7 @@ def test_a_forked_child_starts_its_own_helper(monkeypatch):
     assert taken == [(150, 300), (0, 150)]
 
 
+@two_threads
 def test_the_helper_takes_only_rows_the_sweep_has_finished(spy):
     """A sweep long against its row products (n=128, T=2048, the helper several times faster), after a call
     on other data has left other deltas in the scratch rows: a helper that read a segment before the sweep had
@@ -259,6 +264,7 @@ def _child_call_beside(seed):
             helper is not None and helper.pid == os.getpid() and helper.thread.is_alive())
 
 
+@two_threads
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="the platform has no fork")
 @pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")   # JAX, if an earlier test loaded it
 @pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
