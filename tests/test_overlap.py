@@ -275,3 +275,22 @@ def test_forked_children_take_their_products_beside_the_sweep_on_their_own_helpe
     with ctx.Pool(2) as pool:
         results = pool.map_async(_child_call_beside, [8, 9, 10]).get(timeout=120)
     assert all(err <= 1e-10 and own for err, own in results), results
+
+
+def test_a_long_wait_sleeps_between_polls_after_a_millisecond_and_still_ends(monkeypatch):
+    import time
+    from types import SimpleNamespace
+    naps = []
+    monkeypatch.setattr(overlap, "time", SimpleNamespace(sleep=lambda s: (naps.append(s), time.sleep(s))))
+    taken = []
+
+    def slow_sweep(progress):
+        time.sleep(0.03)                 # 30 ms before the first rows are final
+        progress[0] = 0
+
+    def products(s0, s1, threads, add):
+        taken.append((s0, s1))
+    products.flops = 10**9
+    overlap.run(slow_sweep, products, 300, 2, True)
+    assert taken == [(150, 300), (0, 150)]
+    assert naps and set(naps) == {overlap.NAP}

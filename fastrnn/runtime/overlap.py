@@ -35,6 +35,7 @@ one-product sums only by rounding.
 import os
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -47,7 +48,9 @@ SEGMENT_ROWS = 128        # steps in a segment, at least: the products' inner di
 SEGMENTS = 8              # segments of the time axis at most; the products of the last follow the sweep
 MIN_SEGMENTS = 4          # fewer leave too much of the products after the sweep
 SWEEP_MIN_BYTES = 64 << 10  # recurrent weights below this sit in L1 and the sweep runs as fast as the products
-POLLS = 200_000          # polls of the sweep's progress between looks at whether the call was abandoned
+POLLS = 200_000           # polls of a counter between looks at whether the call was abandoned (60 us here)
+PATIENCE = 16             # rounds of POLLS (about 1 ms) before a waiting thread sleeps between rounds
+NAP = 50e-6               # seconds of such a sleep (the kernel makes it 60-100 us): the core goes to others
 
 
 def pays(kernel, threads, work, row_flops, truncation):
@@ -74,8 +77,9 @@ def segments(T, row_flops):
 def run(sweep, products, T, threads, beside):
     """Run ``sweep(progress)``, the kernel call, and ``products(s0, s1, threads, add)``, which takes
     the row products over steps s0:s1 on ``threads`` threads, writing its results (``add`` False) or
-    adding to them (``products.flops``: its multiply-adds over all steps). With ``beside`` (``pays``), the products of each segment run on the helper thread
-    on one thread each as soon as the sweep has published them, the first writing and the rest adding;
+    adding to them (``products.flops``: its multiply-adds over all steps). With ``beside`` (``pays``),
+    the products of each segment run on the helper thread on one thread each as soon as the sweep has
+    published them, the first writing and the rest adding;
     else one call over all steps after the sweep. An exception in either is raised here, once both
     have stopped."""
     progress = np.full(1, T, dtype=np.int64)
@@ -88,8 +92,7 @@ def run(sweep, products, T, threads, beside):
     try:
         sweep(progress)
         publish(progress, 0)      # every row final, whatever the kernel published
-        while not wait_at_most(job.left, 0, POLLS):     # no futex wake-up (some 50 us here): the helper is busy
-            pass
+        _wait(job.left, 0, lambda: False)               # polled, not a futex wake-up (some 50 us here)
     except BaseException:         # the sweep failed, or an interrupt: the helper stops after its segment
         job.abandoned = True
         publish(progress, -1)     # ends the helper's wait: it then sees the call abandoned
@@ -98,6 +101,20 @@ def run(sweep, products, T, threads, beside):
     job.done.wait()
     if job.error is not None:
         raise job.error
+
+
+def _wait(counter, target, abandoned):
+    """Wait until counter[0] <= target (whether it came, False once ``abandoned()``): polled without the
+    GIL, then, after ``PATIENCE`` rounds, with a short sleep between rounds, so that a long wait on a
+    loaded machine does not hold a core the other thread or another process could use."""
+    rounds = 0
+    while not wait_at_most(counter, target, POLLS):
+        if abandoned():
+            return False
+        rounds += 1
+        if rounds > PATIENCE:
+            time.sleep(NAP)
+    return True
 
 
 class _Job:
@@ -111,10 +128,7 @@ class _Job:
     def __call__(self):
         try:
             for k, (s0, s1) in enumerate(self.parts):
-                while not wait_at_most(self.progress, s0, POLLS):
-                    if self.abandoned:
-                        return
-                if self.abandoned:
+                if not _wait(self.progress, s0, lambda: self.abandoned) or self.abandoned:
                     return
                 self.products(s0, s1, 1, k > 0)
         except BaseException as exc:       # raised again by the calling thread
