@@ -18,6 +18,16 @@ two_threads = pytest.mark.skipif(dispatch.max_threads() < 2, reason="Numba runs 
 T = 96
 
 
+_RUNNABLE = overlap._runnable     # the machine's own count, before the fixture below stands in for it
+
+
+@pytest.fixture(autouse=True)
+def free_cpu(monkeypatch):
+    """A CPU free for the helper whatever else runs on the machine meanwhile (``overlap._idle_core``): the
+    tests below check what the helper does, and a busy moment would leave the products after the sweep."""
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+
+
 @pytest.fixture
 def short_segments(monkeypatch):
     """Segments of 16 steps whatever their work, whatever the weights: a small problem is then cut into six."""
@@ -294,3 +304,20 @@ def test_a_long_wait_sleeps_between_polls_after_a_millisecond_and_still_ends(mon
     overlap.run(slow_sweep, products, 300, 2, True)
     assert taken == [(150, 300), (0, 150)]
     assert naps and set(naps) == {overlap.NAP}
+
+
+def test_with_every_cpu_busy_the_products_stay_after_the_sweep(short_segments, monkeypatch):
+    from fastrnn.kernels import _bptt_sweep
+    work = dispatch.Work(1, 64, T, 512)
+    cpus = os.cpu_count()
+    monkeypatch.setattr(overlap, "_runnable", lambda: cpus)            # the caller and cpus - 1 others
+    assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
+    monkeypatch.setattr(overlap, "_runnable", lambda: cpus - 1)
+    assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
+    monkeypatch.setattr(overlap, "_runnable", lambda: None)            # no count to read: assumed free
+    assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg (not Linux): nothing to read")
+def test_the_runnable_count_counts_the_calling_thread():
+    assert 1 <= _RUNNABLE() <= 10**6

@@ -19,8 +19,8 @@ last segment, on one thread after the sweep, take no longer than all of them on 
 would: more segments than threads (on 2 cores, always), or products the parallel kernel would leave on
 one thread anyway (under ``PAYS["rows"]``: 1.6·10⁷ multiply-adds). On 64 threads the simple cell at n=128,
 T=1000 (1.7·10⁷, seven segments) keeps its products after the sweep: a seventh of them on one thread would
-take longer than a 64th each on all.
-Elsewhere it runs the sweep, then the products on the call's threads, as before.
+take longer than a 64th each on all. Last, a CPU must be free for the helper (``_idle_core``). Elsewhere
+it runs the sweep, then the products on the call's threads, as before.
 
 Measured (2-core AMD EPYC, Zen 3; whole ``fastrnn.bptt`` calls at B = 1, on and off interleaved in one
 process, ad hoc, one run): simple cell T=1000 float64 n=128 1.10-1.11x, n=256 1.11-1.12x, n=64 1.05x,
@@ -49,7 +49,7 @@ SEGMENTS = 8              # segments of the time axis at most; the products of t
 MIN_SEGMENTS = 4          # fewer leave too much of the products after the sweep
 SWEEP_MIN_BYTES = 64 << 10  # recurrent weights below this sit in L1 and the sweep runs as fast as the products
 POLLS = 200_000           # polls of a counter between looks at whether the call was abandoned (60 us here)
-PATIENCE = 16             # rounds of POLLS (about 1 ms) before a waiting thread sleeps between rounds
+PATIENCE = 2              # rounds of POLLS (about 0.1 ms) before a waiting thread sleeps between rounds
 NAP = 50e-6               # seconds of such a sleep (the kernel makes it 60-100 us): the core goes to others
 
 
@@ -62,7 +62,33 @@ def pays(kernel, threads, work, row_flops, truncation):
     count = len(segments(work.steps, row_flops))
     return (count >= MIN_SEGMENTS and dispatch.parts(kernel, threads, work) == 1
             and (count > threads or dispatch.plan(_weight_grads, threads, dispatch.Work(work.steps, 2 * row_flops, 1)) == 1)
-            and not dispatch.spins_beside(work.flops_per_step * work.steps + row_flops))
+            and not dispatch.spins_beside(work.flops_per_step * work.steps + row_flops)
+            and _idle_core())
+
+
+def _idle_core():
+    """Whether a CPU is free for the helper now: fewer threads running or ready to run on the whole
+    machine than it has CPUs, the calling thread included (the kernel's count in /proc/loadavg, Linux;
+    where it cannot be read, assumed). With a busy process on each of the 2 cores here, the products
+    beside the sweep made a float32 LSTM n=128, T=1000 call 0.82-0.83x (the helper took the sweep's
+    share of a core), after them 1.00. A machine count: a process held to a few CPUs of many is not
+    told whether its own are busy."""
+    count = _runnable()
+    return count is None or count < (os.cpu_count() or 1)
+
+
+_LOADAVG = {}        # pid -> the open /proc/loadavg (a read of an open file: 2 us; opened each time, 21)
+
+
+def _runnable():
+    """Threads running or ready to run on the machine now, or None where the count cannot be read."""
+    try:
+        fd = _LOADAVG.get(os.getpid())
+        if fd is None:
+            fd = _LOADAVG[os.getpid()] = os.open("/proc/loadavg", os.O_RDONLY)
+        return int(os.pread(fd, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def segments(T, row_flops):
