@@ -22,10 +22,12 @@ T=1000 (1.7·10⁷, seven segments) keeps its products after the sweep: a sevent
 take longer than a 64th each on all. Last, a CPU must be free for the helper (``_idle_core``). Elsewhere
 it runs the sweep, then the products on the call's threads, as before.
 
-Measured (2-core AMD EPYC, Zen 3; whole ``fastrnn.bptt`` calls at B = 1, on and off interleaved in one
-process, ad hoc, one run): simple cell T=1000 float64 n=128 1.10-1.11x, n=256 1.11-1.12x, n=64 1.05x,
-float32 n=128 1.08x; LSTM T=1000 float32 n=64 1.09x, n=128 1.11x, float64 n=128 1.10x; T=300 (two
-segments) 1.02x. At T=100 segments of 12-17 steps made float32 n=256 0.78x: hence the least steps.
+Measured (2-core AMD EPYC, Zen 3; ``python bench/overlap.py``: whole ``fastrnn.bptt`` calls at B = 1,
+T = 1000, on and off interleaved in one process, three runs, bench/results/2026-11-27-row-products-beside-
+the-sweep.md): 1.03-1.13x on every row the rule takes (all four cells, n = 64-256, both dtypes). Before
+the rules that now leave them alone: float64 n=64 (32 KB of weights) 0.96x, T=300 (two segments)
+0.97-1.02x, T=100 (segments of 12-17 steps) float32 n=256 0.78x, and with a busy process on each core
+a float32 LSTM n=128 0.82x.
 
 The helper is one thread per process, started on first use (and again in a forked child); one call
 at a time uses it, the call that holds Numba's pool (``dispatch.workers``). It adds the segments'
@@ -49,8 +51,7 @@ SEGMENTS = 8              # segments of the time axis at most; the products of t
 MIN_SEGMENTS = 4          # fewer leave too much of the products after the sweep
 SWEEP_MIN_BYTES = 64 << 10  # recurrent weights below this sit in L1 and the sweep runs as fast as the products
 POLLS = 200_000           # polls of a counter between looks at whether the call was abandoned (60 us here)
-PATIENCE = 2              # rounds of POLLS (about 0.1 ms) before a waiting thread sleeps between rounds
-NAP = 50e-6               # seconds of such a sleep (the kernel makes it 60-100 us): the core goes to others
+PATIENCE = 2              # rounds of POLLS (about 0.1 ms) before a waiting thread yields its CPU between rounds
 
 
 def pays(kernel, threads, work, row_flops, truncation):
@@ -129,17 +130,26 @@ def run(sweep, products, T, threads, beside):
         raise job.error
 
 
+def _yield():
+    """Give the CPU to another thread that is ready to run, if any (at once where none is). Not a
+    sleep: ``time.sleep(50e-6)`` took 150 us here, which would follow the sweep's last rows."""
+    if hasattr(os, "sched_yield"):
+        os.sched_yield()
+    else:
+        time.sleep(0)
+
+
 def _wait(counter, target, abandoned):
     """Wait until counter[0] <= target (whether it came, False once ``abandoned()``): polled without the
-    GIL, then, after ``PATIENCE`` rounds, with a short sleep between rounds, so that a long wait on a
-    loaded machine does not hold a core the other thread or another process could use."""
+    GIL, then, after ``PATIENCE`` rounds, yielding the CPU between rounds, so that a long wait on a
+    machine that has become busy does not hold a core the other thread or another process could use."""
     rounds = 0
     while not wait_at_most(counter, target, POLLS):
         if abandoned():
             return False
         rounds += 1
         if rounds > PATIENCE:
-            time.sleep(NAP)
+            _yield()
     return True
 
 
