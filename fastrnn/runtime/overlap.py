@@ -23,7 +23,7 @@ take longer than a 64th each on all. Last, a CPU must be free for the helper (``
 it runs the sweep, then the products on the call's threads, as before.
 
 Measured (2-core AMD EPYC, Zen 3; ``python bench/overlap.py``: whole ``fastrnn.bptt`` calls at B = 1,
-T = 1000, on and off interleaved in one process, three runs, bench/results/2026-11-27-row-products-beside-
+T = 1000, on and off interleaved in one process, four runs, bench/results/2026-11-27-row-products-beside-
 the-sweep.md): 1.03-1.13x on every row the rule takes (all four cells, n = 64-256, both dtypes). Before
 the rules that now leave them alone: float64 n=64 (32 KB of weights) 0.96x, T=300 (two segments)
 0.97-1.02x, T=100 (segments of 12-17 steps) float32 n=256 0.78x, and with a busy process on each core
