@@ -227,7 +227,8 @@ def tile_products(a, P, out, edge, pad):
     ldc = out.strides[0] // out.itemsize
     whole = rows - rows % ROWS
     for r in range(rows - whole):
-        pad[r] = a[whole + r]
+        for k in range(K):            # a loop, not a row assigned to a row (``_jit``)
+            pad[r, k] = a[whole + r, k]
     for p in range(count):
         j0 = p * w
         panel = P[0, p]

@@ -94,7 +94,9 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)
-        dh0[b0:b1, :] = back
+        for bb in range(nb):          # loops, not an array assigned to a slice (``_jit``)
+            for k in range(back.shape[1]):
+                dh0[b0 + bb, k] = back[bb, k]
 
 
 @kernel("rows", reads=("x", "h_prev", "D"))
@@ -181,7 +183,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         else:
             out[:, :] = 0
     for blk in range(1, nblocks):
-        part_b[0] += part_b[blk]
+        for k in range(r):
+            part_b[0, k] += part_b[blk, k]
     Gf = G.reshape(size)                    # a turned G's padding too: never read
     for blk in prange(nblocks):             # each block adds up and copies out its own share
         f0 = blk * size // nblocks

@@ -65,7 +65,9 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                 if s == end - 1:
                     back[:, :] = 0
                     if end == T:
-                        dcn[:, :] = dcT[b0:b1, :]
+                        for bb in range(nb):
+                            for k in range(n):
+                                dcn[bb, k] = dcT[b0 + bb, k]
                     else:
                         dcn[:, :] = 0
                 else:
@@ -92,4 +94,6 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)
-        dh0[b0:b1, :] = back
+        for bb in range(nb):          # loops, not an array assigned to a slice (``_jit``)
+            for k in range(back.shape[1]):
+                dh0[b0 + bb, k] = back[bb, k]
