@@ -65,7 +65,7 @@ import numpy as np
 from numba import prange
 
 from ._blas import gemm_into
-from ._jit import _jit, helper
+from ._jit import _jit
 from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILE_BYTES, TILES,
                      row_tile_products, tile_products)
 
@@ -84,7 +84,7 @@ _IN_TILES = -2             # ``panel_scratch``'s plan for the compiled tiles (``
 _IN_ROW_TILES = -3         # and for a batch of one's row tiles
 
 
-@helper
+@_jit
 def row_block(rows, K, N, itemsize):
     """How many rows of state each product (rows, K) @ (K, N) takes at a time (see the module's
     notes): all of them where the whole product stays within PANEL_ELEMENTS; ROW_BLOCK where that
@@ -101,7 +101,7 @@ def row_block(rows, K, N, itemsize):
     return min(rows, fit)
 
 
-@helper
+@_jit
 def k_chunks(rows, K, N):
     """Into how many chunks the inner dimension K of (rows, K) @ (K, N) is cut (1: none), where
     ``row_block`` leaves all rows together."""
@@ -113,7 +113,7 @@ def k_chunks(rows, K, N):
     return (K + longest - 1) // longest
 
 
-@helper
+@_jit
 def panel_count(rows, K, N):
     """How many column panels the product (rows, K) @ (K, N) is cut into, within each K chunk
     (``k_chunks``) (1: the whole width), where ``row_block`` leaves all rows together."""
@@ -127,7 +127,7 @@ def panel_count(rows, K, N):
     return (N + widest - 1) // widest
 
 
-@helper
+@_jit
 def _layout(rows, K, N, itemsize):
     """The shape (kc, count, Kc, w) of the panels ``cut_panels`` makes for products with ``rows``
     rows, each taking ``row_block`` rows at a time. One row: the whole matrix (1, 1, N, K); a block
@@ -252,7 +252,7 @@ def _copy(dst, src):
                     dst[r, c] = src[r, c]
 
 
-@helper
+@_jit
 def stored_rows(split, K):
     """The ``split`` a forward pass cuts its panels of W^T (K, N) with (K: the state's units; W^T is a
     view of W). Row tiles (``ROW_TILES``, which the caller asks for where ``_tiles.row_tiles_pay``)
@@ -272,7 +272,7 @@ def stored_rows(split, K):
     return split
 
 
-@helper
+@_jit
 def panel_scratch(P, cut_rows, rows, split):
     """What ``panel_dot`` works in, for a block of ``rows`` rows multiplying by panels ``P`` cut for
     ``cut_rows`` (>= rows): the per-panel results (kc, count, rows, w), one chunk of the rows'
@@ -297,7 +297,7 @@ def panel_scratch(P, cut_rows, rows, split):
     return np.empty((kc, count, rows, w), dtype=P.dtype), np.empty((rows, Kc), dtype=P.dtype), 0, sub
 
 
-@helper
+@_jit
 def panel_dot(a, P, scratch, out):
     """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
 
@@ -335,7 +335,7 @@ def panel_dot(a, P, scratch, out):
     _products(a, P, tmp, chunk, out, sub)
 
 
-@helper
+@_jit
 def _gemv_plan(M, split):
     """How a batch of one multiplies by M (N, K): in ``split`` parts on threads (> 1), by the BLAS
     (1) or in the compiled loop (-1; see the module's notes)."""
@@ -458,7 +458,7 @@ def _products(a, P, tmp, chunk, out, sub):
                     o[j0 + j] += src[j]
 
 
-@helper
+@_jit
 def block_rows_dot(a, bT, out, blk, nblocks):
     """out[r0:r1] = a[r0:r1] @ bT for block ``blk`` of ``nblocks`` even blocks of a's rows: the input
     projection of all T·B rows, one product per parallel task, so that it does not run on one
