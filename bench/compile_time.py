@@ -1,7 +1,10 @@
 """Import + first calls of what the README example touches, in a fresh process, with an empty
-and with a warm Numba cache.
+and with a warm Numba cache; with ``--kernels``, the seconds each function took to compile while
+the serial kernels of every cell (float64) compiled in one process on an empty cache, its own time
+without what it called (Numba's compile events).
 
     python bench/compile_time.py
+    python bench/compile_time.py --kernels
 """
 import os
 import shutil
@@ -43,6 +46,48 @@ def cold_and_warm():
         shutil.rmtree(cache)
 
 
+KERNELS = """
+import collections, time
+from numba.core import event
+stack, own, count = [], collections.Counter(), collections.Counter()
+
+class Timer(event.Listener):
+    def on_start(self, ev):
+        fn = ev.data["dispatcher"].py_func
+        stack.append([f"{fn.__module__}.{fn.__qualname__}", time.perf_counter(), 0.0])
+
+    def on_end(self, ev):
+        name, start, inner = stack.pop()
+        took = time.perf_counter() - start
+        own[name] += took - inner
+        count[name] += 1
+        if stack:
+            stack[-1][2] += took
+
+event.register("numba:compile", Timer())
+import fastrnn
+from fastrnn import cli
+start = time.perf_counter()
+cli.warm_units([(cell, "float64", False) for cell in fastrnn.MODELS], jobs=1)
+print(f"the serial kernels of {len(fastrnn.MODELS)} cells, float64: {time.perf_counter() - start:.1f} s")
+for name, seconds in own.most_common(25):
+    print(f"{seconds:7.2f} s {count[name]:3d}x {name}")
+"""
+
+
+def kernel_times():
+    cache = tempfile.mkdtemp(prefix="fastrnn-numba-cache-")
+    try:
+        out = subprocess.run([sys.executable, "-c", KERNELS], env=dict(os.environ, NUMBA_CACHE_DIR=cache),
+                             check=True, capture_output=True, text=True)
+        return out.stdout
+    finally:
+        shutil.rmtree(cache)
+
+
 if __name__ == "__main__":
+    if "--kernels" in sys.argv[1:]:
+        print(kernel_times(), end="")
+        sys.exit()
     cold, warm = cold_and_warm()
     print(f"import + first calls of the README example: cold cache {cold:.2f} s, warm cache {warm:.2f} s")

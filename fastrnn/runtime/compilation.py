@@ -1,8 +1,8 @@
 """Compilation of the kernels: a word on stderr when it happens, and where the cache lives.
 
 Numba compiles each kernel for each dtype (and serial or parallel twin) the first time it is
-called, then keeps the machine code in its on-disk cache. A first run therefore spends a few
-seconds per kernel; fastrnn says so on stderr once per process, the moment the first compilation
+called, then keeps the machine code in its on-disk cache. A first run therefore spends tens of
+seconds compiling; fastrnn says so on stderr once per process, the moment the first compilation
 starts (a cache hit prints nothing). ``fastrnn warmup`` compiles ahead of time.
 """
 import glob
@@ -12,7 +12,11 @@ import threading
 
 from numba.core import event
 
-SECONDS_PER_KERNEL = (1, 5)   # measured on the project's 2-core machine: serial twins ~1-2 s, parallel 2-5 s
+# Measured on the project's 2-core machine, empty cache (``python bench/compile_time.py --kernels``): the
+# first kernel a process compiles brings the helpers every kernel shares (the weight panels' products,
+# about 12 s: a float64 forward pass took 19 s in all, a cold ``fastrnn train`` 40-46 s for its three
+# kernels); each serial kernel after that 2-9 s.
+SECONDS_FIRST, SECONDS_PER_KERNEL = 20, (2, 10)
 _said = threading.Event()
 quiet = False                 # tests and --json runs may silence the notice
 
@@ -25,8 +29,9 @@ class _Notice(event.Listener):
             return
         _said.set()
         low, high = SECONDS_PER_KERNEL
-        sys.stderr.write(f"fastrnn: compiling kernels for this machine (first run only, about {low}-{high} s "
-                         f"per kernel; then loaded from {cache_folder() or 'memory'})...\n")
+        sys.stderr.write(f"fastrnn: compiling kernels for this machine (first run only: about {SECONDS_FIRST} s "
+                         f"for the first, {low}-{high} s for each after it; then loaded from "
+                         f"{cache_folder() or 'memory'})...\n")
         sys.stderr.flush()
 
     def on_end(self, ev):
