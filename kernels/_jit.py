@@ -11,8 +11,8 @@ Numba's on-disk cache keys entries by function name, line and bytecode but not b
 flags, so the serial twin is compiled from a copy of the function with its own qualified name;
 otherwise the two versions would overwrite each other's cache entries.
 
-The kernels copy arrays into slices with loops (``out[i, k] = a[i, k]``), never ``out[i] = a[j]``
-or ``out[:, :] = a``: for an array on the right, Numba compiles a shape check whose error message is
+The kernels copy arrays into slices with loops (``out[i, k] = a[i, k]``, or ``_panels._copy``),
+never ``out[i] = a[j]`` or ``out[:, :] = a``: for an array on the right, Numba compiles a shape check whose error message is
 built from strings, about 2.5 s for each dimension count in every process that compiles a kernel
 (float64 LSTM, empty cache: 5.3 of the 46 s its four kernels took). Assigning a scalar costs nothing.
 

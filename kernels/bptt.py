@@ -94,9 +94,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)
-        for bb in range(nb):          # loops, not an array assigned to a slice (``_jit``)
-            for k in range(back.shape[1]):
-                dh0[b0 + bb, k] = back[bb, k]
+        _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
 
 
 @kernel("rows", reads=("x", "h_prev", "D"))

@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import gate_deltas
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import _copy, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving
 from ._sync import store_release
 
@@ -65,9 +65,7 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                 if s == end - 1:
                     back[:, :] = 0
                     if end == T:
-                        for bb in range(nb):
-                            for k in range(n):
-                                dcn[bb, k] = dcT[b0 + bb, k]
+                        _copy(dcn, dcT[b0:b1])
                     else:
                         dcn[:, :] = 0
                 else:
@@ -94,6 +92,4 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                 cur, nxt = nxt, cur
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back)
-        for bb in range(nb):          # loops, not an array assigned to a slice (``_jit``)
-            for k in range(back.shape[1]):
-                dh0[b0 + bb, k] = back[bb, k]
+        _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
