@@ -7,8 +7,11 @@ machine whose speed drifts by a third between minutes, a row's ratios then move 
 function itself, with a stand-in for its ``benchmark`` fixture), then timed in rounds of one step
 each, in a new random order each round, inside the row's thread setting; the medians go into a
 JSON file that ``report.py`` reads like pytest-benchmark's, so the table, the roofline and the
-verdicts are the same. One thread's GEMM (and the B = 1 rows' gemv chains) are timed before and
-after the rows; each rate's samples from both times are pooled.
+verdicts are the same. Each one-thread row also times one thread's GEMM (and at B = 1 the chain of
+products by W_hh) in its own rounds, and ``report.py`` divides that row by those rates: the roofline
+and the least time then compare a row with the machine as it ran in the same seconds
+(``_baselines``). The rates are also timed before and after the grid, pooled, for the table's
+last lines and for runs without the rows' own.
 
 What differs from the pytest table: with default threads a step may follow torch.nn's or
 fastrnn.torch's, whose OpenMP threads then spin for several milliseconds (8.5 ms measured on the
@@ -79,26 +82,50 @@ def _rates(seconds, gemv_sizes):
     return out
 
 
+def _baselines(kind, n, B, dtype, threads):
+    """The one-thread rows' baselines, timed in the row's own rounds: one thread's GEMM (the roofline's
+    rate) and, at B = 1, the chain of products by W_hh (the least time's gemv rate). On a machine whose
+    speed drifts between minutes, a rate timed before and after the whole grid can meet a row in another
+    phase: in one run the one-thread n = 128 rows ran 1.2-1.5x slower than in the run before while the
+    GEMM rate measured around them was the same (83 against 81.5 GFLOP/s). Timed beside the row, the
+    ratio compares the row with the machine as it was then. {name: Captured}, empty for default threads."""
+    if threads != "one":
+        return {}
+    out = {"gemm-rounds": Captured()}
+    gemm_one_thread(out["gemm-rounds"], dtype)
+    if B == 1:
+        out["gemv-rounds"] = Captured()
+        gemv_one_thread(out["gemv-rounds"], n, S.GATES[kind], dtype, S.T)
+    return out
+
+
 def row(kind, n, B, dtype, threads, seconds, order):
-    """The three steps of one row, checked by the test, timed interleaved: one entry per implementation."""
+    """The three steps of one row, checked by the test, timed interleaved (with the row's baselines,
+    ``_baselines``): one entry per implementation, the baselines' under the row's own key."""
     steps = {}
     for impl in IMPLS:
         captured = Captured()
         S.test_torch_training_step(captured, impl, kind, n, B, dtype, threads)
         steps[impl] = captured
-    times = {impl: [] for impl in IMPLS}
+    info = steps["fastrnn"].extra_info
+    for name, captured in _baselines(kind, n, B, dtype, threads).items():
+        captured.extra_info = dict(info, impl=name, flops=captured.extra_info.get("flops"),
+                                   bytes=captured.extra_info.get("bytes"))
+        steps[name] = captured
+    names = list(steps)
+    times = {name: [] for name in names}
     with S.thread_mode(threads):
         start = time.perf_counter()
-        for impl in IMPLS:                      # one warm round, also to size the rounds
-            steps[impl].fn()
+        for name in names:                      # one warm round, also to size the rounds
+            steps[name].fn()
         per_round = time.perf_counter() - start
         rounds = int(min(MAX_ROUNDS, max(MIN_ROUNDS, seconds / max(per_round, 1e-9))))
         for _ in range(rounds):
-            for impl in order.permutation(list(IMPLS)):
+            for name in order.permutation(names):
                 t = time.perf_counter()
-                steps[impl].fn()
-                times[impl].append(time.perf_counter() - t)
-    return [_entry(steps[impl].extra_info, times[impl]) for impl in IMPLS]
+                steps[name].fn()
+                times[name].append(time.perf_counter() - t)
+    return [_entry(steps[name].extra_info, times[name]) for name in names]
 
 
 def main(argv=None):
