@@ -97,8 +97,11 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
 
 
+JOINED, TURNED, SPLIT = 0, 1, 2    # the weight-gradient product's layouts (``_weight_grads``)
+
+
 @kernel("rows", reads=("x", "h_prev", "D"))
-def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed, nblocks):
+def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
@@ -111,14 +114,18 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     n=512 B=1 on two threads 8.0 ms a call with the partial sums in a fresh array beside fresh outputs,
     2.4 with them reused; one thread 3.0-3.8 either way, ad hoc).
 
-    Both weight gradients come from one product D^T [x | h_prev] (r, m + n) into G: with m often
-    small (32), two products leave the BLAS a thin one that runs below its rate (float32 n=128
-    B=32: one product 5.8 ms, two 6.7 ms, for a copy of 0.09 ms).
-    transposed: G is (m + n, at least r) and receives the product turned round, [x | h_prev]^T D,
-    copied out transposed (``_panels._copy``; ``cells.base.weight_grad_layout`` decides: float64 gated
-    cells); else G is (r, m + n). Through SciPy's float64 OpenBLAS the turned product runs faster
-    where r is the long side of the output (one thread: LSTM n=128 B=32 35 -> 41 GFLOP/s, n=256
-    B=32 42 -> 47); the transposed copy takes 0.06 ms at n=128, 0.2 at n=256 and 0.8-1.4 at n=512.
+    layout (``cells.base.weight_grad_layout`` decides) is how G (the product, copied out) is taken:
+    JOINED (0): one product D^T [x | h_prev] (r, m + n) from the rows copied side by side into XH. For
+        the gated cells (r = 3n or 4n) two products would leave the BLAS a thin one that runs below its
+        rate (float32 LSTM n=128 B=32: one product 5.8 ms, two 6.7 ms, for a copy of 0.09 ms).
+    TURNED (1): G is (m + n, at least r) and receives the product turned round, [x | h_prev]^T D,
+        copied out transposed (``_panels._copy``: float64 gated cells). Through SciPy's float64
+        OpenBLAS the turned product runs faster where r is the long side of the output (one thread:
+        LSTM n=128 B=32 35 -> 41 GFLOP/s, n=256 B=32 42 -> 47); the transposed copy takes 0.06 ms at
+        n=128, 0.2 at n=256 and 0.8-1.4 at n=512.
+    SPLIT (2): two products straight into G's two column blocks, D^T x and D^T h_prev, with no copy
+        into XH (not read): the float32 simple cell with few units, where the copy is a large part of
+        the product (``cells.base.weight_grad_layout`` gives the rule and the figures).
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
@@ -137,22 +144,26 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     h2 = h_prev.reshape(R, n)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     if by_columns and nblocks > 1:
-        for blk in prange(nblocks):                     # [x | h] whole, each block its own rows of it
-            r0 = blk * R // nblocks
-            r1 = (blk + 1) * R // nblocks
-            copy_columns(XH[r0:r1], 0, x2[r0:r1], 0, m)
-            copy_columns(XH[r0:r1], m, h2[r0:r1], 0, n)
+        if layout != SPLIT:
+            for blk in prange(nblocks):                 # [x | h] whole, each block its own rows of it
+                r0 = blk * R // nblocks
+                r1 = (blk + 1) * R // nblocks
+                copy_columns(XH[r0:r1], 0, x2[r0:r1], 0, m)
+                copy_columns(XH[r0:r1], m, h2[r0:r1], 0, n)
         for blk in prange(nblocks):
             c0 = blk * r // nblocks
             c1 = (blk + 1) * r // nblocks
             if c1 > c0:
-                _columns_product(D2, XH, G, c0, c1, sgemm, transposed)
+                if layout == SPLIT:
+                    _split_products(D2[:, c0:c1], x2, h2, G[c0:c1], sgemm)
+                else:
+                    _columns_product(D2, XH, G, c0, c1, sgemm, layout == TURNED)
                 acc = part_b[0]
                 for row in range(R):
                     drow = D2[row]
                     for k in range(c0, c1):
                         acc[k] += drow[k]
-                _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, c0, c1, transposed)
+                _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, c0, c1, layout == TURNED)
         return
     size = G.shape[0] * G.shape[1]
     flat = rest[:(nblocks - 1) * size] if rest.shape[0] >= (nblocks - 1) * size else np.empty(
@@ -165,9 +176,12 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         if r1 > r0:
             Dk = D2[r0:r1]
             XHk = XH[r0:r1]
-            copy_columns(XHk, 0, x2[r0:r1], 0, m)        # each block fills its own rows of [x | h]
-            copy_columns(XHk, m, h2[r0:r1], 0, n)
-            if transposed:
+            if layout != SPLIT:
+                copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
+                copy_columns(XHk, m, h2[r0:r1], 0, n)
+            if layout == SPLIT:
+                _split_products(Dk, x2[r0:r1], h2[r0:r1], out, sgemm)
+            elif layout == TURNED:
                 gemm_tn_into(XHk, Dk, out[:, :r])
             elif sgemm != 0 and D.itemsize == 4:
                 _cblas_sgemm_tn(sgemm, r, m + n, r1 - r0, np.int64(Dk.ctypes.data), r,
@@ -192,7 +206,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
             for k in range(f0, f1):
                 Gf[k] += src[k]
     for blk in prange(nblocks):
-        _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, blk * r // nblocks, (blk + 1) * r // nblocks, transposed)
+        _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, blk * r // nblocks, (blk + 1) * r // nblocks,
+                       layout == TURNED)
 
 
 @_jit
@@ -208,6 +223,24 @@ def _columns_product(D2, XH, G, c0, c1, sgemm, transposed):
                         np.int64(XH.ctypes.data), J, np.int64(G.ctypes.data) + c0 * J * G.itemsize, J)
     else:
         gemm_tn_into(Dk, XH, G[c0:c1])
+
+
+@_jit
+def _split_products(D, x, h, out, sgemm):
+    """out[:, :m] = D^T x and out[:, m:] = D^T h (``SPLIT``): D (R, c) with rows of any stride, x (R, m)
+    and h (R, n) C-contiguous, out (c, m + n) with contiguous rows; float32 through ``sgemm`` where given."""
+    m = x.shape[1]
+    if sgemm != 0 and D.itemsize == 4:
+        c, J = out.shape[0], out.shape[1]
+        lda = D.strides[0] // D.itemsize
+        ldc = out.strides[0] // out.itemsize
+        _cblas_sgemm_tn(sgemm, c, m, D.shape[0], np.int64(D.ctypes.data), lda, np.int64(x.ctypes.data), m,
+                        np.int64(out.ctypes.data), ldc)
+        _cblas_sgemm_tn(sgemm, c, J - m, D.shape[0], np.int64(D.ctypes.data), lda, np.int64(h.ctypes.data), J - m,
+                        np.int64(out.ctypes.data) + m * out.itemsize, ldc)
+    else:
+        gemm_tn_into(D, x, out[:, :m])
+        gemm_tn_into(D, h, out[:, m:])
 
 
 @_jit

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels import _weight_grads
+from fastrnn.kernels.bptt import JOINED, SPLIT, TURNED
 from fastrnn.runtime import blas
 
 
-def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0, by_columns=False, rest=0):
+def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0, by_columns=False, rest=0, layout=JOINED):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, B, m)).astype(np.float32)
     h_prev = rng.standard_normal((T, B, n)).astype(np.float32)
@@ -20,7 +21,7 @@ def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0, by_colu
     G = np.full((r, m + n), np.nan, np.float32)
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
     partials = np.full(rest, np.nan, np.float32)        # NaN: a product that is not written would show
-    kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, partials, by_columns, sgemm, False,
+    kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, partials, by_columns, sgemm, layout,
                                      nblocks)))
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)          # inputs unchanged
@@ -39,18 +40,20 @@ def test_numpy_openblas_found_when_numpy_ships_it():
     assert blas.sgemm_address() != 0
 
 
+@pytest.mark.parametrize("layout", [JOINED, SPLIT])
 @pytest.mark.parametrize("by_columns,rest", [(False, 0), (False, 2 * 28 * 10), (True, 0)])
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
-def test_weight_gradient_product_through_numpy_openblas(nblocks, by_columns, rest):
+def test_weight_gradient_product_through_numpy_openblas(nblocks, by_columns, rest, layout):
     """Every block split (rows of [x | h] with the partial sums in the caller's buffer, or in a fresh
     array where it is too small; columns of D) gives the float64 sums, through NumPy's OpenBLAS and
-    through np.dot."""
+    through np.dot, with D^T [x | h] as one product and as two (``SPLIT``, which never reads the
+    NaN-filled XH)."""
     address = blas.sgemm_address()
     if address == 0:
         pytest.skip("no NumPy OpenBLAS sgemm in this process: the kernels use np.dot (tested everywhere else)")
     with blas.single_threaded():
-        got, expected = _weight_grad_call(address, nblocks, by_columns=by_columns, rest=rest)
-        plain, _ = _weight_grad_call(0, nblocks, by_columns=by_columns, rest=rest)
+        got, expected = _weight_grad_call(address, nblocks, by_columns=by_columns, rest=rest, layout=layout)
+        plain, _ = _weight_grad_call(0, nblocks, by_columns=by_columns, rest=rest, layout=layout)
     for a, b, e in zip(got, plain, expected):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-5)      # float32 sums of 65 products against float64
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)      # and against Numba's np.dot
@@ -71,42 +74,49 @@ def test_no_openblas_means_np_dot(monkeypatch):
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
 @pytest.mark.parametrize("r,n", [(28, 7), (64, 37)])
 def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns):
-    """kernels.bptt._weight_grads with transposed=True: [x | h]^T D into a padded (m + n, r + pad)
+    """kernels.bptt._weight_grads with layout=TURNED: [x | h]^T D into a padded (m + n, r + pad)
     buffer, copied out transposed (``_panels._copy``, strips of 16 columns: n = 37 takes two and a
-    part, n = 7 and m = 3 one part), gives the float64 sums, the same as the product D^T [x | h];
-    inputs unchanged, the padding never read."""
+    part, n = 7 and m = 3 one part), gives the float64 sums, the same as the product D^T [x | h]
+    (JOINED) and as D^T x and D^T h taken apart (SPLIT, through Numba's BLAS with row strides);
+    inputs unchanged, the padding and (SPLIT) the NaN-filled XH never read."""
     from fastrnn.cells.base import GRAD_ROW_PAD
     T, B, m = 13, 5, 3
     rng = np.random.default_rng(1)
     x, h_prev, D = (rng.standard_normal(s) for s in ((T, B, m), (T, B, n), (T, B, r)))
     inputs = [a.copy() for a in (x, h_prev, D)]
     results = {}
-    for turned, shape in ((True, (m + n, r + GRAD_ROW_PAD // 8)), (False, (r, m + n))):
+    for layout, shape in ((TURNED, (m + n, r + GRAD_ROW_PAD // 8)), (JOINED, (r, m + n)), (SPLIT, (r, m + n))):
         outs = [np.full((r, m), np.nan), np.full((r, n), np.nan), np.full(r, np.nan)]
         G = np.full(shape, np.nan)            # NaN padding: a read of it would show in the results
         kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
         with blas.single_threaded():
             kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G,
-                                             np.full((nblocks - 1) * G.size, np.nan), by_columns, 0, turned,
+                                             np.full((nblocks - 1) * G.size, np.nan), by_columns, 0, layout,
                                              nblocks)))
-        results[turned] = outs
+        results[layout] = outs
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)
     D2 = D.reshape(T * B, r)
     expected = (D2.T @ x.reshape(T * B, m), D2.T @ h_prev.reshape(T * B, n), D2.sum(axis=0))
-    for got, plain, want in zip(results[True], results[False], expected):
+    for got, plain, split, want in zip(results[TURNED], results[JOINED], results[SPLIT], expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(split, want, rtol=1e-12, atol=1e-12)
 
 
 def test_weight_gradient_layout_rule():
     """cells.base.weight_grad_layout: float64 products with more rows of D than columns of [x | h]
-    (gated cells) turned round into rows padded by 64 bytes; the simple cell's and every float32
-    one as D^T [x | h]."""
+    (gated cells) turned round into rows padded by 64 bytes; the float32 simple cell's (r <= n) up to
+    64 units as two products; the rest as D^T [x | h]."""
     from fastrnn.cells.base import weight_grad_layout
-    assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), True)       # LSTM n=128
-    assert weight_grad_layout(np.float64, 1536, 32, 512) == ((544, 1544), True)     # GRU n=512
-    assert weight_grad_layout(np.float64, 161, 32, 128) == ((160, 169), True)
-    assert weight_grad_layout(np.float64, 160, 32, 128) == ((160, 160), False)      # r = m + n
-    assert weight_grad_layout(np.float64, 128, 32, 128) == ((128, 160), False)      # simple cell
-    assert weight_grad_layout(np.float32, 512, 32, 128) == ((512, 160), False)
+    assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), TURNED)     # LSTM n=128
+    assert weight_grad_layout(np.float64, 1536, 32, 512) == ((544, 1544), TURNED)   # GRU n=512
+    assert weight_grad_layout(np.float64, 161, 32, 128) == ((160, 169), TURNED)
+    assert weight_grad_layout(np.float64, 160, 32, 128) == ((160, 160), JOINED)     # r = m + n
+    assert weight_grad_layout(np.float64, 128, 32, 128) == ((128, 160), JOINED)     # simple cell, float64
+    assert weight_grad_layout(np.float32, 64, 32, 64) == ((64, 96), SPLIT)          # simple cell, float32
+    assert weight_grad_layout(np.float32, 32, 32, 32) == ((32, 64), SPLIT)
+    assert weight_grad_layout(np.float32, 65, 32, 128) == ((65, 160), JOINED)       # r > 64
+    assert weight_grad_layout(np.float32, 128, 32, 128) == ((128, 160), JOINED)     # simple cell n=128
+    assert weight_grad_layout(np.float32, 64, 32, 32) == ((64, 64), JOINED)         # r > n
+    assert weight_grad_layout(np.float32, 512, 32, 128) == ((512, 160), JOINED)     # LSTM n=128

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
+from ..kernels.bptt import JOINED, SPLIT, TURNED
 from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
 from ..readout import column_sums
 from ..runtime import blas, memory, workspace
@@ -231,20 +232,35 @@ def panel_buffer(WT, work, threads, name="weight panels"):
 
 
 GRAD_ROW_PAD = 64      # bytes added to each row of a weight-gradient product turned round (cache sets)
+SPLIT_MAX_ROWS = 64    # float32 weight-gradient products of at most this many rows r <= n taken in two
 
 
 def weight_grad_layout(dtype, r, m, n):
-    """The shape of the weight-gradient product's buffer G and whether it holds the product turned
-    round (``kernels.bptt._weight_grads``). In float64, where D has more columns than [x | h]
-    (r > m + n: the gated cells), the product is computed as [x | h]^T D into (m + n, r + pad) and
-    copied out transposed: SciPy's float64 OpenBLAS runs it faster with r as the long side of its
-    output (one thread, whole kernel calls, ``python bench/weight_grads.py``, two runs: LSTM
-    1.01-1.19×, GRU 1.00-1.12×; the simple cell, r = n, ran 0.91-0.99× so and keeps D^T [x | h]). Float32 products
-    (NumPy's OpenBLAS, level either way round) and the rest as D^T [x | h] into (r, m + n)."""
+    """The shape of the weight-gradient product's buffer G and how the product is taken
+    (``kernels.bptt._weight_grads``: ``JOINED``, ``TURNED`` or ``SPLIT``).
+
+    - Float64, where D has more columns than [x | h] (r > m + n: the gated cells): ``TURNED``, the
+      product computed as [x | h]^T D into (m + n, r + pad) and copied out transposed: SciPy's float64
+      OpenBLAS runs it faster with r as the long side of its output (one thread, whole kernel calls,
+      ``python bench/weight_grads.py``, two runs: LSTM 1.01-1.19×, GRU 1.00-1.12×; the simple cell,
+      r = n, ran 0.91-0.99× so).
+    - Float32 with no more columns of D than units, up to SPLIT_MAX_ROWS of them (r <= n, r <= 64:
+      the simple cell up to n = 64): ``SPLIT``, D^T x and D^T h as two products into (r, m + n),
+      without copying x and h side by side first. The copy costs T·B·(m + n) numbers against the
+      product's r times as many multiply-adds, so it weighs most at small r. Whole kernel calls, one
+      thread, T=100, m=32, split / joined (three ad hoc runs of best times in one process, and medians
+      from ``python bench/weight_grads.py``, ``bench/results/2026-11-27-weight-gradient-split.md``):
+      n=32 B=8 0.85-0.92, B=32 0.81-0.95; n=64 B=8 0.74-0.94, B=32 0.93-0.94; B=1 0.94-0.98. From
+      n=128 the runs disagree (n=128 B=32 0.91 to 1.13) and the joined product stays. In float64
+      (SciPy's OpenBLAS) the split ran 0.96-1.18 at n=32 and 64 and every float64 product stays joined.
+    - Everything else: ``JOINED``, D^T [x | h] into (r, m + n) (the gated cells in float32: two
+      products would leave a thin one below the BLAS's rate)."""
     dtype = np.dtype(dtype)
     if dtype == np.float64 and r > m + n:
-        return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), True
-    return (r, m + n), False
+        return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), TURNED
+    if dtype == np.float32 and r <= min(n, SPLIT_MAX_ROWS):
+        return (r, m + n), SPLIT
+    return (r, m + n), JOINED
 
 
 KEEP_PARTIALS_BYTES = 64 << 20     # partial weight gradients kept for the next call up to this size
@@ -284,8 +300,8 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
         dW_rec[...] = G[:, m:m + n]
         db[...] = G[:, m + n]
         return
-    XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n), D.dtype)
-    shape, transposed = weight_grad_layout(D.dtype, r, m, n)
+    shape, layout = weight_grad_layout(D.dtype, r, m, n)
+    XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n) if layout != SPLIT else (0, m + n), D.dtype)
     G = workspace.scratch("weight-gradient product", shape, D.dtype)
     sgemm = blas.sgemm_address() if D.dtype == np.float32 else 0
     by_columns = weight_grad_split(T * B, r)
@@ -293,7 +309,7 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     if partials * G.itemsize > KEEP_PARTIALS_BYTES:
         partials = 0                        # the kernel makes them for this call alone
     rest = workspace.at_least("weight-gradient partial sums", partials, D.dtype)
-    call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, transposed)
+    call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout)
 
 
 class RowProducts:
@@ -341,18 +357,18 @@ class RowProducts:
         if self._segments is None:
             T, B, m = self.x.shape
             r, n = self.D.shape[2], self.h_prev.shape[2]
-            shape, transposed = weight_grad_layout(self.D.dtype, r, m, n)
+            shape, layout = weight_grad_layout(self.D.dtype, r, m, n)
             sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
-            XH = np.empty((T * B, m + n), self.D.dtype)
-            self._segments = (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, transposed,
+            XH = np.empty((T * B if layout != SPLIT else 0, m + n), self.D.dtype)
+            self._segments = (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, layout,
                               [np.empty_like(out) for out in self.outs + [out for out, _, _ in self.sums]])
-        XH, G, rest, sgemm, transposed, parts = self._segments
+        XH, G, rest, sgemm, layout, parts = self._segments
         B = self.x.shape[1]
         rows = (s1 - s0) * B
         totals = self.outs + [out for out, _, _ in self.sums]
         outs = parts if add else totals
         args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs[:3],
-                                        XH[s0 * B:s1 * B], G, rest, False, sgemm, transposed))
+                                        XH[s0 * B:s1 * B], G, rest, False, sgemm, layout))
         _weight_grads.serial(*args, 1)
         for out, (_, a, b) in zip(outs[3:], self.sums):
             a2 = a[s0:s1].reshape(rows, a.shape[2])
