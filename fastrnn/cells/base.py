@@ -250,9 +250,10 @@ def weight_grad_layout(dtype, r, m, n):
       product's r times as many multiply-adds, so it weighs most at small r. Whole kernel calls, one
       thread, T=100, m=32, split / joined (three ad hoc runs of best times in one process, and medians
       from ``python bench/weight_grads.py``, ``bench/results/2026-11-27-weight-gradient-split.md``):
-      n=32 B=8 0.85-0.92, B=32 0.81-0.95; n=64 B=8 0.74-0.94, B=32 0.93-0.94; B=1 0.94-0.98. From
-      n=128 the runs disagree (n=128 B=32 0.91 to 1.13) and the joined product stays. In float64
-      (SciPy's OpenBLAS) the split ran 0.96-1.18 at n=32 and 64 and every float64 product stays joined.
+      n=32 B=8 0.85-0.92, B=32 0.81-0.95; n=64 B=8 0.74-0.95, B=32 0.92-0.94; B=1 0.94-1.00. From
+      n=128 the runs disagree (n=128 B=32 0.90 to 1.13) and the joined product stays. In float64
+      (SciPy's OpenBLAS) the split ran 0.83-1.18 at n=32 and 64 from run to run, and every float64
+      product stays joined.
     - Everything else: ``JOINED``, D^T [x | h] into (r, m + n) (the gated cells in float32: two
       products would leave a thin one below the BLAS's rate)."""
     dtype = np.dtype(dtype)
