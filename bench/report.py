@@ -66,7 +66,7 @@ def table(groups):
         verdicts.append(verdict(key, row, ours, ratios))
         verdicts.append(module_verdict(key, ratios))
         if algo.startswith("step-") and algo.endswith("-one") and n >= 128 and B >= 8 and gemm != "—":
-            where = "timed in the row's rounds" if beside else "timed around the grid"
+            where = "timed in the row's rounds" if beside else "timed apart from the rows"
             verdicts.append(f"roofline {algo} n={n} B={B} {dtype}: {gemm} of one thread's GEMM rate ({rate:.1f} "
                             f"GFLOP/s, {where}); target 0.70: " + ("holds" if float(gemm) >= 0.70 else "NOT reached"))
     for impl, entry in sorted(groups.get(("compile", None, None, None, None, None), {}).items()):

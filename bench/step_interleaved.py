@@ -86,7 +86,7 @@ def _baselines(kind, n, B, dtype, threads):
     """The one-thread rows' baselines, timed in the row's own rounds: one thread's GEMM (the roofline's
     rate) and, at B = 1, the chain of products by W_hh (the least time's gemv rate). On a machine whose
     speed drifts between minutes, a rate timed before and after the whole grid can meet a row in another
-    phase: in one run the one-thread n = 128 rows ran 1.2-1.5x slower than in the run before while the
+    phase: in one run the one-thread n = 128 rows ran 1.15-1.7x slower than in the run before while the
     GEMM rate measured around them was the same (83 against 81.5 GFLOP/s). Timed beside the row, the
     ratio compares the row with the machine as it was then. {name: Captured}, empty for default threads."""
     if threads != "one":
