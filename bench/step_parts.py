@@ -11,8 +11,9 @@ gradients (the driver's backward), and the weight-gradient products alone (``cel
 "rest" is the whole call less those four; "sweep" the backward less its weight gradients. Each part's
 GFLOP/s counts the multiply-adds of its matrix products (the whole call: those of the table, three times
 the forward's), and "of GEMM rate" divides by one thread's GEMM (n = 512) timed in the same rounds.
-Medians of every part; a part's median is a little below its time inside the whole call, where the
-caches hold what the part before it left.
+Medians of every part. A part timed alone starts from caches the other parts and the GEMM have
+filled, and runs slower than inside the whole call, where they hold what the part before it left: the
+shares are upper bounds, and "rest" can come out negative.
 """
 import argparse
 import sys
