@@ -176,18 +176,15 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         if r1 > r0:
             Dk = D2[r0:r1]
             XHk = XH[r0:r1]
-            if layout != SPLIT:
-                copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
-                copy_columns(XHk, m, h2[r0:r1], 0, n)
             if layout == SPLIT:
                 _split_products(Dk, x2[r0:r1], h2[r0:r1], out, sgemm)
-            elif layout == TURNED:
-                gemm_tn_into(XHk, Dk, out[:, :r])
-            elif sgemm != 0 and D.itemsize == 4:
-                _cblas_sgemm_tn(sgemm, r, m + n, r1 - r0, np.int64(Dk.ctypes.data), r,
-                                np.int64(XHk.ctypes.data), m + n, np.int64(out.ctypes.data), m + n)
             else:
-                np.dot(Dk.T, XHk, out)
+                copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
+                copy_columns(XHk, m, h2[r0:r1], 0, n)
+                if layout == TURNED:
+                    gemm_tn_into(XHk, Dk, out[:, :r])
+                else:
+                    _tn_into(Dk, XHk, out, sgemm)
             acc = part_b[blk]
             for row in range(r1 - r0):
                 for k in range(r):
@@ -213,34 +210,34 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
 @_jit
 def _columns_product(D2, XH, G, c0, c1, sgemm, transposed):
     """The rows c0:c1 of D2^T XH (columns of G where ``transposed``), over all rows of D2 and XH."""
-    r = D2.shape[1]
-    J = XH.shape[1]
     Dk = D2[:, c0:c1]
     if transposed:
         gemm_tn_into(XH, Dk, G[:, c0:c1])
-    elif sgemm != 0 and D2.itemsize == 4:
-        _cblas_sgemm_tn(sgemm, c1 - c0, J, D2.shape[0], np.int64(D2.ctypes.data) + c0 * D2.itemsize, r,
-                        np.int64(XH.ctypes.data), J, np.int64(G.ctypes.data) + c0 * J * G.itemsize, J)
     else:
-        gemm_tn_into(Dk, XH, G[c0:c1])
+        _tn_into(Dk, XH, G[c0:c1], sgemm)
+
+
+@_jit
+def _tn_into(a, b, out, sgemm):
+    """out = a^T @ b for a (R, c), b (R, J), out (c, J), each with contiguous rows and any row stride: the
+    float32 product through the CBLAS ``sgemm`` at that address where given (``_blas``), else through
+    Numba's BLAS (``gemm_tn_into``)."""
+    if sgemm != 0 and a.itemsize == 4:
+        size = a.itemsize
+        _cblas_sgemm_tn(sgemm, out.shape[0], out.shape[1], a.shape[0], np.int64(a.ctypes.data), a.strides[0] // size,
+                        np.int64(b.ctypes.data), b.strides[0] // size, np.int64(out.ctypes.data),
+                        out.strides[0] // size)
+    else:
+        gemm_tn_into(a, b, out)
 
 
 @_jit
 def _split_products(D, x, h, out, sgemm):
-    """out[:, :m] = D^T x and out[:, m:] = D^T h (``SPLIT``): D (R, c) with rows of any stride, x (R, m)
-    and h (R, n) C-contiguous, out (c, m + n) with contiguous rows; float32 through ``sgemm`` where given."""
+    """out[:, :m] = D^T x and out[:, m:] = D^T h (``SPLIT``): D (R, c), x (R, m), h (R, n), out (c, m + n),
+    each with contiguous rows."""
     m = x.shape[1]
-    if sgemm != 0 and D.itemsize == 4:
-        c, J = out.shape[0], out.shape[1]
-        lda = D.strides[0] // D.itemsize
-        ldc = out.strides[0] // out.itemsize
-        _cblas_sgemm_tn(sgemm, c, m, D.shape[0], np.int64(D.ctypes.data), lda, np.int64(x.ctypes.data), m,
-                        np.int64(out.ctypes.data), ldc)
-        _cblas_sgemm_tn(sgemm, c, J - m, D.shape[0], np.int64(D.ctypes.data), lda, np.int64(h.ctypes.data), J - m,
-                        np.int64(out.ctypes.data) + m * out.itemsize, ldc)
-    else:
-        gemm_tn_into(D, x, out[:, :m])
-        gemm_tn_into(D, h, out[:, m:])
+    _tn_into(D, x, out[:, :m], sgemm)
+    _tn_into(D, h, out[:, m:], sgemm)
 
 
 @_jit
