@@ -35,6 +35,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ._jit import _jit
+from ._rows import borrow, borrow2
 
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
 TILE_BYTES = 64      # a panel's width: two vectors of 32 bytes (16 float32 or 8 float64 columns)
@@ -189,7 +190,7 @@ def row_tile_products(v, P, out, edge):
     lanes = w // ROW_VECTORS
     for p in range(count):
         j0 = p * w
-        panel = P[0, p]
+        panel = borrow2(P, 0, p)
         if j0 + w <= N:
             _row8(v, panel, 0, K, out, j0)
             continue
@@ -231,13 +232,13 @@ def tile_products(a, P, out, edge, pad):
             pad[r, k] = a[whole + r, k]
     for p in range(count):
         j0 = p * w
-        panel = P[0, p]
+        panel = borrow2(P, 0, p)
         wj = min(w, N - j0)
         for r0 in range(0, whole, ROWS):
             if wj == w:
-                _tile(a[r0:], lda, panel, K, out[r0:, j0:], ldc)
+                _tile(borrow(a, r0), lda, panel, K, borrow(out, r0)[j0:], ldc)
             else:
-                _tile(a[r0:], lda, panel, K, edge, w)
+                _tile(borrow(a, r0), lda, panel, K, edge, w)
                 for r in range(ROWS):
                     for j in range(wj):
                         out[r0 + r, j0 + j] = edge[r, j]

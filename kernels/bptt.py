@@ -6,7 +6,7 @@ from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn, gemm_tn_into
 from ._jit import _jit, kernel
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
-from ._rows import arriving, copy_columns
+from ._rows import arriving, borrow, borrow2, copy_columns
 from ._sync import store_release
 
 
@@ -80,12 +80,12 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                 for bb in range(nb):
                     if once:        # each branch its own view: see the note above
                         row = D[s, b0 + bb]
-                        arriving(row, back[bb], g[s, b0 + bb], inject)
-                        scale_by_dphi(row, h[s + 1, b0 + bb], K, act)
+                        arriving(row, borrow(back, bb), borrow2(g, s, b0 + bb), inject)
+                        scale_by_dphi(row, borrow2(h, s + 1, b0 + bb), K, act)
                     else:
                         crow = cur[bb]
-                        arriving(crow, back[bb], g[s, b0 + bb], inject)
-                        scale_by_dphi(crow, h[s + 1, b0 + bb], K, act)
+                        arriving(crow, borrow(back, bb), borrow2(g, s, b0 + bb), inject)
+                        scale_by_dphi(crow, borrow2(h, s + 1, b0 + bb), K, act)
                         drow = D[s, b0 + bb]
                         for k in range(n):
                             drow[k] += crow[k]

@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import activate, constants
 from ._jit import kernel
+from ._rows import borrow, borrow2
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
 
 
@@ -59,8 +60,8 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
                 prev = fed
             panel_dot(prev, P, tmp, rec)
             for bb in range(nb):
-                row = h[t + 1, b0 + bb]
-                rr = rec[bb]
+                row = borrow2(h, t + 1, b0 + bb)
+                rr = borrow(rec, bb)
                 for k in range(n):
                     row[k] += b[k] + rr[k]
                 activate(row, K, act)

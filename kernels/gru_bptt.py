@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import ONE, constants
 from ._jit import helper, kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
-from ._rows import arriving
+from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
 
@@ -70,13 +70,13 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
                 inject = s >= start
                 for bb in range(nb):
                     b = b0 + bb
-                    dh = dhv[bb]
-                    arriving(dh, back[bb], g[s, b], inject)
+                    dh = borrow(dhv, bb)
+                    arriving(dh, borrow(back, bb), borrow2(g, s, b), inject)
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
-                        _row_deltas(gates[s, b], dh, h[s, b], An[s, b], D[s, b], True, one)
+                        _row_deltas(borrow2(gates, s, b), dh, borrow2(h, s, b), An[s, b], D[s, b], True, one)
                     else:
                         dl = cur[bb]
-                        _row_deltas(gates[s, b], dh, h[s, b], An[s, b], dl, False, one)
+                        _row_deltas(borrow2(gates, s, b), dh, borrow2(h, s, b), An[s, b], dl, False, one)
                         drow = D[s, b]
                         for k in range(3 * n):
                             drow[k] += dl[k]

@@ -4,6 +4,7 @@ from numba import prange
 
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
+from ._rows import borrow, borrow2
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
 
 
@@ -54,8 +55,8 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
             for bb in range(nb):
                 b = b0 + bb
                 row = gates[t, b]
-                rr = rec[bb]
-                pr = proj[t * B + b]
+                rr = borrow(rec, bb)
+                pr = borrow(proj, t * B + b)
                 for k in range(2 * n):
                     row[k] = pr[k] + rr[k] + b_rz[k]
                 activate(row[:2 * n], K, LOGISTIC)
@@ -64,7 +65,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
                     row[3 * n + k] = rr[2 * n + k] + b_hn[k]                         # q
                 for k in range(n):
                     row[2 * n + k] = tanh(pr[2 * n + k] + b_in[k] + row[k] * row[3 * n + k], K)   # n
-                hp = h[t, b]
+                hp = borrow2(h, t, b)
                 hn = h[t + 1, b]
                 for k in range(n):
                     z = row[n + k]

@@ -6,7 +6,7 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import gate_deltas
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
-from ._rows import arriving
+from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
 
@@ -73,14 +73,14 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                 inject = s >= start
                 for bb in range(nb):
                     b = b0 + bb
-                    gr = gates[s, b]
-                    dh = dhv[bb]
-                    arriving(dh, back[bb], g[s, b], inject)
+                    gr = borrow2(gates, s, b)
+                    dh = borrow(dhv, bb)
+                    arriving(dh, borrow(back, bb), borrow2(g, s, b), inject)
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
-                        gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], D[s, b], K)
+                        gate_deltas(gr, dh, borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb], D[s, b], K)
                     else:
                         dl = cur[bb]
-                        gate_deltas(gr, dh, c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
+                        gate_deltas(gr, dh, borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb], dl, K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]

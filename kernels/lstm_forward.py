@@ -6,6 +6,7 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step
 from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
+from ._rows import borrow, borrow2
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "bias"))
@@ -47,4 +48,5 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], h[t + 1, b], K)
+                cell_step(borrow2(gates, t, b), borrow(rec, bb), bias, borrow2(c, t, b), borrow2(c, t + 1, b),
+                          borrow2(h, t + 1, b), K)

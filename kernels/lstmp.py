@@ -13,7 +13,7 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
 from ._panels import _copy, block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
-from ._rows import arriving
+from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
 
@@ -54,7 +54,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
             panel_dot(h[t, b0:b1], P, tmp, rec)
             for bb in range(nb):
                 b = b0 + bb
-                cell_step(gates[t, b], rec[bb], bias, c[t, b], c[t + 1, b], m_out[t, b], K)
+                cell_step(borrow2(gates, t, b), borrow(rec, bb), bias, borrow2(c, t, b), borrow2(c, t + 1, b),
+                          borrow2(m_out, t, b), K)
             panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
 
 
@@ -127,8 +128,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
                 inject = s >= start
                 for bb in range(nb):
-                    dh = dhv[bb]
-                    arriving(dh, back[bb], g[s, b0 + bb], inject)
+                    dh = borrow(dhv, bb)
+                    arriving(dh, borrow(back, bb), borrow2(g, s, b0 + bb), inject)
                     acc = dH[s, b0 + bb]
                     if once:
                         for k in range(p):
@@ -140,10 +141,12 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                 for bb in range(nb):
                     b = b0 + bb
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
-                        gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], D[s, b], K)
+                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb],
+                                    D[s, b], K)
                     else:
                         dl = cur[bb]
-                        gate_deltas(gates[s, b], dm[bb], c[s + 1, b], c[s, b], tcv[bb], dcn[bb], dl, K)
+                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb],
+                                    dl, K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]
