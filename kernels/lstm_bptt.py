@@ -10,8 +10,8 @@ from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
 
-@kernel("batch", reads=("W_hh", "c", "gates", "g", "dcT"))
-def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, progress, nblocks, split):
+@kernel("batch", reads=("W_hh", "h", "c", "gates", "g", "dcT"))
+def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, progress, nblocks, split):
     """The sequential backward recursion over (h, c), summed over the BPTT(h; h') sweeps:
 
         dh_t = g_t + W_hh^T delta_{t+1},   dc_t = dh_t o tanh'(c_t) + dc_{t+1} f_{t+1}
@@ -19,7 +19,8 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
 
     Array contract (one float dtype, C-contiguous):
 
-    W_hh (4n, n); c (T + 1, B, n) and gates (T, B, 4n) from ``_lstm_forward``; g (T, B, n) the
+    W_hh (4n, n); h and c (T + 1, B, n) and gates (T, B, 4n) from ``_lstm_forward`` (h_t = o ⊙ tanh(c_t)
+    gives tanh(c_t) back: ``_lstm_cell.gate_deltas``); g (T, B, n) the
     error injected into h_t; dcT (B, n) the error injected into the final cell state c_T (zeros for
     a loss on h alone), entering the last sweep. trunc_h, trunc_hp: as in ``bptt._bptt_sweep``.
     D (T, B, 4n) is overwritten with the sum over sweeps of delta_t; the weight gradients follow
@@ -55,7 +56,6 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
         back = np.empty((nb, n), dtype=D.dtype)
         dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
         dhv = np.empty((nb, n), dtype=D.dtype)
-        tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
         tmp = panel_scratch(P, rows, nb, split)
         start = 0
         while start < T:
@@ -77,10 +77,10 @@ def _lstm_sweep(W_hh, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panels, 
                     dh = borrow(dhv, bb)
                     arriving(dh, borrow(back, bb), borrow2(g, s, b), inject)
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
-                        gate_deltas(gr, dh, borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb], D[s, b], K)
+                        gate_deltas(gr, dh, borrow2(h, s + 1, b), borrow2(c, s, b), dcn[bb], D[s, b], K)
                     else:
                         dl = cur[bb]
-                        gate_deltas(gr, dh, borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb], dl, K)
+                        gate_deltas(gr, dh, borrow2(h, s + 1, b), borrow2(c, s, b), dcn[bb], dl, K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]

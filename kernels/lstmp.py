@@ -110,7 +110,6 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
         dhv = np.empty((nb, p), dtype=D.dtype)
         dm = np.empty((nb, n), dtype=D.dtype)
         dcn = np.empty((nb, n), dtype=D.dtype)        # dc_t, then dc_{t+1} f_{t+1} for the step before
-        tcv = np.empty((nb, n), dtype=D.dtype)        # tanh(c_t)
         tmp = panel_scratch(P, rows, nb, split)
         tmpr = panel_scratch(R, rows, nb, split)
         start = 0
@@ -141,12 +140,12 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                 for bb in range(nb):
                     b = b0 + bb
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
-                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb],
+                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(m_out, s, b), borrow2(c, s, b), dcn[bb],
                                     D[s, b], K)
                     else:
                         dl = cur[bb]
-                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(c, s + 1, b), borrow2(c, s, b), tcv[bb], dcn[bb],
-                                    dl, K)
+                        gate_deltas(borrow2(gates, s, b), borrow(dm, bb), borrow2(m_out, s, b), borrow2(c, s, b), dcn[bb], dl,
+                                    K)
                         drow = D[s, b]
                         for k in range(4 * n):
                             drow[k] += dl[k]

@@ -55,7 +55,7 @@ class Driver(CellDriver):
         panels = panel_buffer(W["W_hh"], work, threads)
 
         def sweep(progress):
-            call(_lstm_sweep, threads, work, W["W_hh"], c, run.saved["gates"], g, dc_T,
+            call(_lstm_sweep, threads, work, W["W_hh"], h, c, run.saved["gates"], g, dc_T,
                  *truncation, D, dc0, dh0, panels, progress)
 
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
