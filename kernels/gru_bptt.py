@@ -64,9 +64,12 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
                     back[:, :] = 0
                 else:
                     panel_dot(D[s + 1, b0:b1] if once else cur, P, tmp, back)
-                    for bb in range(nb):
+                    for bb in range(nb):        # + dh_{t+1} z_{t+1}, one row's views at a time
+                        bk = back[bb]
+                        dv = borrow(dhv, bb)
+                        zn = borrow2(gates, s + 1, b0 + bb)[n:2 * n]
                         for k in range(n):
-                            back[bb, k] += dhv[bb, k] * gates[s + 1, b0 + bb, n + k]
+                            bk[k] += dv[k] * zn[k]
                 inject = s >= start
                 for bb in range(nb):
                     b = b0 + bb
