@@ -60,13 +60,17 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
                 for k in range(2 * n):
                     row[k] = pr[k] + rr[k] + b_rz[k]
                 activate(row[:2 * n], K, LOGISTIC)
-                # short loops over few arrays each, so that LLVM vectorises every one of them
+                # short loops over few arrays each, every gate block its own view, so that LLVM
+                # vectorises every one of them (``_lstm_cell.gate_deltas``)
+                gr, gz, gn, gq = row[:n], row[n:2 * n], row[2 * n:3 * n], row[3 * n:]
+                rq = rr[2 * n:]
+                pn = pr[2 * n:]
                 for k in range(n):
-                    row[3 * n + k] = rr[2 * n + k] + b_hn[k]                         # q
+                    gq[k] = rq[k] + b_hn[k]                                          # q
                 for k in range(n):
-                    row[2 * n + k] = tanh(pr[2 * n + k] + b_in[k] + row[k] * row[3 * n + k], K)   # n
+                    gn[k] = tanh(pn[k] + b_in[k] + gr[k] * gq[k], K)                 # n
                 hp = borrow2(h, t, b)
                 hn = h[t + 1, b]
                 for k in range(n):
-                    z = row[n + k]
-                    hn[k] = (one - z) * row[2 * n + k] + z * hp[k]
+                    z = gz[k]
+                    hn[k] = (one - z) * gn[k] + z * hp[k]
