@@ -9,10 +9,11 @@ counts cost as much as the row's arithmetic: the LSTM's gate deltas over 8 rows 
 128 units: 2.6 against 1.9; float32, one AMD EPYC thread, ad hoc). A kernel holds its arrays for the whole
 call, longer than any view of a row, so the counts protect nothing there.
 
-The kernels read rows through ``borrow`` and ``borrow2``; the rows a loop writes keep Numba's own
-views, except where borrowing them measured faster. Whole kernels, borrowed over plain, medians of
-300 interleaved calls of each serial kernel, one thread, T=100 (the reads borrowed; "all": the
-written rows too):
+The kernels read rows through ``borrow`` and ``borrow2``, and write through them where that measured
+no slower: the sweeps' scratch row of the arriving error, the LSTM's and the simple cell's forward rows.
+The other rows a loop writes keep Numba's own views, since borrowing them measured slower (below).
+Whole kernels, borrowed over plain, medians of 300 interleaved calls of each serial kernel, one thread,
+T=100 ("all": every row borrowed):
 
     float32, n=32 B=32:  LSTM forward 0.96 (all), sweep 0.78; GRU forward 0.93, sweep 0.75-0.76;
                          simple cell forward 0.93-0.95 (all), sweep 0.65-0.68
