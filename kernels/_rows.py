@@ -21,7 +21,9 @@ T=100 ("all": every row borrowed):
                          simple cell forward 0.99 (all), sweep 0.94
     float64:             0.83-1.00 at both sizes
     written rows borrowed too where they are not above: the GRU forward's gate row 1.45 (n=32) and
-                         1.08 (n=128), the LSTM sweep's delta row 1.09-1.10 (n=128), so those stay plain.
+                         1.08 (n=128), the LSTM sweep's delta row 1.09-1.12 (n=128), the GRU sweep's
+                         delta rows 0.74 of the old time (n=32) where the reads alone gave 0.68, so those
+                         stay plain.
 
 The register tiles (``_tiles``) take their operands' rows and panels the same way (0.98-0.99 of the
 time a product, float32, 8-32 rows, K and N from 32 to 512, ad hoc).
