@@ -10,7 +10,8 @@ counts cost as much as the row's arithmetic: the LSTM's gate deltas over 8 rows 
 call, longer than any view of a row, so the counts protect nothing there.
 
 The kernels read rows through ``borrow`` and ``borrow2``, and write through them where that measured
-no slower: the sweeps' scratch row of the arriving error, the LSTM's and the simple cell's forward rows.
+no slower: the sweeps' scratch row of the arriving error, the forward rows of the LSTM, the projected
+LSTM and the simple cell.
 The other rows a loop writes keep Numba's own views, since borrowing them measured slower (below).
 Whole kernels, borrowed over plain, medians of 300 interleaved calls of each serial kernel, one thread,
 T=100 ("all": every row borrowed):

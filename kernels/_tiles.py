@@ -28,7 +28,6 @@ The forward passes hand in W^T, a view of W, and take row tiles from a transposi
 has FORWARD_ROW_TILE_MIN_K units or more (``_panels.stored_rows``); below that they keep W's own rows
 (``bench/results/2026-11-27-forward-row-tiles.md``).
 """
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
