@@ -50,7 +50,11 @@ def base_kernels(commit, folder):
     folder of its own under another name, so the guard is taken out of the copy."""
     root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True,
                                check=True, cwd=Path(__file__).parent).stdout.strip())
-    data = subprocess.run(["git", "archive", commit, "kernels"], capture_output=True, check=True, cwd=root).stdout
+    got = subprocess.run(["git", "archive", commit, "kernels"], capture_output=True, cwd=root)
+    if got.returncode != 0:
+        raise SystemExit(f"--base {commit!r}: git archive found no kernels/ folder at that commit in {root} "
+                         f"({got.stderr.decode(errors='replace').strip()})")
+    data = got.stdout
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(folder, filter="data")
     package = Path(folder) / PACKAGE
@@ -161,12 +165,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--whole", action="store_true", help="whole fastrnn.bptt calls instead of each kernel")
     a = parser.parse_args()
-    fastrnn.threads(1)
-    _jit.threads_started()
-    net, x, d = problem(a.cell, a.n, a.B, a.dtype)
-    label = f"{a.cell} n={a.n} B={a.B} {a.dtype}"
     with tempfile.TemporaryDirectory() as folder:
         old = base_kernels(a.base, folder)
+        fastrnn.threads(1)
+        _jit.threads_started()
+        net, x, d = problem(a.cell, a.n, a.B, a.dtype)
+        label = f"{a.cell} n={a.n} B={a.B} {a.dtype}"
         print(f"`python bench/kernel_ab.py --base {a.base} --cell {a.cell} --n {a.n} --B {a.B} --dtype {a.dtype} "
               f"--rounds {a.rounds}{' --whole' if a.whole else ''}`: one thread, T={T}, m={M}, medians of "
               f"{a.rounds} interleaved calls.\n")
