@@ -12,7 +12,7 @@ readout of 8) is captured with its arguments, and its serial twin is timed again
 alternated call by call; the base's arguments are taken by name, so a kernel that gained an argument is
 still compared. Each line gives the medians, new / base, the median of the pairwise ratios, and whether the
 outputs are identical (else the largest relative difference; arrays with NaN or infinity, such as unwritten
-scratch, are left out of it). With ``--whole``: whole ``fastrnn.bptt`` calls with the cell's forward and
+scratch, are left out of it, and so is the buffer of weight panels, ``SCRATCH``). With ``--whole``: whole ``fastrnn.bptt`` calls with the cell's forward and
 sweep kernels and the weight-gradient kernel of each commit in turn (only where each takes the same
 arguments in both commits, since the work tree's driver calls them).
 
@@ -103,6 +103,9 @@ def arguments(kernel, named):
     return [named[k].copy() if isinstance(named[k], np.ndarray) else named[k] for k in names]
 
 
+SCRATCH = ("panels",)    # the weight panels: a layout of the weights, not a result (it may change between commits)
+
+
 def compare_kernels(old, net, x, d, rounds, label):
     for kernel, named, split in captured_calls(net, x, d):
         pair = {"base": getattr(old, kernel.__name__), "new": kernel}
@@ -113,7 +116,7 @@ def compare_kernels(old, net, x, d, rounds, label):
             kern.serial(*a, 1, *split)
             outs[k] = {name: v for name, v in zip(inspect.signature(kern._serial.py_func).parameters, a)
                        if isinstance(v, np.ndarray)}
-        shared = [name for name in outs["base"] if name in outs["new"]]
+        shared = [name for name in outs["base"] if name in outs["new"] and name not in SCRATCH]
         same = all(np.array_equal(outs["base"][k], outs["new"][k]) for k in shared)
         worst = max((float(np.max(np.abs(outs["base"][k] - outs["new"][k])) / max(float(np.max(np.abs(outs["base"][k]))), 1e-30))
                      for k in shared if outs["base"][k].size and np.all(np.isfinite(outs["base"][k]))
