@@ -11,7 +11,7 @@ Skipping the packing is a property of the BLAS build and of the core it runs: Op
 small products unpacked only on its AVX-512 cores. On the others (AVX2: Haswell, Zen) it packs W in
 every call, panels or not, and there the kernels take each step's product in compiled register tiles
 instead (``_tiles``; ``split=TILES``, chosen by ``fastrnn.runtime.blas.step_products``): ``cut_panels``
-then cuts panels of ``_tiles.TILE_BYTES`` columns and ``panel_dot`` hands them to ``_tiles.tile_products``.
+then cuts panels of ``_tiles.tile_columns`` columns and ``panel_dot`` hands them to ``_tiles.tile_products``.
 
 The rule is a property of the BLAS build and lives here alone (``tests/test_panels.py`` checks it;
 ``bench/panels.py`` measures it). Measured with OpenBLAS 0.3 (numpy 2.4's wheel) on AMD EPYC (AVX-512),
@@ -66,8 +66,8 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit
-from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILE_BYTES, TILES,
-                     row_tile_products, tile_products)
+from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILES,
+                     row_tile_products, tile_columns, tile_products)
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -158,7 +158,7 @@ def cut_elements(B, most_blocks, K, N, itemsize):
         kc, count, Kc, w = _layout((B + blocks - 1) // blocks, K, N, itemsize)
         most = max(most, kc * count * Kc * w)
     if B > 1:                                   # or the compiled tiles' panels (``TILES``)
-        tw = TILE_BYTES // itemsize
+        tw = tile_columns(itemsize)
         most = max(most, (N + tw - 1) // tw * K * tw)
     else:                                       # or a batch of one's row tiles (``ROW_TILES``)
         tw = ROW_TILE_BYTES // itemsize
@@ -171,7 +171,7 @@ def cut_panels(WT, rows, buf, split=1):
     """WT (K, N), any layout, copied into C-contiguous panels (kc, count, Kc, w) for products with
     ``rows`` rows: kc chunks of Kc rows of WT (``k_chunks``), each cut into ``count`` panels of w
     columns; rows of the last chunk beyond K and columns of the last panel beyond N are zero. With
-    more than one row and ``split == TILES``: (1, count, K, w), w = ``TILE_BYTES`` of columns, for the
+    more than one row and ``split == TILES``: (1, count, K, w), w = ``_tiles.tile_columns``, for the
     compiled tiles.
 
     The panels are written into ``buf`` (1-d, the caller's buffer reused from call to call, of
@@ -197,7 +197,7 @@ def cut_panels(WT, rows, buf, split=1):
     K, N = WT.shape
     kc, count, Kc, w = _layout(rows, K, N, WT.itemsize)
     if rows > 1 and split == TILES:             # panels for the compiled tiles (``_tiles``)
-        w = TILE_BYTES // WT.itemsize
+        w = tile_columns(WT.itemsize)
         kc, count, Kc = 1, (N + w - 1) // w, K
     tiled = rows == 1 and split == ROW_TILES
     if tiled:                                   # a batch of one's row tiles

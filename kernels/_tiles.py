@@ -7,10 +7,13 @@ matrix inside every call, and a step's product h (rows, K) @ W (K, N) is too sma
 AVX2 AMD EPYC (Zen 3, OpenBLAS's Haswell kernels) the kernels' BLAS products ran at 10-47 GFLOP/s in
 float32 against 75 for one thread's GEMM, most under 20, the tiles 51-89 (``python bench/register_block.py``,
 ``bench/results/2026-11-26-tiles-avx2.md``). The weights are fixed for a whole call, so they are cut
-once into panels TILE_BYTES wide (``_panels.cut_panels``) and each step multiplies them here, a tile
-of ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
+once into panels ``tile_columns`` wide (``_panels.cut_panels``) and each step multiplies them here, a
+tile of ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
 K: per k, the panel's row is loaded once, each row's value of h broadcast, one fused multiply-add a
-register. Numba cannot be asked for such code (its loop vectoriser vectorises the sums over k, and
+register. A float32 panel is two vectors wide (4 x 2 sums in registers), a float64 panel three
+(4 x 3): in float64 the wider tile ran 1.02-1.17x the narrower one's rate on every step product of
+the training-step table's n = 128 and 512 cells (K = 128 or 512, N = n, 3n, 4n, B = 8 and 32; one
+thread, ad hoc), in float32 0.95-1.13x, below 1 where N = 128 is not a multiple of its 24 columns. Numba cannot be asked for such code (its loop vectoriser vectorises the sums over k, and
 the SLP vectoriser that would pack scalar accumulators is off process-wide), so the tile is written
 in LLVM's own vector types (``_tile``): LLVM picks the instructions for the machine it compiles on
 (AVX2, AVX-512, NEON), nothing here names an instruction set.
@@ -37,10 +40,10 @@ from ._jit import _jit
 from ._rows import borrow, borrow2
 
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
-TILE_BYTES = 64      # a panel's width: two vectors of 32 bytes (16 float32 or 8 float64 columns)
+TILE_VECTORS_32 = 2  # a float32 panel's width in vectors of VECTOR_BYTES (16 columns) ...
+TILE_VECTORS_64 = 3  # ... and a float64 panel's (12 columns): ``tile_columns``
 ROWS = 4             # rows of h a tile takes at a time (4 x 2 accumulator registers)
 VECTOR_BYTES = 32    # one vector register's worth (LLVM splits or joins them for the machine)
-_VECTORS = TILE_BYTES // VECTOR_BYTES
 ROW_TILES = -1       # the kernels' ``split`` argument at B = 1: the products in row tiles (1: whole, >1: parts)
 ROW_VECTORS = 8      # a batch of one: one row by panels of 8 vectors, 8 independent sums (FMA latency x units)
 ROW_TILE_BYTES = ROW_VECTORS * VECTOR_BYTES
@@ -71,33 +74,41 @@ def _broadcast(builder, vty, lanes, value):
 
 def _tile_codegen(rows):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
-    a with row stride lda, p contiguous (w = TILE_BYTES of columns), c with row stride ldc."""
+    a with row stride lda, p contiguous (w = ``tile_columns`` of columns), c with row stride ldc."""
     def codegen(context, builder, signature, args):
         size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
+        vectors = TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
         P = context.make_array(signature.args[2])(context, builder, p_arr).data
         C = context.make_array(signature.args[4])(context, builder, c_arr).data
-        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(_VECTORS)] for _ in range(rows)]
-        width = ir.Constant(K.type, lanes * _VECTORS)
+        accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
+        width = ir.Constant(K.type, lanes * vectors)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             row = builder.gep(P, [builder.mul(k, width)])
             bvec = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, v * lanes)]),
                                                  vty.as_pointer()), align=size)
-                    for v in range(_VECTORS)]
+                    for v in range(vectors)]
             for r in range(rows):
                 s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), k)]))
                 splat = _broadcast(builder, vty, lanes, s)
-                for v in range(_VECTORS):
+                for v in range(vectors):
                     builder.store(builder.call(fma, [splat, bvec[v], builder.load(accs[r][v])]), accs[r][v])
         for r in range(rows):
             crow = builder.gep(C, [builder.mul(ir.Constant(K.type, r), ldc)])
-            for v in range(_VECTORS):
+            for v in range(vectors):
                 ptr = builder.bitcast(builder.gep(crow, [ir.Constant(K.type, v * lanes)]), vty.as_pointer())
                 builder.store(builder.load(accs[r][v]), ptr, align=size)
         return context.get_dummy_value()
     return codegen
+
+
+@_jit
+def tile_columns(itemsize):
+    """A compiled tile's panel width in columns for numbers of ``itemsize`` bytes (the tile's vectors
+    of VECTOR_BYTES: TILE_VECTORS_32 or TILE_VECTORS_64)."""
+    return (TILE_VECTORS_64 if itemsize == 8 else TILE_VECTORS_32) * VECTOR_BYTES // itemsize
 
 
 def _tile_intrinsic(rows):
@@ -212,7 +223,7 @@ def row_tile_products(v, P, out, edge):
 
 @_jit
 def tile_products(a, P, out, edge, pad):
-    """out (rows, N) = a (rows, K) @ WT, WT given as panels P (1, count, K, w) of w = TILE_BYTES
+    """out (rows, N) = a (rows, K) @ WT, WT given as panels P (1, count, K, w) of w = ``tile_columns``
     columns (the last zero-padded): each panel by every block of ROWS rows in turn while it is in
     cache. a's rows may have any stride; out is C-contiguous. The last rows (fewer than ROWS) are
     multiplied from a copy in ``pad`` (ROWS, K), and the last panel's columns beyond N and those rows

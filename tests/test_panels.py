@@ -6,8 +6,8 @@ import pytest
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
 from fastrnn.kernels._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS,
-                                    ROW_TILE_WEIGHT_BYTES, ROW_TILES, TILE_BYTES, TILES, row_tile_products, row_tiles_pay,
-                                    tile_products)
+                                    ROW_TILE_WEIGHT_BYTES, ROW_TILES, TILES, row_tile_products, row_tiles_pay,
+                                    tile_columns, tile_products)
 from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_BYTES_64,
                                      LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH,
                                      _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels, k_chunks,
@@ -271,14 +271,15 @@ def test_gemm_into_writes_a_block_of_columns(dtype, rtol, m, k, n):
                                          (13, 128, 512), (32, 2048, 512), (6, 1, 17), (9, 512, 8)])
 def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     """The compiled register tiles (``kernels._tiles``, ``split=TILES`` at more than one row): panels of
-    TILE_BYTES columns, the last zero-padded, every block of rows (a remainder of 1-3 rows too), columns
+    ``tile_columns`` columns (16 float32, 12 float64), the last zero-padded, every block of rows (a remainder of 1-3 rows too), columns
     past N never written, a block with fewer rows than the panels were cut for, and rows of ``a`` with
     a stride (a view of longer rows), as the kernels hand them in."""
     rng = np.random.default_rng(rows * 1000 + N)
     W = rng.standard_normal((N, K)).astype(dtype)
     a = rng.standard_normal((rows, K)).astype(dtype)
     expected = a.astype(np.float64) @ W.T.astype(np.float64)
-    w = TILE_BYTES // np.dtype(dtype).itemsize
+    w = tile_columns(np.dtype(dtype).itemsize)
+    assert w == {4: 16, 8: 12}[np.dtype(dtype).itemsize]
     for WT in (W.T, np.ascontiguousarray(W.T)):
         P = cut_panels(WT, rows, np.empty(0, dtype), TILES)
         assert P.shape == (1, -(-N // w), K, w)
