@@ -42,7 +42,7 @@ from ._rows import borrow, borrow2
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
 TILE_VECTORS_32 = 2  # a float32 panel's width in vectors of VECTOR_BYTES (16 columns) ...
 TILE_VECTORS_64 = 3  # ... and a float64 panel's (12 columns): ``tile_columns``
-ROWS = 4             # rows of h a tile takes at a time (4 x 2 accumulator registers)
+ROWS = 4             # rows of h a tile takes at a time (4 x 2 or 4 x 3 accumulator registers)
 VECTOR_BYTES = 32    # one vector register's worth (LLVM splits or joins them for the machine)
 ROW_TILES = -1       # the kernels' ``split`` argument at B = 1: the products in row tiles (1: whole, >1: parts)
 ROW_VECTORS = 8      # a batch of one: one row by panels of 8 vectors, 8 independent sums (FMA latency x units)
