@@ -12,7 +12,7 @@ from .cells import driver_for
 from .cells.base import bptt_memory, sensitivity_memory
 from .errors import NonFiniteError, OptionError, ShapeError
 from .models import Gradients
-from .runtime.dispatch import get_threads, workers
+from .runtime.dispatch import call_work, get_threads, workers
 
 
 class Outputs(tuple):
@@ -168,7 +168,7 @@ def _states(net, x, h0, checked=False, read=False):
     the readout held (ad hoc; bench/results/2026-11-26-readout-threads-and-least-time.md)."""
     driver = driver_for(net)
     W, x, state0 = checks.inputs(net, x, h0)
-    with workers() as threads:
+    with workers(call_work(W, *x.shape[:2], 1)) as threads:
         run = driver.forward(net, W, x, state0, checks.Forcing.off(net.dtype), threads)
         _check_states("fastrnn.forward", net, run)
         y = readout.outputs(net, W, run.h[1:])[1] if read else None
@@ -204,7 +204,7 @@ def vjp_checked(fwd, dh, dh_T=None, dc_T=None, truncation=None, input_grad=True)
     finals = _final_state_errors(net, dh_T, dc_T, B)
     trunc = checks.truncation(truncation, T)
     input_grad = checks.flag("input_grad", input_grad)
-    with workers() as threads:
+    with workers(call_work(fwd.W, T, B, 2)) as threads:
         result = driver_for(net).backward(net, fwd.W, x, fwd.out._run, g, trunc, checks.Forcing.off(net.dtype),
                                           threads, dstate_T=finals, want_dx=input_grad)
     grads, dx, dstate0 = _vjp_result(net, *result)
@@ -288,7 +288,7 @@ def bptt(net, x, d, mask=None, loss="mse", truncation=None, h0=None, validate=Fa
     trunc = checks.truncation(truncation, p.x.shape[0])
     check = compare.validation_wanted(validate)
     bptt_memory(driver, net, *p.x.shape[:2])
-    with workers() as threads:
+    with workers(call_work(p.W, *p.x.shape[:2], 3)) as threads:
         run = driver.forward(net, p.W, p.x, p.state0, p.forcing, threads, scratch=True)
         _check_states("fastrnn.bptt", net, run)
         L, g, dW_out, db_out = readout.injected_errors(net, p.W, run.h[1:], p.d, p.readout_mask(), p.loss)
@@ -818,7 +818,7 @@ def vjp(net, x, dh, h0=None, *, dc_T=None, dh_T=None, states=None, truncation=No
     dh_arr = g.copy() if check else None                  # the driver may write into g
     if states is None:
         bptt_memory(driver, net, T, B)
-    with workers() as threads:
+    with workers(call_work(W, T, B, 3 if states is None else 2)) as threads:
         run = (driver.forward(net, W, x, state0, forcing, threads, scratch=True) if states is None
                else _given_states(driver, net, W, x, state0, states))
         if states is None:

@@ -247,18 +247,23 @@ def _from_environment():
 
 
 @contextlib.contextmanager
-def workers():
+def workers(work=0):
     """Yield the number of threads this call may use (1: the serial kernels only). Every BLAS
     is held to one thread for the duration of the call. A call given several threads may put
-    torch's spinning threads to sleep once (``_quiet_plain``)."""
+    torch's spinning threads to sleep once (``_quiet_plain``, and inside ``beside`` its ``quiet``):
+    ``work``, the multiply-adds of all the call's kernels where the caller knows them
+    (``call_work``), lets its first parallel kernel do so for the call as a whole, which pays for
+    the sleep once for all its kernels."""
     threads = get_threads()
     with _blas.single_threaded():
         if threads > 1 and _POOL.acquire(blocking=False):
             _call.may_quiet = True
+            _call.work = work
             try:
                 yield threads
             finally:
                 _call.may_quiet = False
+                _call.work = 0
                 _POOL.release()
         else:
             yield 1
@@ -329,26 +334,35 @@ def _pool_spins(flops, least):
         _quiet_plain(flops)
         return False
     quiet = getattr(_beside, "quiet", None)
-    if quiet is not None and flops >= QUIET_MIN_WORK:
+    if quiet is not None and max(flops, getattr(_call, "work", 0)) >= QUIET_MIN_WORK:
         quiet()
         _beside.spinning, _beside.gemm, _beside.quiet = False, None, None
         return False
     return flops < least
 
 
-_call = threading.local()     # may_quiet: inside ``workers`` with the pool, torch's threads not yet quieted
+_call = threading.local()     # may_quiet: torch's threads not yet quieted in this call; work: its ``call_work``
 _NO_BRIDGE = []               # why the rule is off in this process (fastrnn.torch failed to load or to quiet), if it is
+
+
+def call_work(weights, T, B, passes):
+    """The multiply-adds of a call's kernels, as ``Work`` counts them (two a weight a batch row a step),
+    over ``passes`` passes over the sequence (a forward pass 1, its backward sweep and weight gradients
+    2 more): every weight array of the network counted, its readout's too, which is small beside them."""
+    return passes * 2 * T * B * sum(int(w.size) for w in weights.values())
 
 
 def _quiet_plain(flops):
     """Outside ``beside`` (fastrnn called on arrays, not from fastrnn.torch's operators), in a process
-    that has imported torch: a call of ``QUIET_MIN_WORK`` multiply-adds or more that pays on parallel
-    threads first puts torch's threads to sleep, once per call, where they spin after torch's own
+    that has imported torch: a call of ``QUIET_MIN_WORK`` multiply-adds or more (a kernel's ``flops``,
+    or the whole call's, ``workers``' ``work``) that pays on parallel threads first puts torch's
+    threads to sleep, once per call, where they spin after torch's own
     operations (``fastrnn.torch._plain_call_quiet``: GNU OpenMP, torch on every CPU, its default wait
     policy), so that they do not share the cores with fastrnn's. Never imports torch itself. Where
     fastrnn.torch cannot load or the quieting operation fails, the call goes on without it, and the
     rule is off for the rest of the process (one RuntimeWarning)."""
-    if flops < QUIET_MIN_WORK or not getattr(_call, "may_quiet", False) or getattr(_beside, "active", False):
+    if (max(flops, getattr(_call, "work", 0)) < QUIET_MIN_WORK or not getattr(_call, "may_quiet", False)
+            or getattr(_beside, "active", False)):
         return
     _call.may_quiet = False
     if "torch" not in sys.modules or _NO_BRIDGE:
