@@ -680,6 +680,49 @@ def test_a_plain_call_that_pays_on_parallel_threads_puts_torchs_spinning_threads
 
 
 
+def test_the_quieting_rule_counts_a_calls_kernels_together(quieting, monkeypatch):
+    """A plain call whose kernels each stay under QUIET_MIN_WORK but together reach it puts torch's
+    spinning threads to sleep, once; a call whose kernels together stay under it does not; inside
+    ``beside_torch`` the same. ``call_work``
+    counts two multiply-adds a weight, batch row and step for each pass (forward 1, bptt 3)."""
+    from fastrnn import checks
+    from fastrnn.runtime import dispatch
+    calls = quieting
+    net, x, d = _plain_problem()
+    T, B, m = x.shape
+    n = net.n_hidden
+    W = checks.problem(net, x, d).W
+    weights = sum(w.size for w in W.values())
+    assert dispatch.call_work(W, T, B, 3) == 3 * 2 * T * B * weights
+    largest_kernel = max(8 * B * n * n * T, 2 * T * B * 4 * n * (m + n))     # forward and sweep, weight gradients
+    threshold = (largest_kernel + dispatch.call_work(W, T, B, 3)) // 2
+    assert largest_kernel < threshold < dispatch.call_work(W, T, B, 3)
+    assert dispatch.call_work(W, T, B, 1) < threshold
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", threshold)
+        loss, grads = fastrnn.bptt(net, x, d)
+        assert calls == [1]
+        fastrnn.forward(net, x)                                 # the forward pass alone stays under
+        assert calls == [1]
+        monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", dispatch.call_work(W, T, B, 3) + 1)
+        again_loss, again = fastrnn.bptt(net, x, d)
+        assert calls == [1]
+        with ft.beside_torch():                                 # fastrnn.torch's own rule counts the same way
+            fastrnn.bptt(net, x, d)
+            assert calls == [1]
+        monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", threshold)
+        with ft.beside_torch():
+            fastrnn.bptt(net, x, d)
+            assert calls == [1, 1]
+    finally:
+        torch.set_num_threads(threads)
+    assert loss == again_loss
+    for name, g in grads.items():
+        assert np.array_equal(g, again[name]), name
+
+
 def test_a_plain_call_whose_quieting_fails_runs_on_and_says_so_once(quieting, monkeypatch):
     """If the quieting operation raises, the plain call still returns the gradients it returns without
     the rule, one RuntimeWarning names the failure, and later calls no longer try."""
