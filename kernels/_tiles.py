@@ -11,9 +11,11 @@ once into panels ``tile_columns`` wide (``_panels.cut_panels``) and each step mu
 tile of ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
 K: per k, the panel's row is loaded once, each row's value of h broadcast, one fused multiply-add a
 register. A float32 panel is two vectors wide (4 x 2 sums in registers), a float64 panel three
-(4 x 3): in float64 the wider tile ran 1.02-1.17x the narrower one's rate on every step product of
-the training-step table's n = 128 and 512 cells (K = 128 or 512, N = n, 3n, 4n, B = 8 and 32; one
-thread, ad hoc), in float32 0.95-1.13x, below 1 where N = 128 is not a multiple of its 24 columns. Numba cannot be asked for such code (its loop vectoriser vectorises the sums over k, and
+(4 x 3): in float64 the wider tile ran 1.02-1.17x the narrower one's rate (the tile alone, K = 128,
+N = 128, 384 and 512, B = 8 and 32; one thread, ad hoc), and the float64 forward and backward kernels
+took 0.94-1.01 of their time (``bench/results/2026-11-27-float64-wide-tiles.md``); in float32 it ran
+0.95-1.13x, below 1 where N = 128 is not a multiple of its 24 columns. Numba cannot be asked for such
+code (its loop vectoriser vectorises the sums over k, and
 the SLP vectoriser that would pack scalar accumulators is off process-wide), so the tile is written
 in LLVM's own vector types (``_tile``): LLVM picks the instructions for the machine it compiles on
 (AVX2, AVX-512, NEON), nothing here names an instruction set.
