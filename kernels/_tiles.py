@@ -11,10 +11,11 @@ once into panels ``tile_columns`` wide (``_panels.cut_panels``) and each step mu
 tile of ROWS rows by one panel at a time, with every sum kept in vector registers over the whole of
 K: per k, the panel's row is loaded once, each row's value of h broadcast, one fused multiply-add a
 register. A float32 panel is two vectors wide (4 x 2 sums in registers), a float64 panel three
-(4 x 3): in float64 the wider tile ran 1.02-1.17x the narrower one's rate (the tile alone, K = 128,
-N = 128, 384 and 512, B = 8 and 32; one thread, ad hoc), and the float64 forward and backward kernels
-took 0.94-1.01 of their time (``bench/results/2026-11-27-float64-wide-tiles.md``); in float32 it ran
-0.95-1.13x, below 1 where N = 128 is not a multiple of its 24 columns. Numba cannot be asked for such
+(4 x 3): the tile alone (K = 128; N = 128, 384 and 512; B = 8 and 32; one thread) ran in float64 at
+1.02-1.17x the narrower one's rate with a narrower tile on the last panel (ad hoc) and 0.97-1.07x
+with every panel whole (``python bench/tile_width.py``), and the float64 forward and backward kernels
+took 0.94-1.01 of their time (``bench/results/2026-11-27-float64-wide-tiles.md``); in float32 0.95-1.13x
+and 0.96-1.06x, below 1 at N = 128, not a multiple of its 24 columns. A few per cent either way. Numba cannot be asked for such
 code (its loop vectoriser vectorises the sums over k, and
 the SLP vectoriser that would pack scalar accumulators is off process-wide), so the tile is written
 in LLVM's own vector types (``_tile``): LLVM picks the instructions for the machine it compiles on
@@ -74,12 +75,13 @@ def _broadcast(builder, vty, lanes, value):
                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
-def _tile_codegen(rows):
+def _tile_codegen(rows, wide=None):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
-    a with row stride lda, p contiguous (w = ``tile_columns`` of columns), c with row stride ldc."""
+    a with row stride lda, p contiguous (w = ``tile_columns`` of columns, or ``wide`` vectors where
+    given: ``bench/tile_width.py`` compares widths), c with row stride ldc."""
     def codegen(context, builder, signature, args):
         size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
-        vectors = TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32
+        vectors = wide or (TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32)
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
         P = context.make_array(signature.args[2])(context, builder, p_arr).data
@@ -113,12 +115,12 @@ def tile_columns(itemsize):
     return (TILE_VECTORS_64 if itemsize == 8 else TILE_VECTORS_32) * VECTOR_BYTES // itemsize
 
 
-def _tile_intrinsic(rows):
+def _tile_intrinsic(rows, wide=None):
     def typer(typingctx, a, lda, p, K, c, ldc):
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
             return None
-        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows)
-    typer.__name__ = f"_tile{rows}"
+        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, wide)
+    typer.__name__ = f"_tile{rows}" + (f"x{wide}" if wide else "")
     return intrinsic(typer)
 
 
