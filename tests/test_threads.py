@@ -97,6 +97,74 @@ def test_nested_blocks_hold_the_blas_once_and_restore_it_at_the_outer_exit(monke
     assert [lib.queries for lib in libs] == [2, 2]
 
 
+def test_an_openblas_on_its_own_threads_is_held_through_its_c_functions_from_any_thread():
+    """An OpenBLAS on pthreads is asked and set through its own C functions (``blas.thread_controls``),
+    which threadpoolctl's controller then reads the same; and a call from a second Python thread holds
+    it too (threadpoolctl's own setter leaves an OpenBLAS to the first thread that set it)."""
+    libs = [lib for lib in blas.libraries()
+            if lib.internal_api == "openblas" and getattr(lib, "threading_layer", None) == "pthreads"]
+    if not libs:
+        pytest.skip("no OpenBLAS on its own threads in this process (another BLAS, or OpenMP's threads)")
+    controls = dict(zip(map(id, blas.libraries()), blas.thread_controls()))
+    for lib in libs:
+        get, _ = controls[id(lib)]
+        assert get != lib.get_num_threads, f"{lib.filepath} is asked through threadpoolctl, not its C function"
+        assert get() == lib.get_num_threads()
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(2):              # set by this (the main) thread through threadpoolctl
+        before = [lib.get_num_threads() for lib in libs]
+        seen = []
+
+        def call():
+            with blas.single_threaded():
+                seen.append([lib.get_num_threads() for lib in libs])
+        worker = threading.Thread(target=call)
+        worker.start()
+        worker.join()
+        assert seen == [[1] * len(libs)], "a second thread's call left its BLAS threads as they were"
+        assert [lib.get_num_threads() for lib in libs] == before
+
+
+def _blas_counts_in_child(queue):
+    libs = blas.libraries()
+    with blas.single_threaded():
+        inside = [lib.get_num_threads() for lib in libs]
+    queue.put((inside, [lib.get_num_threads() for lib in libs]))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked children need os.fork (POSIX)")
+def test_a_child_forked_while_another_thread_holds_the_blas_starts_with_the_counts_from_before():
+    """single_threaded's blocks are counted across threads under a lock: a child forked while another
+    thread's block is open gets neither that lock nor that block, and its BLAS counts are those from
+    before the block."""
+    if not blas.controllable():
+        pytest.skip("threadpoolctl finds no BLAS library it can control in this process")
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(2):
+        before = [lib.get_num_threads() for lib in blas.libraries()]
+        opened, done = threading.Event(), threading.Event()
+
+        def hold():
+            with blas.single_threaded():
+                opened.set()
+                done.wait(30)
+        holder = threading.Thread(target=hold)
+        holder.start()
+        try:
+            assert opened.wait(30)
+            ctx = multiprocessing.get_context("fork")
+            queue = ctx.Queue()
+            child = ctx.Process(target=_blas_counts_in_child, args=(queue,))
+            child.start()
+            inside, after = queue.get(timeout=60)
+            child.join(60)
+        finally:
+            done.set()
+            holder.join()
+        assert inside == [1] * len(before) and after == before
+        assert [lib.get_num_threads() for lib in blas.libraries()] == before
+
+
 def test_readout_products_run_with_the_blas_held_to_one_thread(monkeypatch):
     """NumPy's products of the readout (forward's outputs, the loss's injected errors) run inside
     the call's block like the kernels: on OpenBLAS's own threads they waited for a busy core

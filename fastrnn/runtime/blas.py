@@ -14,7 +14,6 @@ imports ``scipy.linalg.cython_blas`` first so that the library Numba calls is am
 them, ``sgemm_address`` finds NumPy's OpenBLAS, whose float32 GEMM the weight-gradient kernel calls
 (``kernels._blas``); it is held to one thread with the rest.
 """
-import contextlib
 import ctypes
 import os
 import threading
@@ -139,32 +138,108 @@ def controllable():
     return bool(libraries())
 
 
-_held = threading.local()      # how deep this thread is inside single_threaded blocks
+_hold_lock = threading.Lock()  # single_threaded's blocks, counted across the process's threads
+_holders = 0
+_held_counts = None            # the counts the first block found, restored by the last
+_controls = None               # (the libraries, their (get, set) pairs): ``thread_controls``
 
 
-@contextlib.contextmanager
-def single_threaded():
-    """Every controllable BLAS on one thread inside the block; the previous counts restored after
-    it (also when the block raises). A block inside another on the same thread changes nothing
-    and asks the libraries nothing (each query costs about 2 us; fastrnn.torch nests three)."""
-    depth = getattr(_held, "depth", 0)
-    if depth:
-        _held.depth = depth + 1
-        try:
-            yield
-        finally:
-            _held.depth = depth
-        return
+def thread_controls():
+    """One (get, set) pair of functions per BLAS library (``libraries``) for its thread count. An
+    OpenBLAS on its own threads (not OpenMP's) is asked through its C functions, found by the names its
+    builds export (``openblas_get_num_threads``, NumPy's and SciPy's wheels with a ``scipy_`` prefix and
+    a ``64_`` suffix on the 64-bit-integer build): 0.2-0.4 us a query against 0.6 through threadpoolctl's
+    controller; a block that sets NumPy's and SciPy's OpenBLAS to one thread and back took 8 us against
+    14 (one thread, ad hoc), and every fastrnn call opens one, a fastrnn.torch layer two. Any other library (MKL, BLIS, an OpenMP OpenBLAS) through threadpoolctl's controller.
+    A setting through the C function is the library's own, for the whole process, as the controller's is
+    for the first Python thread that set it (threadpoolctl leaves an OpenBLAS to one controlling
+    thread: another thread's setting was ignored, so fastrnn called from a second thread left its BLAS
+    threads as they were)."""
+    global _controls
     libs = libraries()
-    old = [lib.get_num_threads() for lib in libs]
-    for lib, count in zip(libs, old):
-        if count != 1:
-            lib.set_num_threads(1)
-    _held.depth = 1
+    if _controls is None or _controls[0] is not libs:
+        _controls = (libs, [_c_functions(lib) or (lib.get_num_threads, lib.set_num_threads) for lib in libs])
+    return _controls[1]
+
+
+def _c_functions(lib):
+    """(get, set) as the library's C functions where ``lib`` is an OpenBLAS on its own threads and they
+    give the count threadpoolctl reads; else None."""
+    if getattr(lib, "internal_api", None) != "openblas" or getattr(lib, "threading_layer", None) != "pthreads":
+        return None
     try:
-        yield
-    finally:
-        _held.depth = 0
-        for lib, count in zip(libs, old):
-            if count != 1:
-                lib.set_num_threads(count)
+        handle = ctypes.CDLL(lib.filepath)
+    except OSError:
+        return None
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_"):
+            get = getattr(handle, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(handle, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is None or put is None:
+                continue
+            get.argtypes, get.restype = [], ctypes.c_int
+            put.argtypes, put.restype = [ctypes.c_int], None
+            try:
+                if get() == lib.get_num_threads():
+                    return get, put
+            except Exception:        # threadpoolctl could not read it: leave the library to threadpoolctl
+                return None
+    return None
+
+
+class _SingleThreaded:
+    """``single_threaded``'s block (a class, not a generator: entered twice in every fastrnn call)."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        global _holders, _held_counts
+        with _hold_lock:
+            if _holders == 0:
+                controls = thread_controls()
+                old = [get() for get, _ in controls]
+                for (_, put), count in zip(controls, old):
+                    if count != 1:
+                        put(1)
+                _held_counts = old
+            _holders += 1
+
+    def __exit__(self, *exc):
+        global _holders, _held_counts
+        with _hold_lock:
+            _holders -= 1
+            if _holders == 0:
+                for (_, put), count in zip(thread_controls(), _held_counts):
+                    if count != 1:
+                        put(count)
+                _held_counts = None
+        return False
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that forked: blocks other threads held open are gone, and
+    the lock may have been taken when the process was copied. Start again, with the counts the
+    process had before those blocks."""
+    global _hold_lock, _holders, _held_counts
+    _hold_lock = threading.Lock()
+    if _holders and _held_counts is not None:
+        try:
+            for (_, put), count in zip(thread_controls(), _held_counts):
+                if count != 1:
+                    put(count)
+        except Exception:       # never the reason a child cannot start
+            pass
+    _holders, _held_counts = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def single_threaded():
+    """Every controllable BLAS on one thread inside the block (a context manager), and the previous
+    counts restored when the last block open in the process ends (also when it raises). The libraries'
+    counts are process-wide, so the blocks are counted across threads: the first to open asks the
+    libraries and sets them, the others (blocks inside it, fastrnn.torch nests three, and calls on
+    other threads meanwhile) change nothing and ask nothing."""
+    return _SingleThreaded()
