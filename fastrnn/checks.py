@@ -182,6 +182,7 @@ def flag(name, value):
 
 # -- one call's inputs ---------------------------------------------------------------------------
 _NO_UNITS = np.zeros(0, dtype=np.int64)
+_OFF = {}
 
 
 @dataclass(frozen=True)
@@ -198,8 +199,15 @@ class Forcing:
 
     @classmethod
     def off(cls, dtype):
-        empty = np.zeros((0, 0, 0), dtype=dtype)
-        return cls(False, _NO_UNITS, empty, empty)
+        """No teacher forcing: one instance per dtype, made once (every call asks for it). Its arrays are
+        empty, so nothing can be written into them; they stay writable, as the kernels were compiled
+        for (a read-only array is another type to Numba, and another compilation)."""
+        key = np.dtype(dtype)
+        off = _OFF.get(key)
+        if off is None:
+            empty = np.zeros((0, 0, 0), dtype=key)
+            off = _OFF[key] = cls(False, _NO_UNITS, empty, empty)
+        return off
 
 
 @dataclass

@@ -289,7 +289,8 @@ class _LayerFunction(torch.autograd.Function):
         ctx.weight_grad = [w.requires_grad for w in weights]
         out = fwd.out
         finals = out.final if isinstance(out.final, tuple) else (out.final,)
-        return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f.copy()) for f in finals)
+        # each final state (1, B, H) as the module returns it for one layer: no autograd view to add
+        return (torch.from_numpy(out.h[1:].copy()),) + tuple(torch.from_numpy(f[None].copy()) for f in finals)
 
     @staticmethod
     def backward(ctx, d_output, *d_finals):
@@ -309,7 +310,7 @@ class _LayerFunction(torch.autograd.Function):
     def _backward(ctx, d_output, *d_finals):
         ctx.saved_tensors           # raises if x, a state or a weight was modified in place since forward
         layer = ctx.layer
-        finals = [None if g is None else _numpy(g.contiguous()) for g in d_finals]
+        finals = [None if g is None else _numpy(g.contiguous())[0] for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
         want_dx = ctx.needs_input_grad[3]
         dh = np.zeros_like(ctx.fwd.out.h[1:]) if d_output is None else _numpy(d_output.contiguous())
@@ -323,7 +324,7 @@ class _LayerFunction(torch.autograd.Function):
 
 
 def _run_layer(spec, slot, x, states0, weights):
-    """(output, *final states) of one layer in one direction (``slot``: its row in h_0): the autograd
+    """(output, *final states, each (1, B, H)) of one layer in one direction (``slot``: its row in h_0): the autograd
     Function in eager mode, the registered operators under torch.compile (which cannot trace into
     Python and NumPy). ``states0`` None: zero initial states, which the eager path leaves to fastrnn."""
     if not torch.compiler.is_compiling():
@@ -340,7 +341,7 @@ def _run_layer(spec, slot, x, states0, weights):
     else:
         trunc_h = trunc_hp = trunc
     out = _layer(x, list(states0), list(weights), spec.kind, spec.nonlinearity, spec.bias, int(trunc_h), int(trunc_hp))
-    return out[:1 + len(states0)]
+    return [out[0]] + [f.unsqueeze(0) for f in out[1:1 + len(states0)]]
 
 
 class _LayerSpec:
@@ -489,11 +490,11 @@ class _Recurrent(torch.nn.Module):
     def _check_input(self, input):
         if not isinstance(input, torch.Tensor):
             raise DTypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
-        if input.device.type != "cpu":
+        if not input.is_cpu:            # (is_cpu: a flag; .device builds an object, 1 us a call)
             raise OptionError(f"input is on {input.device}: fastrnn runs on the CPU: call .cpu() on the "
                               "input (and the module)")
         weight = self.weight_ih_l0
-        if weight.device.type != "cpu":
+        if not weight.is_cpu:
             raise OptionError("the module's parameters are not on the CPU: fastrnn runs on the CPU: call .cpu()")
         if input.dtype != weight.dtype:
             raise DTypeError(f"input has dtype {input.dtype} but the parameters are {weight.dtype}: "
@@ -596,7 +597,7 @@ class _Recurrent(torch.nn.Module):
             if self.dropout and self.training and layer < self.num_layers - 1:
                 layer_output = torch.nn.functional.dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
-        return layer_input, [f[0].unsqueeze(0) if len(f) == 1 else torch.stack(f, dim=0) for f in finals]
+        return layer_input, [f[0] if len(f) == 1 else torch.cat(f, dim=0) for f in finals]
 
     def _layer_weight_names(self, suffix):
         """The names of one layer's weights in torch's order (``_flat_weights_names`` ending with
