@@ -149,8 +149,10 @@ def thread_controls():
     OpenBLAS on its own threads (not OpenMP's) is asked through its C functions, found by the names its
     builds export (``openblas_get_num_threads``, NumPy's and SciPy's wheels with a ``scipy_`` prefix and
     a ``64_`` suffix on the 64-bit-integer build): 0.2-0.4 us a query against 0.6 through threadpoolctl's
-    controller; a block that sets NumPy's and SciPy's OpenBLAS to one thread and back took 8 us against
-    14 (one thread, ad hoc), and every fastrnn call opens one, a fastrnn.torch layer two. Any other library (MKL, BLIS, an OpenMP OpenBLAS) through threadpoolctl's controller.
+    controller. A ``single_threaded`` block that sets NumPy's and SciPy's OpenBLAS to one thread and back
+    took 4.9 us against 8.1 through the controllers, one that finds them at one thread 3.0 against 3.8
+    (``python bench/blas_hold.py``; the generator-based block before it, 14 us, ad hoc); every fastrnn
+    call opens one, a fastrnn.torch layer two. Any other library (MKL, BLIS, an OpenMP OpenBLAS) through threadpoolctl's controller.
     A setting through the C function is the library's own, for the whole process, as the controller's is
     for the first Python thread that set it (threadpoolctl leaves an OpenBLAS to one controlling
     thread: another thread's setting was ignored, so fastrnn called from a second thread left its BLAS
