@@ -1,6 +1,6 @@
 """The least time a fastrnn.torch training step at a batch of one can take, against torch.nn's step.
 
-    python bench/module_least.py [rounds]
+    python bench/module_least.py [rounds] [--n N ...] [--threads one|default ...] [--layers]
 
 Issue 17 asks a model that swaps ``torch.nn.LSTM`` for ``fastrnn.torch.LSTM`` to train 1.5x faster at B = 1.
 The step (as ``bench/test_torch_step.py``: float32, T=100, m=32, a Linear readout of 8, summed squared error,
@@ -21,6 +21,8 @@ layer in torch's autograd can reach) and torch.nn / 1.5 (the goal's time): "1.5x
 where the bare Function's step is under the goal's time. One thread (torch, fastrnn and every BLAS) and
 default threads.
 """
+import argparse
+import os
 import sys
 
 import numpy as np
@@ -131,17 +133,36 @@ class _BareLayer(torch.nn.Module):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    rounds = int(argv[0]) if argv else 80
-    print("| threads | n | torch.nn | fastrnn.torch | torch.nn / fastrnn.torch | torch rest | kernels | least "
-          "| torch.nn / least | bare Function | torch.nn / bare | torch.nn / 1.5 | 1.5x possible |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for mode in ("one", "default"):
-        for n in (32, 128, 512):
+    parser = argparse.ArgumentParser(description="fastrnn.torch's step at B = 1 against its least time")
+    parser.add_argument("rounds", nargs="?", type=int, default=80)
+    parser.add_argument("--n", type=int, action="append", help="hidden sizes (default 32, 128, 512)")
+    parser.add_argument("--threads", choices=("one", "default"), action="append", help="thread modes (default both)")
+    parser.add_argument("--layers", action="store_true",
+                        help="time the three layers' steps only (torch.nn, fastrnn.torch, bare Function), "
+                             "for an A/B of fastrnn's Python side (``bench/with_package.py``)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.layers:
+        print(f"fastrnn from {os.path.dirname(fastrnn.__file__)}\n")
+        print("| threads | n | torch.nn | fastrnn.torch | bare Function | torch.nn / fastrnn.torch "
+              "| fastrnn.torch - bare Function |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    else:
+        print("| threads | n | torch.nn | fastrnn.torch | torch.nn / fastrnn.torch | torch rest | kernels | least "
+              "| torch.nn / least | bare Function | torch.nn / bare | torch.nn / 1.5 | 1.5x possible |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    for mode in args.threads or ("one", "default"):
+        for n in args.n or (32, 128, 512):
             fns = _steps(n)
+            if args.layers:
+                fns = {k: fns[k] for k in ("torch.nn", "fastrnn.torch", "bare Function")}
             with thread_mode(mode):
-                times = interleaved(fns, rounds if n < 512 else max(1, rounds * 5 // 16))
+                times = interleaved(fns, args.rounds if n < 512 else max(1, args.rounds * 5 // 16))
             m = {k: np.median(v) * 1e3 for k, v in times.items()}
+            if args.layers:
+                print(f"| {mode} | {n} | {m['torch.nn']:.3f} | {m['fastrnn.torch']:.3f} | {m['bare Function']:.3f} "
+                      f"| {m['torch.nn'] / m['fastrnn.torch']:.3f} | {m['fastrnn.torch'] - m['bare Function']:.3f} |",
+                      flush=True)
+                continue
             least = m["torch rest"] + m["kernels"]
             goal = m["torch.nn"] / 1.5
             print(f"| {mode} | {n} | {m['torch.nn']:.2f} | {m['fastrnn.torch']:.2f} | {m['torch.nn'] / m['fastrnn.torch']:.2f} "
@@ -149,7 +170,6 @@ def main(argv=None):
                   f"| {m['bare Function']:.2f} | {m['torch.nn'] / m['bare Function']:.2f} | {goal:.2f} | "
                   + ("no: the goal is under the least time" if least >= goal else
                      "no: under a bare Function's time" if m["bare Function"] >= goal else "yes") + " |", flush=True)
-
 
 if __name__ == "__main__":
     main()
