@@ -133,6 +133,8 @@ def _blas_counts_in_child(queue):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="forked children need os.fork (POSIX)")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")   # JAX, if an earlier test loaded it
+@pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
 def test_a_child_forked_while_another_thread_holds_the_blas_starts_with_the_counts_from_before():
     """single_threaded's blocks are counted across threads under a lock: a child forked while another
     thread's block is open gets neither that lock nor that block, and its BLAS counts are those from
