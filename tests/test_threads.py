@@ -16,6 +16,7 @@ from conftest import assert_grads_close, make_problem
 
 def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
     problems = [make_problem(30 + i, 40, 1 + i % 4, 3, 12, 3) for i in range(8)]   # 8 Python threads
+    blas_before = blas.threads()
     expected = [fastrnn.bptt(net, x, d, mask, h0=h0) for net, x, d, mask, h0 in problems]
     for L, g in expected:
         g.h0 = None    # rtrl has no h0 gradient; the rest must agree
@@ -46,6 +47,7 @@ def test_concurrent_bptt_and_rtrl_calls_are_correct(parallel_kernels):
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     assert not errors, errors
+    assert blas.threads() == blas_before, "the calls' shared hold on the BLAS did not give its counts back"
     for (L_exp, g_exp), outs in zip(expected, results):
         for L, g in outs:
             assert abs(L - L_exp) <= 1e-10 * abs(L_exp)
@@ -123,6 +125,38 @@ def test_an_openblas_on_its_own_threads_is_held_through_its_c_functions_from_any
         worker.join()
         assert seen == [[1] * len(libs)], "a second thread's call left its BLAS threads as they were"
         assert [lib.get_num_threads() for lib in libs] == before
+
+
+def test_blocks_on_two_threads_hold_the_blas_until_the_last_ends():
+    """Thread A opens a block, thread B opens one, A's ends: B's calls still run with the BLAS on one
+    thread; when B's ends, the counts from before A's block come back (not those B found)."""
+    if not blas.controllable():
+        pytest.skip("threadpoolctl finds no BLAS library it can control in this process")
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(2):
+        before = [lib.get_num_threads() for lib in blas.libraries()]
+        a_in, b_in, a_out = (threading.Event() for _ in range(3))
+        seen = {}
+
+        def a():
+            with blas.single_threaded():
+                a_in.set()
+                b_in.wait(30)
+            a_out.set()
+
+        def b():
+            a_in.wait(30)
+            with blas.single_threaded():
+                b_in.set()
+                a_out.wait(30)
+                seen["after A"] = [lib.get_num_threads() for lib in blas.libraries()]
+        threads = [threading.Thread(target=a), threading.Thread(target=b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert seen["after A"] == [1] * len(before), "A's end gave the BLAS its threads while B's call ran"
+        assert [lib.get_num_threads() for lib in blas.libraries()] == before
 
 
 def _blas_counts_in_child(queue):
