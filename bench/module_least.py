@@ -12,8 +12,9 @@ This times, interleaved in random order, ``rounds`` times (default 80; 25 at n=5
   same parameters): what any layer's step costs beyond the layer;
 - ``kernels``: fastrnn's forward and backward kernels for the layer alone (the cell driver, no torch, no checks);
 - ``bare Function``: the whole step with a layer that is only a ``torch.autograd.Function`` around those
-  kernels (``_BareFunction``: nothing checked, nothing copied, no thread settings), the floor under any layer
-  that enters torch's autograd as one node, as fastrnn.torch's eager path does;
+  kernels (``_BareFunction``: nothing checked, no copy but the upstream gradient's, only a plain call's
+  hold on the BLAS), the floor under any layer that enters torch's autograd as one node, as fastrnn.torch's
+  eager path does;
 
 and reports ``least = torch rest + kernels``, the step a layer with no cost beyond its kernels would take, the
 ratio torch.nn / least (the most any layer on these kernels can reach), torch.nn / bare Function (the most a
@@ -91,7 +92,9 @@ def _steps(n):
 
 class _BareFunction(torch.autograd.Function):
     """The least a layer in torch's autograd does around the kernels: the driver's forward and backward
-    on the weight tensors' own memory, nothing checked, no copies, no thread settings."""
+    on a network over copies of the weights (``_BareLayer``), nothing checked, no copy but the upstream
+    gradient's (the driver writes into it), no thread settings beyond a plain call's (``workers``: every
+    BLAS on one thread)."""
 
     @staticmethod
     def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, layer):
@@ -111,19 +114,17 @@ class _BareFunction(torch.autograd.Function):
 
 
 class _BareLayer(torch.nn.Module):
-    """``_BareFunction`` as a module over torch.nn.LSTM's parameters (the fastrnn network is a view of
-    them: an optimizer's step reaches the kernels). The floor under any autograd Function layer on
-    these kernels: ``torch rest`` and ``kernels`` plus what torch's autograd spends on one more node."""
+    """``_BareFunction`` as a module over torch.nn.LSTM's parameters, on the fastrnn network ``net`` built
+    from copies of them (as the ``kernels`` row's): the optimizer's steps do not reach the kernels, which
+    changes the values, not the time. The floor under any autograd Function layer on these kernels:
+    ``torch rest`` and ``kernels`` plus what torch's autograd spends on one more node."""
 
     def __init__(self, lstm, net, driver):
         super().__init__()
         self.lstm = lstm
-        self.driver = driver
-        n = lstm.hidden_size
-        self.net = fastrnn.LSTM(*(p.detach().numpy() for p in (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0,
-                                                                lstm.bias_hh_l0)), readout="units", out_units=[0])
-        self.W = self.net.checked()
-        self.state0 = (np.zeros((B, n), np.float32),) * 2
+        self.net, self.driver = net, driver
+        self.W = net.checked()
+        self.state0 = (np.zeros((B, lstm.hidden_size), np.float32),) * 2
         self.exact = checks.truncation(None, T)
         self.off = checks.Forcing.off(np.float32)
 

@@ -152,7 +152,8 @@ def thread_controls():
     controller. A ``single_threaded`` block that sets NumPy's and SciPy's OpenBLAS to one thread and back
     took 4.9 us against 8.1 through the controllers, one that finds them at one thread 3.0 against 3.8
     (``python bench/blas_hold.py``; the generator-based block before it, 14 us, ad hoc); every fastrnn
-    call opens one, a fastrnn.torch layer two. Any other library (MKL, BLIS, an OpenMP OpenBLAS) through threadpoolctl's controller.
+    call opens one, a fastrnn.torch layer two. Any other library (MKL, BLIS, an OpenMP OpenBLAS) goes
+    through threadpoolctl's controller.
     A setting through the C function is the library's own, for the whole process, as the controller's is
     for the first Python thread that set it (threadpoolctl leaves an OpenBLAS to one controlling
     thread: another thread's setting was ignored, so fastrnn called from a second thread left its BLAS
@@ -211,11 +212,16 @@ class _SingleThreaded:
         with _hold_lock:
             _holders -= 1
             if _holders == 0:
-                for (_, put), count in zip(thread_controls(), _held_counts):
-                    if count != 1:
-                        put(count)
+                _restore(_held_counts)
                 _held_counts = None
         return False
+
+
+def _restore(counts):
+    """Each library back at its count in ``counts`` (those not at one thread then were never set)."""
+    for (_, put), count in zip(thread_controls(), counts):
+        if count != 1:
+            put(count)
 
 
 def _after_fork_in_child():
@@ -226,9 +232,7 @@ def _after_fork_in_child():
     _hold_lock = threading.Lock()
     if _holders and _held_counts is not None:
         try:
-            for (_, put), count in zip(thread_controls(), _held_counts):
-                if count != 1:
-                    put(count)
+            _restore(_held_counts)
         except Exception:       # never the reason a child cannot start
             pass
     _holders, _held_counts = 0, None
