@@ -2,6 +2,8 @@
 gradients as the products after the sweep, errors raised in the caller, and the rule for when it runs."""
 import multiprocessing
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -320,3 +322,126 @@ def test_with_every_cpu_busy_the_products_stay_after_the_sweep(short_segments, m
 @pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no /proc/loadavg (not Linux): nothing to read")
 def test_the_runnable_count_counts_the_calling_thread():
     assert 1 <= _RUNNABLE() <= 10**6
+
+
+def test_segments_are_claimed_from_both_ends_until_they_meet():
+    job = overlap._Job(None, overlap.segments(1000, 10**9), None)
+    assert len(job.parts) == 7
+    first, last = job.claim, lambda: job.claim(last=True)
+    assert [first(), last(), first(), last(), last()] == [0, 6, 1, 5, 4]
+    assert [first(), last(), first(), last()] == [2, 3, None, None]
+
+
+class _Sums:
+    """Row products that record who took each segment: the helper through ``__call__`` (made to wait
+    ``hold`` seconds before each), the calling thread through ``aside``; ``merge`` records the order."""
+
+    def __init__(self, hold):
+        self.flops, self.hold, self.log = 10**9, hold, []
+
+    def __call__(self, s0, s1, threads, add):
+        time.sleep(self.hold)
+        self.log.append(("helper", s0, add))
+
+    def aside(self, s0, s1):
+        self.log.append(("caller", s0))
+        return s0
+
+    def merge(self, sums, add):
+        self.log.append(("merge", sums, add))
+
+
+def test_once_the_sweep_ends_the_caller_takes_the_segments_the_helper_has_not_begun_and_adds_them_in_order():
+    sums = _Sums(hold=0.05)
+
+    def sweep(progress):
+        time.sleep(0.02)                # the helper has claimed the first segment and waits on it
+        progress[0] = 0
+    overlap.run(sweep, sums, 1000, 2, True)
+    bounds = [s0 for s0, _ in overlap.segments(1000, 10**9)]       # 857, 714, ..., 0: latest first
+    helper = [entry for entry in sums.log if entry[0] == "helper"]
+    caller = [entry[1] for entry in sums.log if entry[0] == "caller"]
+    merged = [entry[1:] for entry in sums.log if entry[0] == "merge"]
+    assert len(helper) == 1 and len(caller) == 6     # 50 ms for its first segment: the caller takes the rest
+    assert [e[1:] for e in helper] == [(bounds[k], k > 0) for k in range(len(helper))]
+    assert caller == bounds[len(helper):][::-1]                     # earliest steps first
+    assert merged == [(s0, True) for s0 in bounds[len(helper):]]    # after the helper's, in the segments' order
+    assert sums.log.index(("merge", caller[-1], True)) > sums.log.index(helper[-1])
+
+
+def test_a_caller_that_takes_every_segment_writes_the_first_and_adds_the_rest():
+    sums = _Sums(hold=0)
+    helper = overlap._helper()
+    started = threading.Event()
+    release = threading.Event()
+
+    def busy():                         # holds the helper until the call below has taken every segment
+        started.set()
+        release.wait(10)
+    helper.submit(busy)
+    assert started.wait(10)
+
+    def sweep(progress):
+        progress[0] = 0
+    try:
+        timer = threading.Timer(0.2, release.set)
+        timer.start()
+        overlap.run(sweep, sums, 300, 2, True)
+    finally:
+        release.set()
+    assert [e for e in sums.log if e[0] == "helper"] == []
+    assert [e[1:] for e in sums.log if e[0] == "merge"] == [(150, False), (0, True)]
+
+
+@two_threads
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_segments_the_caller_takes_give_the_same_gradients_bit_for_bit(cell, short_segments, monkeypatch):
+    """A helper held back (each segment 20 ms late) leaves most segments to the calling thread; the
+    gradients equal those of a call whose helper took every segment, and the reference's."""
+    from fastrnn.cells import base
+    net, x, d, mask, h0 = _problem(cell, np.float64)
+    monkeypatch.delattr(base.RowProducts, "aside")                 # the helper takes every segment
+    with fastrnn.threads(2):
+        expected = fastrnn.bptt(net, x, d, mask, h0=h0)[1]
+    monkeypatch.undo()
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    monkeypatch.setattr(overlap, "SEGMENT_ROWS", 16)
+    monkeypatch.setattr(overlap, "SEGMENT_WORK", 1)
+    monkeypatch.setattr(overlap, "SWEEP_MIN_BYTES", 0)
+    taken = []
+    call, aside = base.RowProducts.__call__, base.RowProducts.aside
+
+    def late(self, s0, s1, threads, add):
+        time.sleep(0.02)
+        return call(self, s0, s1, threads, add)
+
+    def counted(self, s0, s1):
+        taken.append(s0)
+        return aside(self, s0, s1)
+    monkeypatch.setattr(base.RowProducts, "__call__", late)
+    monkeypatch.setattr(base.RowProducts, "aside", counted)
+    with fastrnn.threads(2):
+        grads = fastrnn.bptt(net, x, d, mask, h0=h0)[1]
+    assert len(taken) >= 3
+    for name in expected.names:
+        if getattr(expected, name) is not None:
+            assert np.array_equal(getattr(grads, name), getattr(expected, name)), name
+    assert_grads_close(grads, reference.bptt(net, x, d, mask, h0=h0)[1], np.float64)
+
+
+def test_an_error_in_a_segment_the_caller_takes_is_raised_once_the_helper_has_stopped():
+    sums = _Sums(hold=0.05)
+
+    def failing(s0, s1):
+        raise ValueError("from the caller's segment")
+    sums.aside = failing
+
+    def sweep(progress):
+        time.sleep(0.02)
+        progress[0] = 0
+    with pytest.raises(ValueError, match="the caller's segment"):
+        overlap.run(sweep, sums, 1000, 2, True)
+    assert [e[0] for e in sums.log] in ([], ["helper"])   # at most the segment it had claimed: the call was abandoned
+    fine = _Sums(hold=0)
+    overlap.run(lambda progress: progress.__setitem__(0, 0), fine, 300, 2, True)
+    assert sorted(e[1] for e in fine.log if e[0] != "merge") == [0, 150]

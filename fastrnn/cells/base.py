@@ -14,6 +14,7 @@ The loss never reaches a driver. The readout turns it into ``g`` (T, B, n), the 
 into the hidden state at each step (SPEC §2); an upstream gradient from another framework is
 another such error (SPEC §6b). Drivers see only ``g``.
 """
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
@@ -324,7 +325,7 @@ class RowProducts:
     either way). ``flops``: its multiply-adds over all steps. All steps on ``threads`` go through
     ``weight_grads`` and ``matmul``; a segment (on one thread, beside the sweep) calls the serial
     kernel with buffers set up once a call, which costs a few microseconds a segment instead of
-    some thirty."""
+    some thirty; ``aside`` takes a segment on a second thread into sums of its own, ``merge`` adds them in."""
 
     def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None, sums=(), d_in=None):
         self.x, self.h_prev, self.D, self.W_in, self.dx, self.d_in = x, h_prev, D, W_in, dx, d_in
@@ -335,13 +336,14 @@ class RowProducts:
         self.flops = (T * B * r * (m + n) + (T * B * r * m if dx is not None else 0)
                       + sum(a.size * (1 if b is None else b.shape[2]) for _, a, b in self.sums))
         self._segments = None
+        self._lock = threading.Lock()
+        self._aside_taken = 0         # numbers of the per-thread buffer ``aside`` has cut this call
 
     def __call__(self, s0, s1, threads, add):
-        T, B, m = self.x.shape
-        rows = (s1 - s0) * B
-        whole = s0 == 0 and s1 == T and not add
+        whole = s0 == 0 and s1 == self.x.shape[0] and not add
         if whole:
             weight_grads(threads, self.x, self.h_prev, self.D, *self.outs)
+            rows = self.x.shape[0] * self.x.shape[1]
             for out, a, b in self.sums:
                 a2 = a.reshape(rows, a.shape[2])
                 if b is None:
@@ -349,25 +351,62 @@ class RowProducts:
                 else:
                     matmul(a2.T, b.reshape(rows, b.shape[2]), out=out)
         else:
-            self._segment(s0, s1, add)
-        if self.dx is not None:
-            d_in = self.D[s0:s1].reshape(rows, -1) if self.d_in is None else self.d_in(s0, s1)
-            (matmul if whole else np.matmul)(d_in, self.W_in, out=self.dx[s0:s1].reshape(rows, m))
+            XH, G, rest, sgemm, layout, parts = self._buffers()
+            self._segment(s0, s1, parts if add else self._totals(), G)
+            if add:
+                self.merge(parts, True)
+        self._dx(s0, s1, whole)
 
-    def _segment(self, s0, s1, add):
-        if self._segments is None:
-            T, B, m = self.x.shape
-            r, n = self.D.shape[2], self.h_prev.shape[2]
-            shape, layout = weight_grad_layout(self.D.dtype, r, m, n)
-            sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
-            XH = np.empty((T * B if layout != SPLIT else 0, m + n), self.D.dtype)
-            self._segments = (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, layout,
-                              [np.empty_like(out) for out in self.outs + [out for out, _, _ in self.sums]])
-        XH, G, rest, sgemm, layout, parts = self._segments
+    def aside(self, s0, s1):
+        """The products of steps s0:s1 on the calling thread into sums of its own (``merge`` adds them to
+        the results; dx's rows are written): a second thread's segments beside those of ``__call__``'s, in
+        buffers kept per thread (``workspace``) and cut anew for each segment of a call."""
+        XH, G, rest, sgemm, layout, parts = self._buffers()
+        count = sum(out.size for out in parts)
+        taken = self._aside_taken
+        flat = workspace.at_least("row products aside", taken + count, self.D.dtype)[taken:]
+        self._aside_taken = taken + count
+        own = []
+        for out in parts:
+            own.append(flat[:out.size].reshape(out.shape))
+            flat = flat[out.size:]
+        self._segment(s0, s1, own, workspace.scratch("row products aside G", G.shape, G.dtype))
+        self._dx(s0, s1, False)
+        return own
+
+    def merge(self, sums, add):
+        """The sums of a segment (``aside``, or this thread's own) added to the results, or written (not ``add``)."""
+        for total, part in zip(self._totals(), sums):
+            if add:
+                total += part
+            else:
+                total[...] = part
+
+    def _totals(self):
+        return self.outs + [out for out, _, _ in self.sums]
+
+    def _buffers(self):
+        with self._lock:              # the helper's first segment and the calling thread's ``aside`` may meet here
+            if self._segments is None:
+                self._segments = self._new_buffers()
+        return self._segments
+
+    def _new_buffers(self):
+        """[x | h] (T·B rows), the product G, the empty partial sums, sgemm, the layout and one set of sums."""
+        T, B, m = self.x.shape
+        r, n = self.D.shape[2], self.h_prev.shape[2]
+        shape, layout = weight_grad_layout(self.D.dtype, r, m, n)
+        sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
+        XH = np.empty((T * B if layout != SPLIT else 0, m + n), self.D.dtype)
+        return (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, layout,
+                [np.empty_like(out) for out in self._totals()])
+
+    def _segment(self, s0, s1, outs, G):
+        """The sums of steps s0:s1 written into ``outs`` (shaped as the results), with ``G`` the product's
+        scratch; [x | h]'s rows s0:s1 are copied into this call's XH (each segment its own rows)."""
+        XH, _, rest, sgemm, layout, _ = self._buffers()
         B = self.x.shape[1]
         rows = (s1 - s0) * B
-        totals = self.outs + [out for out, _, _ in self.sums]
-        outs = parts if add else totals
         args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs[:3],
                                         XH[s0 * B:s1 * B], G, rest, False, sgemm, layout))
         _weight_grads.serial(*args, 1)
@@ -377,9 +416,13 @@ class RowProducts:
                 out[...] = column_sums(a2)
             else:
                 np.matmul(a2.T, b[s0:s1].reshape(rows, b.shape[2]), out=out)
-        if add:
-            for total, part in zip(totals, parts):
-                total += part
+
+    def _dx(self, s0, s1, whole):
+        if self.dx is not None:
+            B, m = self.x.shape[1:]
+            rows = (s1 - s0) * B
+            d_in = self.D[s0:s1].reshape(rows, -1) if self.d_in is None else self.d_in(s0, s1)
+            (matmul if whole else np.matmul)(d_in, self.W_in, out=self.dx[s0:s1].reshape(rows, m))
 
 
 def _borrow(work, threads=1):

@@ -29,10 +29,16 @@ the rules that now leave them alone: float64 n=64 (32 KB of weights) 0.96x, T=30
 0.97-1.02x, T=100 (segments of 12-17 steps) float32 n=256 0.78x, and with a busy process on each core
 a float32 LSTM n=128 0.82x.
 
+Beside the sweep the helper's segments run slower than alone (0.3-0.4 ms against 0.15-0.23 a segment at
+n = 128, float64: rows the other core has just written), so it often still has one or two segments to
+take when the sweep ends. The calling thread then takes those it has not begun, from the earliest steps
+back, into sums of its own, added after the helper's in the segments' order (``python bench/overlap.py``:
+1.00-1.04x against the helper alone over the rows that cut segments, 2026-11-28).
+
 The helper is one thread per process, started on first use (and again in a forked child); one call
-at a time uses it, the call that holds Numba's pool (``dispatch.workers``). It adds the segments'
-products in a fixed order, so a call's results do not depend on timing; they differ from the
-one-product sums only by rounding.
+at a time uses it, the call that holds Numba's pool (``dispatch.workers``). The segments' products are
+added in a fixed order whichever thread took them, so a call's results do not depend on timing; they
+differ from the one-product sums only by rounding.
 """
 import os
 import queue
@@ -75,7 +81,17 @@ def _idle_core():
     share of a core), after them 1.00. A machine count: a process held to a few CPUs of many is not
     told whether its own are busy."""
     count = _runnable()
-    return count is None or count < (os.cpu_count() or 1)
+    return count is None or count < _cpus()
+
+
+_CPUS = {}           # pid -> os.cpu_count() (it reads /sys each time: 20-70 us a call here)
+
+
+def _cpus():
+    cpus = _CPUS.get(os.getpid())
+    if cpus is None:
+        cpus = _CPUS[os.getpid()] = os.cpu_count() or 1
+    return cpus
 
 
 _LOADAVG = {}        # pid -> the open /proc/loadavg (a read of an open file: 2 us; opened each time, 21)
@@ -106,7 +122,10 @@ def run(sweep, products, T, threads, beside):
     the row products over steps s0:s1 on ``threads`` threads, writing its results (``add`` False) or
     adding to them (``products.flops``: its multiply-adds over all steps). With ``beside`` (``pays``),
     the products of each segment run on the helper thread on one thread each as soon as the sweep has
-    published them, the first writing and the rest adding;
+    published them, the first writing and the rest adding; once the sweep has ended, the calling thread
+    takes the segments the helper has not begun, earliest steps first, where ``products`` can hold them
+    apart (``products.aside(s0, s1)``, added in by ``products.merge(sums, add)`` after the helper's, in the
+    segments' order: the sums are the same whichever thread took a segment);
     else one call over all steps after the sweep. An exception in either is raised here, once both
     have stopped."""
     progress = np.full(1, T, dtype=np.int64)
@@ -116,9 +135,15 @@ def run(sweep, products, T, threads, beside):
         return
     job = _Job(products, segments(T, products.flops), progress)
     _helper().submit(job)
+    mine = []
     try:
         sweep(progress)
         publish(progress, 0)      # every row final, whatever the kernel published
+        if hasattr(products, "aside"):
+            k = job.claim(last=True)
+            while k is not None:
+                mine.append((k, products.aside(*job.parts[k])))
+                k = job.claim(last=True)
         _wait(job.left, 0, lambda: False)               # polled, not a futex wake-up (some 50 us here)
     except BaseException:         # the sweep failed, or an interrupt: the helper stops after its segment
         job.abandoned = True
@@ -128,6 +153,8 @@ def run(sweep, products, T, threads, beside):
     job.done.wait()
     if job.error is not None:
         raise job.error
+    for k, sums in reversed(mine):                      # claimed latest segment first: added in their order
+        products.merge(sums, k > 0)
 
 
 def _yield():
@@ -154,19 +181,38 @@ def _wait(counter, target, abandoned):
 
 
 class _Job:
+    """The segments of one call, claimed one at a time: the helper's from the first (the latest steps)
+    on, the calling thread's, once the sweep has ended, from the last back, until they meet."""
+
     def __init__(self, products, parts, progress):
         self.products, self.parts, self.progress = products, parts, progress
         self.abandoned = False
         self.error = None
         self.left = np.ones(1, dtype=np.int64)       # 0 once the helper has stopped (``_sync.publish``)
         self.done = threading.Event()
+        self._lock = threading.Lock()
+        self._first, self._last = 0, len(parts) - 1  # the unclaimed segments
+
+    def claim(self, last=False):
+        """The index of an unclaimed segment (the last of them, or the first), or None where none is left."""
+        with self._lock:
+            if self._first > self._last:
+                return None
+            if last:
+                self._last -= 1
+                return self._last + 1
+            self._first += 1
+            return self._first - 1
 
     def __call__(self):
         try:
-            for k, (s0, s1) in enumerate(self.parts):
+            k = self.claim()
+            while k is not None:
+                s0, s1 = self.parts[k]
                 if not _wait(self.progress, s0, lambda: self.abandoned) or self.abandoned:
                     return
                 self.products(s0, s1, 1, k > 0)
+                k = self.claim()
         except BaseException as exc:       # raised again by the calling thread
             self.error = exc
         finally:
