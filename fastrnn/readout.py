@@ -5,6 +5,7 @@ recurrent kernels see only ``g``. Readout gradients are direct sums over time.
 """
 import numpy as np
 
+from .kernels.readout import units_mse
 from .runtime import workspace
 
 READOUTS = ("units", "linear")
@@ -126,6 +127,9 @@ def injected_errors(net, W, h1, d, mask, loss, read=None):
     the states h1 (T, B, n). ``mask`` is the one ``checks.Problem.readout_mask`` gives;
     ``read`` the (r, y) of ``outputs(net, W, h1)`` if the caller has them already."""
     run = _unit_run(net.out_units) if net.readout == "units" else None
+    if read is None and run is not None and loss == "mse":      # one compiled pass (``kernels.readout``)
+        g = workspace.scratch("g", h1.shape, net.dtype)
+        return float(units_mse(h1, run.start, d, mask, g)), g, None, None
     if read is None and run is not None:
         read = (h1[..., run],) * 2           # a view of the states, only read here (never handed out)
     r, y = outputs(net, W, h1) if read is None else read
