@@ -93,7 +93,12 @@ def main(seconds=6.0):
     try:
         for cell, n, T, dtype in ROWS:
             net, x, d = _problem(cell, n, T, dtype)
-            a, b, c = _grads(net, x, d, 1), _grads(net, x, d, on), _grads(net, x, d, on, alone=True)
+            runnable = overlap._runnable      # both beside ways checked beside, whatever else runs meanwhile
+            overlap._runnable = lambda: 1
+            try:
+                a, b, c = _grads(net, x, d, 1), _grads(net, x, d, on), _grads(net, x, d, on, alone=True)
+            finally:
+                overlap._runnable = runnable
             for name in a.names:
                 if getattr(a, name) is not None:
                     assert np.array_equal(getattr(b, name), getattr(c, name)), (cell, n, name)
