@@ -351,7 +351,7 @@ class RowProducts:
                 else:
                     matmul(a2.T, b.reshape(rows, b.shape[2]), out=out)
         else:
-            XH, G, rest, sgemm, layout, parts = self._buffers()
+            _, G, _, _, _, parts = self._buffers()
             self._segment(s0, s1, parts if add else self._totals(), G)
             if add:
                 self.merge(parts, True)
@@ -361,7 +361,7 @@ class RowProducts:
         """The products of steps s0:s1 on the calling thread into sums of its own (``merge`` adds them to
         the results; dx's rows are written): a second thread's segments beside those of ``__call__``'s, in
         buffers kept per thread (``workspace``) and cut anew for each segment of a call."""
-        XH, G, rest, sgemm, layout, parts = self._buffers()
+        _, G, _, _, _, parts = self._buffers()
         count = sum(out.size for out in parts)
         taken = self._aside_taken
         flat = workspace.at_least("row products aside", taken + count, self.D.dtype)[taken:]

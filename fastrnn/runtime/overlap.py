@@ -29,9 +29,10 @@ the rules that now leave them alone: float64 n=64 (32 KB of weights) 0.96x, T=30
 0.97-1.02x, T=100 (segments of 12-17 steps) float32 n=256 0.78x, and with a busy process on each core
 a float32 LSTM n=128 0.82x.
 
-Beside the sweep the helper's segments run slower than alone (0.3-0.4 ms against 0.15-0.23 a segment at
-n = 128, float64: rows the other core has just written), so it often still has one or two segments to
-take when the sweep ends. The calling thread then takes those it has not begun, from the earliest steps
+Beside the sweep the helper's segments run slower than alone (0.3-0.45 ms against 0.15-0.23 a segment at
+n = 128, float64, ad hoc timelines; not from sharing a core: their rows, which the other core has just
+written, are the likely cause, not proven), so it often still has one or two segments to take when the
+sweep ends. The calling thread then takes those it has not begun, from the earliest steps
 back, into sums of its own, added after the helper's in the segments' order (``python bench/overlap.py``:
 1.00-1.04x against the helper alone over the rows that cut segments, 2026-11-28).
 
