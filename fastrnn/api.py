@@ -80,7 +80,10 @@ def _check_states(call, net, run):
     """NonFiniteError naming the state, step, sequence and unit where the forward pass overflowed.
 
     Inputs and weights are checked to be finite before any kernel runs, so a NaN or infinity
-    here arose inside: values too large for the dtype (SPEC §1: never a silent wrong result)."""
+    here arose inside: values too large for the dtype (SPEC §1: never a silent wrong result). A run
+    whose kernel found its states finite (``Run.checked``) is not passed over again."""
+    if run.checked:
+        return
     for name, states in zip(net.state_names, run.states):
         if not checks.all_finite(states):
             t, b, k = (int(i) for i in np.argwhere(~np.isfinite(states))[0])

@@ -13,6 +13,7 @@ import numpy as np
 from .errors import DTypeError, NonFiniteError, OptionError, ShapeError
 from .kernels.checks import _all_finite as _finite_kernel
 from .readout import LOSSES
+from .runtime import workspace
 
 FLOAT_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -311,7 +312,7 @@ def targets(net, d, mask, loss, T, B):
     o = net.n_out
     mshape = (T, B) if loss == "xent" else (T, B, o)
     if mask is None:
-        mask = np.ones(mshape, dtype=net.dtype)
+        mask = workspace.ones(mshape, net.dtype)    # read, never written
         on = None                               # every target exists: nothing to zero
     else:
         mask = as_array("mask", mask)

@@ -31,6 +31,10 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
 
     The input projection for all T*B rows is one matrix product (a block of rows per parallel
     task); only the recurrence is sequential.
+
+    Returns the sum of every state written (``h[1:]``), in h's dtype: finite only if every state is
+    (a NaN or an infinity makes it NaN or infinite; finite states may still sum to an infinity, which
+    says nothing), so that the caller can skip its own pass over the states (``Run.checked``).
     """
     T, B, m = x.shape
     n = W_rec.shape[0]
@@ -41,6 +45,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_rec.shape[1])      # W^T: row tiles from a copy, or W's own rows
     P = cut_panels(W_rec.T, rows, panels, split)
+    sums = np.zeros(nblocks, dtype=h.dtype)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -48,6 +53,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
         rec = np.empty((nb, n), dtype=h.dtype)
         fed = np.empty((nb, n), dtype=h.dtype)
         tmp = panel_scratch(P, rows, nb, split)
+        acc = np.zeros(n, dtype=h.dtype)        # each unit's states summed over the block's rows and steps
         for t in range(T):
             prev = h[t, b0:b1]
             if tf and t > 0:
@@ -65,3 +71,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
                 for k in range(n):
                     row[k] += b[k] + rr[k]
                 activate(row, K, act)
+                for k in range(n):
+                    acc[k] += row[k]
+        sums[blk] = acc.sum()
+    return sums.sum()

@@ -64,6 +64,62 @@ def test_overflow_raises_naming_where_it_arose(call):
             getattr(fastrnn, call)(net, x, d)
 
 
+@pytest.mark.parametrize("B, overflows", [(1, 0), (4, 2), (4, 3)])
+def test_the_simple_cells_forward_kernel_finds_overflow_in_any_block(parallel_kernels, B, overflows):
+    """The forward kernel sums the states it writes (``Run.checked``), block by parallel block: an
+    overflow in one sequence of the batch, whichever block holds it, is still found and named."""
+    net = fastrnn.RNN.init(2, 3, 1, activation="identity", seed=0)
+    net.W_rec[...] = 1e300 * np.eye(3)
+    net.b[...] = 0
+    x = np.zeros((4, B, 2))
+    x[:, overflows] = 1.0                                   # the other sequences stay at zero
+    with fastrnn.threads(2):
+        with pytest.raises(NonFiniteError, match=rf"overflowed to inf or NaN at step \d+ \(sequence {overflows}, "):
+            fastrnn.forward(net, x)
+        with pytest.raises(NonFiniteError, match=rf"\(sequence {overflows}, "):
+            fastrnn.bptt(net, x, np.zeros((4, B, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_finite_states_whose_sum_overflows_are_not_refused(dtype):
+    """Each state finite, their sum not: the kernel's sum says nothing then, and the states are
+    passed over one by one (no error); with ordinary states the kernel's word is taken."""
+    from fastrnn import checks
+    from fastrnn.cells import driver_for
+    big = np.finfo(dtype).max / 2
+    net = fastrnn.RNN(np.full((2, 1), big, dtype), np.zeros((2, 2), dtype), np.zeros(2, dtype),
+                      activation="identity")
+    x = np.ones((3, 1, 1), dtype)
+    out = fastrnn.forward(net, x)
+    np.testing.assert_array_equal(out.h[1:], np.full((3, 1, 2), big, dtype))
+    driver = driver_for(net)
+    off = checks.Forcing.off(dtype)
+    run = driver.forward(net, net.checked(), x, (np.zeros((1, 2), dtype),), off, 1)
+    assert not run.checked                                  # the sum overflowed: not known, checked apart
+    ordinary, x, _, _, h0 = make_problem(3, 7, 2, 3, 5, 2, dtype=dtype)
+    run = driver.forward(ordinary, ordinary.checked(), x, (h0,), off, 1)
+    assert run.checked and np.isfinite(run.h).all()
+
+
+def test_a_call_without_a_mask_equals_one_with_a_mask_of_ones_and_leaves_the_shared_ones_alone():
+    """mask=None reads one array of ones kept per thread (``workspace.ones``): the same results as an
+    explicit mask of ones, bit for bit, and the array still all ones after calls of every kind."""
+    from fastrnn.runtime import workspace
+    for loss, readout_ in (("mse", "units"), ("mse", "linear"), ("xent", "linear"), ("bce", "linear")):
+        net, x, d, _, h0 = make_problem(4, 6, 3, 2, 5, 3, readout=readout_, loss=loss,
+                                        out_activation="logistic" if loss == "bce" else "identity")
+        shape = d.shape if loss != "xent" else d.shape[:2]
+        for call in (fastrnn.bptt, fastrnn.rtrl):
+            L, grads = call(net, x, d, loss=loss, h0=h0)
+            L1, grads1 = call(net, x, d, mask=np.ones(shape), loss=loss, h0=h0)
+            assert L == L1
+            for name in grads:
+                if grads[name] is not None:
+                    np.testing.assert_array_equal(grads[name], grads1[name], err_msg=f"{loss} {name}")
+            ones = workspace.ones(shape, net.dtype)
+            assert (ones == 1).all() and ones.shape == shape
+
+
 @pytest.mark.parametrize("cell, first", [("RNN", "W_in"), ("LSTM", "W_ih"), ("GRU", "W_ih")])
 def test_a_vjp_whose_gradients_overflow_names_the_first_one(cell, first):
     """Finite states and a finite upstream gradient too large for the dtype: the result is checked in

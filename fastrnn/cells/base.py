@@ -36,10 +36,12 @@ class Run:
 
     states: one (T + 1, B, n) array per name in the model's ``state_names`` (``h`` first;
     ``states[k][0]`` is the initial state); saved: whatever the backward sweep or RTRL needs
-    besides the states (the LSTM's gate values, ...), by name.
+    besides the states (the LSTM's gate values, ...), by name; checked: True where the forward kernel
+    found every state it wrote finite, so that no second pass over them is needed (False: not known).
     """
     states: tuple
     saved: dict = field(default_factory=dict)
+    checked: bool = False
 
     @property
     def h(self):

@@ -50,10 +50,10 @@ class Driver(CellDriver):
         h[0] = state0[0]
         n = net.n_hidden
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
-        call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
-             ACTIVATIONS.index(net.activation),
-             forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, work, threads))
-        return Run((h,))
+        total = call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
+                     ACTIVATIONS.index(net.activation),
+                     forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, work, threads))
+        return Run((h,), checked=bool(np.isfinite(total)))      # the kernel's sum of the states it wrote
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
         T, B, m = x.shape
