@@ -1,13 +1,14 @@
 """The kernels of another commit against the work tree's, in one process, call by call.
 
-    python bench/kernel_ab.py --base COMMIT [--cell lstm] [--n 32] [--B 32] [--dtype float32] [--rounds 300] [--whole]
+    python bench/kernel_ab.py --base COMMIT [--cell lstm] [--n 32] [--B 32] [--T 100] [--dtype float32] [--rounds 300]
+                              [--whole]
 
 On a machine whose speed moves between minutes, two versions timed in separate processes differ by the
 machine more than by the code. Here the base commit's ``kernels/`` folder (``git archive``) is imported
 beside the work tree's as a package of its own, in a temporary folder with its own Numba cache, so that
 both compile and run in this process.
 
-Without ``--whole``: every kernel one ``fastrnn.bptt`` call makes (one thread; T=100, m=32, a linear
+Without ``--whole``: every kernel one ``fastrnn.bptt`` call makes (one thread; T=100 unless ``--T``, m=32, a linear
 readout of 8) is captured with its arguments, and its serial twin is timed against the base commit's,
 alternated call by call; the base's arguments are taken by name, so a kernel that gained an argument is
 still compared. Each line gives the medians, new / base, the median of the pairwise ratios, and whether the
@@ -65,7 +66,7 @@ def base_kernels(commit, folder):
     return importlib.import_module(PACKAGE)
 
 
-def problem(cell, n, B, dtype):
+def problem(cell, n, B, dtype, T=T):
     rng = np.random.default_rng(0)
     net = fastrnn.MODELS[cell].init(M, n, OUT, readout="linear", dtype=dtype, seed=0)
     x = rng.standard_normal((T, B, M)).astype(dtype)
@@ -164,6 +165,7 @@ def main():
     parser.add_argument("--cell", default="lstm", choices=sorted(CELL_KERNELS))
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--B", type=int, default=32)
+    parser.add_argument("--T", type=int, default=T, help="steps (default 100)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--whole", action="store_true", help="whole fastrnn.bptt calls instead of each kernel")
@@ -172,10 +174,10 @@ def main():
         old = base_kernels(a.base, folder)
         fastrnn.threads(1)
         _jit.threads_started()
-        net, x, d = problem(a.cell, a.n, a.B, a.dtype)
+        net, x, d = problem(a.cell, a.n, a.B, a.dtype, a.T)
         label = f"{a.cell} n={a.n} B={a.B} {a.dtype}"
-        print(f"`python bench/kernel_ab.py --base {a.base} --cell {a.cell} --n {a.n} --B {a.B} --dtype {a.dtype} "
-              f"--rounds {a.rounds}{' --whole' if a.whole else ''}`: one thread, T={T}, m={M}, medians of "
+        print(f"`python bench/kernel_ab.py --base {a.base} --cell {a.cell} --n {a.n} --B {a.B} --T {a.T} "
+              f"--dtype {a.dtype} --rounds {a.rounds}{' --whole' if a.whole else ''}`: one thread, T={a.T}, m={M}, medians of "
               f"{a.rounds} interleaved calls.\n")
         print("| kernel | base | work tree | new / base | median of pair ratios | outputs |")
         print("| --- | ---: | ---: | ---: | ---: | --- |")

@@ -31,6 +31,7 @@ time a product, float32, 8-32 rows, K and N from 32 to 512, ad hoc).
 
 Caution (``_jit``): after editing this file, delete ``kernels/__pycache__``.
 """
+from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -113,3 +114,44 @@ def borrow2(typingctx, a, i, j):
     if ret is None or not (isinstance(i, types.Integer) and isinstance(j, types.Integer)):
         return None
     return ret(a, i, j), _borrow_codegen(2)
+
+
+LINE_BYTES = 64        # the cache line ``prefetch_row`` steps by (x86-64, and the Arm cores Numba targets)
+
+
+@intrinsic
+def _prefetch(typingctx, a, offset):
+    """Ask the caches for the line holding element ``offset`` of a (C-contiguous, counted flat from its
+    first element): LLVM's prefetch (read, all cache levels), which never faults and changes nothing."""
+    if not isinstance(a, types.Array) or not isinstance(offset, types.Integer):
+        return None
+    sig = types.void(a, offset)
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        index = context.cast(builder, args[1], signature.args[1], types.intp)
+        address = cgutils.gep(builder, arr.data, index)
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0")
+        builder.call(fn, [address, i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return sig, codegen
+
+
+@helper
+def prefetch_rows(a, t, b0, b1):
+    """Ask for the rows a[t, b0:b1] (a C-contiguous (T, B, n)) ahead of the step that reads or writes them.
+
+    A backward sweep walks its arrays from the last step to the first; within a step it reads each row
+    upwards, so the hardware's prefetchers fetch the rows after it, which were used a step before, and
+    not the ones before it, which the next step needs: at B = 1 every step waited on its rows of g, h and
+    D from the L3 cache. Asked for a step ahead, while the step's product runs, they are there in time
+    (the simple cell's sweep: ``kernels.bptt``'s notes and ``bench/sweep_prefetch.py``)."""
+    per = LINE_BYTES // a.itemsize
+    width = a.shape[2]
+    start = (t * a.shape[1] + b0) * width
+    stop = start + (b1 - b0) * width
+    for k in range(start, stop, per):
+        _prefetch(a, k)
+    _prefetch(a, stop - 1)           # the last line, where the rows do not start on a line

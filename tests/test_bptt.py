@@ -250,3 +250,20 @@ def test_a_batch_of_one_in_row_tiles_cuts_them_into_the_threads_buffer(cell, dty
     L_ref, g_ref = R.bptt(net, x, d)
     assert_close(seen["one"][0], L_ref, dtype, "loss against the reference")
     assert_grads_close(seen["one"][1], g_ref, dtype, "against the reference")
+
+
+@pytest.mark.parametrize("dtype, n", [(np.float64, 128), (np.float32, 160)])
+def test_a_long_batch_of_one_whose_sweep_asks_for_its_rows_ahead_matches_the_reference(dtype, n):
+    """B = 1 in row tiles with g, h and D beyond ``PREFETCH_MIN_BYTES``: the sweep asks for each step's
+    rows a step ahead (``_rows.prefetch_rows``), which must change nothing but the time."""
+    from fastrnn.kernels import bptt as kernels_bptt
+    from fastrnn.kernels._tiles import row_tiles_pay
+    T = 1000
+    size = np.dtype(dtype).itemsize
+    assert 3 * T * n * size > kernels_bptt.PREFETCH_MIN_BYTES and row_tiles_pay(n * n * size, T)
+    net, x, d, mask, h0 = make_problem(7, T, 1, 4, n, 5, dtype=dtype, masked=True)
+    with fastrnn.threads(1):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0)
+    L_ref, ref = R.bptt(net, x, d, mask, h0=h0)
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(grads, ref, dtype)
