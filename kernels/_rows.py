@@ -116,7 +116,10 @@ def borrow2(typingctx, a, i, j):
     return ret(a, i, j), _borrow_codegen(2)
 
 
-LINE_BYTES = 64        # the cache line ``prefetch_row`` steps by (x86-64, and the Arm cores Numba targets)
+LINE_BYTES = 64        # the cache line ``prefetch_rows`` steps by (x86-64's; a longer line is asked for twice)
+# LLVM's prefetch is named after its pointer type: typed (i8*, as Numba's own memset is declared, which LLVM
+# versions with opaque pointers rename on reading) or opaque (ptr).
+_PREFETCH = "llvm.prefetch.p0i8" if str(cgutils.voidptr_t).endswith("*") else "llvm.prefetch.p0"
 
 
 @intrinsic
@@ -130,10 +133,10 @@ def _prefetch(typingctx, a, offset):
     def codegen(context, builder, signature, args):
         arr = context.make_array(signature.args[0])(context, builder, args[0])
         index = context.cast(builder, args[1], signature.args[1], types.intp)
-        address = cgutils.gep(builder, arr.data, index)
+        address = builder.bitcast(cgutils.gep(builder, arr.data, index), cgutils.voidptr_t)
         i32 = ir.IntType(32)
         fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), "llvm.prefetch.p0")
+            builder.module, ir.FunctionType(ir.VoidType(), [address.type, i32, i32, i32]), _PREFETCH)
         builder.call(fn, [address, i32(0), i32(3), i32(1)])
         return context.get_dummy_value()
     return sig, codegen

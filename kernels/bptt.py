@@ -56,9 +56,10 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
     (``PREFETCH_MIN_BYTES``) asks for the next step's rows of them while this step's product runs
     (``_rows.prefetch_rows``): the sweep walks down through time, which the hardware's prefetchers do not
     follow. ``python bench/sweep_prefetch.py`` (this kernel asking and not asking, alternated, AMD EPYC
-    Zen 3 with 512 KB of L2, T = 1000): float64 n=96 0.89-0.91 of the time, n=128 0.93-0.95; float32
-    n=160 0.89, n=181 0.94; where W fills more of L2 (float64 n=192 and 256, float32 n=256) 0.99-1.01.
-    Arrays that stay in L2 (T = 100 at n=128 float64) 1.00-1.01, so they are not asked for.
+    Zen 3 with 512 KB of L2, T = 1000): float64 n=96 0.85 of the time, n=128 0.96; float32 n=160 0.97,
+    n=181 0.90 (an ad hoc forerunner: 0.89-0.91, 0.93-0.95, 0.89, 0.94); where W fills more of L2 (float64
+    n=192, float32 n=256) 1.00-1.01. Arrays that stay in L2 (T = 100 at n=128 float64, ad hoc) 1.00-1.01,
+    so they are not asked for.
     """
     T, B, n = g.shape
     K = constants(h)
