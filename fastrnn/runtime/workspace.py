@@ -29,14 +29,19 @@ def _keep(store, name, arr):
     return arr
 
 
-def scratch(name, shape, dtype):
-    """An uninitialised array for internal use, reused by the next call from this thread."""
+def _kept(name, shape, dtype, make):
+    """This thread's array ``name`` if it has that shape and dtype, else a new one from ``make``, kept."""
     store = _store()
     arr = store.get(name)
     if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
         store.pop(name, None)
-        arr = _keep(store, name, np.empty(shape, dtype=dtype))
+        arr = _keep(store, name, make(shape, dtype=dtype))
     return arr
+
+
+def scratch(name, shape, dtype):
+    """An uninitialised array for internal use, reused by the next call from this thread."""
+    return _kept(name, shape, dtype, np.empty)
 
 
 def at_least(name, count, dtype):
@@ -55,9 +60,4 @@ def ones(shape, dtype):
     """An array of ones for internal use, which no one writes (the mask of a call given none): made and
     filled once, then the same array for every call from this thread with that shape and dtype. A fresh
     one took some 60 us inside a B = 1, T = 1000, o = 32 gradient call (256 KB in float64, ad hoc)."""
-    store = _store()
-    arr = store.get("ones")
-    if arr is None or arr.shape != tuple(shape) or arr.dtype != np.dtype(dtype):
-        store.pop("ones", None)
-        arr = _keep(store, "ones", np.ones(shape, dtype=dtype))
-    return arr
+    return _kept("ones", shape, dtype, np.ones)
