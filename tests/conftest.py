@@ -86,12 +86,45 @@ def small():
 # -- compiling the kernels first, on every core ---------------------------------------------------
 # A run on an empty cache spends most of its time in Numba compiling kernels, one core at a time. A
 # run of the whole suite therefore compiles the variants its tests use first, through `fastrnn warmup`'s
-# own machinery on two processes (one where this process may use a single core), and its tests load
-# them. FASTRNN_TEST_WARMUP=0 turns it off; a run of a few tests does without it.
+# own machinery, and its tests load them: on two processes (one where this process may use a single
+# core) for a plain run; under pytest-xdist (``-n 2``, the README's command) each worker compiles its
+# share of the units and waits for the others, so that no worker compiles what another is compiling.
+# FASTRNN_TEST_WARMUP=0 turns it off; a run of a few tests does without it.
 WARMUP_MIN_TESTS = 200
 WARMUP_UNITS = ([(cell, dtype, False) for cell in fastrnn.MODELS for dtype in ("float64", "float32")]
                 + [("rnn", dtype, True) for dtype in ("float64", "float32")]
                 + [(cell, "float64", True) for cell in fastrnn.MODELS if cell != "rnn"])
+WARMUP_WAIT_SECONDS = 1200            # a worker waits this long at most for the others' shares
+
+
+def _warm_as_worker(config):
+    """This xdist worker's share of WARMUP_UNITS, then a wait until every worker has done its own
+    (a file a worker in a folder named after the run; a worker whose share failed writes its file too,
+    and its error fails its own tests when they compile)."""
+    import os
+    import tempfile
+    import time
+    from fastrnn import cli
+    info = config.workerinput
+    count = int(info["workercount"])
+    index = int(info["workerid"].lstrip("gw"))
+    shares = cli._shares(WARMUP_UNITS, count)
+    folder = os.path.join(tempfile.gettempdir(), f"fastrnn-warmup-{info['testrunuid']}")
+    os.makedirs(folder, exist_ok=True)
+    try:
+        if index < len(shares):
+            cli._warm_share(shares[index])
+    finally:
+        open(os.path.join(folder, info["workerid"]), "w").close()
+    deadline = time.monotonic() + WARMUP_WAIT_SECONDS
+    while len(os.listdir(folder)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow first: under xdist's load scheduling the longest ones then start at
+    once, beside the rest, instead of last on one worker while the other waits."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_collection_finish(session):
@@ -99,11 +132,25 @@ def pytest_collection_finish(session):
     import time
     if len(session.items) < WARMUP_MIN_TESTS or os.environ.get("FASTRNN_TEST_WARMUP", "1") == "0":
         return
-    from fastrnn import cli
-    jobs = min(2, cli._usable_cores())
     start = time.perf_counter()
-    cli.warm_units(WARMUP_UNITS, jobs=jobs)
+    if hasattr(session.config, "workerinput"):
+        _warm_as_worker(session.config)
+        jobs = int(session.config.workerinput["workercount"])
+        session.config.workeroutput["fastrnn_warmup"] = (time.perf_counter() - start, jobs)
+    else:
+        from fastrnn import cli
+        jobs = min(2, cli._usable_cores())
+        cli.warm_units(WARMUP_UNITS, jobs=jobs)
     session.config._fastrnn_warmup = (time.perf_counter() - start, jobs)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """xdist's controller: the longest of the workers' warm-ups, for the summary line."""
+    done = getattr(node, "workeroutput", {}).get("fastrnn_warmup")
+    if done:
+        seen = getattr(node.config, "_fastrnn_warmup", None)
+        node.config._fastrnn_warmup = max(seen or tuple(done), tuple(done))
 
 
 def pytest_terminal_summary(terminalreporter, config):

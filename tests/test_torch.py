@@ -87,6 +87,7 @@ def test_from_torch_errors():
         fastrnn.RNN.from_torch(torch.nn.RNN(2, 3, nonlinearity="relu"), activation="tanh")
 
 
+@pytest.mark.slow
 def test_ddp_with_gloo_equals_one_process_on_the_whole_batch():
     """examples/ddp_lstm.py: 2 processes on 127.0.0.1, fastrnn.torch.LSTM under DDP, float64."""
     import json
