@@ -225,9 +225,11 @@ def test_readout_products_run_with_the_blas_held_to_one_thread(monkeypatch):
         monkeypatch.setattr(fastrnn.readout, name, spy)
     net, x, d, mask, h0 = make_problem(61, 6, 3, 2, 5, 2, readout="linear")
     out = fastrnn.forward(net, x, h0=h0)
-    fastrnn.bptt(net, x, d, mask, h0=h0)
-    assert [name for name, _ in seen] == ["outputs", "injected_errors", "outputs"]   # the loss reads out again
-    assert [count for _, count in seen] == [1, 1, 1], seen
+    fastrnn.bptt(net, x, d, mask, h0=h0)            # the squared error's compiled pass: no NumPy products
+    monkeypatch.setattr(fastrnn.readout, "LINEAR_PASS", False)
+    fastrnn.bptt(net, x, d, mask, h0=h0)            # NumPy's formula: the loss reads out again
+    assert [name for name, _ in seen] == ["outputs", "injected_errors", "injected_errors", "outputs"]
+    assert [count for _, count in seen] == [1, 1, 1, 1], seen
     assert blas.threads() == 4, "the counts are restored after the calls"
     expected = np.einsum("tbn,on->tbo", out.h[1:], net.W_out) + net.b_out
     np.testing.assert_allclose(out.y, expected, rtol=1e-12, atol=1e-14)
