@@ -5,8 +5,10 @@ from numba import prange
 from ._activations import ONE, constants
 from ._jit import helper, kernel
 from ._panels import cut_panels, panel_dot, panel_scratch
-from ._rows import arriving, borrow, borrow2
+from ._rows import arriving, borrow, borrow2, prefetch_rows
 from ._sync import store_release
+from ._tiles import ROW_TILES
+from .bptt import PREFETCH_MIN_BYTES
 
 
 @kernel("batch", reads=("W_hh", "h", "gates", "g"))
@@ -34,6 +36,9 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
         ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     Sweeps that do not overlap write straight into D and An (``once``, as ``bptt._bptt_sweep``).
+    A batch of one in row tiles asks for the next step's rows of gates, g, h, D and An a step ahead where
+    they hold more than ``bptt.PREFETCH_MIN_BYTES`` over all steps (as ``bptt._bptt_sweep``; 10 n numbers a
+    step: ``bench/sweep_prefetch.py --cell gru``).
     """
     T, B, n3 = D.shape
     n = n3 // 3
@@ -42,6 +47,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
     once = trunc_h == trunc_hp
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
+    ahead = split == ROW_TILES and 10 * T * rows * n * D.itemsize > PREFETCH_MIN_BYTES
     P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
@@ -60,6 +66,12 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
             end = min(start + trunc_hp, T)
             low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
+                if ahead and s > low:       # the next step's rows, fetched while this step's product runs
+                    prefetch_rows(gates, s - 1, b0, b1)
+                    prefetch_rows(g, s - 1, b0, b1)
+                    prefetch_rows(h, s - 1, b0, b1)
+                    prefetch_rows(D, s - 1, b0, b1)
+                    prefetch_rows(An, s - 1, b0, b1)
                 if s == end - 1:
                     back[:, :] = 0
                 else:

@@ -6,8 +6,10 @@ from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import gate_deltas
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
-from ._rows import arriving, borrow, borrow2
+from ._rows import arriving, borrow, borrow2, prefetch_rows
 from ._sync import store_release
+from ._tiles import ROW_TILES
+from .bptt import PREFETCH_MIN_BYTES
 
 
 @kernel("batch", reads=("W_hh", "h", "c", "gates", "g", "dcT"))
@@ -36,6 +38,9 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
         ``_tiles.ROW_TILES`` (-1): whole, in row tiles (forward passes: ``_panels.stored_rows``). With more
         rows, ``_tiles.TILES`` (0) takes each product in compiled register tiles, 1 through the BLAS.
     Sweeps that do not overlap write delta_t straight into D (``once``, as ``bptt._bptt_sweep``).
+    A batch of one in row tiles asks for the next step's rows of gates, g, h, c and D a step ahead where
+    they hold more than ``bptt.PREFETCH_MIN_BYTES`` over all steps (as ``bptt._bptt_sweep``; 11 n numbers a
+    step: ``bench/sweep_prefetch.py --cell lstm``).
     """
     T, B, n4 = D.shape
     n = n4 // 4
@@ -43,6 +48,7 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
     once = trunc_h == trunc_hp
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
+    ahead = split == ROW_TILES and 11 * T * rows * n * D.itemsize > PREFETCH_MIN_BYTES
     P = cut_panels(W_hh, rows, panels, split)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
@@ -62,6 +68,12 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
             end = min(start + trunc_hp, T)
             low = start if once else max(0, end - trunc_h)
             for s in range(end - 1, low - 1, -1):
+                if ahead and s > low:       # the next step's rows, fetched while this step's product runs
+                    prefetch_rows(gates, s - 1, b0, b1)
+                    prefetch_rows(g, s - 1, b0, b1)
+                    prefetch_rows(h, s, b0, b1)
+                    prefetch_rows(c, s - 1, b0, b1)
+                    prefetch_rows(D, s - 1, b0, b1)
                 if s == end - 1:
                     back[:, :] = 0
                     if end == T:

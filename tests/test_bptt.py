@@ -267,3 +267,23 @@ def test_a_long_batch_of_one_whose_sweep_asks_for_its_rows_ahead_matches_the_ref
     L_ref, ref = R.bptt(net, x, d, mask, h0=h0)
     assert_close(L, L_ref, dtype, "loss")
     assert_grads_close(grads, ref, dtype)
+
+
+@pytest.mark.parametrize("cell, n, dtype", [("lstm", 48, np.float64), ("gru", 64, np.float64), ("lstm", 90, np.float32)])
+@pytest.mark.parametrize("truncation", [None, (60, 20)])
+def test_a_long_batch_of_one_whose_gated_sweep_asks_for_its_rows_ahead_matches_the_reference(cell, n, dtype,
+                                                                                                 truncation):
+    """The gated cells' sweeps ask for the next step's rows ahead as the simple cell's does (LSTM: gates, g, h,
+    c and D, 11 n numbers a step; GRU: gates, g, h, D and An, 10 n), exact and in overlapping sweeps."""
+    from fastrnn.kernels import bptt as kernels_bptt
+    from fastrnn.kernels._tiles import row_tiles_pay
+    T = 1000
+    size = np.dtype(dtype).itemsize
+    gates, per_step = (4, 11) if cell == "lstm" else (3, 10)
+    assert per_step * T * n * size > kernels_bptt.PREFETCH_MIN_BYTES and row_tiles_pay(gates * n * n * size, T)
+    net, x, d, mask, h0 = make_problem(8, T, 1, 4, n, 5, dtype=dtype, masked=True, cell=cell)
+    with fastrnn.threads(1):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0, truncation=truncation)
+    L_ref, ref = R.bptt(net, x, d, mask, h0=h0, truncation=truncation)
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(grads, ref, dtype)
