@@ -13,6 +13,7 @@ import numpy as np
 
 from ._activations import ZERO, constants
 from ._jit import _jit, helper
+from ._panels import _gemv_axpy
 from ._rows import borrow2
 
 
@@ -128,22 +129,7 @@ def _four_rows(H, W, b_out, bias, Dd, M, G, acc, acc_b, E, r0, rows, zero):
         for j in range(o):
             E[q, j] = zero
     for q in range(rows):
-        out = G[r0 + q]
-        e = E[q]
-        j = 0
-        for k in range(n):
-            out[k] = zero
-        while j + 4 <= o:
-            a0, a1, a2, a3 = e[j], e[j + 1], e[j + 2], e[j + 3]
-            w0, w1, w2, w3 = W[j], W[j + 1], W[j + 2], W[j + 3]
-            for k in range(n):
-                out[k] += a0 * w0[k] + a1 * w1[k] + a2 * w2[k] + a3 * w3[k]
-            j += 4
-        for jj in range(j, o):
-            a0 = e[jj]
-            w0 = W[jj]
-            for k in range(n):
-                out[k] += a0 * w0[k]
+        _gemv_axpy(W, E[q], G[r0 + q])      # the row's injected error e W, four rows of W at a time
     for j in range(o):
         a = acc[j]
         e0, e1, e2, e3 = E[0, j], E[1, j], E[2, j], E[3, j]
