@@ -60,8 +60,8 @@ def main(argv=None):
         t = case(cell, int(n), int(B), dtype, threads, args.rounds)
         a, b = np.median(t["pass"]), np.median(t["numpy"])
         pairs = np.median(np.array(t["pass"]) / np.array(t["numpy"]))
-        print(f"| {cell} | {n} | {B} | {dtype} | {threads} | {a * 1e3:.3f} | {b * 1e3:.3f} | {a / b:.3f} | {pairs:.3f} |",
-              flush=True)
+        print(f"| {cell} | {n} | {B} | {dtype} | {threads} | {a * 1e3:.3f} | {b * 1e3:.3f} | {a / b:.3f} "
+              f"| {pairs:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -141,7 +141,8 @@ def main(argv=None):
             print(f"| {n} | {dtype} | {T} | | not in row tiles | | | |", flush=True)
             continue
         a, b = np.median(t[True]), np.median(t[False])
-        print(f"| {n} | {dtype} | {T} | {GATES[args.cell] * n * n * dtype.itemsize // 1024} KB | {a * 1e3:.3f} | {b * 1e3:.3f} "
+        weights = GATES[args.cell] * n * n * dtype.itemsize // 1024
+        print(f"| {n} | {dtype} | {T} | {weights} KB | {a * 1e3:.3f} | {b * 1e3:.3f} "
               f"| {a / b:.3f} | {np.median(t[True] / t[False]):.3f} |", flush=True)
 
 

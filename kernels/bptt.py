@@ -12,7 +12,8 @@ from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES
 
 # A batch of one's sweep in row tiles asks for the next step's rows of g, h and D a step ahead
 # (``_rows.prefetch_rows``) where those arrays hold more than this over all steps: beyond a core's L2
-# cache here, so that they come from L3 (the notes of ``_bptt_sweep``).
+# cache here, so that they come from L3 (the notes of ``_bptt_sweep``). The gated cells' sweeps read it too:
+# after changing it, delete kernels/__pycache__ (their cached code keeps the old value).
 PREFETCH_MIN_BYTES = ROW_TILE_WEIGHT_BYTES
 
 

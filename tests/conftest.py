@@ -98,9 +98,10 @@ WARMUP_WAIT_SECONDS = 1200            # a worker waits this long at most for the
 
 
 def _warm_as_worker(config):
-    """This xdist worker's share of WARMUP_UNITS, then a wait until every worker has done its own
-    (a file a worker in a folder named after the run; a worker whose share failed writes its file too,
-    and its error fails its own tests when they compile)."""
+    """This xdist worker's share of WARMUP_UNITS, then a wait until every worker has done its own: each
+    writes an empty file named after itself into a folder named after the run (left in the temporary
+    folder). A worker whose share fails writes its file too, so that the others do not wait for it, and
+    its error ends its own run, as a failed warm-up ends a plain one."""
     import os
     import tempfile
     import time

@@ -269,7 +269,8 @@ def test_a_long_batch_of_one_whose_sweep_asks_for_its_rows_ahead_matches_the_ref
     assert_grads_close(grads, ref, dtype)
 
 
-@pytest.mark.parametrize("cell, n, dtype", [("lstm", 48, np.float64), ("gru", 64, np.float64), ("lstm", 90, np.float32)])
+@pytest.mark.parametrize("cell, n, dtype", [("lstm", 48, np.float64), ("gru", 64, np.float64),
+                                           ("lstm", 90, np.float32)])
 @pytest.mark.parametrize("truncation", [None, (60, 20)])
 def test_a_long_batch_of_one_whose_gated_sweep_asks_for_its_rows_ahead_matches_the_reference(cell, n, dtype,
                                                                                                  truncation):
