@@ -146,9 +146,10 @@ def injected_errors(net, W, h1, d, mask, loss, read=None):
 
 # A linear readout with identity outputs and the squared error takes one compiled pass (``_linear_pass``); False
 # sends it through NumPy's formula as every other readout, for the tests and benches that compare the two.
-# Whole gradient calls, one thread, T=100, m=32, o=8, the pass against NumPy's, interleaved (ad hoc,
-# 2026-11-28): float32 simple cell n=128 B=8 0.96, LSTM 0.98, GRU 0.98; float64 simple cell n=128 B=32 0.97,
-# GRU B=8 0.98-0.99, LSTM B=8 0.99-1.01; float32 LSTM n=32 B=1 0.90.
+# Whole gradient calls, T=100, m=32, o=8, the pass against NumPy's, interleaved (``python bench/readout_pass.py
+# 150``, bench/results/2026-11-28-readout-pass-and-table.md): one thread, float32 simple cell n=128 B=8 0.94,
+# LSTM 0.98, GRU 0.98, simple cell n=512 0.98; float64 simple cell n=128 B=32 0.97, LSTM B=8 0.99, GRU 0.98;
+# float32 LSTM n=32 B=1 at default threads 0.89.
 LINEAR_PASS = True
 
 
