@@ -99,9 +99,10 @@ WARMUP_WAIT_SECONDS = 1200            # a worker waits this long at most for the
 
 def _warm_as_worker(config):
     """This xdist worker's share of WARMUP_UNITS, then a wait until every worker has done its own: each
-    writes an empty file named after itself into a folder named after the run (left in the temporary
-    folder). A worker whose share fails writes its file too, so that the others do not wait for it, and
-    its error ends its own run, as a failed warm-up ends a plain one."""
+    writes an empty file named after itself into a folder named after the run in the temporary folder
+    (once every file is there, each worker removes its own when its session ends, and the last the folder:
+    ``pytest_sessionfinish``). A worker whose share fails writes its file too, so that the others do not
+    wait for it, and leaves it there; its error ends its own run, as a failed warm-up ends a plain one."""
     import os
     import tempfile
     import time
@@ -112,14 +113,17 @@ def _warm_as_worker(config):
     shares = cli._shares(WARMUP_UNITS, count)
     folder = os.path.join(tempfile.gettempdir(), f"fastrnn-warmup-{info['testrunuid']}")
     os.makedirs(folder, exist_ok=True)
+    mine = os.path.join(folder, info["workerid"])
     try:
         if index < len(shares):
             cli._warm_share(shares[index])
     finally:
-        open(os.path.join(folder, info["workerid"]), "w").close()
+        open(mine, "w").close()
     deadline = time.monotonic() + WARMUP_WAIT_SECONDS
     while len(os.listdir(folder)) < count and time.monotonic() < deadline:
         time.sleep(0.2)
+    if len(os.listdir(folder)) >= count:
+        config._fastrnn_barrier = mine      # every worker is past its share: the files may go at the end
 
 
 def pytest_collection_modifyitems(config, items):
@@ -143,6 +147,21 @@ def pytest_collection_finish(session):
         jobs = min(2, cli._usable_cores())
         cli.warm_units(WARMUP_UNITS, jobs=jobs)
     session.config._fastrnn_warmup = (time.perf_counter() - start, jobs)
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker removes its file of the warm-up's wait, and the last worker the run's folder. No worker
+    is still waiting then: xdist hands out tests only once every worker has collected, and each collects
+    only after its wait."""
+    import os
+    path = getattr(session.config, "_fastrnn_barrier", None)
+    if path is None:
+        return
+    for remove, target in ((os.remove, path), (os.rmdir, os.path.dirname(path))):
+        try:
+            remove(target)
+        except OSError:             # gone already, or the other worker's file is still there
+            pass
 
 
 @pytest.hookimpl(optionalhook=True)
