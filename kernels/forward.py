@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import activate, constants
 from ._jit import kernel
 from ._rows import borrow, borrow2
-from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
 
 
 @kernel("batch", reads=("x", "W_in", "W_rec", "b"))
@@ -40,8 +40,9 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
     n = W_rec.shape[0]
     K = constants(h)
     proj = h[1:].reshape(T * B, n)
+    Pin = input_panels(W_in.T, split)       # the input projection in the step products' tiles, or by the BLAS
     for blk in prange(nblocks):
-        block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks)
+        block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_rec.shape[1])      # W^T: row tiles from a copy, or W's own rows
     P = cut_panels(W_rec.T, rows, panels, split)

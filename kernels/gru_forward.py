@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
 from ._rows import borrow, borrow2
-from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "b_ih", "b_hh"))
@@ -36,8 +36,9 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     K = constants(h)
     one = K[ONE]
     proj = np.empty((T * B, 3 * n), dtype=h.dtype)
+    Pin = input_panels(W_ih.T, split)       # the input projection in the step products' tiles, or by the BLAS
     for blk in prange(nblocks):
-        block_rows_dot(x.reshape(T * B, m), W_ih.T, proj, blk, nblocks)
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, proj, blk, nblocks, Pin)
     b_rz = b_ih[:2 * n] + b_hh[:2 * n]
     b_in = b_ih[2 * n:]
     b_hn = b_hh[2 * n:]

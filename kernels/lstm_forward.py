@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step
-from ._panels import block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
 from ._rows import borrow, borrow2
 
 
@@ -33,8 +33,9 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
+    Pin = input_panels(W_ih.T, split)       # the input projection in the step products' tiles, or by the BLAS
     for blk in prange(nblocks):
-        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_hh.shape[1])      # W^T: row tiles from a copy, or W's own rows
     P = cut_panels(W_hh.T, rows, panels, split)

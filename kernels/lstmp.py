@@ -12,7 +12,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
-from ._panels import _copy, block_rows_dot, cut_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import _copy, block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
 from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
@@ -37,8 +37,9 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
     T, B, m = x.shape
     n = W_hr.shape[1]
     K = constants(h)
+    Pin = input_panels(W_ih.T, split)       # the input projection in the step products' tiles, or by the BLAS
     for blk in prange(nblocks):
-        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks)
+        block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, 0)   # W^T: W's own rows (row tiles for its two products not measured)
     P = cut_panels(W_hh.T, rows, panels, split)

@@ -8,10 +8,11 @@ from fastrnn.kernels._blas import gemm_into
 from fastrnn.kernels._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS,
                                     ROW_TILE_WEIGHT_BYTES, ROW_TILES, TILES, row_tile_products, row_tiles_pay,
                                     tile_columns, tile_products)
-from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, LOOP_GEMV_BYTES, LOOP_GEMV_BYTES_64,
-                                     LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS, ROW_BLOCK, SPLIT_WIDTH,
-                                     _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements, cut_panels, k_chunks,
-                                     panel_count, panel_dot, panel_scratch, row_block, stored_rows)
+from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, INPUT_TILE_CHUNK, LOOP_GEMV_BYTES,
+                                     LOOP_GEMV_BYTES_64, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS,
+                                     ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements,
+                                     cut_panels, input_panels, k_chunks, panel_count, panel_dot, panel_scratch,
+                                     row_block, stored_rows)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -226,17 +227,26 @@ def test_the_buffer_size_covers_every_split_of_the_batch():
                         assert need <= most, (K, N, dtype, B, threads, blocks)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("split", [1, TILES])
+@pytest.mark.parametrize("rows", [7, 2 * INPUT_TILE_CHUNK + 3])
 @pytest.mark.parametrize("nblocks", [1, 2, 3, 5, 7, 9])
-def test_the_input_projection_in_blocks_covers_every_row_once(nblocks):
-    """block_rows_dot over blk = 0..nblocks-1 writes each of the 7 rows of a @ bT exactly once, also
-    with more blocks than rows (empty blocks write nothing)."""
+def test_the_input_projection_in_blocks_covers_every_row_once(nblocks, rows, split, dtype):
+    """block_rows_dot over blk = 0..nblocks-1 writes each row of a @ bT exactly once, also with more
+    blocks than rows (empty blocks write nothing), through the BLAS (split 1: no panels) and through the
+    compiled tiles (``TILES``: ``input_panels`` cuts them), over rows that span several of the tiles'
+    chunks and end short of a tile, with N short of a panel; a and bT as the kernels hand them (bT a
+    transposed view)."""
     rng = np.random.default_rng(nblocks)
-    a = rng.standard_normal((7, 5))
-    W = rng.standard_normal((6, 5))
-    out = np.full((7, 6), np.nan)
+    a = rng.standard_normal((rows, 5)).astype(dtype)
+    W = rng.standard_normal((tile_columns(np.dtype(dtype).itemsize) + 3, 5)).astype(dtype)
+    P = input_panels(W.T, split)
+    assert P.shape[1] == (0 if split == 1 else -(-W.shape[0] // tile_columns(np.dtype(dtype).itemsize)))
+    out = np.full((rows, W.shape[0]), np.nan, dtype)
     for blk in range(nblocks):
-        block_rows_dot(a, W.T, out, blk, nblocks)
-    np.testing.assert_allclose(out, a @ W.T, rtol=1e-13, atol=1e-13)
+        block_rows_dot(a, W.T, out, blk, nblocks, P)
+    tol = 1e-13 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(out, a.astype(np.float64) @ W.T.astype(np.float64), rtol=tol, atol=tol)
 
 
 @numba.njit
