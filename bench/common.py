@@ -103,3 +103,24 @@ def interleaved(fns, rounds, warm=1):
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     return times
+
+
+def kernel_call(driver, kernel, net, x, d):
+    """(arguments, work) of the call a one-thread ``fastrnn.bptt(net, x, d)`` makes of ``kernel`` through the
+    cell driver module ``driver`` (its ``call``), the arrays copied (without nblocks and split, which
+    ``runtime.dispatch.call`` adds): for benches that run a kernel compiled a second time on real arguments."""
+    seen = {}
+    real = driver.call
+
+    def spy(k, threads, work, *args):
+        if k is kernel:
+            seen["args"] = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
+            seen["work"] = work
+        return real(k, threads, work, *args)
+    driver.call = spy
+    try:
+        with fastrnn.threads(1):
+            fastrnn.bptt(net, x, d)
+    finally:
+        driver.call = real
+    return seen["args"], seen["work"]

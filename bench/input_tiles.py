@@ -25,6 +25,8 @@ import fastrnn  # noqa: E402
 from fastrnn.kernels import _jit  # noqa: E402
 from fastrnn.runtime import blas  # noqa: E402
 
+from common import kernel_call  # noqa: E402
+
 KERNELS = {"rnn": ("forward", "_forward", "W_in"), "lstm": ("lstm_forward", "_lstm_forward", "W_ih"),
            "gru": ("gru_forward", "_gru_forward", "W_ih")}
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -56,23 +58,11 @@ def arguments(cell, kernel, n, B, dtype):
     net = fastrnn.MODELS[cell].init(M, n, OUT, readout="linear", dtype=dtype, seed=0)
     x = rng.standard_normal((T, B, M)).astype(dtype)
     d = rng.standard_normal((T, B, OUT)).astype(dtype)
-    seen = {}
-    real = driver.call
-
-    def spy(k, threads, work, *args):
-        if k is kernel:
-            seen["args"] = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
-        return real(k, threads, work, *args)
-    driver.call = spy
-    try:
-        with fastrnn.threads(1):
-            fastrnn.bptt(net, x, d)
-    finally:
-        driver.call = real
+    args, _ = kernel_call(driver, kernel, net, x, d)
     from fastrnn.kernels._tiles import TILES, ROW_TILES
     from fastrnn.runtime.blas import step_products
     split = (TILES if step_products() == "tiles" else 1) if B > 1 else ROW_TILES
-    return seen["args"] + (1, split)
+    return args + (1, split)
 
 
 def main(argv=None):

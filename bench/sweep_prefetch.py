@@ -30,6 +30,8 @@ from fastrnn.kernels._tiles import ROW_TILES  # noqa: E402
 from fastrnn.runtime import blas  # noqa: E402
 from fastrnn.runtime.dispatch import Work, row_tiled  # noqa: E402
 
+from common import kernel_call  # noqa: E402
+
 CASES = {"rnn": ("96:float64:1000", "128:float64:1000", "128:float64:100", "160:float32:1000", "181:float32:1000",
                  "192:float64:1000", "256:float32:1000"),
          "lstm": ("32:float64:1000", "48:float64:1000", "64:float64:1000", "64:float64:100", "64:float32:1000",
@@ -66,21 +68,8 @@ def gated_arguments(cell, n, dtype, T):
     net = fastrnn.MODELS[cell].init(8, n, 4, readout="linear", dtype=dtype, seed=0)
     x = rng.standard_normal((T, 1, 8)).astype(dtype)
     d = rng.standard_normal((T, 1, 4)).astype(dtype)
-    seen = {}
-    real = driver.call
-
-    def spy(k, threads, work, *args):
-        if k is kernel:
-            seen["args"] = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in args)
-            seen["tiled"] = row_tiled(work)
-        return real(k, threads, work, *args)
-    driver.call = spy
-    try:
-        with fastrnn.threads(1):
-            fastrnn.bptt(net, x, d)
-    finally:
-        driver.call = real
-    return seen["args"] + (1, ROW_TILES) if seen["tiled"] else None
+    args, work = kernel_call(driver, kernel, net, x, d)
+    return args + (1, ROW_TILES) if row_tiled(work) else None
 
 
 def case(cell, sweep, n, dtype, T, rounds):
