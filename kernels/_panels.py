@@ -482,7 +482,7 @@ def block_rows_dot(a, bT, out, blk, nblocks, P):
     INPUT_TILE_CHUNK rows at a time (their block of a stays in L1 while every panel passes), else through
     the BLAS. Its inner dimension is the input's m, a few dozen, and OpenBLAS's AVX2 kernels pack bT in every
     call: float64, 800-3200 rows, m=32, one thread, the BLAS ran it at 0.48-0.80 of one thread's GEMM rate,
-    the tiles at 0.59-1.02 (ad hoc). Whole forward kernels, the same build either way (``python
+    the tiles at 0.59-1.04 (ad hoc). Whole forward kernels, the same build either way (``python
     bench/input_tiles.py 100``, AMD EPYC Zen 3): 0.92-0.98 of the BLAS way's time in 12 of 13 cases (n 32-512,
     B 8 and 32, every cell and dtype), float32 LSTM n=128 B=32 1.015 (median of the rounds' ratios 0.978)."""
     R = a.shape[0]
