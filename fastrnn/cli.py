@@ -427,47 +427,60 @@ def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True, jobs=1):
 def warm_units(units, jobs=1):
     """Compile the kernels of each (cell name, dtype name, parallel) unit: forward, bptt, rtrl and
     an online step, on ``jobs`` processes (this one included; spawned, so nothing of this process's
-    threads is forked). The units are dealt out largest first to the least loaded process; the
-    kernels' cache index is locked between processes (``kernels._jit``), so two processes may
-    compile one kernel's variants at once. Returns the seconds it took."""
+    threads is forked). Each process takes the largest unit no other has claimed yet, until none is
+    left (``warm_claimed``); the kernels' cache index is locked between processes (``kernels._jit``),
+    so two processes may compile one kernel's variants at once. Returns the seconds it took."""
     start = time.perf_counter()
-    shares = _shares(units, jobs)
-    if len(shares) == 1:
-        _warm_share(shares[0])
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            others = [pool.submit(_warm_share, share) for share in shares[1:]]
-            _warm_share(shares[0])
-            for share in others:
-                share.result()
-    return time.perf_counter() - start
-
-
-# Rough compile seconds of a unit (serial twins, one dtype) relative to the LSTM's: the simple cell has
-# four kernels of its own (the weight-gradient product too), the projected LSTM two wider ones; a parallel
-# twin takes about twice its serial one (2-core AMD EPYC, cold cache, tests' compile events).
-_CELL_COST = {"rnn": 1.6, "lstmp": 1.3}
-
-
-def _shares(units, jobs):
-    """The units dealt out to at most ``jobs`` processes: largest first, each to the least loaded."""
     units = [tuple(u) for u in units]
     jobs = max(1, min(int(jobs), len(units)))
     if jobs == 1:
-        return [units]
-    shares, loads = [[] for _ in range(jobs)], [0.0] * jobs
-    for unit in sorted(units, key=_unit_cost, reverse=True):
-        k = loads.index(min(loads))
-        shares[k].append(unit)
-        loads[k] += _unit_cost(unit)
-    return shares
+        _warm_share(units)
+    else:
+        import multiprocessing
+        import shutil
+        import tempfile
+        from concurrent.futures import ProcessPoolExecutor
+        folder = tempfile.mkdtemp(prefix="fastrnn-warmup-")
+        try:
+            with ProcessPoolExecutor(jobs - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                others = [pool.submit(warm_claimed, units, folder) for _ in range(jobs - 1)]
+                warm_claimed(units, folder)
+                for share in others:
+                    share.result()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return time.perf_counter() - start
+
+
+# Compile seconds of a unit (one dtype) relative to the LSTM's serial twins, measured on an empty cache
+# (2-core AMD EPYC, two processes at once, 2026-11-28): serial twins 15-20 s a unit; the parallel twins'
+# loops cost Numba's parallel passes about three times that (the LSTM 50 s, the GRU 44, the projected
+# LSTM 41); the simple cell has a fourth kernel (the weight-gradient product): 75-90 s parallel.
+_UNIT_COST = {("rnn", False): 1.15, ("lstmp", False): 0.95,
+              ("rnn", True): 4.5, ("lstm", True): 2.9, ("gru", True): 2.6, ("lstmp", True): 2.5}
+CLAIM_PREFIX = "claim-"
 
 
 def _unit_cost(unit):
     name, _, parallel = unit
-    return _CELL_COST.get(name, 1.0) * (2.0 if parallel else 1.0)
+    return _UNIT_COST.get((name, bool(parallel)), 1.0)
+
+
+def warm_claimed(units, folder):
+    """Compile each of ``units``, largest first, that no other process has claimed in ``folder``: a
+    process claims a unit by creating a file named after it there, which succeeds for one process only.
+    Processes that share a folder thus share the units out as they go, each taking the next as soon as it
+    is free, however long each unit takes on the machine. Returns the units this process compiled."""
+    mine = []
+    for unit in sorted(units, key=_unit_cost, reverse=True):
+        claim = os.path.join(folder, CLAIM_PREFIX + "-".join(str(part) for part in unit))
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        _warm_share([unit])
+        mine.append(unit)
+    return mine
 
 
 def _warm_share(units):

@@ -98,32 +98,37 @@ WARMUP_WAIT_SECONDS = 1200            # a worker waits this long at most for the
 
 
 def _warm_as_worker(config):
-    """This xdist worker's share of WARMUP_UNITS, then a wait until every worker has done its own: each
-    writes an empty file named after itself into a folder named after the run in the temporary folder
-    (once every file is there, each worker removes its own when its session ends, and the last the folder:
-    ``pytest_sessionfinish``). A worker whose share fails writes its file too, so that the others do not
-    wait for it, and leaves it there; its error ends its own run, as a failed warm-up ends a plain one."""
+    """WARMUP_UNITS shared out among the xdist workers as they go, then a wait until every worker is done.
+    The workers share a folder named after the run in the temporary folder: each claims the units it
+    compiles there (``cli.warm_claimed``), and writes an empty file named after itself when no unit is left
+    to claim (once every worker's file is there, each removes its own when its session ends, and the last the
+    claims and the folder: ``pytest_sessionfinish``). A worker whose unit fails writes its file too, so that
+    the others do not wait for it, and leaves it there; its error ends its own run, as a failed warm-up ends
+    a plain one."""
     import os
     import tempfile
     import time
     from fastrnn import cli
     info = config.workerinput
     count = int(info["workercount"])
-    index = int(info["workerid"].lstrip("gw"))
-    shares = cli._shares(WARMUP_UNITS, count)
     folder = os.path.join(tempfile.gettempdir(), f"fastrnn-warmup-{info['testrunuid']}")
     os.makedirs(folder, exist_ok=True)
     mine = os.path.join(folder, info["workerid"])
     try:
-        if index < len(shares):
-            cli._warm_share(shares[index])
+        cli.warm_claimed(WARMUP_UNITS, folder)
     finally:
         open(mine, "w").close()
     deadline = time.monotonic() + WARMUP_WAIT_SECONDS
-    while len(os.listdir(folder)) < count and time.monotonic() < deadline:
+    while len(_workers_done(folder)) < count and time.monotonic() < deadline:
         time.sleep(0.2)
-    if len(os.listdir(folder)) >= count:
-        config._fastrnn_barrier = mine      # every worker is past its share: the files may go at the end
+    if len(_workers_done(folder)) >= count:
+        config._fastrnn_barrier = mine      # every worker is past the warm-up: the files may go at the end
+
+
+def _workers_done(folder):
+    import os
+    from fastrnn import cli
+    return [name for name in os.listdir(folder) if not name.startswith(cli.CLAIM_PREFIX)]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -150,18 +155,25 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-    """An xdist worker removes its file of the warm-up's wait, and the last worker the run's folder. No worker
-    is still waiting then: xdist hands out tests only once every worker has collected, and each collects
-    only after its wait."""
+    """An xdist worker removes its file of the warm-up's wait, and the last worker the claims and the run's
+    folder. No worker is still waiting then: xdist hands out tests only once every worker has collected, and
+    each collects only after its wait."""
     import os
+    import shutil
     path = getattr(session.config, "_fastrnn_barrier", None)
     if path is None:
         return
-    for remove, target in ((os.remove, path), (os.rmdir, os.path.dirname(path))):
-        try:
-            remove(target)
-        except OSError:             # gone already, or the other worker's file is still there
-            pass
+    folder = os.path.dirname(path)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    try:
+        last = not _workers_done(folder)    # the last one out (two at once both may: the errors are ignored)
+    except OSError:                         # the other worker has removed the folder already
+        return
+    if last:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.hookimpl(optionalhook=True)

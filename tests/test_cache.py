@@ -126,22 +126,43 @@ def test_a_kernel_cannot_name_an_argument_it_does_not_have():
         _jit.Kernel(lambda x, nblocks: None, "rows", reads=("W",))
 
 
-def test_warmup_shares_the_units_among_processes(monkeypatch):
+def test_warmup_shares_the_units_among_processes_as_they_go(monkeypatch, tmp_path):
+    """Processes claiming units in one folder compile each unit once, largest first; a process held up on
+    a long unit leaves the rest to the others."""
+    import threading
+    import time
     units = [(c, d, p) for c in ("rnn", "gru", "lstm", "lstmp") for d in ("float64", "float32")
              for p in (False, True)]
-    assert cli._shares(units, 1) == [units]
-    assert len(cli._shares(units[:3], 8)) == 3                      # no more processes than units
-    for jobs in (2, 3, 4):
-        shares = cli._shares(units, jobs)
-        assert len(shares) == jobs and sorted(u for s in shares for u in s) == sorted(units)
-        loads = [sum(cli._unit_cost(u) for u in s) for s in shares]
-        assert max(loads) - min(loads) <= max(map(cli._unit_cost, units))
     assert cli._unit_cost(("rnn", "float32", True)) > cli._unit_cost(("gru", "float32", True)) \
         > cli._unit_cost(("gru", "float32", False))
-    seen = []
-    monkeypatch.setattr(cli, "_warm_share", seen.append)
-    cli.warm_units(units[:4], jobs=1)
-    assert seen == [units[:4]]
+    seen, lock = {}, threading.Lock()
+
+    def compile_one(share):                 # the first unit takes long, the others a moment
+        (unit,) = share
+        time.sleep(0.5 if unit == ("rnn", "float64", True) else 0.01)
+        with lock:
+            seen.setdefault(threading.current_thread().name, []).append(unit)
+
+    monkeypatch.setattr(cli, "_warm_share", compile_one)
+    workers = [threading.Thread(target=cli.warm_claimed, args=(units, tmp_path), name=f"w{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    taken = [u for share in seen.values() for u in share]
+    assert sorted(taken) == sorted(units)                           # each unit once, none left out
+    assert len(seen) == 2
+    slow = next(share for share in seen.values() if ("rnn", "float64", True) in share)
+    assert len(slow) < 3                    # while it compiled the long unit the other took the rest
+    order = sorted(units, key=cli._unit_cost, reverse=True)
+    for share in seen.values():             # each process took its units in the order of their cost
+        assert share == sorted(share, key=order.index)
+    # nothing left to claim: a third process compiles nothing
+    assert cli.warm_claimed(units, tmp_path) == []
+    compiled = []
+    monkeypatch.setattr(cli, "_warm_share", compiled.append)
+    cli.warm_units(units[:4], jobs=1)       # one process: in the order given, in one go
+    assert compiled == [units[:4]]
 
 
 @pytest.mark.slow
