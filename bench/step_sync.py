@@ -10,7 +10,8 @@ meet at every step on counters in shared memory (atomic loads and stores, writte
 intrinsics), each thread owning a block of the weight rows. A thread that finds the other's block
 unclaimed after ``PATIENCE`` polls claims and computes it (compare-and-swap), so a call never waits
 on a thread the pool did not start (Numba's prange does not promise that its iterations run at
-once). Not used by the kernels: the table says where it would pay (see the results file).
+once). The simple cell's forward at B = 1 now runs so, on the helper thread (``runtime.pair``); the rest
+is not used by the kernels: the table says where it would pay (see the results file).
 
 The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T = 1000, the input
 projection left out (it is one matrix product before the loop), timed three ways interleaved in
@@ -27,29 +28,17 @@ import time
 import numba
 import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba calls: loaded before threadpool_limits holds it)
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
 from fastrnn.kernels import _lstm_forward
 from fastrnn.kernels._activations import LOGISTIC, TANH, activate, constants, tanh
 from fastrnn.kernels._jit import FASTMATH
 from fastrnn.kernels._panels import _gemv_rows, block_rows_dot
-from fastrnn.kernels._sync import _element, load_acquire, store_release
+from fastrnn.kernels._sync import claim, load_acquire, store_release
 
 LINE = 8            # int64 counters a cache line apart: each thread writes its own line
 PATIENCE = 4000     # polls of the other block's counter before this thread claims that block
-
-
-@intrinsic
-def claim(typingctx, arr, idx, old, new):
-    """arr[idx] = new if it held old (compare-and-swap): whether it did."""
-    sig = types.boolean(arr, idx, old, new)
-
-    def codegen(context, builder, sig, args):
-        res = builder.cmpxchg(_element(context, builder, sig, args), args[2], args[3], "acq_rel", "acquire")
-        return builder.extract_value(res, 1)
-    return sig, codegen
 
 
 @njit(inline="always")

@@ -426,7 +426,8 @@ def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True, jobs=1):
 
 def warm_units(units, jobs=1):
     """Compile the kernels of each (cell name, dtype name, parallel) unit: forward, bptt, rtrl and
-    an online step, on ``jobs`` processes (this one included; spawned, so nothing of this process's
+    an online step (and for the simple cell's serial unit, a batch of one's forward on two threads:
+    ``runtime.pair``), on ``jobs`` processes (this one included; spawned, so nothing of this process's
     threads is forked). Each process takes the largest unit no other has claimed yet, until none is
     left (``warm_claimed``); the kernels' cache index is locked between processes (``kernels._jit``),
     so two processes may compile one kernel's variants at once. Returns the seconds it took."""
@@ -500,8 +501,20 @@ def _warm_share(units):
                     fastrnn.rtrl(net, x, d)
                 if driver.online_methods:
                     fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
+            if name == "rnn" and not forced:        # a long batch of one's forward on two threads
+                _warm_pair(dtype)
         finally:
             dispatch.FORCE_PARALLEL = old
+
+
+def _warm_pair(dtype):
+    from fastrnn.runtime import pair
+    net = CELLS["rnn"].init(2, 8, 2, dtype=dtype, seed=0)
+    old, pair.FORCE = pair.FORCE, True
+    try:
+        fastrnn.forward(net, np.zeros((3, 1, 2), dtype=dtype))
+    finally:
+        pair.FORCE = old
 
 
 def cmd_warmup(args):

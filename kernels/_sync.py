@@ -1,5 +1,7 @@
 """A counter one thread publishes and another waits on: how a backward sweep tells a thread beside
-it which rows of its deltas are final (``fastrnn.runtime.overlap``).
+it which rows of its deltas are final (``fastrnn.runtime.overlap``); and a claim, which of two threads
+takes a piece of work (``claim``: compare and set), as the two threads of a batch of one's forward chain
+do (``kernels.chain``).
 
 The sweep stores the counter with release order after the rows it covers, and the waiting thread
 loads it with acquire order before it reads them: on every target the rows are then visible whole.
@@ -38,6 +40,20 @@ def store_release(typingctx, arr, idx, val):
         value = context.cast(builder, args[2], sig.args[2], types.int64)
         builder.store_atomic(value, _element(context, builder, sig, args), "release", 8)
         return context.get_dummy_value()
+    return sig, codegen
+
+
+@intrinsic
+def claim(typingctx, arr, idx, expected, val):
+    """Set arr[idx] (int64 array) to ``val`` if it holds ``expected``, at once for every thread (acquire and
+    release order): whether this thread did. Of threads that claim one element from one value, one wins."""
+    sig = types.boolean(arr, idx, expected, val)
+
+    def codegen(context, builder, sig, args):
+        old = context.cast(builder, args[2], sig.args[2], types.int64)
+        new = context.cast(builder, args[3], sig.args[3], types.int64)
+        pair = builder.cmpxchg(_element(context, builder, sig, args), old, new, "acq_rel", "acquire")
+        return builder.extract_value(pair, 1)
     return sig, codegen
 
 

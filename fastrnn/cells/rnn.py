@@ -10,7 +10,7 @@ from ..checks import Forcing
 from ..errors import OptionError
 from ..kernels import ACTIVATIONS, _bptt_sweep, _forward, _rtrl
 from ..models import RNN
-from ..runtime import overlap, workspace
+from ..runtime import overlap, pair, workspace
 from ..runtime.dispatch import Work, call, plan
 from . import rnn_online
 from .base import (CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, split_columns,
@@ -50,6 +50,11 @@ class Driver(CellDriver):
         h[0] = state0[0]
         n = net.n_hidden
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
+        if pair.pays(work, threads, forcing.on, n, h.itemsize):     # a batch of one on two threads
+            states = h.reshape(T + 1, n)
+            np.dot(x.reshape(T, -1), W["W_in"].T, out=states[1:])
+            total, _ = pair.forward(states, W["W_rec"], W["b"], ACTIVATIONS.index(net.activation))
+            return Run((h,), checked=bool(np.isfinite(total)))
         total = call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
                      ACTIVATIONS.index(net.activation),
                      forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, work, threads))

@@ -1,0 +1,231 @@
+"""A batch of one's forward chain on two threads (``fastrnn.runtime.pair``, ``kernels.chain``): the same states
+as the reference and as one thread, whichever thread computes which half and whenever the helper comes; the
+claim it is built on; and the rule for when it runs."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn import reference
+from fastrnn.kernels import ACTIVATIONS, chain
+from fastrnn.kernels._jit import _jit
+from fastrnn.kernels._sync import claim
+from fastrnn.runtime import dispatch, overlap, pair
+
+from conftest import DTYPES, assert_close, assert_grads_close, make_problem
+
+
+@pytest.fixture
+def paired(monkeypatch):
+    monkeypatch.setattr(pair, "FORCE", True)
+
+
+@pytest.fixture
+def unpaired(monkeypatch):
+    monkeypatch.setattr(pair, "FORCE", False)
+
+
+def _claim(arr, idx, expected, value):
+    return claim(arr, idx, expected, value)
+
+
+_claim = _jit(_claim)
+
+
+def test_a_claim_succeeds_once_from_the_value_it_expects():
+    flags = np.zeros(3, dtype=np.int64)
+    assert _claim(flags, 1, 0, 7)
+    assert not _claim(flags, 1, 0, 9)           # taken: holds 7, not 0
+    assert list(flags) == [0, 7, 0]
+    assert _claim(flags, 1, 7, -2) and list(flags) == [0, -2, 0]
+
+
+def test_threads_claiming_one_flag_each_win_it_once():
+    """Four threads race for each of 20000 flags: every flag is won by exactly one of them."""
+    flags = np.zeros(20000, dtype=np.int64)
+    wins = np.zeros(4, dtype=np.int64)
+
+    @_jit
+    def race(flags, me, wins):
+        for i in range(flags.shape[0]):
+            if claim(flags, i, 0, me + 1):
+                wins[me] += 1
+
+    workers = [threading.Thread(target=race, args=(flags, k, wins)) for k in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert wins.sum() == flags.size
+    for k in range(4):
+        assert (flags == k + 1).sum() == wins[k]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, act", [(8, "tanh"), (13, "logistic"), (40, "relu"), (130, "tanh"), (64, "identity")])
+def test_paired_forward_and_gradients_equal_the_reference(paired, dtype, n, act):
+    net, x, d, mask, h0 = make_problem(4, T=23, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", activation=act,
+                                       scale=0.5)
+    seen = []
+    forward = pair.forward
+    pair.forward = lambda *a: seen.append(1) or forward(*a)
+    try:
+        out = fastrnn.forward(net, x, h0)
+        L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    finally:
+        pair.forward = forward
+    assert len(seen) == 2                       # both calls ran as a pair
+    ref_h, _ = reference.rnn.forward(net, x, h0)
+    assert_close(out.h, ref_h, dtype, "h")
+    ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pairs_states_equal_one_threads_where_both_take_w_by_its_rows(dtype, monkeypatch):
+    """Below 128 units the one-thread kernel multiplies by W's rows in the same compiled loop: the same bits."""
+    net, x, d, mask, h0 = make_problem(5, T=300, B=1, m=4, n=72, o=3, dtype=dtype, readout="linear")
+    monkeypatch.setattr(pair, "FORCE", False)
+    with fastrnn.threads(1):
+        alone = fastrnn.forward(net, x, h0).h
+    monkeypatch.setattr(pair, "FORCE", True)
+    for _ in range(3):
+        np.testing.assert_array_equal(fastrnn.forward(net, x, h0).h, alone)
+
+
+def _chain_problem(dtype, T=400, n=48, seed=6):
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(dtype)
+    b = (0.1 * rng.standard_normal(n)).astype(dtype)
+    h = rng.standard_normal((T + 1, n)).astype(dtype)     # h[0] the initial state, h[1:] the "projection"
+    return pair._read_only(W), pair._read_only(b), h      # as the calls hand them in: one compiled variant
+
+
+def _one_thread(W, b, h, act):
+    """The chain with the other thread absent: this thread takes every half after its grace."""
+    out = h.copy()
+    flags = np.zeros(2 * (h.shape[0] - 1), dtype=np.int64)
+    total, taken = chain.forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 0, flags, 10)
+    assert taken == h.shape[0] - 1             # every one of the other's halves
+    assert (flags == chain.DONE).all()
+    return out, total
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_thread_left_alone_takes_every_half_and_a_late_one_changes_nothing(dtype):
+    W, b, h = _chain_problem(dtype)
+    act = ACTIVATIONS.index("tanh")
+    out, total = _one_thread(W, b, h, act)
+    # the reference's recurrence on the same input projection
+    expect = h.copy()
+    for t in range(h.shape[0] - 1):
+        expect[t + 1] = np.tanh(expect[t + 1] + W @ expect[t] + b)
+    assert_close(out[1:], expect[1:], dtype, "h")
+    np.testing.assert_allclose(total, out[1:].sum(dtype=np.float64), rtol=1e-6)
+    # the helper arriving after the call has ended finds every half done: it computes and writes nothing
+    flags = np.full(2 * (h.shape[0] - 1), chain.DONE, dtype=np.int64)
+    before = out.copy()
+    assert chain.forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 1, flags, 10) == (0.0, 0)
+    np.testing.assert_array_equal(out, before)
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.02])
+def test_the_states_do_not_depend_on_when_the_other_thread_comes(delay):
+    """The helper's half started at once, a little late (mid-call) or after the first thread has done all: each
+    half of each step is computed once, by one thread or the other, with the same arithmetic."""
+    W, b, h = _chain_problem(np.float64, T=3000, n=64, seed=7)
+    act = ACTIVATIONS.index("tanh")
+    alone, _ = _one_thread(W, b, h, act)
+    out = h.copy()
+    flags = np.zeros(2 * (h.shape[0] - 1), dtype=np.int64)
+    cut = pair.cut_of(64, 8)
+    result = {}
+
+    def late():
+        time.sleep(delay)
+        result["helper"] = chain.forward_half(out, W, b, act, cut, 1, flags, pair.GRACE)
+    helper = threading.Thread(target=late)
+    helper.start()
+    result["main"] = chain.forward_half(out, W, b, act, cut, 0, flags, pair.GRACE)
+    helper.join()
+    np.testing.assert_array_equal(out, alone)
+    assert (flags == chain.DONE).all()
+    (main_sum, main_took), (helper_sum, helper_took) = result["main"], result["helper"]
+    assert main_took + helper_took <= h.shape[0] - 1     # each half of a step taken by one thread only
+    np.testing.assert_allclose(main_sum + helper_sum, alone[1:].sum(dtype=np.float64), rtol=1e-9)
+
+
+def test_a_helper_closed_before_it_began_never_touches_the_arrays():
+    W, b, h = _chain_problem(np.float32, T=10, n=16)
+    out = h.copy()
+    flags = np.zeros(20, dtype=np.int64)
+    half = pair._Half((out, W, b, 0, 8, 1, flags, 10))
+    half.close()                                # the calling thread is done first
+    half()                                      # the helper gets to it later
+    assert half.done.is_set() and half.result == (0.0, 0)
+    np.testing.assert_array_equal(out, h)
+    assert not flags.any()
+
+
+def test_an_error_in_the_helpers_half_is_raised_by_the_call(monkeypatch, paired):
+    net, x, d, mask, h0 = make_problem(8, T=12, B=1, m=3, n=16, o=2, readout="linear")
+    real = chain.forward_half
+
+    def failing(h, W, b, act, cut, mine, flags, grace):
+        if mine == 1:
+            raise RuntimeError("the helper's half failed")
+        time.sleep(0.05)            # the helper begins first (a helper that begins after the call is closed out)
+        return real(h, W, b, act, cut, mine, flags, grace)
+    monkeypatch.setattr(chain, "forward_half", failing)
+    with pytest.raises(RuntimeError, match="the helper's half failed"):
+        fastrnn.forward(net, x, h0)
+    monkeypatch.setattr(chain, "forward_half", real)
+    assert_close(fastrnn.forward(net, x, h0).h, reference.rnn.forward(net, x, h0)[0], np.float64, "h")
+
+
+def test_a_non_finite_state_from_either_half_is_reported(paired):
+    net, x, d, mask, h0 = make_problem(9, T=30, B=1, m=3, n=16, o=2, readout="linear", activation="identity")
+    for unit in (1, 12):                        # one in each half (cut at 8)
+        net2 = net.copy()
+        net2.W_rec[unit, unit] = 1e308
+        with pytest.raises(fastrnn.NonFiniteError):
+            fastrnn.bptt(net2, x, d, h0=h0)
+
+
+def test_the_rule(monkeypatch):
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)            # a CPU free for the helper
+    work = dispatch.Work
+    n = 128
+    w = n * n * 8
+    assert pair.pays(work(1, 2 * n * n, 1000, w), 2, False, n, 8)
+    assert not pair.pays(work(1, 2 * n * n, 1000, w), 1, False, n, 8)        # the call holds one thread
+    assert not pair.pays(work(2, 4 * n * n, 1000, w), 2, False, n, 8)        # a batch of two
+    assert not pair.pays(work(1, 2 * n * n, 1000, w), 2, True, n, 8)         # teacher forcing
+    assert not pair.pays(work(1, 2 * 96 * 96, 1000, 96 * 96 * 8), 2, False, 96, 8)   # too few units
+    assert not pair.pays(work(1, 2 * n * n, 300, w), 2, False, n, 8)         # too few steps for its fixed cost
+    big = 512 * 512 * 4
+    assert pair.pays(work(1, 2 * 512 * 512, 100, big), 2, False, 512, 4)     # unless the weights are large
+    monkeypatch.setattr(overlap, "_runnable", lambda: 64)           # every CPU busy
+    assert not pair.pays(work(1, 2 * n * n, 1000, w), 2, False, n, 8)
+    monkeypatch.setattr(pair, "FORCE", True)
+    assert pair.pays(work(1, 2 * n * n, 10, w), 1, False, n, 8)
+    assert not pair.pays(work(1, 2 * n * n, 10, w), 1, True, n, 8)          # never with teacher forcing
+    assert pair.cut_of(128, 8) == 64 and pair.cut_of(40, 8) == 16 and pair.cut_of(13, 4) == 4
+    assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
+
+
+def test_a_batch_of_one_under_teacher_forcing_keeps_the_one_thread_kernel(paired):
+    net, x, d, mask, h0 = make_problem(10, T=15, B=1, m=3, n=8, o=2, readout="units")
+    called = []
+    forward = pair.forward
+    pair.forward = lambda *a: called.append(1) or forward(*a)
+    try:
+        L, g = fastrnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
+    finally:
+        pair.forward = forward
+    assert not called
+    ref_L, ref_g = reference.rnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
+    assert_grads_close(g, ref_g, np.float64)
