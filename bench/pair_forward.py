@@ -1,12 +1,15 @@
-"""A batch of one's forward chain on two threads (``runtime.pair``) against the kernels without it, in whole
-calls interleaved in one process: ``fastrnn.forward`` and ``fastrnn.bptt`` at default threads.
+"""A batch of one's forward chain and backward sweep on two threads (``runtime.pair``) against the kernels
+without them, in whole calls interleaved in one process: ``fastrnn.forward`` and ``fastrnn.bptt`` at default
+threads.
 
     python bench/pair_forward.py [rounds] [--n 128 ...] [--T 1000] [--call forward|bptt]
 
 The simple cell (``common.problem``: tanh, m = 8, units readout of n/4, summed squared error), B = 1. "pair":
-every call takes the pair (``runtime.pair.FORCE``, the rule aside); "without": the same build with the pair
-turned off (the one-thread kernel, or ``_gemv_parts``'s split where ``dispatch.parts`` asks for it).
-Each round times both in a new random order; medians, ms, and pair / without (under 1: the pair is faster).
+every call takes the pair (``runtime.pair.FORCE``, the rule aside), in the forward pass and in exact BPTT's sweep;
+"forward only": the forward pass paired, the sweep as without (``pair.SWEEP`` off: the sweep on one thread with the
+weight gradients beside it, ``runtime.overlap``, where its rule says so); "without": the same build with the
+pair turned off (the one-thread kernels, or ``_gemv_parts``'s split where ``dispatch.parts`` asks for it). Each
+round times all in a new random order; medians, ms, and their ratios to without (under 1: faster).
 """
 import argparse
 import os
@@ -30,24 +33,26 @@ def main(argv=None):
     args = parser.parse_args(argv)
     print(f"`python bench/pair_forward.py {args.rounds} --T {args.T} --call {args.call}`: B=1, default threads, "
           f"medians of {args.rounds} interleaved rounds, ms\n")
-    print("| dtype | n | W_rec | pair | without | pair / without |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| dtype | n | W_rec | pair | forward only | without | pair / without | forward only / without |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for dtype in (np.float64, np.float32):
         for n in args.n or (64, 96, 128, 192, 256, 512):
             net, x, d = problem(n, 8, args.T, 1, dtype=np.dtype(dtype))
             fn = (lambda: fastrnn.forward(net, x)) if args.call == "forward" else (lambda: fastrnn.bptt(net, x, d))
 
-            def with_pair(force=True):
-                pair.FORCE = force
+            def run(force, sweep=True):
+                pair.FORCE, pair.SWEEP = force, sweep
                 try:
                     return fn()
                 finally:
-                    pair.FORCE = None
-            times = interleaved({"pair": with_pair, "without": lambda: with_pair(False)}, args.rounds, warm=3)
+                    pair.FORCE, pair.SWEEP = None, True
+            times = interleaved({"pair": lambda: run(True), "forward only": lambda: run(True, False),
+                                 "without": lambda: run(False)}, args.rounds, warm=3)
             m = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
             kb = net.W_rec.nbytes / 1024
-            print(f"| {np.dtype(dtype).name} | {n} | {kb:.0f} KB | {m['pair']:.3f} | {m['without']:.3f} "
-                  f"| {m['pair'] / m['without']:.2f} |", flush=True)
+            print(f"| {np.dtype(dtype).name} | {n} | {kb:.0f} KB | {m['pair']:.3f} | {m['forward only']:.3f} "
+                  f"| {m['without']:.3f} | {m['pair'] / m['without']:.2f} | {m['forward only'] / m['without']:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

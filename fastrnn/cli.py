@@ -426,7 +426,7 @@ def warm(cells=None, dtypes=(np.float64, np.float32), parallel=True, jobs=1):
 
 def warm_units(units, jobs=1):
     """Compile the kernels of each (cell name, dtype name, parallel) unit: forward, bptt, rtrl and
-    an online step (and for the simple cell's serial unit, a batch of one's forward on two threads:
+    an online step (and for the simple cell's serial unit, a batch of one's forward and sweep on two threads:
     ``runtime.pair``), on ``jobs`` processes (this one included; spawned, so nothing of this process's
     threads is forked). Each process takes the largest unit no other has claimed yet, until none is
     left (``warm_claimed``); the kernels' cache index is locked between processes (``kernels._jit``),
@@ -512,7 +512,8 @@ def _warm_pair(dtype):
     net = CELLS["rnn"].init(2, 8, 2, dtype=dtype, seed=0)
     old, pair.FORCE = pair.FORCE, True
     try:
-        fastrnn.forward(net, np.zeros((3, 1, 2), dtype=dtype))
+        x = np.zeros((3, 1, 2), dtype=dtype)
+        fastrnn.bptt(net, x, x)                 # the forward pass and the sweep
     finally:
         pair.FORCE = old
 

@@ -1,4 +1,5 @@
-"""A batch of one's forward chain on two threads that meet at every step (the simple cell; SPEC §2-3).
+"""A batch of one's forward chain and backward sweep on two threads that meet at every step (the simple
+cell; SPEC §2-4).
 
 At B = 1 each step is one matrix-vector product, bound by how fast one core reads W_rec from its cache,
 and the next step needs the whole state. Numba's pool cannot share a step out cheaply (a launch a step,
@@ -13,8 +14,8 @@ thread computes a half, it computes it with the same arithmetic: the states do n
 """
 import numpy as np
 
-from ._activations import activate, constants
-from ._jit import _jit
+from ._activations import activate, constants, scale_by_dphi
+from ._jit import _jit, helper
 from ._panels import _gemv_rows
 from ._sync import claim, load_acquire, store_release
 
@@ -65,21 +66,87 @@ def forward_half(h, W_rec, b, act, cut, mine, flags, grace):
         if claim(flags, own, FREE, TAKEN):
             total += _half_step(h, W_rec, b, act, K, t, bounds[mine], bounds[mine + 1], tmp)
             store_release(flags, own, DONE)
-        state = load_acquire(flags, theirs)
-        if state == FREE and not alone:
-            for _ in range(grace):
-                state = load_acquire(flags, theirs)
-                if state != FREE:
-                    break
-        if state == FREE and claim(flags, theirs, FREE, TAKEN):
+        if _theirs_free(flags, theirs, grace, alone):
             total += _half_step(h, W_rec, b, act, K, t, bounds[other], bounds[other + 1], tmp)
             store_release(flags, theirs, DONE)
             taken += 1
             alone = True
         else:
             alone = False
-        while load_acquire(flags, theirs) != DONE:      # the other computes it now
-            pass
-        while load_acquire(flags, own) != DONE:         # the other took this thread's half
-            pass
+        _wait_done(flags, theirs, own)
     return total, taken
+
+
+@helper
+def _theirs_free(flags, theirs, grace, alone):
+    """Whether the other thread's half ``theirs`` is still free after ``grace`` polls (at once if this
+    thread has been ``alone``), claimed by this thread if so."""
+    state = load_acquire(flags, theirs)
+    if state == FREE and not alone:
+        for _ in range(grace):
+            state = load_acquire(flags, theirs)
+            if state != FREE:
+                break
+    return state == FREE and claim(flags, theirs, FREE, TAKEN)
+
+
+@helper
+def _wait_done(flags, theirs, own):
+    """Until both halves of the step are done: the other's (it computes it now) and this thread's own,
+    which the other may have taken."""
+    while load_acquire(flags, theirs) != DONE:
+        pass
+    while load_acquire(flags, own) != DONE:
+        pass
+
+
+@_jit
+def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
+    """Rows r0:r1 of delta_s = phi'(a_s) * (g_s + delta_{s+1} W_rec) into D[s], from all of D[s + 1]
+    (none at the last step)."""
+    T = D.shape[0]
+    row = D[s, r0:r1]
+    part = tmp[:r1 - r0]
+    if s == T - 1:
+        for k in range(r1 - r0):
+            part[k] = 0
+    else:
+        _gemv_rows(WT[r0:r1], D[s + 1], part)
+    gs = g[s, r0:r1]
+    for k in range(r1 - r0):
+        row[k] = part[k] + gs[k]
+    scale_by_dphi(row, h[s + 1, r0:r1], K, act)
+
+
+@_jit
+def sweep_half(D, WT, g, h, act, cut, mine, flags, grace):
+    """Exact BPTT's delta recursion (``bptt._bptt_sweep`` with one sweep over all steps, no teacher
+    forcing) with another thread that runs this function on the same arrays with the other ``mine``.
+
+    D (T, n), overwritten with delta_s; WT (n, n) W_rec transposed, C-contiguous; g (T, n) the errors the loss
+    injects; h (T + 1, n) the states of the forward pass; one float dtype. act, cut, mine, flags (2 T,) and
+    grace as in ``forward_half`` (flags[2 k + half] for the k-th step of the sweep, s = T - 1 - k).
+    Returns the halves of the other's this thread took.
+    """
+    T, n = D.shape
+    K = constants(D)
+    bounds = (0, cut, n)
+    other = 1 - mine
+    tmp = np.empty(max(cut, n - cut), dtype=D.dtype)
+    taken = 0
+    alone = False
+    for k in range(T):
+        s = T - 1 - k
+        own, theirs = 2 * k + mine, 2 * k + other
+        if claim(flags, own, FREE, TAKEN):
+            _sweep_step(D, WT, g, h, act, K, s, bounds[mine], bounds[mine + 1], tmp)
+            store_release(flags, own, DONE)
+        if _theirs_free(flags, theirs, grace, alone):
+            _sweep_step(D, WT, g, h, act, K, s, bounds[other], bounds[other + 1], tmp)
+            store_release(flags, theirs, DONE)
+            taken += 1
+            alone = True
+        else:
+            alone = False
+        _wait_done(flags, theirs, own)
+    return taken

@@ -69,14 +69,15 @@ def test_paired_forward_and_gradients_equal_the_reference(paired, dtype, n, act)
     net, x, d, mask, h0 = make_problem(4, T=23, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", activation=act,
                                        scale=0.5)
     seen = []
-    forward = pair.forward
-    pair.forward = lambda *a: seen.append(1) or forward(*a)
+    forward, sweep = pair.forward, pair.sweep
+    pair.forward = lambda *a: seen.append("forward") or forward(*a)
+    pair.sweep = lambda *a: seen.append("sweep") or sweep(*a)
     try:
         out = fastrnn.forward(net, x, h0)
         L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
     finally:
-        pair.forward = forward
-    assert len(seen) == 2                       # both calls ran as a pair
+        pair.forward, pair.sweep = forward, sweep
+    assert seen == ["forward", "forward", "sweep"]      # both calls' forward passes and the sweep as pairs
     ref_h, _ = reference.rnn.forward(net, x, h0)
     assert_close(out.h, ref_h, dtype, "h")
     ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0)
@@ -162,7 +163,7 @@ def test_a_helper_closed_before_it_began_never_touches_the_arrays():
     W, b, h = _chain_problem(np.float32, T=10, n=16)
     out = h.copy()
     flags = np.zeros(20, dtype=np.int64)
-    half = pair._Half((out, W, b, 0, 8, 1, flags, 10))
+    half = pair._Half(chain.forward_half, (out, W, b, 0, 8, 1, flags, 10), (0.0, 0))
     half.close()                                # the calling thread is done first
     half()                                      # the helper gets to it later
     assert half.done.is_set() and half.result == (0.0, 0)
@@ -229,3 +230,70 @@ def test_a_batch_of_one_under_teacher_forcing_keeps_the_one_thread_kernel(paired
     assert not called
     ref_L, ref_g = reference.rnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
     assert_grads_close(g, ref_g, np.float64)
+
+
+def _sweep_problem(dtype, T=400, n=48, seed=11):
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(dtype)
+    h = np.tanh(rng.standard_normal((T + 1, n))).astype(dtype)
+    g = rng.standard_normal((T, n)).astype(dtype)
+    return tuple(pair._read_only(a) for a in (np.ascontiguousarray(W.T), g, h))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes(dtype, delay):
+    """delta_s = (g_s + W^T delta_{s+1}) * (1 - h_{s+1}^2), the last step's without the product: alone (None),
+    with the other thread at once and a little late, each half of each step computed once, the same bits."""
+    WT, g, h = _sweep_problem(dtype)
+    T, n = g.shape
+    act = ACTIVATIONS.index("tanh")
+    cut = pair.cut_of(n, WT.itemsize)
+    alone = np.empty((T, n), dtype)
+    flags = np.zeros(2 * T, dtype=np.int64)
+    assert chain.sweep_half(alone, WT, g, h, act, cut, 0, flags, 10) == T
+    expect = np.empty((T, n))
+    nxt = np.zeros(n)
+    for s in range(T - 1, -1, -1):
+        nxt = expect[s] = (g[s] + WT.astype(np.float64) @ nxt) * (1 - h[s + 1].astype(np.float64) ** 2)
+    assert_close(alone, expect, dtype, "D")
+    if delay is None:
+        return
+    D = np.full((T, n), np.nan, dtype)
+    flags = np.zeros(2 * T, dtype=np.int64)
+    result = {}
+
+    def late():
+        time.sleep(delay)
+        result["helper"] = chain.sweep_half(D, WT, g, h, act, cut, 1, flags, pair.GRACE)
+    helper = threading.Thread(target=late)
+    helper.start()
+    main = chain.sweep_half(D, WT, g, h, act, cut, 0, flags, pair.GRACE)
+    helper.join()
+    np.testing.assert_array_equal(D, alone)
+    assert (flags == chain.DONE).all() and main + result["helper"] <= T
+
+
+def test_truncated_bptt_keeps_the_one_thread_sweep(paired):
+    net, x, d, mask, h0 = make_problem(12, T=40, B=1, m=3, n=16, o=2, readout="linear")
+    seen = []
+    sweep = pair.sweep
+    pair.sweep = lambda *a: seen.append(1) or sweep(*a)
+    try:
+        L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    finally:
+        pair.sweep = sweep
+    assert not seen
+    ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert_grads_close(g, ref_g, np.float64)
+
+
+def test_the_sweeps_rule(monkeypatch):
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    work = dispatch.Work
+    for n, itemsize, paired_sweep in ((128, 8, False), (192, 8, True), (192, 4, False), (256, 4, True)):
+        w = work(1, 2 * n * n, 1000, n * n * itemsize)
+        assert pair.pays(w, 2, False, n, itemsize)                          # the forward pass
+        assert pair.pays(w, 2, False, n, itemsize, (1000, 1000)) == paired_sweep
+        assert not pair.pays(w, 2, False, n, itemsize, (1000, 500))         # truncated: never
+        assert not pair.pays(w, 2, False, n, itemsize, (50, 50))            # chunks: never

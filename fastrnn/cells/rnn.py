@@ -69,17 +69,23 @@ class Driver(CellDriver):
         D = workspace.scratch("rnn D", g.shape, net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
+        grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
+                 "b": np.empty(n, net.dtype)}
+        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        rows = RowProducts(x, np.ascontiguousarray(fed_states(net, forcing, h)), D, grads, ("W_in", "W_rec", "b"),
+                           W["W_in"] if want_dx else None, dx)
+        if pair.pays(work, threads, forcing.on, n, h.itemsize, truncation):     # a batch of one on two threads
+            pair.sweep(W["W_rec"], h.reshape(T + 1, n), g.reshape(T, n), ACTIVATIONS.index(net.activation),
+                       D.reshape(T, n))
+            np.dot(D[0], W["W_rec"], out=dh0)
+            rows(0, T, threads, False)
+            return grads, (dh0,), dx
         panels = panel_buffer(W["W_rec"], work, threads)
 
         def sweep(progress):
             call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation), *truncation,
                  forcing.on, forcing.units, forcing.mask, D, dh0, panels, progress)
 
-        grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
-                 "b": np.empty(n, net.dtype)}
-        dx = np.empty((T, B, m), net.dtype) if want_dx else None
-        rows = RowProducts(x, np.ascontiguousarray(fed_states(net, forcing, h)), D, grads, ("W_in", "W_rec", "b"),
-                           W["W_in"] if want_dx else None, dx)
         overlap.run(sweep, rows, T, threads, overlap.pays(_bptt_sweep, threads, work, rows.flops, truncation))
         return grads, (dh0,), dx
 

@@ -1,22 +1,24 @@
-"""A batch of one's forward chain on the calling thread and the helper thread, meeting at every step
-(``kernels.chain``: the simple cell).
+"""A batch of one's forward chain, and exact BPTT's backward sweep, on the calling thread and the helper
+thread, meeting at every step (``kernels.chain``: the simple cell).
 
 At B = 1 a step is one matrix-vector product by W_rec, bound by how fast one core reads W_rec from its
 cache; the two threads each read half of it (their own caches' half) and exchange their halves of the
-state through flags (``kernels._sync``), with no launch of a thread pool at each step.
+state (or of the deltas) through flags (``kernels._sync``), with no launch of a thread pool at each step.
 
-``pays`` takes it where it paid (``python bench/pair_forward.py``, whole ``fastrnn.bptt`` calls, default
-threads, pair / without, 2-core AMD EPYC Zen 3 on KVM, 2026-11-28, ``bench/results/2026-11-28-pair-forward.md``):
-a batch of one without teacher forcing, in a call that holds at least two threads, with ``MIN_UNITS`` units or
-more (T=1000: float64 n=128 0.89, n=192 0.81, n=256 0.83, n=512 0.90; float32 n=128 0.86, n=256 0.88, n=512
-0.91; below, the two threads' meeting costs as much as a step: float64 n=64 1.26, float32 n=64 1.11, n=96
-1.02), and either ``MIN_STEPS`` steps or more (the call's fixed cost, mostly the helper's wake-up, is some
-0.1-0.2 ms: n=128 T=300 1.02 and 1.15, T=100 1.18 and 1.22) or weights of ``ALWAYS_BYTES`` or more, where
-the kernel without it cuts each step's product on Numba's pool (T=300 float64 n=512 0.81, float32 0.83;
-T=100 0.95 and 1.00); not beside another framework's spinning pool (``dispatch.spins_beside``), and with a
-CPU free for the helper (``overlap._idle_core``).
-Whichever thread computes a half of a step, the states are the same (``kernels.chain``); they differ from
-the one-thread kernel's only by rounding (another order of the products' sums).
+``pays`` takes it where it paid (``python bench/pair_forward.py``: whole ``fastrnn.bptt`` calls at default
+threads, two runs at T=1000 and two at T=300, 2-core AMD EPYC Zen 3 on KVM, 2026-11-28,
+``bench/results/2026-11-28-pair-forward.md``): a batch of one without teacher forcing, in a call that holds at
+least two threads, with ``MIN_UNITS`` units or more and ``MIN_STREAMED`` bytes of weights read over the steps
+(T times W_rec's bytes; the call's fixed cost, mostly the helper's wake-up, is some 0.1-0.2 ms); not beside
+another framework's spinning pool (``dispatch.spins_beside``), and with a CPU free for the helper
+(``overlap._idle_core``). The forward pass alone paired, T=1000: float64 n=192-512 0.81-0.94 of the time
+without, float32 n=512 0.82-0.91; at n=128, where the meetings cost about what they save, 0.89-1.07 (float64)
+and 0.86-1.01 (float32); fewer units lose (n=64 0.96-1.39). The sweep too from ``SWEEP_MIN_BYTES`` of weights
+(exact BPTT only; the weight gradients then follow it on the call's threads instead of running beside it on the
+helper, ``runtime.overlap``): float64 n=192-512 0.72-0.90, float32 n=512 0.64-0.65, n=256 0.79-1.01; at n=128
+0.93-1.24. T=300: n=256-512 0.69-0.84 in the second run (1.01 and 0.81-0.83 forward alone in the first).
+Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
+one-thread kernels' only by rounding (another order of the products' sums).
 
 The helper is the process's one helper thread (``overlap``). A call that finds it late does not wait for it:
 the calling thread takes the helper's halves until the helper claims one, and at the end, if the helper has
@@ -32,10 +34,11 @@ from ..kernels._jit import _jit
 from . import dispatch, overlap
 
 MIN_UNITS = 128          # fewer units: one thread
-MIN_STEPS = 500          # fewer steps: one thread, unless the weights take ALWAYS_BYTES or more
-ALWAYS_BYTES = 1 << 20
+MIN_STREAMED = 64 << 20  # bytes of weights read over the steps (T times W_rec's): fewer, one thread
+SWEEP_MIN_BYTES = 256 << 10   # a sweep on two threads from this many bytes of weights: its weight gradients follow it
 GRACE = 2000             # polls (some microseconds) a thread waits for the other's claim before it takes the half
 LINE = 64                # bytes: the halves are cut on a cache line where the units allow
+SWEEP = True             # the backward sweep too (a switch for ``bench/pair_forward.py``)
 FORCE = None             # tests: True takes the pair wherever it can run (B = 1, no teacher forcing, 8 units or
                          # more), False never
 
@@ -56,30 +59,35 @@ def cut_of(n, itemsize):
     return cut if cut > 0 else n // 2 // 4 * 4
 
 
-def pays(work, threads, forcing_on, n, itemsize):
-    """Whether the simple cell's forward of ``work`` (``dispatch.Work``) runs as a pair (see the module's notes)."""
+def pays(work, threads, forcing_on, n, itemsize, truncation=None):
+    """Whether the simple cell's forward of ``work`` (``dispatch.Work``), or with ``truncation`` (trunc_h,
+    trunc_hp) its backward sweep, runs as a pair (see the module's notes): a sweep only in exact BPTT."""
     if work.items != 1 or forcing_on or cut_of(n, itemsize) == 0:
+        return False
+    if truncation is not None and not (SWEEP and truncation[0] == truncation[1] >= work.steps
+                                       and (FORCE or work.weight_bytes >= SWEEP_MIN_BYTES)):
         return False
     if FORCE is not None:
         return FORCE
-    return (threads >= 2 and n >= MIN_UNITS and (work.steps >= MIN_STEPS or work.weight_bytes >= ALWAYS_BYTES)
+    return (threads >= 2 and n >= MIN_UNITS and work.steps * work.weight_bytes >= MIN_STREAMED
             and not dispatch.spins_beside(work.flops_per_step * work.steps) and overlap._idle_core())
 
 
 class _Half:
-    """The helper's half: runs ``chain.forward_half`` unless the calling thread closed it first."""
+    """The helper's half: runs ``fn(*args)`` (``chain.forward_half`` or ``chain.sweep_half``) unless the calling
+    thread closed it first; ``result`` holds what it returned, else ``empty``."""
 
-    def __init__(self, args):
-        self.args = args
+    def __init__(self, fn, args, empty):
+        self.fn, self.args = fn, args
         self.state = np.zeros(1, dtype=np.int64)
-        self.result = (0.0, 0)
+        self.result = empty
         self.error = None
         self.done = threading.Event()
 
     def __call__(self):
         try:
             if _mark(self.state, STARTED):
-                self.result = chain.forward_half(*self.args)
+                self.result = self.fn(*self.args)
         except BaseException as exc:        # raised again by the calling thread
             self.error = exc
         finally:
@@ -107,10 +115,28 @@ def forward(h, W_rec, b, act):
     W_rec, b = _read_only(W_rec), _read_only(b)     # one compiled variant, whether the caller's are writable
     flags = np.zeros(2 * T, dtype=np.int64)
     cut = cut_of(n, h.itemsize)
-    half = _Half((h, W_rec, b, act, cut, 1, flags, GRACE))
+    half = _Half(chain.forward_half, (h, W_rec, b, act, cut, 1, flags, GRACE), (0.0, 0))
     overlap._helper().submit(half)
     try:
         total, taken = chain.forward_half(h, W_rec, b, act, cut, 0, flags, GRACE)
     finally:
         half.close()
     return total + half.result[0], (taken, half.result[1])
+
+
+def sweep(W_rec, h, g, act, D):
+    """Exact BPTT's deltas D (T, n) of the simple cell at B = 1 from the states h (T + 1, n) and the injected
+    errors g (T, n), on this thread and the helper (``chain.sweep_half``; W_rec^T copied once). Returns the
+    halves of the other thread's that each thread took."""
+    T, n = D.shape
+    WT = _read_only(np.ascontiguousarray(W_rec.T))
+    h, g = _read_only(h), _read_only(g)
+    flags = np.zeros(2 * T, dtype=np.int64)
+    cut = cut_of(n, D.itemsize)
+    half = _Half(chain.sweep_half, (D, WT, g, h, act, cut, 1, flags, GRACE), 0)
+    overlap._helper().submit(half)
+    try:
+        taken = chain.sweep_half(D, WT, g, h, act, cut, 0, flags, GRACE)
+    finally:
+        half.close()
+    return taken, half.result
