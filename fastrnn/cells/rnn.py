@@ -50,8 +50,8 @@ class Driver(CellDriver):
         h[0] = state0[0]
         n = net.n_hidden
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
-        if pair.pays(work, threads, forcing.on, n, h.itemsize):     # a batch of one on two threads
-            states = h.reshape(T + 1, n)
+        if h.flags.c_contiguous and pair.pays(work, threads, forcing.on, n, h.itemsize):   # B = 1 on two threads
+            states = h.reshape(T + 1, n)            # a view: h is contiguous
             np.dot(x.reshape(T, -1), W["W_in"].T, out=states[1:])
             total, _ = pair.forward(states, W["W_rec"], W["b"], ACTIVATIONS.index(net.activation))
             return Run((h,), checked=bool(np.isfinite(total)))
@@ -74,7 +74,8 @@ class Driver(CellDriver):
         dx = np.empty((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, np.ascontiguousarray(fed_states(net, forcing, h)), D, grads, ("W_in", "W_rec", "b"),
                            W["W_in"] if want_dx else None, dx)
-        if pair.pays(work, threads, forcing.on, n, h.itemsize, truncation):     # a batch of one on two threads
+        if (h.flags.c_contiguous and g.flags.c_contiguous and D.flags.c_contiguous     # views below, not copies
+                and pair.pays(work, threads, forcing.on, n, h.itemsize, truncation)):   # B = 1 on two threads
             pair.sweep(W["W_rec"], h.reshape(T + 1, n), g.reshape(T, n), ACTIVATIONS.index(net.activation),
                        D.reshape(T, n))
             np.dot(D[0], W["W_rec"], out=dh0)
