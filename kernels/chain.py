@@ -37,46 +37,6 @@ def _half_step(h, W_rec, b, act, K, t, r0, r1, tmp):
     return total
 
 
-@_jit
-def forward_half(h, W_rec, b, act, cut, mine, flags, grace):
-    """Run ``h_t = phi(h_t + W_rec h_{t-1} + b)`` for t = 1..T with another thread that runs this function
-    on the same arrays with the other ``mine``.
-
-    h (T + 1, n): h[0] the initial state; h[1:] the input projection x_t W_in^T on entry, the states on
-    return. W_rec (n, n), b (n,), one float dtype, C-contiguous; act: activation code (``_activations``).
-    cut: units 0:cut are half 0, cut:n half 1 (a multiple of 4, for the same row groups in ``_gemv_rows``
-    as a whole product, and best of a cache line). mine: 0 or 1, the half this thread takes first.
-    flags (2 T,) int64, FREE on entry: flags[2 t + k] for half k of step t (TAKEN, then DONE).
-    grace: polls to wait for the other thread to claim its half of a step before taking it.
-
-    Returns (the sum of the states this thread wrote, in float64: finite only if they all are; the
-    halves of the other's it took).
-    """
-    T = h.shape[0] - 1
-    n = h.shape[1]
-    K = constants(h)
-    bounds = (0, cut, n)
-    other = 1 - mine
-    tmp = np.empty(max(cut, n - cut), dtype=h.dtype)
-    total = 0.0
-    taken = 0
-    alone = False
-    for t in range(T):
-        own, theirs = 2 * t + mine, 2 * t + other
-        if claim(flags, own, FREE, TAKEN):
-            total += _half_step(h, W_rec, b, act, K, t, bounds[mine], bounds[mine + 1], tmp)
-            store_release(flags, own, DONE)
-        if _theirs_free(flags, theirs, grace, alone):
-            total += _half_step(h, W_rec, b, act, K, t, bounds[other], bounds[other + 1], tmp)
-            store_release(flags, theirs, DONE)
-            taken += 1
-            alone = True
-        else:
-            alone = False
-        _wait_done(flags, theirs, own)
-    return total, taken
-
-
 @helper
 def _theirs_free(flags, theirs, grace, alone):
     """Whether the other thread's half ``theirs`` is still free after ``grace`` polls (at once if this
@@ -118,35 +78,58 @@ def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
     scale_by_dphi(row, h[s + 1, r0:r1], K, act)
 
 
-@_jit
-def sweep_half(D, WT, g, h, act, cut, mine, flags, grace):
-    """Exact BPTT's delta recursion (``bptt._bptt_sweep`` with one sweep over all steps, no teacher
-    forcing) with another thread that runs this function on the same arrays with the other ``mine``.
+FORWARD, SWEEP = 0, 1
 
-    D (T, n), overwritten with delta_s; WT (n, n) W_rec transposed, C-contiguous; g (T, n) the errors the loss
-    injects; h (T + 1, n) the states of the forward pass; one float dtype. act, cut, mine, flags (2 T,) and
-    grace as in ``forward_half`` (flags[2 k + half] for the k-th step of the sweep, s = T - 1 - k).
-    Returns the halves of the other's this thread took.
+
+@_jit
+def half(kind, A, W, v, h, act, cut, mine, flags, grace):
+    """One thread's part of a chain that another thread runs with the other ``mine`` on the same arrays.
+
+    ``FORWARD``: ``h_t = phi(h_t + W_rec h_{t-1} + b)`` for t = 1..T. A (T + 1, n): A[0] the initial state;
+    A[1:] the input projection x_t W_in^T on entry, the states on return. W = W_rec (n, n), v = b as (1, n);
+    h: A read-only (not read).
+    ``SWEEP``: exact BPTT's delta recursion (``bptt._bptt_sweep`` with one sweep over all steps, no teacher
+    forcing), delta_s = phi'(a_s) * (g_s + delta_{s+1} W_rec), s = T - 1..0. A = D (T, n), overwritten; W =
+    W_rec^T (n, n), C-contiguous; v = g (T, n) the errors the loss injects; h (T + 1, n) the forward states.
+
+    One float dtype throughout, C-contiguous; act: activation code (``_activations``). cut: units 0:cut are
+    half 0, cut:n half 1 (a multiple of 4, for the same row groups in ``_gemv_rows`` as a whole product, and best
+    of a cache line). mine: 0 or 1, the half this thread takes first. flags (2 T,) int64, FREE on entry:
+    flags[2 k + half] for the k-th step of the chain (TAKEN, then DONE). grace: polls to wait for the other
+    thread to claim its half of a step before taking it.
+
+    Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep;
+    the halves of the other's it took).
     """
-    T, n = D.shape
-    K = constants(D)
+    n = A.shape[1]
+    T = A.shape[0] - 1 if kind == FORWARD else A.shape[0]
+    K = constants(A)
     bounds = (0, cut, n)
     other = 1 - mine
-    tmp = np.empty(max(cut, n - cut), dtype=D.dtype)
+    tmp = np.empty(max(cut, n - cut), dtype=A.dtype)
+    total = 0.0
     taken = 0
     alone = False
     for k in range(T):
-        s = T - 1 - k
         own, theirs = 2 * k + mine, 2 * k + other
         if claim(flags, own, FREE, TAKEN):
-            _sweep_step(D, WT, g, h, act, K, s, bounds[mine], bounds[mine + 1], tmp)
+            total += _step(kind, A, W, v, h, act, K, k, bounds[mine], bounds[mine + 1], tmp)
             store_release(flags, own, DONE)
         if _theirs_free(flags, theirs, grace, alone):
-            _sweep_step(D, WT, g, h, act, K, s, bounds[other], bounds[other + 1], tmp)
+            total += _step(kind, A, W, v, h, act, K, k, bounds[other], bounds[other + 1], tmp)
             store_release(flags, theirs, DONE)
             taken += 1
             alone = True
         else:
             alone = False
         _wait_done(flags, theirs, own)
-    return taken
+    return total, taken
+
+
+@_jit
+def _step(kind, A, W, v, h, act, K, k, r0, r1, tmp):
+    """Rows r0:r1 of the chain's k-th step (``half``): the sum of the states written, 0 for a sweep."""
+    if kind == FORWARD:
+        return _half_step(A, W, v[0], act, K, k, r0, r1, tmp)
+    _sweep_step(A, W, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
+    return 0.0

@@ -27,6 +27,26 @@ def unpaired(monkeypatch):
     monkeypatch.setattr(pair, "FORCE", False)
 
 
+def _forward_half(out, W, b, act, cut, mine, flags, grace):
+    """The forward chain's part of one thread (``chain.half``), as ``pair.forward`` hands it the arrays."""
+    return chain.half(chain.FORWARD, out, W, b.reshape(1, -1), pair._read_only(out), act, cut, mine, flags, grace)
+
+
+def _sweep_half(D, WT, g, h, act, cut, mine, flags, grace):
+    """The sweep's part of one thread: the halves of the other's it took."""
+    return chain.half(chain.SWEEP, D, WT, g, h, act, cut, mine, flags, grace)[1]
+
+
+@pytest.fixture
+def spied(monkeypatch):
+    """The pair's calls, in order: "forward" and "sweep"."""
+    seen = []
+    for name in ("forward", "sweep"):
+        real = getattr(pair, name)
+        monkeypatch.setattr(pair, name, lambda *a, real=real, name=name: seen.append(name) or real(*a))
+    return seen
+
+
 def _claim(arr, idx, expected, value):
     return claim(arr, idx, expected, value)
 
@@ -65,19 +85,12 @@ def test_threads_claiming_one_flag_each_win_it_once():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, act", [(8, "tanh"), (13, "logistic"), (40, "relu"), (130, "tanh"), (64, "identity")])
-def test_paired_forward_and_gradients_equal_the_reference(paired, dtype, n, act):
+def test_paired_forward_and_gradients_equal_the_reference(paired, spied, dtype, n, act):
     net, x, d, mask, h0 = make_problem(4, T=23, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", activation=act,
                                        scale=0.5)
-    seen = []
-    forward, sweep = pair.forward, pair.sweep
-    pair.forward = lambda *a: seen.append("forward") or forward(*a)
-    pair.sweep = lambda *a: seen.append("sweep") or sweep(*a)
-    try:
-        out = fastrnn.forward(net, x, h0)
-        L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
-    finally:
-        pair.forward, pair.sweep = forward, sweep
-    assert seen == ["forward", "forward", "sweep"]      # both calls' forward passes and the sweep as pairs
+    out = fastrnn.forward(net, x, h0)
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert spied == ["forward", "forward", "sweep"]     # both calls' forward passes and the sweep as pairs
     ref_h, _ = reference.rnn.forward(net, x, h0)
     assert_close(out.h, ref_h, dtype, "h")
     ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0)
@@ -109,7 +122,7 @@ def _one_thread(W, b, h, act):
     """The chain with the other thread absent: this thread takes every half after its grace."""
     out = h.copy()
     flags = np.zeros(2 * (h.shape[0] - 1), dtype=np.int64)
-    total, taken = chain.forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 0, flags, 10)
+    total, taken = _forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 0, flags, 10)
     assert taken == h.shape[0] - 1             # every one of the other's halves
     assert (flags == chain.DONE).all()
     return out, total
@@ -129,7 +142,7 @@ def test_a_thread_left_alone_takes_every_half_and_a_late_one_changes_nothing(dty
     # the helper arriving after the call has ended finds every half done: it computes and writes nothing
     flags = np.full(2 * (h.shape[0] - 1), chain.DONE, dtype=np.int64)
     before = out.copy()
-    assert chain.forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 1, flags, 10) == (0.0, 0)
+    assert _forward_half(out, W, b, act, pair.cut_of(W.shape[0], W.itemsize), 1, flags, 10) == (0.0, 0)
     np.testing.assert_array_equal(out, before)
 
 
@@ -147,10 +160,10 @@ def test_the_states_do_not_depend_on_when_the_other_thread_comes(delay):
 
     def late():
         time.sleep(delay)
-        result["helper"] = chain.forward_half(out, W, b, act, cut, 1, flags, pair.GRACE)
+        result["helper"] = _forward_half(out, W, b, act, cut, 1, flags, pair.GRACE)
     helper = threading.Thread(target=late)
     helper.start()
-    result["main"] = chain.forward_half(out, W, b, act, cut, 0, flags, pair.GRACE)
+    result["main"] = _forward_half(out, W, b, act, cut, 0, flags, pair.GRACE)
     helper.join()
     np.testing.assert_array_equal(out, alone)
     assert (flags == chain.DONE).all()
@@ -163,7 +176,7 @@ def test_a_helper_closed_before_it_began_never_touches_the_arrays():
     W, b, h = _chain_problem(np.float32, T=10, n=16)
     out = h.copy()
     flags = np.zeros(20, dtype=np.int64)
-    half = pair._Half(chain.forward_half, (out, W, b, 0, 8, 1, flags, 10), (0.0, 0))
+    half = pair._Half(_forward_half, (out, W, b, 0, 8, 1, flags, 10), (0.0, 0))
     half.close()                                # the calling thread is done first
     half()                                      # the helper gets to it later
     assert half.done.is_set() and half.result == (0.0, 0)
@@ -173,17 +186,17 @@ def test_a_helper_closed_before_it_began_never_touches_the_arrays():
 
 def test_an_error_in_the_helpers_half_is_raised_by_the_call(monkeypatch, paired):
     net, x, d, mask, h0 = make_problem(8, T=12, B=1, m=3, n=16, o=2, readout="linear")
-    real = chain.forward_half
+    real = chain.half
 
-    def failing(h, W, b, act, cut, mine, flags, grace):
+    def failing(kind, A, W, v, h, act, cut, mine, flags, grace):
         if mine == 1:
             raise RuntimeError("the helper's half failed")
         time.sleep(0.05)            # the helper begins first (a helper that begins after the call is closed out)
-        return real(h, W, b, act, cut, mine, flags, grace)
-    monkeypatch.setattr(chain, "forward_half", failing)
+        return real(kind, A, W, v, h, act, cut, mine, flags, grace)
+    monkeypatch.setattr(chain, "half", failing)
     with pytest.raises(RuntimeError, match="the helper's half failed"):
         fastrnn.forward(net, x, h0)
-    monkeypatch.setattr(chain, "forward_half", real)
+    monkeypatch.setattr(chain, "half", real)
     assert_close(fastrnn.forward(net, x, h0).h, reference.rnn.forward(net, x, h0)[0], np.float64, "h")
 
 
@@ -218,16 +231,10 @@ def test_the_rule(monkeypatch):
     assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
 
 
-def test_a_batch_of_one_under_teacher_forcing_keeps_the_one_thread_kernel(paired):
+def test_a_batch_of_one_under_teacher_forcing_keeps_the_one_thread_kernel(paired, spied):
     net, x, d, mask, h0 = make_problem(10, T=15, B=1, m=3, n=8, o=2, readout="units")
-    called = []
-    forward = pair.forward
-    pair.forward = lambda *a: called.append(1) or forward(*a)
-    try:
-        L, g = fastrnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
-    finally:
-        pair.forward = forward
-    assert not called
+    L, g = fastrnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
+    assert spied == []
     ref_L, ref_g = reference.rnn.bptt(net, x, d, h0=h0, teacher_forcing=True)
     assert_grads_close(g, ref_g, np.float64)
 
@@ -251,7 +258,7 @@ def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes
     cut = pair.cut_of(n, WT.itemsize)
     alone = np.empty((T, n), dtype)
     flags = np.zeros(2 * T, dtype=np.int64)
-    assert chain.sweep_half(alone, WT, g, h, act, cut, 0, flags, 10) == T
+    assert _sweep_half(alone, WT, g, h, act, cut, 0, flags, 10) == T
     expect = np.empty((T, n))
     nxt = np.zeros(n)
     for s in range(T - 1, -1, -1):
@@ -265,25 +272,19 @@ def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes
 
     def late():
         time.sleep(delay)
-        result["helper"] = chain.sweep_half(D, WT, g, h, act, cut, 1, flags, pair.GRACE)
+        result["helper"] = _sweep_half(D, WT, g, h, act, cut, 1, flags, pair.GRACE)
     helper = threading.Thread(target=late)
     helper.start()
-    main = chain.sweep_half(D, WT, g, h, act, cut, 0, flags, pair.GRACE)
+    main = _sweep_half(D, WT, g, h, act, cut, 0, flags, pair.GRACE)
     helper.join()
     np.testing.assert_array_equal(D, alone)
     assert (flags == chain.DONE).all() and main + result["helper"] <= T
 
 
-def test_truncated_bptt_keeps_the_one_thread_sweep(paired):
+def test_truncated_bptt_keeps_the_one_thread_sweep(paired, spied):
     net, x, d, mask, h0 = make_problem(12, T=40, B=1, m=3, n=16, o=2, readout="linear")
-    seen = []
-    sweep = pair.sweep
-    pair.sweep = lambda *a: seen.append(1) or sweep(*a)
-    try:
-        L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
-    finally:
-        pair.sweep = sweep
-    assert not seen
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert spied == ["forward"]                 # the forward pass paired, the truncated sweep not
     ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
     assert_grads_close(g, ref_g, np.float64)
 

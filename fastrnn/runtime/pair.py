@@ -74,7 +74,7 @@ def pays(work, threads, forcing_on, n, itemsize, truncation=None):
 
 
 class _Half:
-    """The helper's half: runs ``fn(*args)`` (``chain.forward_half`` or ``chain.sweep_half``) unless the calling
+    """The helper's half: runs ``fn(*args)`` (``chain.half``) unless the calling
     thread closed it first; ``result`` holds what it returned, else ``empty``."""
 
     def __init__(self, fn, args, empty):
@@ -114,29 +114,28 @@ def forward(h, W_rec, b, act):
     T, n = h.shape[0] - 1, h.shape[1]
     W_rec, b = _read_only(W_rec), _read_only(b)     # one compiled variant, whether the caller's are writable
     flags = np.zeros(2 * T, dtype=np.int64)
-    cut = cut_of(n, h.itemsize)
-    half = _Half(chain.forward_half, (h, W_rec, b, act, cut, 1, flags, GRACE), (0.0, 0))
-    overlap._helper().submit(half)
-    try:
-        total, taken = chain.forward_half(h, W_rec, b, act, cut, 0, flags, GRACE)
-    finally:
-        half.close()
-    return total + half.result[0], (taken, half.result[1])
+    return _run(chain.FORWARD, h, W_rec, b.reshape(1, n), _read_only(h), act, cut_of(n, h.itemsize), flags)
 
 
 def sweep(W_rec, h, g, act, D):
     """Exact BPTT's deltas D (T, n) of the simple cell at B = 1 from the states h (T + 1, n) and the injected
-    errors g (T, n), on this thread and the helper (``chain.sweep_half``; W_rec^T copied once). Returns the
+    errors g (T, n), on this thread and the helper (``chain.half``; W_rec^T copied once). Returns the
     halves of the other thread's that each thread took."""
     T, n = D.shape
     WT = _read_only(np.ascontiguousarray(W_rec.T))
     h, g = _read_only(h), _read_only(g)
     flags = np.zeros(2 * T, dtype=np.int64)
     cut = cut_of(n, D.itemsize)
-    half = _Half(chain.sweep_half, (D, WT, g, h, act, cut, 1, flags, GRACE), 0)
+    return _run(chain.SWEEP, D, WT, g, h, act, cut, flags)[1]
+
+
+def _run(kind, A, W, v, h, act, cut, flags):
+    """``chain.half`` on this thread and the helper: (the sum of the states written, the halves of the other
+    thread's that each took)."""
+    half = _Half(chain.half, (kind, A, W, v, h, act, cut, 1, flags, GRACE), (0.0, 0))
     overlap._helper().submit(half)
     try:
-        taken = chain.sweep_half(D, WT, g, h, act, cut, 0, flags, GRACE)
+        total, taken = chain.half(kind, A, W, v, h, act, cut, 0, flags, GRACE)
     finally:
         half.close()
-    return taken, half.result
+    return total + half.result[0], (taken, half.result[1])
