@@ -10,7 +10,7 @@ meet at every step on counters in shared memory (atomic loads and stores, writte
 intrinsics), each thread owning a block of the weight rows. A thread that finds the other's block
 unclaimed after ``PATIENCE`` polls claims and computes it (compare-and-swap), so a call never waits
 on a thread the pool did not start (Numba's prange does not promise that its iterations run at
-once). The simple cell's forward at B = 1 now runs so, on the helper thread (``runtime.pair``); the rest
+once). The simple cell's forward pass and sweep at B = 1 now run so, with the helper thread (``runtime.pair``); the rest
 is not used by the kernels: the table says where it would pay (see the results file).
 
 The simple cell's forward recurrence h_t = tanh(h_t + W h_{t-1}) in float64, T = 1000, the input
