@@ -17,6 +17,7 @@ import numpy as np
 from ._activations import activate, constants, scale_by_dphi
 from ._jit import _jit, helper
 from ._panels import _gemv_rows
+from ._rows import arriving
 from ._sync import claim, load_acquire, store_release
 
 FREE, TAKEN, DONE = 0, 1, 2
@@ -72,9 +73,7 @@ def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
             part[k] = 0
     else:
         _gemv_rows(WT[r0:r1], D[s + 1], part)
-    gs = g[s, r0:r1]
-    for k in range(r1 - r0):
-        row[k] = part[k] + gs[k]
+    arriving(row, part, g[s, r0:r1], True)
     scale_by_dphi(row, h[s + 1, r0:r1], K, act)
 
 
