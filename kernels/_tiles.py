@@ -15,7 +15,12 @@ register. A float32 panel is two vectors wide (4 x 2 sums in registers), a float
 1.02-1.17x the narrower one's rate with a narrower tile on the last panel (ad hoc) and 0.97-1.07x
 with every panel whole (``python bench/tile_width.py``), and the float64 forward and backward kernels
 took 0.94-1.01 of their time (``bench/results/2026-11-27-float64-wide-tiles.md``); in float32 0.95-1.13x
-and 0.96-1.06x, below 1 at N = 128, not a multiple of its 24 columns. A few per cent either way. Numba cannot be asked for such
+and 0.96-1.06x, below 1 at N = 128, not a multiple of its 24 columns. A few per cent either way.
+Where the CPU has AVX-512 the tile takes 64-byte vectors, four wide in either dtype (4 x 4 sums in registers,
+64 float32 or 32 float64 columns: ``TILE_BYTES``, ``native_vector_bytes``): on an AMD EPYC of family 26 (Zen 5,
+whose AVX-512 units are 512 bits wide) the 32-byte tile ran at 96-117 GFLOP/s in float32 and 48-67 in float64,
+the 64-byte one at 208-268 and 97-134 (``python bench/tile_width.py``, ``bench/results/2026-11-28-tile-width.md``),
+and the float32 LSTM n=512 B=8 call at one thread took 33.3 ms instead of 48.7. Numba cannot be asked for such
 code (its loop vectoriser vectorises the sums over k, and
 the SLP vectoriser that would pack scalar accumulators is off process-wide), so the tile is written
 in LLVM's own vector types (``_tile``): LLVM picks the instructions for the machine it compiles on
@@ -42,11 +47,30 @@ from numba.extending import intrinsic
 from ._jit import _jit
 from ._rows import borrow, borrow2
 
+
+
+def native_vector_bytes():
+    """The width of the widest vector registers of the CPU Numba compiles for: 64 bytes where it has AVX-512
+    (``avx512f`` among LLVM's features for it, which LLVM reports only where the operating system keeps those
+    registers), else 32. The CPU is this machine's, or the one NUMBA_CPU_NAME / NUMBA_CPU_FEATURES name (a
+    name alone: 32)."""
+    from numba.core import config
+    if config.CPU_FEATURES:
+        features = {f[1:] for f in config.CPU_FEATURES.split(",") if f.startswith("+")}
+    elif config.CPU_NAME:
+        features = set()
+    else:
+        from llvmlite import binding
+        features = {name for name, present in binding.get_host_cpu_features().items() if present}
+    return 64 if "avx512f" in features else 32
+
+
 TILES = 0            # the kernels' ``split`` argument at B > 1: the products in tiles (1: the BLAS's)
-TILE_VECTORS_32 = 2  # a float32 panel's width in vectors of VECTOR_BYTES (16 columns) ...
-TILE_VECTORS_64 = 3  # ... and a float64 panel's (12 columns): ``tile_columns``
-ROWS = 4             # rows of h a tile takes at a time (4 x 2 or 4 x 3 accumulator registers)
-VECTOR_BYTES = 32    # one vector register's worth (LLVM splits or joins them for the machine)
+TILE_BYTES = native_vector_bytes()   # a batch tile's vectors (its sums in the machine's widest registers)
+TILE_VECTORS_32 = 4 if TILE_BYTES == 64 else 2   # a float32 panel's width in vectors of TILE_BYTES ...
+TILE_VECTORS_64 = 4 if TILE_BYTES == 64 else 3   # ... and a float64 panel's: ``tile_columns``
+ROWS = 4             # rows of h a tile takes at a time (4 x 2, 4 x 3 or 4 x 4 accumulator registers)
+VECTOR_BYTES = 32    # a row tile's vectors (LLVM splits or joins them for the machine)
 ROW_TILES = -1       # the kernels' ``split`` argument at B = 1: the products in row tiles (1: whole, >1: parts)
 ROW_VECTORS = 8      # a batch of one: one row by panels of 8 vectors, 8 independent sums (FMA latency x units)
 ROW_TILE_BYTES = ROW_VECTORS * VECTOR_BYTES
@@ -56,12 +80,12 @@ ROW_TILE_MIN_STEPS = 8            # ... over at least this many steps (the copy 
 FORWARD_ROW_TILE_MIN_K = 128      # a forward pass takes them too where the state has at least this many units
 
 
-def _vector_types(context, builder, dtype):
+def _vector_types(context, builder, dtype, vector_bytes=None):
     """(size in bytes, lanes, LLVM vector type, its zero, fused multiply-add) for vectors of
-    VECTOR_BYTES of ``dtype``."""
+    ``vector_bytes`` (VECTOR_BYTES if None) of ``dtype``."""
     fty = context.get_value_type(dtype)
     size = dtype.bitwidth // 8
-    lanes = VECTOR_BYTES // size
+    lanes = (vector_bytes or VECTOR_BYTES) // size
     vty = ir.VectorType(fty, lanes)
     fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
                                          f"llvm.fmuladd.v{lanes}f{size * 8}")
@@ -75,12 +99,13 @@ def _broadcast(builder, vty, lanes, value):
                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
-def _tile_codegen(rows, wide=None):
+def _tile_codegen(rows, wide=None, vector_bytes=None):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
     a with row stride lda, p contiguous (w = ``tile_columns`` of columns, or ``wide`` vectors where
     given: ``bench/tile_width.py`` compares widths), c with row stride ldc."""
     def codegen(context, builder, signature, args):
-        size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype)
+        size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype,
+                                                     vector_bytes or TILE_BYTES)
         vectors = wide or (TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32)
         a_arr, lda, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
@@ -111,16 +136,16 @@ def _tile_codegen(rows, wide=None):
 @_jit
 def tile_columns(itemsize):
     """A compiled tile's panel width in columns for numbers of ``itemsize`` bytes (the tile's vectors
-    of VECTOR_BYTES: TILE_VECTORS_32 or TILE_VECTORS_64)."""
-    return (TILE_VECTORS_64 if itemsize == 8 else TILE_VECTORS_32) * VECTOR_BYTES // itemsize
+    of TILE_BYTES: TILE_VECTORS_32 or TILE_VECTORS_64)."""
+    return (TILE_VECTORS_64 if itemsize == 8 else TILE_VECTORS_32) * TILE_BYTES // itemsize
 
 
-def _tile_intrinsic(rows, wide=None):
+def _tile_intrinsic(rows, wide=None, vector_bytes=None):
     def typer(typingctx, a, lda, p, K, c, ldc):
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
             return None
-        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, wide)
-    typer.__name__ = f"_tile{rows}" + (f"x{wide}" if wide else "")
+        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, wide, vector_bytes)
+    typer.__name__ = f"_tile{rows}" + (f"x{wide}" if wide else "") + (f"v{vector_bytes}" if vector_bytes else "")
     return intrinsic(typer)
 
 

@@ -3,6 +3,7 @@ import numba
 import numpy as np
 import pytest
 
+from fastrnn.kernels import _tiles
 from fastrnn.kernels._jit import threads_started
 from fastrnn.kernels._blas import gemm_into
 from fastrnn.kernels._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_MIN_STEPS,
@@ -281,7 +282,7 @@ def test_gemm_into_writes_a_block_of_columns(dtype, rtol, m, k, n):
                                          (13, 128, 512), (32, 2048, 512), (6, 1, 17), (9, 512, 8)])
 def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     """The compiled register tiles (``kernels._tiles``, ``split=TILES`` at more than one row): panels of
-    ``tile_columns`` columns (16 float32, 12 float64), the last zero-padded, every block of rows (a remainder of 1-3 rows too), columns
+    ``tile_columns`` columns (16 float32, 12 float64; 64 and 32 where the tiles take 64-byte vectors), the last zero-padded, every block of rows (a remainder of 1-3 rows too), columns
     past N never written, a block with fewer rows than the panels were cut for, and rows of ``a`` with
     a stride (a view of longer rows), as the kernels hand them in."""
     rng = np.random.default_rng(rows * 1000 + N)
@@ -289,7 +290,7 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
     a = rng.standard_normal((rows, K)).astype(dtype)
     expected = a.astype(np.float64) @ W.T.astype(np.float64)
     w = tile_columns(np.dtype(dtype).itemsize)
-    assert w == {4: 16, 8: 12}[np.dtype(dtype).itemsize]
+    assert w == {32: {4: 16, 8: 12}, 64: {4: 64, 8: 32}}[_tiles.TILE_BYTES][np.dtype(dtype).itemsize]
     for WT in (W.T, np.ascontiguousarray(W.T)):
         P = cut_panels(WT, rows, np.empty(0, dtype), TILES)
         assert P.shape == (1, -(-N // w), K, w)
@@ -310,6 +311,56 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
         assert np.isnan(wider[:, N:]).all()
         err = np.max(np.abs(wider[:, :N] - expected)) / np.max(np.abs(expected))
         assert err <= rtol
+
+
+@pytest.mark.parametrize("vector_bytes, wide", [(32, 2), (32, 3), (64, 2), (64, 4)])
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 4e-6)])
+def test_every_tile_width_equals_the_matrix_product(vector_bytes, wide, dtype, rtol):
+    """The tile in each shape the kernels take on some machine (32-byte vectors two or three wide, 64-byte
+    ones four wide; ``_tiles.TILE_BYTES`` picks by the CPU), compiled here whatever this CPU is: one block of
+    ROWS rows by each panel, K not a multiple of anything, rows of a with a stride."""
+    from numba import njit
+    from fastrnn.kernels._rows import borrow
+    tile = _tiles._tile_intrinsic(_tiles.ROWS, wide, vector_bytes)
+
+    @njit
+    def run(a, P, out):
+        lda = a.strides[0] // a.itemsize
+        for p in range(P.shape[0]):
+            tile(a, lda, borrow(P, p), P.shape[1], out[:, p * P.shape[2]:], out.strides[0] // out.itemsize)
+
+    rng = np.random.default_rng(vector_bytes + wide)
+    K, cols = 77, wide * vector_bytes // np.dtype(dtype).itemsize
+    W = rng.standard_normal((K, 3 * cols)).astype(dtype)
+    longer = rng.standard_normal((_tiles.ROWS, K + 5)).astype(dtype)
+    a = longer[:, 1:K + 1]
+    P = np.ascontiguousarray(W.reshape(K, 3, cols).transpose(1, 0, 2))
+    out = np.full((_tiles.ROWS, 3 * cols + 1), np.nan, dtype)
+    run(a, P, out)
+    expected = a.astype(np.float64) @ W.astype(np.float64)
+    err = np.max(np.abs(out[:, :3 * cols] - expected)) / np.max(np.abs(expected))
+    assert err <= rtol
+    assert np.isnan(out[:, 3 * cols]).all()
+
+
+@pytest.mark.parametrize("features, name, expected", [("+avx2,+fma,+avx512f,+avx512bw", "", 64), ("+avx2,+fma,-avx512f", "", 32),
+                                                      ("", "generic", 32), ("+neon", "", 32)])
+def test_the_tiles_vectors_follow_the_cpu_numba_compiles_for(monkeypatch, features, name, expected):
+    """64-byte vectors where the CPU Numba compiles for has AVX-512 (the features NUMBA_CPU_FEATURES names,
+    else this machine's as LLVM reports them), 32 elsewhere; a CPU named without its features: 32."""
+    from numba.core import config
+    monkeypatch.setattr(config, "CPU_FEATURES", features)
+    monkeypatch.setattr(config, "CPU_NAME", name)
+    assert _tiles.native_vector_bytes() == expected
+
+
+def test_the_tiles_vectors_are_this_machines():
+    from llvmlite import binding
+    from numba.core import config
+    if config.CPU_NAME or config.CPU_FEATURES:
+        pytest.skip("NUMBA_CPU_NAME or NUMBA_CPU_FEATURES chooses the CPU the kernels compile for")
+    avx512 = binding.get_host_cpu_features().get("avx512f", False)
+    assert _tiles.TILE_BYTES == _tiles.native_vector_bytes() == (64 if avx512 else 32)
 
 
 def test_the_buffer_size_covers_the_tiles_panels():
