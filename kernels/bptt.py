@@ -8,7 +8,7 @@ from ._jit import _jit, kernel
 from ._panels import _copy, cut_panels, panel_dot, panel_scratch
 from ._rows import arriving, borrow, borrow2, copy_columns, prefetch_rows
 from ._sync import store_release
-from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES
+from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES, ROWS, tile_columns, tile_products
 
 # A batch of one's sweep in row tiles asks for the next step's rows of g, h and D a step ahead
 # (``_rows.prefetch_rows``) where those arrays hold more than this over all steps: beyond a core's L2
@@ -118,7 +118,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
 
 
-JOINED, TURNED, SPLIT = 0, 1, 2    # the weight-gradient product's layouts (``_weight_grads``)
+JOINED, TURNED, SPLIT, TILED = 0, 1, 2, 3    # the weight-gradient product's layouts (``_weight_grads``)
 
 
 @kernel("rows", reads=("x", "h_prev", "D"))
@@ -147,6 +147,9 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     SPLIT (2): two products straight into G's two column blocks, D^T x and D^T h_prev, with no copy
         into XH (not read): the float32 simple cell with few units, where the copy is a large part of
         the product (``cells.base.weight_grad_layout`` gives the rule and the figures).
+    TILED (3): G as TURNED, [x | h_prev]^T D, in the compiled tiles of the step products
+        (``_tiles.tile_products``) instead of the BLAS: XH holds [x | h_prev]^T, (m + n, T*B), and D is
+        copied a panel at a time (``_turned_in_tiles``): where the tiles take wider vectors than the BLAS's core.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
@@ -169,14 +172,19 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
             for blk in prange(nblocks):                 # [x | h] whole, each block its own rows of it
                 r0 = blk * R // nblocks
                 r1 = (blk + 1) * R // nblocks
-                copy_columns(XH[r0:r1], 0, x2[r0:r1], 0, m)
-                copy_columns(XH[r0:r1], m, h2[r0:r1], 0, n)
+                if layout == TILED:
+                    _turned_rows(x2, h2, XH, r0, r1)
+                else:
+                    copy_columns(XH[r0:r1], 0, x2[r0:r1], 0, m)
+                    copy_columns(XH[r0:r1], m, h2[r0:r1], 0, n)
         for blk in prange(nblocks):
             c0 = blk * r // nblocks
             c1 = (blk + 1) * r // nblocks
             if c1 > c0:
                 if layout == SPLIT:
                     _split_products(D2[:, c0:c1], x2, h2, G[c0:c1], sgemm)
+                elif layout == TILED:
+                    _turned_in_tiles(XH, D2, G, 0, R, c0, c1)
                 else:
                     _columns_product(D2, XH, G, c0, c1, sgemm, layout == TURNED)
                 acc = part_b[0]
@@ -184,7 +192,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
                     drow = D2[row]
                     for k in range(c0, c1):
                         acc[k] += drow[k]
-                _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, c0, c1, layout == TURNED)
+                _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, c0, c1, layout == TURNED or layout == TILED)
         return
     size = G.shape[0] * G.shape[1]
     flat = rest[:(nblocks - 1) * size] if rest.shape[0] >= (nblocks - 1) * size else np.empty(
@@ -199,6 +207,9 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
             XHk = XH[r0:r1]
             if layout == SPLIT:
                 _split_products(Dk, x2[r0:r1], h2[r0:r1], out, sgemm)
+            elif layout == TILED:
+                _turned_rows(x2, h2, XH, r0, r1)
+                _turned_in_tiles(XH, D2, out, r0, r1, 0, r)
             else:
                 copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
                 copy_columns(XHk, m, h2[r0:r1], 0, n)
@@ -225,7 +236,41 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
                 Gf[k] += src[k]
     for blk in prange(nblocks):
         _gradients_out(G, dW_in, dW_rec, db, part_b[0], m, blk * r // nblocks, (blk + 1) * r // nblocks,
-                       layout == TURNED)
+                       layout == TURNED or layout == TILED)
+
+
+@_jit
+def _turned_rows(x2, h2, XH, r0, r1):
+    """Columns r0:r1 of [x | h]^T (m + n, R), held in XH's numbers (``TILED``), from rows r0:r1 of x2 and h2."""
+    m, n = x2.shape[1], h2.shape[1]
+    XT = XH.reshape((m + n, x2.shape[0]))
+    _copy(XT[:m, r0:r1], x2[r0:r1].T)
+    _copy(XT[m:, r0:r1], h2[r0:r1].T)
+
+
+@_jit
+def _turned_in_tiles(XH, D2, out, r0, r1, c0, c1):
+    """out[:, c0:c1] = [x | h]^T D over rows r0:r1 (``TILED``): XH holds [x | h]^T (m + n, R) (``_turned_rows``);
+    D2 (R, r). Each panel of D's columns, ``tile_columns`` wide, is copied (zero-padded) over the rows r0:r1
+    into a buffer of this call's and multiplied by every block of [x | h]^T's rows while it is in cache."""
+    J, R = out.shape[0], D2.shape[0]
+    XT = XH.reshape((J, R))
+    a = XT[:, r0:r1]
+    K = r1 - r0
+    w = tile_columns(D2.itemsize)
+    P = np.empty((1, 1, K, w), dtype=D2.dtype)
+    edge = np.empty((ROWS, w), dtype=D2.dtype)
+    pad = np.empty((ROWS, K), dtype=D2.dtype)
+    panel = P[0, 0]
+    for j0 in range(c0, c1, w):
+        wj = min(w, c1 - j0)
+        for k in range(K):
+            row = D2[r0 + k]
+            for j in range(wj):
+                panel[k, j] = row[j0 + j]
+            for j in range(wj, w):
+                panel[k, j] = 0
+        tile_products(a, P, out[:, j0:j0 + wj], edge, pad)
 
 
 @_jit

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels import _weight_grads
-from fastrnn.kernels.bptt import JOINED, SPLIT, TURNED
+from fastrnn.kernels.bptt import JOINED, SPLIT, TILED, TURNED
 from fastrnn.runtime import blas
 
 
@@ -85,7 +85,8 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
     x, h_prev, D = (rng.standard_normal(s) for s in ((T, B, m), (T, B, n), (T, B, r)))
     inputs = [a.copy() for a in (x, h_prev, D)]
     results = {}
-    for layout, shape in ((TURNED, (m + n, r + GRAD_ROW_PAD // 8)), (JOINED, (r, m + n)), (SPLIT, (r, m + n))):
+    for layout, shape in ((TURNED, (m + n, r + GRAD_ROW_PAD // 8)), (JOINED, (r, m + n)), (SPLIT, (r, m + n)),
+                          (TILED, (m + n, r + GRAD_ROW_PAD // 8))):
         outs = [np.full((r, m), np.nan), np.full((r, n), np.nan), np.full(r, np.nan)]
         G = np.full(shape, np.nan)            # NaN padding: a read of it would show in the results
         kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
@@ -98,17 +99,53 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
         np.testing.assert_array_equal(before, after)
     D2 = D.reshape(T * B, r)
     expected = (D2.T @ x.reshape(T * B, m), D2.T @ h_prev.reshape(T * B, n), D2.sum(axis=0))
-    for got, plain, split, want in zip(results[TURNED], results[JOINED], results[SPLIT], expected):
+    for got, plain, split, tiled, want in zip(results[TURNED], results[JOINED], results[SPLIT], results[TILED],
+                                              expected):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(got, plain, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(split, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(tiled, want, rtol=1e-12, atol=1e-12)
 
 
-def test_weight_gradient_layout_rule():
+@pytest.mark.parametrize("by_columns", [False, True])
+@pytest.mark.parametrize("nblocks", [1, 2])
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("T,B,m,n,r", [(100, 8, 32, 128, 512), (37, 3, 5, 70, 210), (20, 32, 32, 64, 64)])
+def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B, m, n, r):
+    """layout=TILED: [x | h]^T D in the step products' tiles (several panels of D's columns, the last partial;
+    m + n not a multiple of the tiles' 4 rows at 75), XH holding [x | h]^T: the float64 sums (float32: the
+    products of T·B = 800 terms against float64's), inputs unchanged, the NaN-filled padding never read."""
+    from fastrnn.cells.base import GRAD_ROW_PAD
+    rng = np.random.default_rng(T + r)
+    x, h_prev, D = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r)))
+    inputs = [a.copy() for a in (x, h_prev, D)]
+    outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
+    G = np.full((m + n, r + GRAD_ROW_PAD // np.dtype(dtype).itemsize), np.nan, dtype)
+    kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
+    with blas.single_threaded():
+        kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
+                                         np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
+                                         nblocks)))
+    for before, after in zip(inputs, (x, h_prev, D)):
+        np.testing.assert_array_equal(before, after)
+    D2 = D.astype(np.float64).reshape(T * B, r)
+    expected = (D2.T @ x.astype(np.float64).reshape(T * B, m), D2.T @ h_prev.astype(np.float64).reshape(T * B, n),
+                D2.sum(axis=0))
+    for got, want in zip(outs, expected):
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+
+
+def test_weight_gradient_layout_rule(monkeypatch):
     """cells.base.weight_grad_layout: float64 products with more rows of D than columns of [x | h]
     (gated cells) turned round into rows padded by 64 bytes; the float32 simple cell's (r <= n) up to
     64 units as two products; the rest as D^T [x | h]."""
     from fastrnn.cells.base import weight_grad_layout
+    monkeypatch.setattr(blas, "_wider", True)          # tiles wider than the BLAS's vectors: every product in them
+    assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), TILED)
+    assert weight_grad_layout(np.float32, 32, 32, 32) == ((64, 48), TILED)
+    assert weight_grad_layout(np.float32, 512, 32, 128) == ((160, 528), TILED)
+    monkeypatch.setattr(blas, "_wider", False)
     assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), TURNED)     # LSTM n=128
     assert weight_grad_layout(np.float64, 1536, 32, 512) == ((544, 1544), TURNED)   # GRU n=512
     assert weight_grad_layout(np.float64, 161, 32, 128) == ((160, 169), TURNED)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
-from ..kernels.bptt import JOINED, SPLIT, TURNED
+from ..kernels.bptt import JOINED, SPLIT, TILED, TURNED
 from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
 from ..readout import column_sums
 from ..runtime import blas, memory, workspace
@@ -240,7 +240,12 @@ SPLIT_MAX_ROWS = 64    # float32 weight-gradient products of at most this many r
 
 def weight_grad_layout(dtype, r, m, n):
     """The shape of the weight-gradient product's buffer G and how the product is taken
-    (``kernels.bptt._weight_grads``: ``JOINED``, ``TURNED`` or ``SPLIT``).
+    (``kernels.bptt._weight_grads``: ``JOINED``, ``TURNED``, ``SPLIT`` or ``TILED``).
+
+    - Wherever the step products' tiles take wider vectors than the BLAS's core (``blas.tiles_wider``): ``TILED``,
+      [x | h]^T D in those tiles. On an AVX-512 CPU whose OpenBLAS runs its AVX2 kernels (Zen 5 with
+      ``OPENBLAS_CORETYPE=Haswell``) the tiles ran at 208-268 GFLOP/s in float32, the BLAS's GEMM at 134
+      (``bench/results/2026-11-28-tile-width.md``).
 
     - Float64, where D has more columns than [x | h] (r > m + n: the gated cells): ``TURNED``, the
       product computed as [x | h]^T D into (m + n, r + pad) and copied out transposed: SciPy's float64
@@ -260,6 +265,8 @@ def weight_grad_layout(dtype, r, m, n):
     - Everything else: ``JOINED``, D^T [x | h] into (r, m + n) (the gated cells in float32: two
       products would leave a thin one below the BLAS's rate)."""
     dtype = np.dtype(dtype)
+    if blas.tiles_wider():
+        return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), TILED
     if dtype == np.float64 and r > m + n:
         return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), TURNED
     if dtype == np.float32 and r <= min(n, SPLIT_MAX_ROWS):

@@ -101,6 +101,24 @@ def step_products():
     return _products
 
 
+def tiles_wider():
+    """Whether the kernels' compiled tiles (``kernels._tiles``) take wider vectors than the BLAS's kernels: 64-byte
+    tiles (the CPU has AVX-512) beside a SciPy OpenBLAS whose core has no AVX-512 (one chosen by
+    ``OPENBLAS_CORETYPE``, or a build that did not know the CPU). The weight-gradient products then go through
+    the tiles too (``cells.base.weight_grad_layout``). Decided once per process; False where the BLAS is not an
+    OpenBLAS that reports its core."""
+    global _wider
+    if _wider is None:
+        from ..kernels._tiles import TILE_BYTES
+        cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
+                 if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
+        _wider = TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
+    return _wider
+
+
+_wider = None
+
+
 def row_tiles():
     """Whether a batch of one may take its step products in the compiled row tiles
     (``kernels._tiles.row_tile_products``, where ``row_tiles_pay``): everywhere unless
