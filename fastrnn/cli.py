@@ -382,6 +382,10 @@ def info_rows():
     rows.append(("step products", {"blas": "through the BLAS, in panels it multiplies unpacked",
                                    "tiles": "in compiled register tiles (the BLAS would pack the weights in every step)"}
                  [blas.step_products()] + " (B > 1; FASTRNN_STEP_PRODUCTS=blas or tiles)"))
+    from fastrnn.kernels._tiles import TILE_BYTES
+    rows.append(("tiles", f"{TILE_BYTES}-byte vectors (the CPU's widest); weight gradients "
+                          + ("in the tiles too: the BLAS's core takes narrower vectors" if blas.tiles_wider()
+                             else "through the BLAS")))
     folder = compilation.cache_folder()
     entries = compilation.cache_entries()
     rows.append(("kernel cache", f"{folder or 'off (no writable folder): kernels compile in every process'}"

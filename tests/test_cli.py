@@ -87,8 +87,13 @@ def test_bench_quick(capsys):
 def test_info_names_the_layer_blas_and_cache(capsys):
     assert cli.main(["info"]) == 0
     out = capsys.readouterr().out
-    for label in ("numba", "threading layer", "fastrnn threads", "BLAS", "step products", "kernel cache", "cores"):
+    for label in ("numba", "threading layer", "fastrnn threads", "BLAS", "step products", "tiles", "kernel cache",
+                  "cores"):
         assert any(line.startswith(label) for line in out.splitlines()), (label, out)
+    from fastrnn.kernels._tiles import TILE_BYTES
+    from fastrnn.runtime import blas
+    tiles = next(line for line in out.splitlines() if line.startswith("tiles"))
+    assert f"{TILE_BYTES}-byte vectors" in tiles and ("in the tiles too" in tiles) == blas.tiles_wider()
     assert cli.main(["info", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["fastrnn"] == fastrnn.__version__ and isinstance(data["BLAS"], list)
