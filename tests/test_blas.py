@@ -110,11 +110,13 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
 @pytest.mark.parametrize("by_columns", [False, True])
 @pytest.mark.parametrize("nblocks", [1, 2])
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
-@pytest.mark.parametrize("T,B,m,n,r", [(100, 8, 32, 128, 512), (37, 3, 5, 70, 210), (20, 32, 32, 64, 64)])
+@pytest.mark.parametrize("T,B,m,n,r", [(100, 8, 32, 128, 512), (37, 3, 5, 70, 210), (20, 32, 32, 64, 64),
+                                       (131, 9, 5, 70, 70)])
 def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B, m, n, r):
     """layout=TILED: [x | h]^T D in the step products' tiles (several panels of D's columns, the last partial;
-    m + n not a multiple of the tiles' 4 rows at 75), XH holding [x | h]^T: the float64 sums (float32: the
-    products of T·B = 800 terms against float64's), inputs unchanged, the NaN-filled padding never read."""
+    m + n not a multiple of the tiles' 4 rows at 75; T·B = 1179 rows in chunks of TILED_PANEL_BYTES, the last
+    shorter), XH holding [x | h]^T: the float64 sums (float32: the products of T·B = 800 terms against
+    float64's), inputs unchanged, the NaN-filled padding never read."""
     from fastrnn.cells.base import GRAD_ROW_PAD
     rng = np.random.default_rng(T + r)
     x, h_prev, D = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r)))
