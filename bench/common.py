@@ -48,17 +48,52 @@ def as_tuple(loss_grads):
     return loss, g.W_in, g.W_rec, g.b
 
 
+def _tiles_gemm():
+    """out = a @ b in fastrnn's compiled register tiles (``kernels._tiles``, the kernels' step products), b cut into
+    the tiles' panels inside the call: a matrix multiply of the machine as the kernels reach it."""
+    import numba
+    from fastrnn.kernels._panels import cut_panels, panel_scratch
+    from fastrnn.kernels._tiles import TILES, tile_products
+
+    @numba.njit
+    def gemm(a, b, buf, out):
+        P = cut_panels(b, a.shape[0], buf, TILES)
+        edge, pad = panel_scratch(P, a.shape[0], a.shape[0], TILES)[:2]
+        tile_products(a, P, out, edge[0, 0], pad)
+    return gemm
+
+
 def gemm_one_thread(benchmark, dtype):
-    """One thread's matrix multiply (n = 512 squares, NumPy's BLAS): the roofline the report divides by."""
+    """One thread's matrix multiply (n = 512 squares): the roofline the report divides by. The faster of NumPy's
+    BLAS and fastrnn's own compiled tiles, chosen by a first timing of both: on a machine whose BLAS runs
+    narrower vectors than the CPU has (an AVX-512 CPU with OpenBLAS on its AVX2 kernels) the tiles reach the
+    machine's rate and NumPy's does not; ``extra_info["source"]`` says which."""
+    import time
     from threadpoolctl import threadpool_limits
     a = np.random.default_rng(0).standard_normal((512, 512)).astype(dtype)
     b = np.random.default_rng(1).standard_normal((512, 512)).astype(dtype)
     out = np.empty_like(a)
+    from fastrnn.kernels._panels import cut_elements
+    tiled = _tiles_gemm()
+    buf = np.empty(cut_elements(512, 2, 512, 512, np.dtype(dtype).itemsize), dtype)   # the panels' room, reused
+    tiled(a, b, buf, out)
+    if not np.allclose(out, a.astype(np.float64) @ b, rtol=1e-3, atol=1e-2):
+        raise AssertionError("the tiles' matrix multiply disagrees with NumPy's")
+    ways = {"numpy": lambda: np.matmul(a, b, out=out), "fastrnn tiles": lambda: tiled(a, b, buf, out)}
+    best = {}
+    with threadpool_limits(1):
+        for name, fn in ways.items():
+            fn()
+            t0 = time.perf_counter()
+            for _ in range(20):
+                fn()
+            best[name] = time.perf_counter() - t0
+    source = min(best, key=best.get)
     benchmark.group = f"gemm one thread {np.dtype(dtype).name}"
     benchmark.extra_info.update(algorithm="gemm-one-thread", impl="numpy", n=512, m=512, T=1, B=1,
-                                dtype=np.dtype(dtype).name, flops=2 * 512 ** 3)
+                                dtype=np.dtype(dtype).name, flops=2 * 512 ** 3, source=source)
     with threadpool_limits(1):
-        benchmark(lambda: np.matmul(a, b, out=out))
+        benchmark(ways[source])
 
 
 def gemv_one_thread(benchmark, n, gates, dtype, T):
