@@ -374,8 +374,12 @@ def info_rows():
                                  "(small calls run one; FASTRNN_NUM_THREADS, --threads, fastrnn.set_threads)")]
     if _version("torch") != "not installed":
         rows.append(("beside torch", _beside_torch_row()))
+    chosen = os.environ.get("OPENBLAS_CORETYPE")
     for lib in blas.info():
-        rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} ({lib['architecture'] or 'core not reported'}) "
+        core = lib['architecture'] or 'core not reported'
+        if chosen and lib['internal_api'] == "openblas":
+            core += f", as OPENBLAS_CORETYPE={chosen} asks"
+        rows.append(("BLAS", f"{lib['internal_api']} {lib['version']} ({core}) "
                              f"with {lib['num_threads']} threads (held to 1 during fastrnn calls): {lib['filepath']}"))
     if not blas.info():
         rows.append(("BLAS", "no controllable BLAS found: its threads run beside fastrnn's"))

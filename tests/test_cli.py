@@ -99,6 +99,22 @@ def test_info_names_the_layer_blas_and_cache(capsys):
     assert data["fastrnn"] == fastrnn.__version__ and isinstance(data["BLAS"], list)
 
 
+@pytest.mark.parametrize("core", [None, "Haswell"])
+def test_info_says_when_the_environment_chose_openblass_core(monkeypatch, capsys, core):
+    """An OpenBLAS core chosen by OPENBLAS_CORETYPE (it decides which vectors the BLAS takes, and so whether the
+    weight gradients go through the tiles) is named on the OpenBLAS rows, and only then."""
+    from fastrnn.runtime import blas
+    if not any(lib["internal_api"] == "openblas" for lib in blas.info()):
+        pytest.skip("no OpenBLAS among this process's BLAS libraries")
+    if core is None:
+        monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_CORETYPE", core)
+    assert cli.main(["info"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("BLAS") and "openblas" in line]
+    assert rows and all(("as OPENBLAS_CORETYPE=Haswell asks" in line) == (core is not None) for line in rows)
+
+
 def test_info_says_what_fastrnn_torch_does_beside_torchs_threads(monkeypatch):
     """Read from the GNU OpenMP variables as torch's runtime reads them, without importing torch;
     the row appears where torch is installed."""
