@@ -126,7 +126,8 @@ def lstm_units_serial(x, W_ih, W_hh, bias, h, c, gates, blas):
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
-    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1)
+    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1,
+                   np.empty((0, 0, 0, 0), dtype=h.dtype))     # no panels: the BLAS's product
     rec = np.empty(4 * n, dtype=h.dtype)
     for t in range(T):
         _lstm_units(W_hh, bias, h, c, gates, rec, t, 0, n, K, blas)
@@ -139,7 +140,8 @@ def lstm_split(x, W_ih, W_hh, bias, h, c, gates, parts, claimed, done, blas):
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
-    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1)
+    block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), 0, 1,
+                   np.empty((0, 0, 0, 0), dtype=h.dtype))     # no panels: the BLAS's product
     for w in prange(parts):
         rec = np.empty(4 * n, dtype=h.dtype)
         for t in range(T):
