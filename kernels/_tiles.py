@@ -48,7 +48,6 @@ from ._jit import _jit
 from ._rows import borrow, borrow2
 
 
-
 def native_vector_bytes():
     """The width of the widest vector registers of the CPU Numba compiles for: 64 bytes where it has AVX-512
     (``avx512f`` among LLVM's features for it, which LLVM reports only where the operating system keeps those

@@ -149,7 +149,8 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         the product (``cells.base.weight_grad_layout`` gives the rule and the figures).
     TILED (3): G as TURNED, [x | h_prev]^T D, in the compiled tiles of the step products
         (``_tiles.tile_products``) instead of the BLAS: XH holds [x | h_prev]^T, (m + n, T*B), and D is
-        copied a panel at a time (``_turned_in_tiles``): where the tiles take wider vectors than the BLAS's core.
+        copied into panels a few at a time over chunks of rows (``_turned_in_tiles``): where the tiles take wider
+        vectors than the BLAS's core.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
