@@ -384,7 +384,8 @@ def info_rows():
     if not blas.info():
         rows.append(("BLAS", "no controllable BLAS found: its threads run beside fastrnn's"))
     rows.append(("step products", {"blas": "through the BLAS, in panels it multiplies unpacked",
-                                   "tiles": "in compiled register tiles (the BLAS would pack the weights in every step)"}
+                                   "tiles": "in compiled register tiles (the BLAS packs the weights in every step, "
+                                            "or the tiles take the CPU's 64-byte vectors)"}
                  [blas.step_products()] + " (B > 1; FASTRNN_STEP_PRODUCTS=blas or tiles)"))
     from fastrnn.kernels._tiles import TILE_BYTES
     rows.append(("tiles", f"{TILE_BYTES}-byte vectors (the CPU's widest); weight gradients "

@@ -711,26 +711,32 @@ def test_step_products_in_tiles_and_through_the_blas_agree_with_the_reference(ce
         assert_grads_close(g2, g, dtype, f"{key} against blas, serial ")
 
 
-def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
-    """The BLAS's products where SciPy's OpenBLAS multiplies small products unpacked (its AVX-512 cores),
-    the compiled tiles for any other core or BLAS; FASTRNN_STEP_PRODUCTS overrides (an unknown value is a
-    clear error), and "blas" also turns off a batch of one's row tiles; decided once."""
+@pytest.mark.parametrize("tile_bytes", [32, 64])
+def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch, tile_bytes):
+    """The BLAS's products where SciPy's OpenBLAS multiplies small products unpacked (its AVX-512 cores) and the
+    tiles take 32-byte vectors; the compiled tiles for any other core or BLAS, and wherever they take 64-byte
+    vectors; FASTRNN_STEP_PRODUCTS overrides (an unknown value is a clear error), and "blas" also turns off a
+    batch of one's row tiles; decided once."""
+    from fastrnn.kernels import _tiles
+    monkeypatch.setattr(_tiles, "TILE_BYTES", tile_bytes)
+    unpacked = "blas" if tile_bytes == 32 else "tiles"
     class Library:
         internal_api = "openblas"
 
         def __init__(self, core, path="/site-packages/scipy.libs/libscipy_openblas-1.so"):
             self.architecture, self.filepath = core, path
     numpys = "/site-packages/numpy.libs/libscipy_openblas64_-2.so"
-    cases = [([Library("SkylakeX")], "blas"), ([Library("Cooperlake")], "blas"), ([Library("SapphireRapids")], "blas"),
+    cases = [([Library("SkylakeX")], unpacked), ([Library("Cooperlake")], unpacked),
+             ([Library("SapphireRapids")], unpacked),
              ([Library("Haswell")], "tiles"), ([Library("Zen")], "tiles"), ([Library("NeoverseN1")], "tiles"),
-             ([Library("SkylakeX"), Library("Haswell", numpys)], "blas"),    # NumPy's library is not the one Numba calls
+             ([Library("SkylakeX"), Library("Haswell", numpys)], unpacked),    # NumPy's library is not the one Numba calls
              ([Library("Haswell"), Library("SkylakeX", numpys)], "tiles"), ([], "tiles")]
     monkeypatch.delenv("FASTRNN_STEP_PRODUCTS", raising=False)
     for libs, expected in cases:
         monkeypatch.setattr(blas, "_libraries", libs)
         monkeypatch.setattr(blas, "_products", None)
         assert blas.step_products() == expected, [lib.architecture for lib in libs]
-    for value, expected in (("tiles", "tiles"), ("BLAS", "blas"), (" ", "blas")):
+    for value, expected in (("tiles", "tiles"), ("BLAS", "blas"), (" ", unpacked)):    # blank: as if unset
         monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", value)
         monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
         monkeypatch.setattr(blas, "_products", None)
@@ -743,10 +749,10 @@ def test_step_products_follow_the_blas_core_and_the_environment(monkeypatch):
             asked()
     monkeypatch.delenv("FASTRNN_STEP_PRODUCTS")
     monkeypatch.setattr(blas, "_libraries", [Library("SkylakeX")])
-    assert blas.step_products() == "blas"
+    assert blas.step_products() == unpacked
     monkeypatch.setattr(blas, "_libraries", [Library("Haswell")])
     monkeypatch.setenv("FASTRNN_STEP_PRODUCTS", "blas")
-    assert blas.step_products() == "blas" and blas.row_tiles()      # decided once per process
+    assert blas.step_products() == unpacked and blas.row_tiles()      # decided once per process
 
 
 @pytest.mark.parametrize("cell, n, dtype", [("rnn", 100, np.float64), ("lstm", 100, np.float32), ("gru", 110, np.float64),

@@ -82,8 +82,13 @@ def step_products():
     on an AVX-512 AMD EPYC, one thread), the tiles everywhere else: on an AVX2 AMD EPYC, whose
     OpenBLAS (Haswell kernels) packs W inside every call, the BLAS's step products ran at 10-47
     GFLOP/s in float32 and the tiles at 51-89, one thread's GEMM at 75
-    (``bench/results/2026-11-26-tiles-avx2.md``). ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses (another
-    value raises OptionError); decided once per process, from the library behind Numba's ``np.dot`` (SciPy's)."""
+    (``bench/results/2026-11-26-tiles-avx2.md``). Where the tiles take 64-byte vectors (the CPU has AVX-512:
+    ``_tiles.TILE_BYTES``) the tiles, whatever the core: on a Zen 5 EPYC beside OpenBLAS's SkylakeX kernels whole
+    calls took tiles/BLAS float32 LSTM n=128 B=8 0.89-0.96, B=32 0.81-0.99, n=512 B=8 0.95-0.98, float64 0.82-0.96,
+    and lost only at n=32 in float32 (1.06-1.12: a 64-column panel half padding at N = 32;
+    ``bench/results/2026-11-28-tile-width.md``); a Zen 4, whose AVX-512 units are 256 bits wide, was not measured
+    so. ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses (another value raises OptionError); decided once per
+    process, from the library behind Numba's ``np.dot`` (SciPy's)."""
     global _products, _row_tiles
     if _products is None:
         wanted = os.environ.get("FASTRNN_STEP_PRODUCTS", "").strip()
@@ -97,7 +102,9 @@ def step_products():
         else:
             cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
                      if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
-            _products = "blas" if cores and all(c in UNPACKED_SMALL_PRODUCTS for c in cores) else "tiles"
+            from ..kernels._tiles import TILE_BYTES
+            _products = ("blas" if TILE_BYTES < 64 and cores and all(c in UNPACKED_SMALL_PRODUCTS for c in cores)
+                         else "tiles")
     return _products
 
 
