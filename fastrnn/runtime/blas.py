@@ -84,8 +84,9 @@ def step_products():
     GFLOP/s in float32 and the tiles at 51-89, one thread's GEMM at 75
     (``bench/results/2026-11-26-tiles-avx2.md``). Where the tiles take 64-byte vectors (the CPU has AVX-512:
     ``_tiles.TILE_BYTES``) the tiles, whatever the core: on a Zen 5 EPYC beside OpenBLAS's SkylakeX kernels whole
-    calls took tiles/BLAS float32 LSTM n=128 B=8 0.89-0.96, B=32 0.81-0.99, n=512 B=8 0.95-0.98, float64 0.82-0.96,
-    and lost only at n=32 in float32 (1.06-1.12: a 64-column panel half padding at N = 32;
+    calls took tiles/BLAS float32 LSTM n=128 B=8 0.89-0.96, B=32 0.81-0.99, n=512 B=8 0.95-0.98, float64 0.82-0.96
+    (one thread; 0.78-1.01 at default threads), and lost only at n=32 in float32 (1.06-1.12: a 64-column panel
+    half padding at N = 32;
     ``bench/results/2026-11-28-tile-width.md``); a Zen 4, whose AVX-512 units are 256 bits wide, was not measured
     so. ``FASTRNN_STEP_PRODUCTS=blas`` or ``tiles`` chooses (another value raises OptionError); decided once per
     process, from the library behind Numba's ``np.dot`` (SciPy's)."""
