@@ -101,12 +101,17 @@ def step_products():
             raise OptionError(f"FASTRNN_STEP_PRODUCTS={wanted!r} is not known: choose 'blas' or 'tiles', "
                               f"or leave it unset to follow the BLAS's core")
         else:
-            cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
-                     if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
+            cores = _scipys_cores()
             from ..kernels._tiles import TILE_BYTES
             _products = ("blas" if TILE_BYTES < 64 and cores and all(c in UNPACKED_SMALL_PRODUCTS for c in cores)
                          else "tiles")
     return _products
+
+
+def _scipys_cores():
+    """The cores (lower case, "" where not reported) of the OpenBLAS libraries behind Numba's ``np.dot`` (SciPy's)."""
+    return [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
+            if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
 
 
 def tiles_wider():
@@ -118,8 +123,7 @@ def tiles_wider():
     global _wider
     if _wider is None:
         from ..kernels._tiles import TILE_BYTES
-        cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
-                 if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
+        cores = _scipys_cores()
         _wider = TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
     return _wider
 
