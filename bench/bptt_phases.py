@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastrnn  # noqa: E402
 from fastrnn import api, checks  # noqa: E402
 from fastrnn.cells import rnn  # noqa: E402
-from fastrnn.runtime import overlap  # noqa: E402
+from fastrnn.runtime import overlap, pair  # noqa: E402
 
 from common import problem  # noqa: E402
 
@@ -42,7 +42,7 @@ def phases(net, x, d, calls, one_thread):
     """{phase: [seconds a call]} over ``calls`` calls of ``fastrnn.bptt(net, x, d)``."""
     times = defaultdict(list)
     saved = (checks.problem, api._check_states, api.readout.injected_errors, rnn.Driver.forward,
-             rnn.Driver.backward, overlap.run, rnn.call)
+             rnn.Driver.backward, overlap.run, rnn.call, pair.forward, pair.sweep)
     kernel_call = rnn.call
 
     def call(kernel, *args):
@@ -65,6 +65,8 @@ def phases(net, x, d, calls, one_thread):
     rnn.Driver.forward = _timed(times, "forward (driver)", saved[3])
     rnn.Driver.backward = _timed(times, "backward (driver)", saved[4])
     overlap.run, rnn.call = run, call
+    pair.forward = _timed(times, "forward kernel", saved[7])     # a batch of one on two threads: the pair's kernels
+    pair.sweep = _timed(times, "sweep kernel", saved[8])
     try:
         for k in range(calls + 20):
             if k == 20:
@@ -78,7 +80,7 @@ def phases(net, x, d, calls, one_thread):
             times["whole call"].append(time.perf_counter() - t0)
     finally:
         (checks.problem, api._check_states, api.readout.injected_errors, rnn.Driver.forward, rnn.Driver.backward,
-         overlap.run, rnn.call) = saved
+         overlap.run, rnn.call, pair.forward, pair.sweep) = saved
     return times
 
 
@@ -94,6 +96,7 @@ def main(argv=None):
     times = phases(net, x, d, args.calls, args.threads == "one")
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     whole = med["whole call"]
+    med.setdefault("row products after the sweep", 0.0)     # the pair's backward runs them after its sweep itself
     derived = {
         "forward: driver less kernel": med["forward (driver)"] - med["forward kernel"],
         "backward: driver less sweep and tail": med["backward (driver)"] - med["sweep kernel"]

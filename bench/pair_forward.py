@@ -4,7 +4,8 @@ threads.
 
     python bench/pair_forward.py [rounds] [--n 128 ...] [--T 1000] [--call forward|bptt]
 
-The simple cell (``common.problem``: tanh, m = 8, units readout of n/4, summed squared error), B = 1. "pair":
+The simple cell (``common.problem``: tanh, m = 8, units readout of n/4, summed squared error), or with ``--cell lstm``
+the LSTM (``common.lstm_problem``, the same readout and loss), B = 1. "pair":
 every call takes the pair (``runtime.pair.FORCE``, the rule aside), in the forward pass and in exact BPTT's sweep;
 "forward only": the forward pass paired, the sweep as without (``pair.SWEEP`` off: the sweep on one thread with the
 weight gradients beside it, ``runtime.overlap``, where its rule says so); "without": the same build with the
@@ -21,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastrnn  # noqa: E402
 from fastrnn.runtime import pair  # noqa: E402
 
-from common import interleaved, problem  # noqa: E402
+from common import interleaved, lstm_problem, problem  # noqa: E402
 
 
 def main(argv=None):
@@ -30,14 +31,16 @@ def main(argv=None):
     parser.add_argument("--n", type=int, action="append", help="hidden sizes (default 64 96 128 192 256 512)")
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--call", choices=("forward", "bptt"), default="bptt")
+    parser.add_argument("--cell", choices=("rnn", "lstm"), default="rnn")
     args = parser.parse_args(argv)
-    print(f"`python bench/pair_forward.py {args.rounds} --T {args.T} --call {args.call}`: B=1, default threads, "
-          f"medians of {args.rounds} interleaved rounds, ms\n")
-    print("| dtype | n | W_rec | pair | forward only | without | pair / without | forward only / without |")
+    print(f"`python bench/pair_forward.py {args.rounds} --T {args.T} --call {args.call} --cell {args.cell}`: B=1, "
+          f"default threads, medians of {args.rounds} interleaved rounds, ms\n")
+    print("| dtype | n | W | pair | forward only | without | pair / without | forward only / without |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for dtype in (np.float64, np.float32):
         for n in args.n or (64, 96, 128, 192, 256, 512):
-            net, x, d = problem(n, 8, args.T, 1, dtype=np.dtype(dtype))
+            make = problem if args.cell == "rnn" else lstm_problem
+            net, x, d = make(n, 8, args.T, 1, dtype=np.dtype(dtype))
             fn = (lambda: fastrnn.forward(net, x)) if args.call == "forward" else (lambda: fastrnn.bptt(net, x, d))
 
             def run(force, sweep=True):
@@ -49,7 +52,7 @@ def main(argv=None):
             times = interleaved({"pair": lambda: run(True), "forward only": lambda: run(True, False),
                                  "without": lambda: run(False)}, args.rounds, warm=3)
             m = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
-            kb = net.W_rec.nbytes / 1024
+            kb = (net.W_rec if args.cell == "rnn" else net.W_hh).nbytes / 1024
             print(f"| {np.dtype(dtype).name} | {n} | {kb:.0f} KB | {m['pair']:.3f} | {m['forward only']:.3f} "
                   f"| {m['without']:.3f} | {m['pair'] / m['without']:.2f} | {m['forward only'] / m['without']:.2f} |",
                   flush=True)

@@ -18,7 +18,7 @@ fastrnn.torch's, whose OpenMP threads then spin for several milliseconds (8.5 ms
 project's 2-core machine), so ``fastrnn.bptt``'s parallel kernels meet them as they would in a loop
 that also runs torch operations; in the pytest table its steps follow only its own.
 
-    python bench/step_interleaved.py step-interleaved.json [--only LSTM] [--seconds 1.5]
+    python bench/step_interleaved.py step-interleaved.json [--only LSTM] [--batch 1] [--dtype float32] [--seconds 1.5]
     python bench/report.py step-interleaved.json
 """
 import argparse
@@ -132,6 +132,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", help="where to write the run (report.py reads it)")
     parser.add_argument("--only", choices=sorted(S.GATES), help="one cell only")
+    parser.add_argument("--batch", type=int, action="append", help="these batch sizes only (default: all)")
+    parser.add_argument("--dtype", choices=S.DTYPES, action="append", help="these dtypes only (default: both)")
     parser.add_argument("--seconds", type=float, default=1.5, help="timing per row (at least 5 rounds)")
     args = parser.parse_args(argv)
     if S.torch is None:
@@ -144,8 +146,10 @@ def main(argv=None):
     kinds = [args.only] if args.only else list(S.GATES)
     for threads in ("one", "default"):
         for kind in kinds:
-            for dtype in S.DTYPES:
+            for dtype in args.dtype or S.DTYPES:
                 for n, B in S.SIZES:
+                    if args.batch and B not in args.batch:
+                        continue
                     entries += row(kind, n, B, dtype, threads, args.seconds, order)
                     print(f"{kind} n={n} B={B} {dtype} {threads}: {time.perf_counter() - started:.0f} s",
                           file=sys.stderr, flush=True)

@@ -27,6 +27,28 @@ def cell_step(row, rr, bias, c_prev, c_next, out, K):
 
 
 @helper
+def cell_units(row, rr, bias, r0, r1, c_prev, c_next, out, K):
+    """``cell_step`` for the units r0:r1 of a row (``chain``: each of two threads its units): row (4n,) and
+    bias (4n,) whole, rr (4 (r1 - r0),) the recurrent product of those units' gate rows, block by block
+    [i, f, g, o]; c_prev, c_next and out (n,) whole, their units r0:r1 written."""
+    n = c_prev.shape[0]
+    w = r1 - r0
+    for q in range(4):
+        gate = row[q * n + r0:q * n + r1]
+        b = bias[q * n + r0:q * n + r1]
+        r = rr[q * w:(q + 1) * w]
+        for k in range(w):
+            gate[k] += b[k] + r[k]
+        activate(gate, K, TANH if q == 2 else LOGISTIC)
+    gi, gf, gg, go = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
+    cp, cn, h = c_prev[r0:r1], c_next[r0:r1], out[r0:r1]
+    for k in range(w):
+        cc = gf[k] * cp[k] + gi[k] * gg[k]
+        cn[k] = cc
+        h[k] = go[k] * tanh(cc, K)
+
+
+@helper
 def gate_deltas(gr, dout, out_now, c_prev, dc, dl, K):
     """The backward step of one batch row, in short loops over few arrays each so that LLVM
     vectorises every one of them:
@@ -50,10 +72,18 @@ def gate_deltas(gr, dout, out_now, c_prev, dc, dl, K):
     a short n (float32 n=128: 1.44 ns a unit with offsets, 0.47 with views, one AMD EPYC thread).
     """
     n = dout.shape[0]
+    gate_deltas_of(gr[:n], gr[n:2 * n], gr[2 * n:3 * n], gr[3 * n:], dout, out_now, c_prev, dc,
+                   dl[:n], dl[n:2 * n], dl[2 * n:3 * n], dl[3 * n:], K)
+
+
+@helper
+def gate_deltas_of(gi, gf, gg, go, dout, out_now, c_prev, dc, di, df, dg, do, K):
+    """``gate_deltas`` on the gates' blocks as views of their own: gi, gf, gg, go the gates, di, df, dg, do
+    their deltas, of the units dout (and the other arrays) hold; a row's whole, or some units of it
+    (``chain``)."""
+    n = dout.shape[0]
     one = K[ONE]
     zero = K[ZERO]
-    gi, gf, gg, go = gr[:n], gr[n:2 * n], gr[2 * n:3 * n], gr[3 * n:]
-    di, df, dg, do = dl[:n], dl[n:2 * n], dl[2 * n:3 * n], dl[3 * n:]
     for k in range(n):
         o = go[k]
         t = out_now[k] / o if o > zero else zero

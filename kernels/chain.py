@@ -1,22 +1,25 @@
 """A batch of one's forward chain and backward sweep on two threads that meet at every step (the simple
-cell; SPEC §2-4).
+cell, SPEC §2-4; the LSTM, §6).
 
 At B = 1 each step is one matrix-vector product, bound by how fast one core reads W_rec from its cache,
 and the next step needs the whole state. Numba's pool cannot share a step out cheaply (a launch a step,
 about 1.5 us: ``_panels._gemv_parts``). Here two threads each run the whole time loop and own half of the
 state's units: each computes its half of h_t from all of h_{t-1}, so each reads only its half of W_rec (its
 own cache's), and they meet through flags, one per half and step, claimed by compare-and-set (``_sync``).
+The LSTM's halves are its units' rows of each of the four gate blocks of W_hh, the units' gates, cell states
+and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
 A thread that finds the other's half of a step still free after ``grace`` polls takes it too, and keeps
 taking the other's halves at once until the other claims one again: a thread the system holds back (a
 busy machine, a helper not yet started) slows the call to one thread's pace, never stops it. Whichever
 thread computes a half, it computes it with the same arithmetic: the states do not depend on timing.
 """
-import numpy as np
+import types
 
 from ._activations import activate, constants, scale_by_dphi
 from ._jit import _jit, helper
-from ._panels import _gemv_rows
+from ._lstm_cell import cell_units, gate_deltas_of
+from ._panels import _copy, _gemv_rows
 from ._rows import arriving
 from ._sync import claim, load_acquire, store_release
 
@@ -80,42 +83,54 @@ def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
 FORWARD, SWEEP = 0, 1
 
 
-@_jit
-def half(kind, A, W, v, h, act, cut, mine, flags, grace):
+def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     """One thread's part of a chain that another thread runs with the other ``mine`` on the same arrays.
+
+    The simple cell (``half``; ``arrays`` = (A, W, v, h, WT)):
 
     ``FORWARD``: ``h_t = phi(h_t + W_rec h_{t-1} + b)`` for t = 1..T. A (T + 1, n): A[0] the initial state;
     A[1:] the input projection x_t W_in^T on entry, the states on return. W = W_rec (n, n), v = b as (1, n);
-    h: A read-only (not read).
+    h: A read-only (not read); WT unused (any 2-d array).
     ``SWEEP``: exact BPTT's delta recursion (``bptt._bptt_sweep`` with one sweep over all steps, no teacher
     forcing), delta_s = phi'(a_s) * (g_s + delta_{s+1} W_rec), s = T - 1..0. A = D (T, n), overwritten; W =
-    W_rec^T (n, n), C-contiguous; v = g (T, n) the errors the loss injects; h (T + 1, n) the forward states.
+    W_rec (n, n); v = g (T, n) the errors the loss injects; h (T + 1, n) the forward states; WT (n, n) written
+    with W_rec^T, each half's rows at its first step (which has no product), read at the steps after.
 
-    One float dtype throughout, C-contiguous; act: activation code (``_activations``). cut: units 0:cut are
-    half 0, cut:n half 1 (a multiple of 4, for the same row groups in ``_gemv_rows`` as a whole product, and best
-    of a cache line). mine: 0 or 1, the half this thread takes first. flags (2 T,) int64, FREE on entry:
-    flags[2 k + half] for the k-th step of the chain (TAKEN, then DONE). grace: polls to wait for the other
-    thread to claim its half of a step before taking it.
+    The LSTM (``lstm_half``, the same loop with the LSTM's steps, ``_lstm_step``; ``arrays`` = (A, W, v, h, c,
+    G, dc, WT), gates in the order i, f, g, o):
 
-    Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep;
-    the halves of the other's it took).
+    ``FORWARD``: A = G (T, 4n) the gates, holding x_t W_ih^T on entry, the gates after their nonlinearities on
+    return; W = W_hh (4n, n); v = b_ih + b_hh as (1, 4n); h, c (T + 1, n): [0] the initial state, [1:] written;
+    G, dc and WT unused (A, any 1-d and any 2-d array).
+    ``SWEEP``: exact BPTT's sweep (``lstm_bptt._lstm_sweep``, one sweep over all steps): A = D (T, 4n),
+    overwritten with delta_s; W = W_hh (4n, n); v = g (T, n); h, c the forward states, G (T, 4n) the gates; dc (n,)
+    the error injected into c_T on entry, dc_1 f_1 (the gradient with respect to c_0) on return; WT (n, 4n)
+    written with W_hh^T, each half's rows at its first step (which has no product), read at the steps after.
+
+    One float dtype throughout, C-contiguous; act: activation code (``_activations``; the simple cell's). T:
+    the steps. cut: units 0:cut are half 0, cut:n half 1 (n = h.shape[1]; a multiple of 4, for the same row
+    groups in ``_gemv_rows`` as a whole product, and best of a cache line). mine: 0 or 1, the half this thread
+    takes first. flags (2 T,) int64, FREE on entry: flags[2 k + half] for the k-th step of the chain (TAKEN,
+    then DONE). grace: polls to wait for the other thread to claim its half of a step before taking it. tmp:
+    this thread's scratch, at least max(cut, n - cut) numbers (the simple cell), 4 times that (the LSTM).
+
+    Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep
+    and for the LSTM; the halves of the other's it took).
     """
-    n = A.shape[1]
-    T = A.shape[0] - 1 if kind == FORWARD else A.shape[0]
-    K = constants(A)
+    n = arrays[3].shape[1]
+    K = constants(tmp)
     bounds = (0, cut, n)
     other = 1 - mine
-    tmp = np.empty(max(cut, n - cut), dtype=A.dtype)
     total = 0.0
     taken = 0
     alone = False
     for k in range(T):
         own, theirs = 2 * k + mine, 2 * k + other
         if claim(flags, own, FREE, TAKEN):
-            total += _step(kind, A, W, v, h, act, K, k, bounds[mine], bounds[mine + 1], tmp)
+            total += _step(kind, arrays, act, K, k, bounds[mine], bounds[mine + 1], tmp)
             store_release(flags, own, DONE)
         if _theirs_free(flags, theirs, grace, alone):
-            total += _step(kind, A, W, v, h, act, K, k, bounds[other], bounds[other + 1], tmp)
+            total += _step(kind, arrays, act, K, k, bounds[other], bounds[other + 1], tmp)
             store_release(flags, theirs, DONE)
             taken += 1
             alone = True
@@ -126,9 +141,55 @@ def half(kind, A, W, v, h, act, cut, mine, flags, grace):
 
 
 @_jit
-def _step(kind, A, W, v, h, act, K, k, r0, r1, tmp):
-    """Rows r0:r1 of the chain's k-th step (``half``): the sum of the states written, 0 for a sweep."""
+def _step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the simple cell's chain's k-th step (``half``): the sum of the states written, 0 for a
+    sweep."""
+    A, W, v, h, WT = arrays
     if kind == FORWARD:
         return _half_step(A, W, v[0], act, K, k, r0, r1, tmp)
-    _sweep_step(A, W, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
+    if k == 0:                  # no product at the last step: these units' rows of W_rec^T, for the steps after
+        _copy(WT[r0:r1], W[:, r0:r1].T)
+    _sweep_step(A, WT, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
     return 0.0
+
+
+@_jit
+def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the LSTM's chain's k-th step (``half``); 0."""
+    A, W, v, h, c, G, dc, WT = arrays
+    n = h.shape[1]
+    w = r1 - r0
+    if kind == FORWARD:         # step t = k + 1: each gate block's rows of these units by h_k
+        for q in range(4):
+            _gemv_rows(W[q * n + r0:q * n + r1], h[k], tmp[q * w:(q + 1) * w])
+        cell_units(A[k], tmp, v[0], r0, r1, c[k], c[k + 1], h[k + 1], K)
+        return 0.0
+    s = A.shape[0] - 1 - k
+    back, dh = tmp[:w], tmp[w:2 * w]
+    if k == 0:                  # no product: these units' rows of W_hh^T copied instead, for the steps after
+        _copy(WT[r0:r1], W[:, r0:r1].T)
+        for j in range(w):
+            back[j] = 0
+    else:
+        _gemv_rows(WT[r0:r1], A[s + 1], back)        # (delta_{s+1} W_hh) at these units
+    arriving(dh, back, v[s, r0:r1], True)
+    gr, dl = G[s], A[s]
+    gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
+                   h[s + 1, r0:r1], c[s, r0:r1], dc[r0:r1],
+                   dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], dl[3 * n + r0:3 * n + r1], K)
+    return 0.0
+
+
+def _with_step(fn, step, name):
+    """A copy of the loop ``fn`` under its own name (Numba's cache keys its entries by the name) whose
+    ``_step`` is ``step``: one claim loop for every cell's chain, each compiled with its steps inlined."""
+    twin = types.FunctionType(fn.__code__, dict(fn.__globals__, _step=step), name, fn.__defaults__,
+                              fn.__closure__)
+    twin.__qualname__ = name
+    twin.__module__ = fn.__module__
+    twin.__doc__ = fn.__doc__
+    return twin
+
+
+lstm_half = _jit(_with_step(half, _lstm_step, "lstm_half"))
+half = _jit(half)

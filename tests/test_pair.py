@@ -29,19 +29,26 @@ def unpaired(monkeypatch):
 
 def _forward_half(out, W, b, act, cut, mine, flags, grace):
     """The forward chain's part of one thread (``chain.half``), as ``pair.forward`` hands it the arrays."""
-    return chain.half(chain.FORWARD, out, W, b.reshape(1, -1), pair._read_only(out), act, cut, mine, flags, grace)
+    arrays = (out, W, b.reshape(1, -1), pair._read_only(out), np.empty((0, 0), out.dtype))
+    return chain.half(chain.FORWARD, arrays, act, out.shape[0] - 1, cut, mine, flags, grace, _scratch(out, 1))
 
 
-def _sweep_half(D, WT, g, h, act, cut, mine, flags, grace):
-    """The sweep's part of one thread: the halves of the other's it took."""
-    return chain.half(chain.SWEEP, D, WT, g, h, act, cut, mine, flags, grace)[1]
+def _sweep_half(D, W, WT, g, h, act, cut, mine, flags, grace):
+    """The sweep's part of one thread, as ``pair.sweep`` hands it the arrays (WT: the buffer for W^T): the halves
+    of the other's it took."""
+    return chain.half(chain.SWEEP, (D, W, g, h, WT), act, D.shape[0], cut, mine, flags, grace, _scratch(D, 1))[1]
+
+
+def _scratch(like, width):
+    """A thread's scratch for the halves of ``like``'s units (``pair._run``'s)."""
+    return np.empty(width * like.shape[1], like.dtype)
 
 
 @pytest.fixture
 def spied(monkeypatch):
-    """The pair's calls, in order: "forward" and "sweep"."""
+    """The pair's calls, in order: "forward" and "sweep", "lstm_forward" and "lstm_sweep"."""
     seen = []
-    for name in ("forward", "sweep"):
+    for name in ("forward", "sweep", "lstm_forward", "lstm_sweep"):
         real = getattr(pair, name)
         monkeypatch.setattr(pair, name, lambda *a, real=real, name=name: seen.append(name) or real(*a))
     return seen
@@ -188,11 +195,11 @@ def test_an_error_in_the_helpers_half_is_raised_by_the_call(monkeypatch, paired)
     net, x, d, mask, h0 = make_problem(8, T=12, B=1, m=3, n=16, o=2, readout="linear")
     real = chain.half
 
-    def failing(kind, A, W, v, h, act, cut, mine, flags, grace):
+    def failing(kind, arrays, act, T, cut, mine, flags, grace, tmp):
         if mine == 1:
             raise RuntimeError("the helper's half failed")
         time.sleep(0.05)            # the helper begins first (a helper that begins after the call is closed out)
-        return real(kind, A, W, v, h, act, cut, mine, flags, grace)
+        return real(kind, arrays, act, T, cut, mine, flags, grace, tmp)
     monkeypatch.setattr(chain, "half", failing)
     with pytest.raises(RuntimeError, match="the helper's half failed"):
         fastrnn.forward(net, x, h0)
@@ -244,7 +251,7 @@ def _sweep_problem(dtype, T=400, n=48, seed=11):
     W = (rng.standard_normal((n, n)) / np.sqrt(n)).astype(dtype)
     h = np.tanh(rng.standard_normal((T + 1, n))).astype(dtype)
     g = rng.standard_normal((T, n)).astype(dtype)
-    return tuple(pair._read_only(a) for a in (np.ascontiguousarray(W.T), g, h))
+    return tuple(pair._read_only(a) for a in (W, g, h))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -252,17 +259,19 @@ def _sweep_problem(dtype, T=400, n=48, seed=11):
 def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes(dtype, delay):
     """delta_s = (g_s + W^T delta_{s+1}) * (1 - h_{s+1}^2), the last step's without the product: alone (None),
     with the other thread at once and a little late, each half of each step computed once, the same bits."""
-    WT, g, h = _sweep_problem(dtype)
+    W, g, h = _sweep_problem(dtype)
     T, n = g.shape
     act = ACTIVATIONS.index("tanh")
-    cut = pair.cut_of(n, WT.itemsize)
+    cut = pair.cut_of(n, W.itemsize)
     alone = np.empty((T, n), dtype)
     flags = np.zeros(2 * T, dtype=np.int64)
-    assert _sweep_half(alone, WT, g, h, act, cut, 0, flags, 10) == T
+    WT = np.full((n, n), np.nan, dtype)
+    assert _sweep_half(alone, W, WT, g, h, act, cut, 0, flags, 10) == T
+    np.testing.assert_array_equal(WT, W.T)          # each half's rows of W^T, copied at its first step
     expect = np.empty((T, n))
     nxt = np.zeros(n)
     for s in range(T - 1, -1, -1):
-        nxt = expect[s] = (g[s] + WT.astype(np.float64) @ nxt) * (1 - h[s + 1].astype(np.float64) ** 2)
+        nxt = expect[s] = (g[s] + W.T.astype(np.float64) @ nxt) * (1 - h[s + 1].astype(np.float64) ** 2)
     assert_close(alone, expect, dtype, "D")
     if delay is None:
         return
@@ -272,10 +281,11 @@ def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes
 
     def late():
         time.sleep(delay)
-        result["helper"] = _sweep_half(D, WT, g, h, act, cut, 1, flags, pair.GRACE)
+        result["helper"] = _sweep_half(D, W, WT, g, h, act, cut, 1, flags, pair.GRACE)
+    WT = np.full((n, n), np.nan, dtype)
     helper = threading.Thread(target=late)
     helper.start()
-    main = _sweep_half(D, WT, g, h, act, cut, 0, flags, pair.GRACE)
+    main = _sweep_half(D, W, WT, g, h, act, cut, 0, flags, pair.GRACE)
     helper.join()
     np.testing.assert_array_equal(D, alone)
     assert (flags == chain.DONE).all() and main + result["helper"] <= T
@@ -298,3 +308,137 @@ def test_the_sweeps_rule(monkeypatch):
         assert pair.pays(w, 2, False, n, itemsize, (1000, 1000)) == paired_sweep
         assert not pair.pays(w, 2, False, n, itemsize, (1000, 500))         # truncated: never
         assert not pair.pays(w, 2, False, n, itemsize, (50, 50))            # chunks: never
+
+
+# -- the LSTM's chain (``chain.lstm_half``) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [8, 13, 40, 130])
+def test_the_paired_lstm_equals_the_reference(paired, spied, dtype, n):
+    """Forward states, loss and weight gradients (fastrnn.bptt), and with an error injected into c_T the
+    gradients with respect to the inputs and both initial states (fastrnn.vjp), n cut on a cache line, on four
+    units, and n = 13 (halves of 4 and 9 units)."""
+    net, x, d, mask, h0 = make_problem(13, T=23, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", cell="lstm")
+    out = fastrnn.forward(net, x, h0)
+    ref = reference.lstm.forward(net, x, h0)
+    assert_close(out.h, ref[0], dtype, "h")
+    assert_close(out.c, ref[2], dtype, "c")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    ref_L, ref_g = reference.lstm.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+    rng = np.random.default_rng(14)
+    dh = rng.standard_normal((23, 1, n)).astype(dtype)
+    dc_T = rng.standard_normal((1, n)).astype(dtype)
+    grads, dx, (dh0, dc0) = fastrnn.vjp(net, x, dh, h0, dc_T=dc_T)
+    ref_grads, ref_dx, (ref_dh0, ref_dc0) = reference.vjp(net, x, dh, h0, (None, dc_T))
+    assert_grads_close(grads, ref_grads, dtype, "vjp ")
+    assert_close(dx, ref_dx, dtype, "dx")
+    assert_close(dh0, ref_dh0, dtype, "dh0")
+    assert_close(dc0, ref_dc0, dtype, "dc0")
+    assert spied == ["lstm_forward"] + ["lstm_forward", "lstm_sweep"] * 2     # forward, bptt, vjp: each a pair
+
+
+def _lstm_problem(dtype, T=300, n=48, seed=15):
+    """The arrays of an LSTM chain (``chain.lstm_half``): W_hh, the bias, the input projection, the initial state,
+    and for a sweep the errors injected into the states and into c_T."""
+    rng = np.random.default_rng(seed)
+    W = (rng.standard_normal((4 * n, n)) / np.sqrt(n)).astype(dtype)
+    bias = (0.1 * rng.standard_normal(4 * n)).astype(dtype)
+    xW = rng.standard_normal((T, 4 * n)).astype(dtype)
+    state0 = (0.3 * rng.standard_normal((2, n))).astype(dtype)
+    g = rng.standard_normal((T, n)).astype(dtype)
+    dc_T = rng.standard_normal(n).astype(dtype)
+    return pair._read_only(W), pair._read_only(bias), xW, state0, pair._read_only(g), dc_T
+
+
+def _lstm_chain(kind, arrays, mine, flags, grace):
+    """One thread's part of an LSTM chain, as ``pair.lstm_forward`` / ``pair.lstm_sweep`` hand it the arrays."""
+    n = arrays[3].shape[1]
+    return chain.lstm_half(kind, arrays, 0, flags.shape[0] // 2, pair.cut_of(n, arrays[0].itemsize), mine, flags,
+                           grace, _scratch(arrays[3], 4))
+
+
+def _lstm_states(W, bias, xW, state0):
+    T, n = xW.shape[0], W.shape[1]
+    h, c = np.empty((T + 1, n), W.dtype), np.empty((T + 1, n), W.dtype)
+    h[0], c[0] = state0
+    return xW.copy(), h, c
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_lstm_chain_whenever_the_other_thread_comes(dtype, delay):
+    """The LSTM's forward chain and sweep, one thread alone against the float64 recurrences of SPEC §6; then with
+    the other thread at once or a little late: each half of each step computed once, the same bits."""
+    W, bias, xW, state0, g, dc_T = _lstm_problem(dtype)
+    T, n = g.shape
+    none = (np.empty(0, dtype), np.empty((0, 0), dtype))
+
+    def run(delay):
+        """Both chains, the helper's half started ``delay`` seconds late (None: no helper)."""
+        G, h, c = _lstm_states(W, bias, xW, state0)
+        D, dc, WT = np.full((T, 4 * n), np.nan, dtype), dc_T.copy(), np.full((n, 4 * n), np.nan, dtype)
+        taken = []
+        for kind, arrays in ((chain.FORWARD, (G, W, bias.reshape(1, -1), h, c, G) + none),
+                             (chain.SWEEP, (D, W, g, h, c, G, dc, WT))):
+            flags = np.zeros(2 * T, dtype=np.int64)
+            result = {}
+
+            def late():
+                time.sleep(delay)
+                result["helper"] = _lstm_chain(kind, arrays, 1, flags, pair.GRACE)
+            helper = None if delay is None else threading.Thread(target=late)
+            if helper:
+                helper.start()
+            result["main"] = _lstm_chain(kind, arrays, 0, flags, 10 if delay is None else pair.GRACE)
+            if helper:
+                helper.join()
+            assert (flags == chain.DONE).all()
+            taken.append(sum(r[1] for r in result.values()))
+        return G, h, c, D, dc, WT, taken
+
+    G, h, c, D, dc, WT, taken = run(None)
+    assert taken == [T, T]                               # alone: every one of the other's halves
+    np.testing.assert_array_equal(WT, W.T)
+    # SPEC §6 in float64
+    w, b = W.astype(np.float64), bias.astype(np.float64)
+    sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731
+    hr, cr = np.empty((T + 1, n)), np.empty((T + 1, n))
+    hr[0], cr[0] = state0
+    gates = np.empty((T, 4 * n))
+    for t in range(T):
+        a = xW[t] + w @ hr[t] + b
+        gates[t] = np.concatenate([sig(a[:2 * n]), np.tanh(a[2 * n:3 * n]), sig(a[3 * n:])])
+        i, f, gg, o = np.split(gates[t], 4)
+        cr[t + 1] = f * cr[t] + i * gg
+        hr[t + 1] = o * np.tanh(cr[t + 1])
+    assert_close(h, hr, dtype, "h")
+    assert_close(c, cr, dtype, "c")
+    assert_close(G, gates, dtype, "gates")
+    Dr = np.empty((T, 4 * n))
+    dcr = dc_T.astype(np.float64)
+    nxt = np.zeros(4 * n)
+    for s in range(T - 1, -1, -1):
+        i, f, gg, o = np.split(gates[s], 4)
+        dh = g[s] + nxt @ w
+        tc = np.tanh(cr[s + 1])
+        dct = dh * o * (1 - tc ** 2) + dcr
+        nxt = Dr[s] = np.concatenate([dct * gg * i * (1 - i), dct * cr[s] * f * (1 - f), dct * i * (1 - gg ** 2),
+                                      dh * tc * o * (1 - o)])
+        dcr = dct * f
+    assert_close(D, Dr, dtype, "D")
+    assert_close(dc, dcr, dtype, "dc0")
+    if delay is None:
+        return
+    for a, b in zip(run(delay)[:6], (G, h, c, D, dc, WT)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_lstm_keeps_the_one_thread_kernels_where_the_pair_is_off(unpaired, spied):
+    net, x, d, mask, h0 = make_problem(16, T=20, B=1, m=3, n=16, o=2, readout="linear", cell="lstm")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert spied == []
+    assert_grads_close(g, reference.lstm.bptt(net, x, d, mask=mask, h0=h0)[1], np.float64)
+

@@ -8,7 +8,7 @@ import numpy as np
 from .. import reference
 from ..kernels import _lstm_forward, _lstm_rtrl, _lstm_sweep
 from ..models import LSTM
-from ..runtime import overlap, workspace
+from ..runtime import overlap, pair, workspace
 from ..runtime.dispatch import Work, call, plan
 from .base import (CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, split_columns,
                    state_arrays, tiles)
@@ -35,6 +35,11 @@ class Driver(CellDriver):
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
+        if h.flags.c_contiguous and c.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):
+            G = gates.reshape(T, 4 * n)         # views: B = 1 on two threads (``runtime.pair``)
+            np.dot(x.reshape(T, -1), W["W_ih"].T, out=G)
+            pair.lstm_forward(G, W["W_hh"], W["b_ih"] + W["b_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n))
+            return Run((h, c), {"gates": gates})
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              h, c, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h, c), {"gates": gates})
@@ -52,16 +57,26 @@ class Driver(CellDriver):
         dc0 = np.empty((B, n), dtype=net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
-        panels = panel_buffer(W["W_hh"], work, threads)
-
-        def sweep(progress):
-            call(_lstm_sweep, threads, work, W["W_hh"], h, c, run.saved["gates"], g, dc_T,
-                 *truncation, D, dc0, dh0, panels, progress)
-
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
         dx = np.empty((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx)
+        gates = run.saved["gates"]
+        if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # views below; B = 1 on two threads
+                and pair.pays(work, threads, False, n, h.itemsize, truncation)):
+            dc = dc_T.reshape(n).copy()
+            pair.lstm_sweep(W["W_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n), gates.reshape(T, 4 * n),
+                            g.reshape(T, n), dc, D.reshape(T, 4 * n))
+            dc0[0] = dc
+            np.dot(D[0], W["W_hh"], out=dh0)
+            rows(0, T, threads, False)
+            return _with_b_hh(grads), (dh0, dc0), dx
+        panels = panel_buffer(W["W_hh"], work, threads)
+
+        def sweep(progress):
+            call(_lstm_sweep, threads, work, W["W_hh"], h, c, gates, g, dc_T,
+                 *truncation, D, dc0, dh0, panels, progress)
+
         overlap.run(sweep, rows, T, threads, overlap.pays(_lstm_sweep, threads, work, rows.flops, truncation))
         return _with_b_hh(grads), (dh0, dc0), dx
 

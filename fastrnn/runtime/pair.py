@@ -1,9 +1,12 @@
 """A batch of one's forward chain, and exact BPTT's backward sweep, on the calling thread and the helper
-thread, meeting at every step (``kernels.chain``: the simple cell).
+thread, meeting at every step (``kernels.chain``: the simple cell and the LSTM).
 
-At B = 1 a step is one matrix-vector product by W_rec, bound by how fast one core reads W_rec from its
-cache; the two threads each read half of it (their own caches' half) and exchange their halves of the
-state (or of the deltas) through flags (``kernels._sync``), with no launch of a thread pool at each step.
+At B = 1 a step is one matrix-vector product, bound by how fast one core reads the recurrent weights from its
+cache; the two threads each read half of them (their own caches' half: the simple cell's rows of W_rec, the
+LSTM's rows of its units in each gate block of W_hh) and exchange their halves of the state (or of the deltas)
+through flags (``kernels._sync``), with no launch of a thread pool at each step. A sweep reads W^T's rows of its
+units, which each half copies at its first step (which has no product) into a buffer kept from call to call
+(a new 4 MB array a call made 5 to 17 of 40 float32 LSTM n=512 sweeps 2.6x slower beside torch, ad hoc).
 
 ``pays`` takes it where it paid (``python bench/pair_forward.py``: whole ``fastrnn.bptt`` calls at default
 threads, two runs at T=1000 and two at T=300, 2-core AMD EPYC Zen 3 on KVM, 2026-11-28,
@@ -17,6 +20,10 @@ and 0.86-1.01 (float32); fewer units lose (n=64 0.96-1.39). The sweep too from `
 (exact BPTT only; the weight gradients then follow it on the call's threads instead of running beside it on the
 helper, ``runtime.overlap``): float64 n=192-512 0.72-0.90, float32 n=512 0.64-0.65, n=256 0.79-1.01; at n=128
 0.93-1.24. T=300: n=256-512 0.69-0.84 in the second run (1.01 and 0.81-0.83 forward alone in the first).
+The LSTM by the same rule (``python bench/pair_forward.py --cell lstm``, 2-core AMD EPYC Zen 5 on KVM,
+2026-11-28, ``bench/results/2026-11-28-lstm-pair.md``): T=1000, n=128 0.79-0.92 of the time without, n=192-256
+0.64-0.81, n=512 0.88-0.91; T=300, n=128 0.95-1.02, n=192 0.70; T=100, n=192-512 0.51-0.89 (n=128 1.06-1.15,
+under ``MIN_STREAMED``: not taken).
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
@@ -31,7 +38,7 @@ import numpy as np
 from ..kernels import chain
 from ..kernels._sync import claim
 from ..kernels._jit import _jit
-from . import dispatch, overlap
+from . import dispatch, overlap, workspace
 
 MIN_UNITS = 128          # fewer units: one thread
 MIN_STREAMED = 64 << 20  # bytes of weights read over the steps (T times W_rec's): fewer, one thread
@@ -60,8 +67,8 @@ def cut_of(n, itemsize):
 
 
 def pays(work, threads, forcing_on, n, itemsize, truncation=None):
-    """Whether the simple cell's forward of ``work`` (``dispatch.Work``), or with ``truncation`` (trunc_h,
-    trunc_hp) its backward sweep, runs as a pair (see the module's notes): a sweep only in exact BPTT."""
+    """Whether a forward pass of ``work`` (``dispatch.Work``), or with ``truncation`` (trunc_h, trunc_hp) its
+    backward sweep, runs as a pair (see the module's notes): a sweep only in exact BPTT."""
     if work.items != 1 or forcing_on or cut_of(n, itemsize) == 0:
         return False
     if truncation is not None and not (SWEEP and truncation[0] == truncation[1] >= work.steps
@@ -113,29 +120,51 @@ def forward(h, W_rec, b, act):
     thread's that each thread took, a pair of counts)."""
     T, n = h.shape[0] - 1, h.shape[1]
     W_rec, b = _read_only(W_rec), _read_only(b)     # one compiled variant, whether the caller's are writable
-    flags = np.zeros(2 * T, dtype=np.int64)
-    return _run(chain.FORWARD, h, W_rec, b.reshape(1, n), _read_only(h), act, cut_of(n, h.itemsize), flags)
+    arrays = (h, W_rec, b.reshape(1, n), _read_only(h), np.empty((0, 0), h.dtype))
+    return _run(chain.half, chain.FORWARD, arrays, T, 1, act)
 
 
 def sweep(W_rec, h, g, act, D):
     """Exact BPTT's deltas D (T, n) of the simple cell at B = 1 from the states h (T + 1, n) and the injected
-    errors g (T, n), on this thread and the helper (``chain.half``; W_rec^T copied once). Returns the
-    halves of the other thread's that each thread took."""
-    T, n = D.shape
-    WT = _read_only(np.ascontiguousarray(W_rec.T))
-    h, g = _read_only(h), _read_only(g)
+    errors g (T, n), on this thread and the helper (``chain.half``). Returns the halves of the other thread's
+    that each thread took."""
+    WT = workspace.scratch("pair W_rec^T", W_rec.shape, W_rec.dtype)    # each half's rows copied at its first step
+    arrays = (D, _read_only(W_rec), _read_only(g), _read_only(h), WT)
+    return _run(chain.half, chain.SWEEP, arrays, D.shape[0], 1, act)[1]
+
+
+def lstm_forward(G, W_hh, bias, h, c):
+    """The LSTM at B = 1 on this thread and the helper (``chain.lstm_half``): G (T, 4n) holds x_t W_ih^T on
+    entry, the gates after their nonlinearities on return; bias = b_ih + b_hh (4n,); h, c (T + 1, n) hold the
+    initial state in [0], the states in [1:] on return. Returns the halves of the other's that each took."""
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, c, G, np.empty(0, G.dtype),
+              np.empty((0, 0), G.dtype))
+    return _run(chain.lstm_half, chain.FORWARD, arrays, G.shape[0], 4)[1]
+
+
+def lstm_sweep(W_hh, h, c, G, g, dc, D):
+    """Exact BPTT's deltas D (T, 4n) of the LSTM at B = 1 from the states h, c (T + 1, n), the gates G (T, 4n)
+    and the injected errors g (T, n), on this thread and the helper. dc (n,): the error injected into c_T on
+    entry, the gradient with respect to c_0 on return. Returns the halves of the other's that each took."""
+    WT = workspace.scratch("pair W_hh^T", W_hh.shape[::-1], W_hh.dtype)     # each half's rows copied at its first step
+    arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, WT)  # the forward's types: one compiled variant
+    return _run(chain.lstm_half, chain.SWEEP, arrays, D.shape[0], 4)[1]
+
+
+def _run(loop, kind, arrays, T, width, act=0):
+    """``loop`` (``chain.half``, ``chain.lstm_half``) on this thread and the helper, each with scratch of
+    ``width`` numbers a unit of its half: (the sum of the states written, the halves of the other thread's that
+    each took)."""
+    n = arrays[3].shape[1]
+    cut = cut_of(n, arrays[0].itemsize)
     flags = np.zeros(2 * T, dtype=np.int64)
-    cut = cut_of(n, D.itemsize)
-    return _run(chain.SWEEP, D, WT, g, h, act, cut, flags)[1]
 
-
-def _run(kind, A, W, v, h, act, cut, flags):
-    """``chain.half`` on this thread and the helper: (the sum of the states written, the halves of the other
-    thread's that each took)."""
-    half = _Half(chain.half, (kind, A, W, v, h, act, cut, 1, flags, GRACE), (0.0, 0))
+    def scratch():
+        return np.empty(width * max(cut, n - cut), dtype=arrays[0].dtype)
+    half = _Half(loop, (kind, arrays, act, T, cut, 1, flags, GRACE, scratch()), (0.0, 0))
     overlap._helper().submit(half)
     try:
-        total, taken = chain.half(kind, A, W, v, h, act, cut, 0, flags, GRACE)
+        total, taken = loop(kind, arrays, act, T, cut, 0, flags, GRACE, scratch())
     finally:
         half.close()
     return total + half.result[0], (taken, half.result[1])
