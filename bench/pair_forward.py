@@ -5,7 +5,7 @@ threads.
     python bench/pair_forward.py [rounds] [--n 128 ...] [--T 1000] [--call forward|bptt]
 
 The simple cell (``common.problem``: tanh, m = 8, units readout of n/4, summed squared error), or with ``--cell lstm``
-the LSTM (``common.lstm_problem``, the same readout and loss), B = 1. "pair":
+or ``--cell gru`` a gated cell (``common.lstm_problem``, the same readout and loss), B = 1. "pair":
 every call takes the pair (``runtime.pair.FORCE``, the rule aside), in the forward pass and in exact BPTT's sweep;
 "forward only": the forward pass paired, the sweep as without (``pair.SWEEP`` off: the sweep on one thread with the
 weight gradients beside it, ``runtime.overlap``, where its rule says so); "without": the same build with the
@@ -31,7 +31,7 @@ def main(argv=None):
     parser.add_argument("--n", type=int, action="append", help="hidden sizes (default 64 96 128 192 256 512)")
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--call", choices=("forward", "bptt"), default="bptt")
-    parser.add_argument("--cell", choices=("rnn", "lstm"), default="rnn")
+    parser.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="rnn")
     args = parser.parse_args(argv)
     print(f"`python bench/pair_forward.py {args.rounds} --T {args.T} --call {args.call} --cell {args.cell}`: B=1, "
           f"default threads, medians of {args.rounds} interleaved rounds, ms\n")
@@ -39,8 +39,10 @@ def main(argv=None):
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for dtype in (np.float64, np.float32):
         for n in args.n or (64, 96, 128, 192, 256, 512):
-            make = problem if args.cell == "rnn" else lstm_problem
-            net, x, d = make(n, 8, args.T, 1, dtype=np.dtype(dtype))
+            if args.cell == "rnn":
+                net, x, d = problem(n, 8, args.T, 1, dtype=np.dtype(dtype))
+            else:
+                net, x, d = lstm_problem(n, 8, args.T, 1, dtype=np.dtype(dtype), cell=args.cell)
             fn = (lambda: fastrnn.forward(net, x)) if args.call == "forward" else (lambda: fastrnn.bptt(net, x, d))
 
             def run(force, sweep=True):

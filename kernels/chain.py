@@ -1,12 +1,12 @@
 """A batch of one's forward chain and backward sweep on two threads that meet at every step (the simple
-cell, SPEC §2-4; the LSTM, §6).
+cell, SPEC §2-4; the LSTM, §6; the GRU, §6a).
 
 At B = 1 each step is one matrix-vector product, bound by how fast one core reads W_rec from its cache,
 and the next step needs the whole state. Numba's pool cannot share a step out cheaply (a launch a step,
 about 1.5 us: ``_panels._gemv_parts``). Here two threads each run the whole time loop and own half of the
 state's units: each computes its half of h_t from all of h_{t-1}, so each reads only its half of W_rec (its
 own cache's), and they meet through flags, one per half and step, claimed by compare-and-set (``_sync``).
-The LSTM's halves are its units' rows of each of the four gate blocks of W_hh, the units' gates, cell states
+The gated cells' halves are their units' rows of each gate block of W_hh, the units' gates, cell states
 and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
 A thread that finds the other's half of a step still free after ``grace`` polls takes it too, and keeps
@@ -16,8 +16,9 @@ thread computes a half, it computes it with the same arithmetic: the states do n
 """
 import types
 
-from ._activations import activate, constants, scale_by_dphi
+from ._activations import LOGISTIC, ONE, activate, constants, scale_by_dphi, tanh
 from ._jit import _jit, helper
+from .gru_bptt import row_deltas_of
 from ._lstm_cell import cell_units, gate_deltas_of
 from ._panels import _copy, _gemv_rows
 from ._rows import arriving
@@ -114,8 +115,19 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     then DONE). grace: polls to wait for the other thread to claim its half of a step before taking it. tmp:
     this thread's scratch, at least max(cut, n - cut) numbers (the simple cell), 4 times that (the LSTM).
 
+    The GRU (``gru_half``, with ``_gru_step``; ``arrays`` = (A, W, v, h, G, dv, WT, An), gates in the order r, z,
+    n and q = W_hn h_{t-1} + b_hn, as ``gru_forward._gru_forward`` keeps them):
+
+    ``FORWARD``: A = the gates (T, 4n), written; W = W_hh (3n, n); v (1, 4n) = [b_ir + b_hr, b_iz + b_hz, b_in,
+    b_hn]; h (T + 1, n): [0] the initial state, [1:] written; G (T, 3n) the input projection x_t W_ih^T; dv, WT
+    and An unused (any 1-d and 2-d arrays).
+    ``SWEEP``: exact BPTT's sweep (``gru_bptt._gru_sweep``, one sweep over all steps): A = D (T, 3n), written
+    with [da_r; da_z; dq]; W = W_hh; v = g (T, n); h the forward states, G (T, 4n) the gates; dv (n,) zeros on
+    entry, the error arriving at h_1 on return (it reaches h_0 times step 0's z, beside D[0] W_hh); WT
+    (n, 3n) written with W_hh^T as the LSTM's; An (T, n) written with da_n.
+
     Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep
-    and for the LSTM; the halves of the other's it took).
+    and for the gated cells; the halves of the other's it took).
     """
     n = arrays[3].shape[1]
     K = constants(tmp)
@@ -180,6 +192,57 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     return 0.0
 
 
+@_jit
+def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the GRU's chain's k-th step (``half``); 0."""
+    A, W, v, h, G, dv, WT, An = arrays
+    n = h.shape[1]
+    w = r1 - r0
+    one = K[ONE]
+    if kind == FORWARD:         # step t = k + 1: each gate block's rows of these units by h_k
+        for q in range(3):
+            _gemv_rows(W[q * n + r0:q * n + r1], h[k], tmp[q * w:(q + 1) * w])
+        row, pr, b = A[k], G[k], v[0]
+        gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
+        pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
+        b_r, b_z, b_in, b_hn = b[r0:r1], b[n + r0:n + r1], b[2 * n + r0:2 * n + r1], b[3 * n + r0:3 * n + r1]
+        rr, rz, rq = tmp[:w], tmp[w:2 * w], tmp[2 * w:3 * w]
+        for j in range(w):
+            gr[j] = pr_r[j] + rr[j] + b_r[j]
+        for j in range(w):
+            gz[j] = pr_z[j] + rz[j] + b_z[j]
+        activate(gr, K, LOGISTIC)
+        activate(gz, K, LOGISTIC)
+        for j in range(w):
+            gq[j] = rq[j] + b_hn[j]                                          # q
+        for j in range(w):
+            gn[j] = tanh(pr_n[j] + b_in[j] + gr[j] * gq[j], K)               # n
+        hp, hn = h[k, r0:r1], h[k + 1, r0:r1]
+        for j in range(w):
+            z = gz[j]
+            hn[j] = (one - z) * gn[j] + z * hp[j]
+        return 0.0
+    s = A.shape[0] - 1 - k
+    back, dh = tmp[:w], tmp[w:2 * w]
+    dhs = dv[r0:r1]             # these units' dh_{s+1} on entry, dh_s on return
+    if k == 0:                  # no product: these units' rows of W_hh^T copied instead, for the steps after
+        _copy(WT[r0:r1], W[:, r0:r1].T)
+        for j in range(w):
+            back[j] = 0
+    else:
+        _gemv_rows(WT[r0:r1], A[s + 1], back)        # (delta_{s+1} W_hh) at these units
+        zn = G[s + 1, n + r0:n + r1]
+        for j in range(w):
+            back[j] += dhs[j] * zn[j]
+    arriving(dh, back, v[s, r0:r1], True)
+    for j in range(w):
+        dhs[j] = dh[j]
+    gr, dl = G[s], A[s]
+    row_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
+                  h[s, r0:r1], An[s, r0:r1], dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], True, one)
+    return 0.0
+
+
 def _with_step(fn, step, name):
     """A copy of the loop ``fn`` under its own name (Numba's cache keys its entries by the name) whose
     ``_step`` is ``step``: one claim loop for every cell's chain, each compiled with its steps inlined."""
@@ -192,4 +255,5 @@ def _with_step(fn, step, name):
 
 
 lstm_half = _jit(_with_step(half, _lstm_step, "lstm_half"))
+gru_half = _jit(_with_step(half, _gru_step, "gru_half"))
 half = _jit(half)

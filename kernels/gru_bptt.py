@@ -112,8 +112,15 @@ def _row_deltas(gr, dh, hp, an, dl, once, one):
     or added to it (overlapping sweeps). Short loops over few arrays, each gate block its own view,
     so that LLVM vectorises every loop (as ``_lstm_cell.gate_deltas``)."""
     n = dh.shape[0]
-    gr_r, gr_z, gr_n, gr_q = gr[:n], gr[n:2 * n], gr[2 * n:3 * n], gr[3 * n:]
-    dr, dz, dq = dl[:n], dl[n:2 * n], dl[2 * n:]
+    row_deltas_of(gr[:n], gr[n:2 * n], gr[2 * n:3 * n], gr[3 * n:], dh, hp, an, dl[:n], dl[n:2 * n], dl[2 * n:],
+                  once, one)
+
+
+@helper
+def row_deltas_of(gr_r, gr_z, gr_n, gr_q, dh, hp, an, dr, dz, dq, once, one):
+    """``_row_deltas`` on the gates' and the deltas' blocks as views of their own, of the units dh (and the
+    other arrays) hold: a row's whole, or some units of it (``chain``)."""
+    n = dh.shape[0]
     for k in range(n):                      # da_n, kept in the q block for now
         z = gr_z[k]
         nk = gr_n[k]

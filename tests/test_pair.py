@@ -46,9 +46,9 @@ def _scratch(like, width):
 
 @pytest.fixture
 def spied(monkeypatch):
-    """The pair's calls, in order: "forward" and "sweep", "lstm_forward" and "lstm_sweep"."""
+    """The pair's calls, in order: "forward" and "sweep", and the gated cells' "lstm_forward", "gru_sweep", ..."""
     seen = []
-    for name in ("forward", "sweep", "lstm_forward", "lstm_sweep"):
+    for name in ("forward", "sweep", "lstm_forward", "lstm_sweep", "gru_forward", "gru_sweep"):
         real = getattr(pair, name)
         monkeypatch.setattr(pair, name, lambda *a, real=real, name=name: seen.append(name) or real(*a))
     return seen
@@ -442,3 +442,113 @@ def test_the_lstm_keeps_the_one_thread_kernels_where_the_pair_is_off(unpaired, s
     assert spied == []
     assert_grads_close(g, reference.lstm.bptt(net, x, d, mask=mask, h0=h0)[1], np.float64)
 
+
+
+# -- the GRU's chain (``chain.gru_half``) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [8, 13, 40, 130])
+def test_the_paired_gru_equals_the_reference(paired, spied, dtype, n):
+    """As the LSTM's: forward states, loss and weight gradients, and through fastrnn.vjp the gradients with
+    respect to the inputs and to h0."""
+    net, x, d, mask, h0 = make_problem(17, T=23, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", cell="gru")
+    out = fastrnn.forward(net, x, h0)
+    assert_close(out.h, reference.gru.forward(net, x, h0)[0], dtype, "h")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    ref_L, ref_g = reference.gru.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+    dh = np.random.default_rng(18).standard_normal((23, 1, n)).astype(dtype)
+    grads, dx, dh0 = fastrnn.vjp(net, x, dh, h0)
+    ref_grads, ref_dx, ref_dh0 = reference.vjp(net, x, dh, h0)
+    assert_grads_close(grads, ref_grads, dtype, "vjp ")
+    assert_close(dx, ref_dx, dtype, "dx")
+    assert_close(dh0, ref_dh0, dtype, "dh0")
+    assert spied == ["gru_forward"] + ["gru_forward", "gru_sweep"] * 2     # forward, bptt, vjp: each a pair
+
+
+def _gru_chain(kind, arrays, mine, flags, grace):
+    """One thread's part of a GRU chain, as ``pair.gru_forward`` / ``pair.gru_sweep`` hand it the arrays."""
+    n = arrays[3].shape[1]
+    return chain.gru_half(kind, arrays, 0, flags.shape[0] // 2, pair.cut_of(n, arrays[0].itemsize), mine, flags,
+                          grace, _scratch(arrays[3], 3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay):
+    """The GRU's forward chain and sweep, one thread alone against the float64 recurrences of SPEC §6a; then with
+    the other thread at once or a little late: each half of each step computed once, the same bits."""
+    T, n = 300, 48
+    rng = np.random.default_rng(19)
+    W = pair._read_only((rng.standard_normal((3 * n, n)) / np.sqrt(n)).astype(dtype))
+    b_ih, b_hh = (0.1 * rng.standard_normal((2, 3 * n))).astype(dtype)
+    bias = pair._read_only(np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]]))
+    proj = rng.standard_normal((T, 3 * n)).astype(dtype)
+    h0 = (0.3 * rng.standard_normal(n)).astype(dtype)
+    g = pair._read_only(rng.standard_normal((T, n)).astype(dtype))
+    empty1, empty2 = np.empty(0, dtype), np.empty((0, 0), dtype)
+
+    def run(delay):
+        """Both chains, the helper's half started ``delay`` seconds late (None: no helper)."""
+        G, h = np.full((T, 4 * n), np.nan, dtype), np.empty((T + 1, n), dtype)
+        h[0] = h0
+        D, An = np.full((T, 3 * n), np.nan, dtype), np.full((T, n), np.nan, dtype)
+        WT = np.full((n, 3 * n), np.nan, dtype)
+        dh = np.zeros(n, dtype)
+        taken = []
+        for kind, arrays in ((chain.FORWARD, (G, W, bias.reshape(1, -1), h, proj, empty1, empty2, empty2)),
+                             (chain.SWEEP, (D, W, g, h, G, dh, WT, An))):
+            flags = np.zeros(2 * T, dtype=np.int64)
+            result = {}
+
+            def late():
+                time.sleep(delay)
+                result["helper"] = _gru_chain(kind, arrays, 1, flags, pair.GRACE)
+            helper = None if delay is None else threading.Thread(target=late)
+            if helper:
+                helper.start()
+            result["main"] = _gru_chain(kind, arrays, 0, flags, 10 if delay is None else pair.GRACE)
+            if helper:
+                helper.join()
+            assert (flags == chain.DONE).all()
+            taken.append(sum(r[1] for r in result.values()))
+        return G, h, D, An, dh, WT, taken
+
+    G, h, D, An, dh, WT, taken = run(None)
+    assert taken == [T, T]
+    np.testing.assert_array_equal(WT, W.T)
+    # SPEC §6a in float64: r, z, n as torch.nn.GRU, q = W_hn h_{t-1} + b_hn
+    w, bi, bh, p = W.astype(np.float64), b_ih.astype(np.float64), b_hh.astype(np.float64), proj.astype(np.float64)
+    sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731
+    hr = np.empty((T + 1, n))
+    hr[0] = h0
+    gates = np.empty((T, 4 * n))
+    for t in range(T):
+        a = w @ hr[t]
+        r = sig(p[t, :n] + bi[:n] + a[:n] + bh[:n])
+        z = sig(p[t, n:2 * n] + bi[n:2 * n] + a[n:2 * n] + bh[n:2 * n])
+        q = a[2 * n:] + bh[2 * n:]
+        nn = np.tanh(p[t, 2 * n:] + bi[2 * n:] + r * q)
+        gates[t] = np.concatenate([r, z, nn, q])
+        hr[t + 1] = (1 - z) * nn + z * hr[t]
+    assert_close(h, hr, dtype, "h")
+    assert_close(G, gates, dtype, "gates")
+    Dr, Anr = np.empty((T, 3 * n)), np.empty((T, n))
+    dh_next = np.zeros(n)
+    for s in range(T - 1, -1, -1):
+        r, z, nn, q = np.split(gates[s], 4)
+        back = np.zeros(n) if s == T - 1 else Dr[s + 1] @ w + dh_next * gates[s + 1, n:2 * n]
+        dht = g[s] + back
+        da_n = dht * (1 - z) * (1 - nn ** 2)
+        Anr[s] = da_n
+        Dr[s] = np.concatenate([da_n * q * r * (1 - r), dht * (hr[s] - nn) * z * (1 - z), da_n * r])
+        dh_next = dht
+    assert_close(D, Dr, dtype, "D")
+    assert_close(An, Anr, dtype, "An")
+    assert_close(dh, dh_next, dtype, "dh")
+    if delay is None:
+        return
+    for a, b in zip(run(delay)[:6], (G, h, D, An, dh, WT)):
+        np.testing.assert_array_equal(a, b)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import reference
 from ..kernels import _gru_forward, _gru_rtrl, _gru_sweep
 from ..models import GRU
-from ..runtime import overlap, workspace
+from ..runtime import overlap, pair, workspace
 from ..runtime.dispatch import Work, call, plan
 from .base import CellDriver, OnlineCell, RowProducts, Run, panel_buffer, sensitivity_buffers, state_arrays, tiles
 
@@ -35,6 +35,13 @@ class Driver(CellDriver):
                  else np.empty((T, B, 4 * n), dtype=net.dtype))
         h[0] = state0[0]
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
+        if h.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):     # B = 1 on two threads
+            proj = workspace.scratch("gru pair input", (T, 3 * n), net.dtype)
+            np.dot(x.reshape(T, -1), W["W_ih"].T, out=proj)
+            b_ih, b_hh = W["b_ih"], W["b_hh"]
+            bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
+            pair.gru_forward(gates.reshape(T, 4 * n), W["W_hh"], bias, proj, h.reshape(T + 1, n))
+            return Run((h,), {"gates": gates})
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              h, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h,), {"gates": gates})
@@ -49,11 +56,13 @@ class Driver(CellDriver):
         An = workspace.scratch("gru An", (T, B, n), net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
-        panels = panel_buffer(W["W_hh"], work, threads)
+        gates = run.saved["gates"]
+        paired = (all(a.flags.c_contiguous for a in (h, gates, g, D, An))    # views below; B = 1 on two threads
+                  and pair.pays(work, threads, False, n, h.itemsize, truncation))
+        panels = None if paired else panel_buffer(W["W_hh"], work, threads)
 
         def sweep(progress):
-            call(_gru_sweep, threads, work, W["W_hh"], h, run.saved["gates"], g, *truncation,
-                 D, An, dh0, panels, progress)
+            call(_gru_sweep, threads, work, W["W_hh"], h, gates, g, *truncation, D, An, dh0, panels, progress)
 
         def d_in(s0, s1):
             """The input side's deltas: the hidden side's but for the n block, da_n instead of dq = da_n r."""
@@ -67,7 +76,14 @@ class Driver(CellDriver):
         dx = np.empty((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
                            sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
-        overlap.run(sweep, rows, T, threads, overlap.pays(_gru_sweep, threads, work, rows.flops, truncation))
+        if paired:
+            dh = np.zeros(n, net.dtype)
+            pair.gru_sweep(W["W_hh"], h.reshape(T + 1, n), gates.reshape(T, 4 * n), g.reshape(T, n), dh,
+                           D.reshape(T, 3 * n), An.reshape(T, n))
+            dh0[0] = D[0, 0] @ W["W_hh"] + dh * gates[0, 0, n:2 * n]
+            rows(0, T, threads, False)
+        else:
+            overlap.run(sweep, rows, T, threads, overlap.pays(_gru_sweep, threads, work, rows.flops, truncation))
         grads["W_ih"][2 * n:] = W_ih_n
         grads["b_ih"] = grads["b_hh"].copy()
         grads["b_ih"][2 * n:] = b_ih_n

@@ -1,9 +1,9 @@
 """A batch of one's forward chain, and exact BPTT's backward sweep, on the calling thread and the helper
-thread, meeting at every step (``kernels.chain``: the simple cell and the LSTM).
+thread, meeting at every step (``kernels.chain``: the simple cell, the LSTM and the GRU).
 
 At B = 1 a step is one matrix-vector product, bound by how fast one core reads the recurrent weights from its
 cache; the two threads each read half of them (their own caches' half: the simple cell's rows of W_rec, the
-LSTM's rows of its units in each gate block of W_hh) and exchange their halves of the state (or of the deltas)
+gated cells' rows of their units in each gate block of W_hh) and exchange their halves of the state (or of the deltas)
 through flags (``kernels._sync``), with no launch of a thread pool at each step. A sweep reads W^T's rows of its
 units, which each half copies at its first step (which has no product) into a buffer kept from call to call
 (a new 4 MB array a call made 5 to 17 of 40 float32 LSTM n=512 sweeps 2.6x slower beside torch, ad hoc).
@@ -23,7 +23,8 @@ helper, ``runtime.overlap``): float64 n=192-512 0.72-0.90, float32 n=512 0.64-0.
 The LSTM by the same rule (``python bench/pair_forward.py --cell lstm``, 2-core AMD EPYC Zen 5 on KVM,
 2026-11-28, ``bench/results/2026-11-28-lstm-pair.md``): T=1000, n=128 0.79-0.92 of the time without, n=192-256
 0.64-0.81, n=512 0.88-0.91; T=300, n=128 0.95-1.02, n=192 0.70; T=100, n=192-512 0.51-0.89 (n=128 1.06-1.15,
-under ``MIN_STREAMED``: not taken).
+under ``MIN_STREAMED``: not taken). The GRU likewise (``--cell gru``): T=1000, float64 n=128-512 0.68-0.90, float32
+n=192 0.87 (1.02 in a shorter run), n=256-512 0.60-0.84, n=160 0.99; T=100, n=256-512 0.69-0.91.
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
@@ -146,15 +147,34 @@ def lstm_sweep(W_hh, h, c, G, g, dc, D):
     """Exact BPTT's deltas D (T, 4n) of the LSTM at B = 1 from the states h, c (T + 1, n), the gates G (T, 4n)
     and the injected errors g (T, n), on this thread and the helper. dc (n,): the error injected into c_T on
     entry, the gradient with respect to c_0 on return. Returns the halves of the other's that each took."""
-    WT = workspace.scratch("pair W_hh^T", W_hh.shape[::-1], W_hh.dtype)     # each half's rows copied at its first step
+    WT = workspace.scratch("pair LSTM W_hh^T", W_hh.shape[::-1], W_hh.dtype)    # each half copies its rows at step 0
     arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, WT)  # the forward's types: one compiled variant
     return _run(chain.lstm_half, chain.SWEEP, arrays, D.shape[0], 4)[1]
 
 
+def gru_forward(G, W_hh, bias, proj, h):
+    """The GRU at B = 1 on this thread and the helper (``chain.gru_half``): G (T, 4n) written with the gates
+    [r, z, n, q]; bias (4n,) = [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]; proj (T, 3n) the input projection
+    x_t W_ih^T; h (T + 1, n) holds the initial state in [0], the states in [1:] on return. Returns the halves of
+    the other's that each took."""
+    empty = np.empty((0, 0), G.dtype)
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, proj, np.empty(0, G.dtype), empty, empty)
+    return _run(chain.gru_half, chain.FORWARD, arrays, G.shape[0], 3)[1]
+
+
+def gru_sweep(W_hh, h, G, g, dh, D, An):
+    """Exact BPTT's deltas D (T, 3n) = [da_r; da_z; dq] and An (T, n) = da_n of the GRU at B = 1 from the states
+    h (T + 1, n), the gates G (T, 4n) and the injected errors g (T, n), on this thread and the helper. dh (n,):
+    zeros on entry, the error arriving at h_1 on return. Returns the halves of the other's that each took."""
+    WT = workspace.scratch("pair GRU W_hh^T", W_hh.shape[::-1], W_hh.dtype)    # each half copies its rows at step 0
+    arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, WT, An)     # the forward's types: one compiled variant
+    return _run(chain.gru_half, chain.SWEEP, arrays, D.shape[0], 3)[1]
+
+
 def _run(loop, kind, arrays, T, width, act=0):
-    """``loop`` (``chain.half``, ``chain.lstm_half``) on this thread and the helper, each with scratch of
-    ``width`` numbers a unit of its half: (the sum of the states written, the halves of the other thread's that
-    each took)."""
+    """``loop`` (``chain.half``, ``chain.lstm_half``, ``chain.gru_half``) on this thread and the helper, each
+    with scratch of ``width`` numbers a unit of its half: (the sum of the states written, the halves of the other
+    thread's that each took)."""
     n = arrays[3].shape[1]
     cut = cut_of(n, arrays[0].itemsize)
     flags = np.zeros(2 * T, dtype=np.int64)
