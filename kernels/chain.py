@@ -171,19 +171,13 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     A, W, v, h, c, G, dc, WT = arrays
     n = h.shape[1]
     w = r1 - r0
-    if kind == FORWARD:         # step t = k + 1: each gate block's rows of these units by h_k
-        for q in range(4):
-            _gemv_rows(W[q * n + r0:q * n + r1], h[k], tmp[q * w:(q + 1) * w])
+    if kind == FORWARD:         # step t = k + 1
+        _gate_rows(W, h[k], 4, r0, r1, tmp)
         cell_units(A[k], tmp, v[0], r0, r1, c[k], c[k + 1], h[k + 1], K)
         return 0.0
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
-    if k == 0:                  # no product: these units' rows of W_hh^T copied instead, for the steps after
-        _copy(WT[r0:r1], W[:, r0:r1].T)
-        for j in range(w):
-            back[j] = 0
-    else:
-        _gemv_rows(WT[r0:r1], A[s + 1], back)        # (delta_{s+1} W_hh) at these units
+    _units_back(W, WT, A, s, r0, r1, back)
     arriving(dh, back, v[s, r0:r1], True)
     gr, dl = G[s], A[s]
     gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
@@ -199,9 +193,8 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     n = h.shape[1]
     w = r1 - r0
     one = K[ONE]
-    if kind == FORWARD:         # step t = k + 1: each gate block's rows of these units by h_k
-        for q in range(3):
-            _gemv_rows(W[q * n + r0:q * n + r1], h[k], tmp[q * w:(q + 1) * w])
+    if kind == FORWARD:         # step t = k + 1
+        _gate_rows(W, h[k], 3, r0, r1, tmp)
         row, pr, b = A[k], G[k], v[0]
         gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
         pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
@@ -225,12 +218,8 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
     dhs = dv[r0:r1]             # these units' dh_{s+1} on entry, dh_s on return
-    if k == 0:                  # no product: these units' rows of W_hh^T copied instead, for the steps after
-        _copy(WT[r0:r1], W[:, r0:r1].T)
-        for j in range(w):
-            back[j] = 0
-    else:
-        _gemv_rows(WT[r0:r1], A[s + 1], back)        # (delta_{s+1} W_hh) at these units
+    _units_back(W, WT, A, s, r0, r1, back)
+    if s < A.shape[0] - 1:
         zn = G[s + 1, n + r0:n + r1]
         for j in range(w):
             back[j] += dhs[j] * zn[j]
@@ -241,6 +230,28 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     row_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
                   h[s, r0:r1], An[s, r0:r1], dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], True, one)
     return 0.0
+
+
+@helper
+def _gate_rows(W, h_prev, gates, r0, r1, tmp):
+    """A gated cell's forward product at units r0:r1: each of W's ``gates`` blocks' rows of those units by
+    h_prev, into ``tmp``'s consecutive blocks of r1 - r0."""
+    n = h_prev.shape[0]
+    w = r1 - r0
+    for q in range(gates):
+        _gemv_rows(W[q * n + r0:q * n + r1], h_prev, tmp[q * w:(q + 1) * w])
+
+
+@helper
+def _units_back(W, WT, A, s, r0, r1, back):
+    """A gated cell's sweep at step s, units r0:r1: back = (delta_{s+1} W)'s units, from W^T's rows of them
+    (WT, each half's copied at its first step, s = T - 1, which has no product: back = 0)."""
+    if s == A.shape[0] - 1:
+        _copy(WT[r0:r1], W[:, r0:r1].T)
+        for j in range(r1 - r0):
+            back[j] = 0
+    else:
+        _gemv_rows(WT[r0:r1], A[s + 1], back)
 
 
 def _with_step(fn, step, name):

@@ -360,6 +360,29 @@ def _lstm_chain(kind, arrays, mine, flags, grace):
                            grace, _scratch(arrays[3], 4))
 
 
+def _both_chains(part, arrays, T, delay):
+    """A gated cell's forward chain, then its sweep (``arrays``: each one's), ``part`` (``_lstm_chain``,
+    ``_gru_chain``) on this thread and, ``delay`` seconds late, on another (None: this thread alone). Every half of
+    every step done; returns how many of the other's halves were taken in each chain."""
+    taken = []
+    for kind, args in zip((chain.FORWARD, chain.SWEEP), arrays):
+        flags = np.zeros(2 * T, dtype=np.int64)
+        result = {}
+
+        def late():
+            time.sleep(delay)
+            result["helper"] = part(kind, args, 1, flags, pair.GRACE)
+        helper = None if delay is None else threading.Thread(target=late)
+        if helper:
+            helper.start()
+        result["main"] = part(kind, args, 0, flags, 10 if delay is None else pair.GRACE)
+        if helper:
+            helper.join()
+        assert (flags == chain.DONE).all()
+        taken.append(sum(r[1] for r in result.values()))
+    return taken
+
+
 def _lstm_states(W, bias, xW, state0):
     T, n = xW.shape[0], W.shape[1]
     h, c = np.empty((T + 1, n), W.dtype), np.empty((T + 1, n), W.dtype)
@@ -380,23 +403,8 @@ def test_the_lstm_chain_whenever_the_other_thread_comes(dtype, delay):
         """Both chains, the helper's half started ``delay`` seconds late (None: no helper)."""
         G, h, c = _lstm_states(W, bias, xW, state0)
         D, dc, WT = np.full((T, 4 * n), np.nan, dtype), dc_T.copy(), np.full((n, 4 * n), np.nan, dtype)
-        taken = []
-        for kind, arrays in ((chain.FORWARD, (G, W, bias.reshape(1, -1), h, c, G) + none),
-                             (chain.SWEEP, (D, W, g, h, c, G, dc, WT))):
-            flags = np.zeros(2 * T, dtype=np.int64)
-            result = {}
-
-            def late():
-                time.sleep(delay)
-                result["helper"] = _lstm_chain(kind, arrays, 1, flags, pair.GRACE)
-            helper = None if delay is None else threading.Thread(target=late)
-            if helper:
-                helper.start()
-            result["main"] = _lstm_chain(kind, arrays, 0, flags, 10 if delay is None else pair.GRACE)
-            if helper:
-                helper.join()
-            assert (flags == chain.DONE).all()
-            taken.append(sum(r[1] for r in result.values()))
+        taken = _both_chains(_lstm_chain, ((G, W, bias.reshape(1, -1), h, c, G) + none, (D, W, g, h, c, G, dc, WT)),
+                             T, delay)
         return G, h, c, D, dc, WT, taken
 
     G, h, c, D, dc, WT, taken = run(None)
@@ -497,23 +505,8 @@ def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay):
         D, An = np.full((T, 3 * n), np.nan, dtype), np.full((T, n), np.nan, dtype)
         WT = np.full((n, 3 * n), np.nan, dtype)
         dh = np.zeros(n, dtype)
-        taken = []
-        for kind, arrays in ((chain.FORWARD, (G, W, bias.reshape(1, -1), h, proj, empty1, empty2, empty2)),
-                             (chain.SWEEP, (D, W, g, h, G, dh, WT, An))):
-            flags = np.zeros(2 * T, dtype=np.int64)
-            result = {}
-
-            def late():
-                time.sleep(delay)
-                result["helper"] = _gru_chain(kind, arrays, 1, flags, pair.GRACE)
-            helper = None if delay is None else threading.Thread(target=late)
-            if helper:
-                helper.start()
-            result["main"] = _gru_chain(kind, arrays, 0, flags, 10 if delay is None else pair.GRACE)
-            if helper:
-                helper.join()
-            assert (flags == chain.DONE).all()
-            taken.append(sum(r[1] for r in result.values()))
+        taken = _both_chains(_gru_chain, ((G, W, bias.reshape(1, -1), h, proj, empty1, empty2, empty2),
+                                          (D, W, g, h, G, dh, WT, An)), T, delay)
         return G, h, D, An, dh, WT, taken
 
     G, h, D, An, dh, WT, taken = run(None)
