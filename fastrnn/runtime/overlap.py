@@ -84,8 +84,8 @@ def _idle_core():
 
     A count of threads that are only passing through (another pool's going to sleep or waking, after
     torch's operations) is read again once after yielding the CPU: in a training step beside torch.nn's
-    (float32 LSTM n=512, B=1), the first reading said 2-4 in 5 of 10 calls and one made microseconds later
-    said 1 in 3 of those 5 (ad hoc, 2 cores, KVM). A machine that stays busy reads busy twice."""
+    (float32 LSTM n=512, B=1), the first reading said 2-4 in 6 of 10 calls and one made microseconds later
+    said 1 in 5 of those 6 (ad hoc, 2 cores, KVM). A machine that stays busy reads busy twice."""
     count = _runnable()
     if count is not None and count >= _cpus() and hasattr(os, "sched_yield"):
         os.sched_yield()
