@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn, gemm_tn_into
 from ._jit import _jit, kernel
-from ._panels import _copy, cut_panels, panel_dot, panel_scratch
+from ._panels import _copy, panel_dot, panel_scratch, shared_panels
 from ._rows import arriving, borrow, borrow2, copy_columns, prefetch_rows
 from ._sync import store_release
 from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES, ROWS, tile_columns, tile_products
@@ -68,7 +68,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     ahead = split == ROW_TILES and 3 * T * rows * n * h.itemsize > PREFETCH_MIN_BYTES
-    P = cut_panels(W_rec, rows, panels, split)
+    P = shared_panels(W_rec, rows, panels, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import activate, constants
 from ._jit import kernel
 from ._rows import borrow, borrow2
-from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, input_panels, panel_dot, panel_scratch, shared_panels, stored_rows
 
 
 @kernel("batch", reads=("x", "W_in", "W_rec", "b"))
@@ -45,7 +45,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
         block_rows_dot(x.reshape(T * B, m), W_in.T, proj, blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_rec.shape[1])      # W^T: row tiles from a copy, or W's own rows
-    P = cut_panels(W_rec.T, rows, panels, split)
+    P = shared_panels(W_rec.T, rows, panels, split, nblocks)
     sums = np.zeros(nblocks, dtype=h.dtype)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks

@@ -4,7 +4,7 @@ from numba import prange
 
 from ._activations import ONE, constants
 from ._jit import helper, kernel
-from ._panels import cut_panels, panel_dot, panel_scratch
+from ._panels import panel_dot, panel_scratch, shared_panels
 from ._rows import arriving, borrow, borrow2, prefetch_rows
 from ._sync import store_release
 from ._tiles import ROW_TILES
@@ -48,7 +48,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     ahead = split == ROW_TILES and 10 * T * rows * n * D.itemsize > PREFETCH_MIN_BYTES
-    P = cut_panels(W_hh, rows, panels, split)
+    P = shared_panels(W_hh, rows, panels, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

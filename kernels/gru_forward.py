@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import LOGISTIC, ONE, activate, constants, tanh
 from ._jit import kernel
 from ._rows import borrow, borrow2
-from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, input_panels, panel_dot, panel_scratch, shared_panels, stored_rows
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "b_ih", "b_hh"))
@@ -44,7 +44,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     b_hn = b_hh[2 * n:]
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_hh.shape[1])      # W^T: row tiles from a copy, or W's own rows
-    P = cut_panels(W_hh.T, rows, panels, split)
+    P = shared_panels(W_hh.T, rows, panels, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

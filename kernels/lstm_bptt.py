@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import gate_deltas
-from ._panels import _copy, cut_panels, panel_dot, panel_scratch
+from ._panels import _copy, panel_dot, panel_scratch, shared_panels
 from ._rows import arriving, borrow, borrow2, prefetch_rows
 from ._sync import store_release
 from ._tiles import ROW_TILES
@@ -49,7 +49,7 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
     ahead = split == ROW_TILES and 11 * T * rows * n * D.itemsize > PREFETCH_MIN_BYTES
-    P = cut_panels(W_hh, rows, panels, split)
+    P = shared_panels(W_hh, rows, panels, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step
-from ._panels import block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import block_rows_dot, input_panels, panel_dot, panel_scratch, shared_panels, stored_rows
 from ._rows import borrow, borrow2
 
 
@@ -38,7 +38,7 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
         block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, W_hh.shape[1])      # W^T: row tiles from a copy, or W's own rows
-    P = cut_panels(W_hh.T, rows, panels, split)
+    P = shared_panels(W_hh.T, rows, panels, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

@@ -12,7 +12,7 @@ from numba import prange
 from ._activations import constants
 from ._jit import kernel
 from ._lstm_cell import cell_step, gate_deltas
-from ._panels import _copy, block_rows_dot, cut_panels, input_panels, panel_dot, panel_scratch, stored_rows
+from ._panels import _copy, block_rows_dot, input_panels, panel_dot, panel_scratch, shared_panels, stored_rows
 from ._rows import arriving, borrow, borrow2
 from ._sync import store_release
 
@@ -42,8 +42,8 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
         block_rows_dot(x.reshape(T * B, m), W_ih.T, gates.reshape(T * B, 4 * n), blk, nblocks, Pin)
     rows = (B + nblocks - 1) // nblocks
     split = stored_rows(split, 0)   # W^T: W's own rows (row tiles for its two products not measured)
-    P = cut_panels(W_hh.T, rows, panels, split)
-    R = cut_panels(W_hr.T, rows, panels_r, split)
+    P = shared_panels(W_hh.T, rows, panels, split, nblocks)
+    R = shared_panels(W_hr.T, rows, panels_r, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks
@@ -95,8 +95,8 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
     once = trunc_h == trunc_hp
     publish = once and trunc_hp >= T and nblocks == 1
     rows = (B + nblocks - 1) // nblocks
-    P = cut_panels(W_hh, rows, panels, split)
-    R = cut_panels(W_hr, rows, panels_r, split)
+    P = shared_panels(W_hh, rows, panels, split, nblocks)
+    R = shared_panels(W_hr, rows, panels_r, split, nblocks)
     for blk in prange(nblocks):
         b0 = blk * B // nblocks
         b1 = (blk + 1) * B // nblocks

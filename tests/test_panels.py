@@ -13,7 +13,7 @@ from fastrnn.kernels._panels import (_IN_ROW_TILES, _IN_TILES, FEW_ROWS_WHOLE, I
                                      LOOP_GEMV_BYTES_64, LOOP_GEMV_ROWS, MIN_ROW_BLOCK, PANEL_BYTES, PANEL_ELEMENTS,
                                      ROW_BLOCK, SPLIT_WIDTH, _gemv_axpy, _gemv_rows, block_rows_dot, cut_elements,
                                      cut_panels, input_panels, k_chunks, panel_count, panel_dot, panel_scratch,
-                                     row_block, stored_rows)
+                                     row_block, shared_panels, stored_rows)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -186,6 +186,33 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
         assert not np.any(P[:, -1, :, N - (count - 1) * w:])
     if rows > 1 and kc * Kc > K:                         # and of the last chunk of K
         assert not np.any(P[-1, :, K - (kc - 1) * Kc:, :])
+
+
+@numba.njit(parallel=True)
+def _shared(WT, rows, buf, split, nblocks):
+    return shared_panels(WT, rows, buf, split, nblocks)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nblocks", [1, 2, 3, 7])
+@pytest.mark.parametrize("turned", [False, True])
+def test_panels_cut_by_the_blocks_that_share_them_are_one_threads(dtype, nblocks, turned):
+    """``shared_panels``: the tiles' panels cut by the kernel's parallel blocks, each its share (more blocks
+    than panels too), into the caller's buffer, are the panels one thread cuts, padding included, whatever the
+    buffer held; a buffer too small, or one row, and one thread cuts them."""
+    threads_started()
+    K, N = 200, 300                                     # 5 panels of 64 float32 columns, 10 of 32 float64
+    W = np.random.default_rng(nblocks).standard_normal((N, K) if turned else (K, N)).astype(dtype)
+    WT = W.T if turned else W                           # a forward pass's view of W, or a sweep's W
+    alone = cut_panels(WT, 8, np.empty(0, dtype), TILES)
+    buf = np.full(alone.size + 5, np.nan, dtype)
+    P = _shared(WT, 8, buf, TILES, nblocks)
+    assert np.shares_memory(P, buf)
+    np.testing.assert_array_equal(P, alone)
+    small = np.full(alone.size - 1, np.nan, dtype)
+    np.testing.assert_array_equal(_shared(WT, 8, small, TILES, nblocks), alone)
+    assert np.isnan(small).all()
+    np.testing.assert_array_equal(_shared(WT, 1, buf, 1, nblocks), cut_panels(WT, 1, np.empty(0, dtype), 1))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
