@@ -545,3 +545,20 @@ def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay):
         return
     for a, b in zip(run(delay)[:6], (G, h, D, An, dh, WT)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_gated_cells_truncated_bptt_pairs_its_forward_pass_only(paired, spied, cell):
+    net, x, d, mask, h0 = make_problem(20, T=40, B=1, m=3, n=16, o=2, readout="linear", cell=cell)
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert spied == [f"{cell}_forward"]         # the truncated sweep keeps the one-thread kernel
+    ref = getattr(reference, cell).bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert_grads_close(g, ref[1], np.float64)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_gated_cells_batch_of_two_keeps_the_batch_kernels(paired, spied, cell):
+    net, x, d, mask, h0 = make_problem(21, T=20, B=2, m=3, n=16, o=2, readout="linear", cell=cell)
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert spied == []
+    assert_grads_close(g, getattr(reference, cell).bptt(net, x, d, mask=mask, h0=h0)[1], np.float64)
