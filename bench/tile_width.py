@@ -39,7 +39,7 @@ def products(rows, vectors, vector_bytes):
             for p in range(count):
                 panel = borrow(P, p)
                 for r0 in range(0, a.shape[0] - rows + 1, rows):
-                    tile(borrow(a, r0), lda, panel, k, borrow(out, r0)[p * w:], ldc)
+                    tile(borrow(a, r0), lda, 1, panel, k, borrow(out, r0)[p * w:], ldc)
     return run
 
 

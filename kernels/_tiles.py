@@ -99,17 +99,18 @@ def _broadcast(builder, vty, lanes, value):
 
 
 def _tile_codegen(rows, wide=None, vector_bytes=None):
-    """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), all row-major,
-    a with row stride lda, p contiguous (w = ``tile_columns`` of columns, or ``wide`` vectors where
-    given: ``bench/tile_width.py`` compares widths), c with row stride ldc."""
+    """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), a's element (r, k) at
+    r·lda + k·ka (a row-major: ka = 1; a view of a row-major matrix turned round: lda = 1), p contiguous
+    (w = ``tile_columns`` of columns, or ``wide`` vectors where given: ``bench/tile_width.py`` compares
+    widths), c row-major with row stride ldc."""
     def codegen(context, builder, signature, args):
         size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype,
                                                      vector_bytes or TILE_BYTES)
         vectors = wide or (TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32)
-        a_arr, lda, p_arr, K, c_arr, ldc = args
+        a_arr, lda, ka, p_arr, K, c_arr, ldc = args
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
-        P = context.make_array(signature.args[2])(context, builder, p_arr).data
-        C = context.make_array(signature.args[4])(context, builder, c_arr).data
+        P = context.make_array(signature.args[3])(context, builder, p_arr).data
+        C = context.make_array(signature.args[5])(context, builder, c_arr).data
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
         width = ir.Constant(K.type, lanes * vectors)
         with cgutils.for_range(builder, K) as loop:
@@ -118,8 +119,9 @@ def _tile_codegen(rows, wide=None, vector_bytes=None):
             bvec = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(K.type, v * lanes)]),
                                                  vty.as_pointer()), align=size)
                     for v in range(vectors)]
+            ak = builder.mul(k, ka)
             for r in range(rows):
-                s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), k)]))
+                s = builder.load(builder.gep(A, [builder.add(builder.mul(ir.Constant(K.type, r), lda), ak)]))
                 splat = _broadcast(builder, vty, lanes, s)
                 for v in range(vectors):
                     builder.store(builder.call(fma, [splat, bvec[v], builder.load(accs[r][v])]), accs[r][v])
@@ -140,10 +142,10 @@ def tile_columns(itemsize):
 
 
 def _tile_intrinsic(rows, wide=None, vector_bytes=None):
-    def typer(typingctx, a, lda, p, K, c, ldc):
+    def typer(typingctx, a, lda, ka, p, K, c, ldc):
         if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
             return None
-        return types.void(a, lda, p, K, c, ldc), _tile_codegen(rows, wide, vector_bytes)
+        return types.void(a, lda, ka, p, K, c, ldc), _tile_codegen(rows, wide, vector_bytes)
     typer.__name__ = f"_tile{rows}" + (f"x{wide}" if wide else "") + (f"v{vector_bytes}" if vector_bytes else "")
     return intrinsic(typer)
 
@@ -253,7 +255,8 @@ def row_tile_products(v, P, out, edge):
 def tile_products(a, P, out, edge, pad):
     """out (rows, N) = a (rows, K) @ WT, WT given as panels P (1, count, K, w) of w = ``tile_columns``
     columns (the last zero-padded): each panel by every block of ROWS rows in turn while it is in
-    cache. a's rows may have any stride; out is C-contiguous. The last rows (fewer than ROWS) are
+    cache. a may have any strides (a view of a row-major matrix turned round too: the weight gradients
+    take [x | h]^T so, ``bptt._turned_in_tiles``); out's rows may have any stride. The last rows (fewer than ROWS) are
     multiplied from a copy in ``pad`` (ROWS, K), and the last panel's columns beyond N and those rows
     go through the scratch tile ``edge`` (ROWS, w); both are the caller's, made once a call
     (``_panels.panel_scratch``), not once a step; ``pad``'s other rows only reach rows of ``edge``
@@ -263,6 +266,7 @@ def tile_products(a, P, out, edge, pad):
     N = out.shape[1]
     count, w = P.shape[1], P.shape[3]
     lda = a.strides[0] // a.itemsize
+    ka = a.strides[1] // a.itemsize
     ldc = out.strides[0] // out.itemsize
     whole = rows - rows % ROWS
     for r in range(rows - whole):
@@ -274,14 +278,14 @@ def tile_products(a, P, out, edge, pad):
         wj = min(w, N - j0)
         for r0 in range(0, whole, ROWS):
             if wj == w:
-                _tile(borrow(a, r0), lda, panel, K, borrow(out, r0)[j0:], ldc)
+                _tile(a[r0:], lda, ka, panel, K, borrow(out, r0)[j0:], ldc)
             else:
-                _tile(borrow(a, r0), lda, panel, K, edge, w)
+                _tile(a[r0:], lda, ka, panel, K, edge, w)
                 for r in range(ROWS):
                     for j in range(wj):
                         out[r0 + r, j0 + j] = edge[r, j]
         if whole < rows:
-            _tile(pad, K, panel, K, edge, w)
+            _tile(pad, K, 1, panel, K, edge, w)
             for r in range(rows - whole):
                 for j in range(wj):
                     out[whole + r, j0 + j] = edge[r, j]

@@ -148,9 +148,9 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         into XH (not read): the float32 simple cell with few units, where the copy is a large part of
         the product (``cells.base.weight_grad_layout`` gives the rule and the figures).
     TILED (3): G as TURNED, [x | h_prev]^T D, in the compiled tiles of the step products
-        (``_tiles.tile_products``) instead of the BLAS: XH holds [x | h_prev]^T, (m + n, T*B), and D is
-        copied into panels a few at a time over chunks of rows (``_turned_in_tiles``): where the tiles take wider
-        vectors than the BLAS's core.
+        (``_tiles.tile_products``) instead of the BLAS: x and h_prev read where they lie, turned round, or
+        (``read_in_place``) XH holding [x | h_prev]^T, (m + n, T*B); D is copied into panels a few at a time
+        over chunks of rows (``_turned_in_tiles``): where the tiles take wider vectors than the BLAS's core.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
@@ -168,8 +168,9 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     x2 = x.reshape(R, m)
     h2 = h_prev.reshape(R, n)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
+    in_place = read_in_place(r, n, D.itemsize)
     if by_columns and nblocks > 1:
-        if layout != SPLIT:
+        if layout != SPLIT and not (layout == TILED and in_place):
             for blk in prange(nblocks):                 # [x | h] whole, each block its own rows of it
                 r0 = blk * R // nblocks
                 r1 = (blk + 1) * R // nblocks
@@ -185,7 +186,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
                 if layout == SPLIT:
                     _split_products(D2[:, c0:c1], x2, h2, G[c0:c1], sgemm)
                 elif layout == TILED:
-                    _turned_in_tiles(XH, D2, G, 0, R, c0, c1)
+                    _turned_in_tiles(x2, h2, XH, in_place, D2, G, 0, R, c0, c1)
                 else:
                     _columns_product(D2, XH, G, c0, c1, sgemm, layout == TURNED)
                 acc = part_b[0]
@@ -209,8 +210,9 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
             if layout == SPLIT:
                 _split_products(Dk, x2[r0:r1], h2[r0:r1], out, sgemm)
             elif layout == TILED:
-                _turned_rows(x2, h2, XH, r0, r1)
-                _turned_in_tiles(XH, D2, out, r0, r1, 0, r)
+                if not in_place:
+                    _turned_rows(x2, h2, XH, r0, r1)
+                _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, 0, r)
             else:
                 copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
                 copy_columns(XHk, m, h2[r0:r1], 0, n)
@@ -249,23 +251,45 @@ def _turned_rows(x2, h2, XH, r0, r1):
     _copy(XT[m:, r0:r1], h2[r0:r1].T)
 
 
+TURNED_READ_BYTES = 512         # [x | h] read turned round where it lies up to rows of h this long (``read_in_place``)
+
+
+@_jit
+def read_in_place(r, n, itemsize):
+    """Whether the ``TILED`` weight gradients read x and h where they lie, turned round (``_turned_in_tiles``),
+    rather than from a copy of [x | h]^T (``_turned_rows``): where h's rows hold at most TURNED_READ_BYTES, or
+    twice that for the simple cell (r = n). The tiles then read 4 numbers of each of kc rows, a cache line
+    apiece, for every block of 4 rows and every group of D's panels; the copy costs a pass over [x | h]. One
+    thread, hot, the kernel alone (ad hoc, against the copy, three runs each; T=100, m=32): float32 simple
+    cell n=128 B=8 0.26-0.27 -> 0.18-0.19 ms, B=32 1.03-1.08 -> 0.71-0.74, n=256 B=8 0.74 -> 0.59-0.67;
+    LSTM n=128 B=8 0.81-0.83 -> 0.74-0.77, B=32 3.22-3.50 -> 2.88-3.03; 384 gate rows n=128 B=32 2.53-2.60 ->
+    2.13-2.25; but LSTM n=256 B=8 level (2.48-2.59 -> 2.51-2.68), n=512 B=8 9.2-10.2 -> 9.6-10.7; float64 simple
+    cell n=128 B=8 0.40 -> 0.35-0.39, and every float64 gated cell slower (n=128 B=8 1.36 -> 1.43-1.59, n=512
+    19.7-20.7 -> 23.8-26.2)."""
+    row = n * itemsize
+    return row <= TURNED_READ_BYTES or (r <= n and row <= 2 * TURNED_READ_BYTES)
+
+
 TILED_GROUP_PANELS = 4           # panels of D packed and multiplied together (``_turned_in_tiles``) ...
 TILED_PANEL_BYTES = 512 << 10    # ... over at most this many bytes of rows at a time
 
 
 @_jit
-def _turned_in_tiles(XH, D2, out, r0, r1, c0, c1):
-    """out[:, c0:c1] = [x | h]^T D over rows r0:r1 (``TILED``): XH holds [x | h]^T (m + n, R) (``_turned_rows``);
-    D2 (R, r). D's columns are taken TILED_GROUP_PANELS panels of ``tile_columns`` at a time, and those
-    panels a chunk of rows at a time (TILED_PANEL_BYTES at most, half of a 1 MB L2 cache): each row of the
-    chunk is read once, along D's rows, into the group's panels (zero-padded), and the panels are then
-    multiplied by every block of [x | h]^T's rows while they are in cache; the chunks after the first are
-    summed in through a scratch block. The copy costs a quarter of the product (float32 LSTM n=128 B=32, one
+def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
+    """out[:, c0:c1] = [x | h]^T D over rows r0:r1 (``TILED``): x2 (R, m) and h2 (R, n) read where they lie,
+    turned round (``in_place``, ``read_in_place``: ``tile_products`` takes any strides), or XH holding
+    [x | h]^T (m + n, R) (``_turned_rows``); D2 (R, r). D's columns are taken TILED_GROUP_PANELS panels of
+    ``tile_columns`` at a time, and those panels a chunk of rows at a time (TILED_PANEL_BYTES at most, half of
+    a 1 MB L2 cache): each row of the chunk is read once, along D's rows, into the group's panels (zero-padded),
+    and the panels are then multiplied by every block of [x | h]^T's rows while they are in cache; the chunks
+    after the first are summed in through a scratch block. The copy costs a quarter of the product (float32 LSTM n=128 B=32, one
     thread: the tiles alone 2.0-2.3 ms, with the copy 2.65-2.72); panel by panel, down D's rows 256 bytes of
     each at a time, 2.7-3.1, and with D read from memory 4.75-5.1 ms for the whole product against 4.0 now
     (n=512 B=8: 10.4 against 9.1; float64 GRU n=128 B=32: 6.8 against 5.6; ad hoc)."""
-    J, R = out.shape[0], D2.shape[0]
-    XT = XH.reshape((J, R))
+    J, R, m = out.shape[0], D2.shape[0], x2.shape[1]
+    XT = XH[:0, :0]                         # not read in place
+    if not in_place:
+        XT = XH.reshape((J, R))
     K = r1 - r0
     w = tile_columns(D2.itemsize)
     gw = TILED_GROUP_PANELS * w
@@ -289,12 +313,14 @@ def _turned_in_tiles(XH, D2, out, r0, r1, c0, c1):
                         dst[j] = src[j0 + j]
                     for j in range(wj, w):
                         dst[j] = 0
-            a = XT[:, r0 + k0:r0 + k0 + kc]
             rows_pad = pad if kc == Kc else np.empty((ROWS, kc), dtype=D2.dtype)   # rows of kc numbers
-            if k0 == 0:
-                tile_products(a, P[:, :count, :kc], out[:, g0:g1], edge, rows_pad)
+            sums = out[:, g0:g1] if k0 == 0 else part[:, :g1 - g0]
+            if in_place:
+                tile_products(x2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[:m], edge, rows_pad)
+                tile_products(h2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[m:], edge, rows_pad)
             else:
-                tile_products(a, P[:, :count, :kc], part[:, :g1 - g0], edge, rows_pad)
+                tile_products(XT[:, r0 + k0:r0 + k0 + kc], P[:, :count, :kc], sums, edge, rows_pad)
+            if k0 > 0:
                 for q in range(J):
                     for j in range(g1 - g0):
                         out[q, g0 + j] += part[q, j]

@@ -111,11 +111,12 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
 @pytest.mark.parametrize("nblocks", [1, 2])
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("T,B,m,n,r", [(100, 8, 32, 128, 512), (37, 3, 5, 70, 210), (20, 32, 32, 64, 64),
-                                       (131, 9, 5, 70, 70)])
+                                       (131, 9, 5, 70, 70), (30, 4, 6, 160, 640)])
 def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B, m, n, r):
     """layout=TILED: [x | h]^T D in the step products' tiles (several panels of D's columns, the last partial;
     m + n not a multiple of the tiles' 4 rows at 75; T·B = 1179 rows in chunks of TILED_PANEL_BYTES, the last
-    shorter), XH holding [x | h]^T: the float64 sums (float32: the products of T·B = 800 terms against
+    shorter), x and h read in place turned round or through XH holding [x | h]^T (``read_in_place``: both ways
+    in either dtype among these shapes): the float64 sums (float32: the products of T·B = 800 terms against
     float64's), inputs unchanged, the NaN-filled padding never read."""
     from fastrnn.cells.base import GRAD_ROW_PAD
     rng = np.random.default_rng(T + r)
@@ -136,6 +137,14 @@ def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B
     for got, want in zip(outs, expected):
         scale = np.max(np.abs(want))
         assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+
+
+def test_the_rule_for_reading_x_and_h_in_place():
+    from fastrnn.kernels.bptt import read_in_place
+    assert read_in_place(512, 128, 4) and read_in_place(210, 70, 4) and read_in_place(640, 128, 4)
+    assert not read_in_place(640, 160, 4) and not read_in_place(512, 128, 8) and not read_in_place(2048, 512, 4)
+    assert read_in_place(70, 70, 8) and read_in_place(256, 256, 4)          # the simple cell up to 1 KB rows
+    assert not read_in_place(256, 256, 8) and not read_in_place(512, 512, 4)
 
 
 def test_weight_gradient_layout_rule(monkeypatch):

@@ -354,7 +354,7 @@ def test_every_tile_width_equals_the_matrix_product(vector_bytes, wide, dtype, r
     def run(a, P, out):
         lda = a.strides[0] // a.itemsize
         for p in range(P.shape[0]):
-            tile(a, lda, borrow(P, p), P.shape[1], out[:, p * P.shape[2]:], out.strides[0] // out.itemsize)
+            tile(a, lda, 1, borrow(P, p), P.shape[1], out[:, p * P.shape[2]:], out.strides[0] // out.itemsize)
 
     rng = np.random.default_rng(vector_bytes + wide)
     K, cols = 77, wide * vector_bytes // np.dtype(dtype).itemsize
