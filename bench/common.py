@@ -59,7 +59,7 @@ def _tiles_gemm():
     def gemm(a, b, buf, out):
         P = cut_panels(b, a.shape[0], buf, TILES)
         edge, pad = panel_scratch(P, a.shape[0], a.shape[0], TILES)[:2]
-        tile_products(a, P, out, edge[0, 0], pad)
+        tile_products(a, P, out, edge[0, 0], pad, False)
     return gemm
 
 

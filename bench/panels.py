@@ -30,7 +30,7 @@ def _products(a, P, out, repeats):
     tmp = panel_scratch(P, a.shape[1], a.shape[1], 1)
     for _ in range(repeats):
         for t in range(a.shape[0]):
-            panel_dot(a[t], P, tmp, out)
+            panel_dot(a[t], P, tmp, out, t & 1 == 1)
 
 
 @njit(error_model="numpy")

@@ -113,7 +113,7 @@ def _steps(fn, a, P, out, repeats):
 @njit(error_model="numpy")
 def _tile_product(a, P, out):
     tmp, pad, _, _ = panel_scratch(P, a.shape[0], a.shape[0], TILED)
-    tile_products(a, P, out, tmp[0, 0], pad)
+    tile_products(a, P, out, tmp[0, 0], pad, False)
 
 
 @njit(error_model="numpy")
@@ -128,7 +128,7 @@ def _blas_gemv(v, M, out):
 
 @njit(error_model="numpy")
 def _loop_gemv(v, M, out):
-    _gemv_rows(M, v, out)
+    _gemv_rows(M, v, out, False)
 
 
 @njit(error_model="numpy")

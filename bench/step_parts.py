@@ -50,7 +50,7 @@ PRODUCTS = "the products alone (the three above and the weight gradients)"
 def _chain(a, P, scratch, out):
     """out[t] = a[t] @ WT for every step, WT given as the kernels' panels P: the step products alone."""
     for t in range(a.shape[0]):
-        panel_dot(a[t], P, scratch, out[t])
+        panel_dot(a[t], P, scratch, out[t], t & 1 == 1)
 
 
 @numba.njit

@@ -64,7 +64,7 @@ def _rows_step(W, h, rec, t, r0, r1):
     """h[t + 1, r0:r1] = tanh(h[t + 1, r0:r1] + W[r0:r1] @ h[t]), the product in the kernels' compiled
     loop (``_panels._gemv_rows``) into this thread's scratch ``rec``."""
     out = h[t + 1]
-    _gemv_rows(W[r0:r1], h[t], rec[r0:r1])
+    _gemv_rows(W[r0:r1], h[t], rec[r0:r1], t & 1 == 1)
     for j in range(r0, r1):
         out[j] += rec[j]
     activate(out[r0:r1], constants(out), TANH)
@@ -110,7 +110,7 @@ def _lstm_units(W_hh, bias, h, c, gates, rec, t, u0, u1, K, blas):
         if blas:
             np.dot(W_hh[r0:r1], h[t, 0], rec[r0:r1])
         else:
-            _gemv_rows(W_hh[r0:r1], h[t, 0], rec[r0:r1])
+            _gemv_rows(W_hh[r0:r1], h[t, 0], rec[r0:r1], t & 1 == 1)
         for k in range(r0, r1):
             row[k] += bias[k] + rec[k]
         activate(row[r0:r1], K, TANH if q == 2 else LOGISTIC)

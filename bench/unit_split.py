@@ -55,10 +55,10 @@ def _half(mine, u0, u1, W_hh, pre, h, c, flags):
     seg = np.empty(4 * hu, h.dtype)
     other = 1 - mine
     for t in range(T):
-        tile_products(h[t], P0, rec[0], edge[0, 0], pad)
-        tile_products(h[t], P1, rec[1], edge[0, 0], pad)
-        tile_products(h[t], P2, rec[2], edge[0, 0], pad)
-        tile_products(h[t], P3, rec[3], edge[0, 0], pad)
+        tile_products(h[t], P0, rec[0], edge[0, 0], pad, False)
+        tile_products(h[t], P1, rec[1], edge[0, 0], pad, False)
+        tile_products(h[t], P2, rec[2], edge[0, 0], pad, False)
+        tile_products(h[t], P3, rec[3], edge[0, 0], pad, False)
         for b in range(B):
             for g in range(4):
                 for k in range(hu):

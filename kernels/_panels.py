@@ -66,7 +66,7 @@ from numba import prange
 
 from ._blas import gemm_into
 from ._jit import _jit, helper
-from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILES,
+from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILES, panel_order,
                      row_tile_products, tile_columns, tile_products)
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
@@ -329,8 +329,9 @@ def panel_scratch(P, cut_rows, rows, split):
 
 
 @_jit
-def panel_dot(a, P, scratch, out):
-    """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``).
+def panel_dot(a, P, scratch, out, odd):
+    """out (rows, N) = a (rows, K) @ WT, with WT given as its panels ``P`` (from ``cut_panels``); ``odd``: an
+    odd step, whose product takes the panels the other way round (``_tiles.panel_order``).
 
     a and out are C-contiguous; scratch is ``panel_scratch`` for P and a's rows. The whole matrix
     (one row) is one matrix-vector product, or several on parallel threads; one panel is one BLAS
@@ -339,16 +340,16 @@ def panel_dot(a, P, scratch, out):
     """
     tmp, chunk, gemv, sub = scratch
     if gemv == _IN_ROW_TILES:
-        row_tile_products(a[0], P, out[0], tmp[0, 0, 0])
+        row_tile_products(a[0], P, out[0], tmp[0, 0, 0], odd)
         return
     if gemv == _IN_TILES:
-        tile_products(a, P, out, tmp[0, 0], chunk)
+        tile_products(a, P, out, tmp[0, 0], chunk, odd)
         return
     if gemv != 0 and P.shape[2] != out.shape[1]:        # one row by WT (K, N) itself: v @ WT
         _gemv_axpy(P[0, 0], a[0], out[0])
         return
     if gemv < 0:
-        _gemv_rows(P[0, 0], a[0], out[0])
+        _gemv_rows(P[0, 0], a[0], out[0], odd)
         return
     if gemv > 1:
         _gemv_parts(P[0, 0], a[0], out[0], gemv)
@@ -363,7 +364,7 @@ def panel_dot(a, P, scratch, out):
             r1 = min(R, r0 + sub)
             np.dot(a[r0:r1], P[0, 0], out[r0:r1])
         return
-    _products(a, P, tmp, chunk, out, sub)
+    _products(a, P, tmp, chunk, out, sub, odd)
 
 
 @_jit
@@ -380,13 +381,15 @@ def _gemv_plan(M, split):
 
 
 @_jit
-def _gemv_rows(M, v, out):
+def _gemv_rows(M, v, out, odd):
     """out = M @ v, M (N, K) C-contiguous: four rows of M at a time, so each value of v is read once
-    for four sums (the sums over K are vectorised: the kernels' fastmath allows reordering them)."""
+    for four sums (the sums over K are vectorised: the kernels' fastmath allows reordering them).
+    ``odd``: the groups of four rows from the last to the first (``_tiles.panel_order``)."""
     N, K = M.shape
     zero = out.dtype.type(0)
-    j = 0
-    while j + 4 <= N:
+    groups = N // 4
+    for i in range(groups):
+        j = 4 * panel_order(i, groups, odd)
         m0, m1, m2, m3 = M[j], M[j + 1], M[j + 2], M[j + 3]
         s0, s1, s2, s3 = zero, zero, zero, zero
         for k in range(K):
@@ -396,8 +399,7 @@ def _gemv_rows(M, v, out):
             s2 += m2[k] * x
             s3 += m3[k] * x
         out[j], out[j + 1], out[j + 2], out[j + 3] = s0, s1, s2, s3
-        j += 4
-    for jj in range(j, N):
+    for jj in range(4 * groups, N):
         s = zero
         for k in range(K):
             s += M[jj, k] * v[k]
@@ -448,18 +450,19 @@ _gemv_parts = _jit(_gemv_parts, parallel=True)
 
 
 @_jit
-def _products(a, P, tmp, chunk, out, sub):
+def _products(a, P, tmp, chunk, out, sub, odd):
     """The panels' products for ``panel_dot``: compiled once per dtype and called, not inlined into
     every kernel (it made each kernel's first compilation slower). Each panel multiplies ``sub`` rows
     at a time, every block of rows in turn while the panel is in cache, straight into its columns of
     ``out`` (``_blas.gemm_into``: a gathering pass from a scratch copy cost 7-15 % of the products,
     float32 K=256 N=1024 rows=32 97 -> 106 GFLOP/s, K=512 N=2048 rows=8 105 -> 113, float64 49.5 ->
     54 and 52.5 -> 56, one thread, ad hoc). Panels of a K cut into chunks go through the scratch and
-    are summed."""
+    are summed. ``odd``: the panels the other way round (``_tiles.panel_order``)."""
     kc, count, Kc, w = P.shape
     rows, N = out.shape
     if kc == 1:
-        for p in range(count):
+        for i in range(count):
+            p = panel_order(i, count, odd)
             j0 = p * w
             wj = min(w, N - j0)
             panel = P[0, p][:, :wj]
@@ -473,7 +476,8 @@ def _products(a, P, tmp, chunk, out, sub):
         for r in range(rows):
             for k in range(Kc):
                 chunk[r, k] = a[r, k0 + k] if k0 + k < K else 0
-        for p in range(count):
+        for i in range(count):
+            p = panel_order(i, count, odd)
             np.dot(chunk, P[q, p], tmp[q, p])
     for r in range(rows):
         o = out[r]
@@ -528,4 +532,4 @@ def block_rows_dot(a, bT, out, blk, nblocks, P):
     pad = np.zeros((TILE_ROWS, P.shape[2]), dtype=P.dtype)
     for c0 in range(r0, r1, INPUT_TILE_CHUNK):
         c1 = min(r1, c0 + INPUT_TILE_CHUNK)
-        tile_products(a[c0:c1], P, out[c0:c1], edge, pad)
+        tile_products(a[c0:c1], P, out[c0:c1], edge, pad, False)

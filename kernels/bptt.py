@@ -91,7 +91,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back, s & 1 == 1)
                     if tf:
                         for bb in range(nb):
                             for k in range(tf_units.shape[0]):
@@ -114,7 +114,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
                     store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
-        panel_dot(D[0, b0:b1], P, tmp, back)
+        panel_dot(D[0, b0:b1], P, tmp, back, True)
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
 
 
@@ -316,10 +316,10 @@ def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
             rows_pad = pad if kc == Kc else np.empty((ROWS, kc), dtype=D2.dtype)   # rows of kc numbers
             sums = out[:, g0:g1] if k0 == 0 else part[:, :g1 - g0]
             if in_place:
-                tile_products(x2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[:m], edge, rows_pad)
-                tile_products(h2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[m:], edge, rows_pad)
+                tile_products(x2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[:m], edge, rows_pad, False)
+                tile_products(h2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[m:], edge, rows_pad, False)
             else:
-                tile_products(XT[:, r0 + k0:r0 + k0 + kc], P[:, :count, :kc], sums, edge, rows_pad)
+                tile_products(XT[:, r0 + k0:r0 + k0 + kc], P[:, :count, :kc], sums, edge, rows_pad, False)
             if k0 > 0:
                 for q in range(J):
                     for j in range(g1 - g0):

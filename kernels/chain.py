@@ -23,6 +23,7 @@ from ._lstm_cell import cell_units, gate_deltas_of
 from ._panels import _copy, _gemv_rows
 from ._rows import arriving
 from ._sync import claim, load_acquire, store_release
+from ._tiles import panel_order
 
 FREE, TAKEN, DONE = 0, 1, 2
 
@@ -32,7 +33,7 @@ def _half_step(h, W_rec, b, act, K, t, r0, r1, tmp):
     """Rows r0:r1 of h[t + 1] (holding the input projection) from all of h[t]; returns their sum."""
     row = h[t + 1, r0:r1]
     part = tmp[:r1 - r0]
-    _gemv_rows(W_rec[r0:r1], h[t], part)
+    _gemv_rows(W_rec[r0:r1], h[t], part, t & 1 == 1)
     for k in range(r1 - r0):
         row[k] += b[r0 + k] + part[k]
     activate(row, K, act)
@@ -76,7 +77,7 @@ def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
         for k in range(r1 - r0):
             part[k] = 0
     else:
-        _gemv_rows(WT[r0:r1], D[s + 1], part)
+        _gemv_rows(WT[r0:r1], D[s + 1], part, s & 1 == 1)
     arriving(row, part, g[s, r0:r1], True)
     scale_by_dphi(row, h[s + 1, r0:r1], K, act)
 
@@ -172,7 +173,7 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     n = h.shape[1]
     w = r1 - r0
     if kind == FORWARD:         # step t = k + 1
-        _gate_rows(W, h[k], 4, r0, r1, tmp)
+        _gate_rows(W, h[k], 4, r0, r1, tmp, k & 1 == 1)
         cell_units(A[k], tmp, v[0], r0, r1, c[k], c[k + 1], h[k + 1], K)
         return 0.0
     s = A.shape[0] - 1 - k
@@ -194,7 +195,7 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     w = r1 - r0
     one = K[ONE]
     if kind == FORWARD:         # step t = k + 1
-        _gate_rows(W, h[k], 3, r0, r1, tmp)
+        _gate_rows(W, h[k], 3, r0, r1, tmp, k & 1 == 1)
         row, pr, b = A[k], G[k], v[0]
         gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
         pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
@@ -233,13 +234,15 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
 
 
 @helper
-def _gate_rows(W, h_prev, gates, r0, r1, tmp):
+def _gate_rows(W, h_prev, gates, r0, r1, tmp, odd):
     """A gated cell's forward product at units r0:r1: each of W's ``gates`` blocks' rows of those units by
-    h_prev, into ``tmp``'s consecutive blocks of r1 - r0."""
+    h_prev, into ``tmp``'s consecutive blocks of r1 - r0; at an ``odd`` step the blocks and their rows from the
+    last to the first (``_tiles.panel_order``)."""
     n = h_prev.shape[0]
     w = r1 - r0
-    for q in range(gates):
-        _gemv_rows(W[q * n + r0:q * n + r1], h_prev, tmp[q * w:(q + 1) * w])
+    for i in range(gates):
+        q = panel_order(i, gates, odd)
+        _gemv_rows(W[q * n + r0:q * n + r1], h_prev, tmp[q * w:(q + 1) * w], odd)
 
 
 @helper
@@ -251,7 +254,7 @@ def _units_back(W, WT, A, s, r0, r1, back):
         for j in range(r1 - r0):
             back[j] = 0
     else:
-        _gemv_rows(WT[r0:r1], A[s + 1], back)
+        _gemv_rows(WT[r0:r1], A[s + 1], back, s & 1 == 1)
 
 
 def _with_step(fn, step, name):

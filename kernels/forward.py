@@ -65,7 +65,7 @@ def _forward(x, W_in, W_rec, b, h, act, tf, tf_units, tf_values, tf_mask, panels
                         if tf_mask[t - 1, b0 + bb, k] != 0:
                             fed[bb, tf_units[k]] = tf_values[t - 1, b0 + bb, k]
                 prev = fed
-            panel_dot(prev, P, tmp, rec)
+            panel_dot(prev, P, tmp, rec, t & 1 == 1)
             for bb in range(nb):
                 row = borrow2(h, t + 1, b0 + bb)
                 rr = borrow(rec, bb)

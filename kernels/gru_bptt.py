@@ -75,7 +75,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
                 if s == end - 1:
                     back[:, :] = 0
                 else:
-                    panel_dot(D[s + 1, b0:b1] if once else cur, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else cur, P, tmp, back, s & 1 == 1)
                     for bb in range(nb):        # + dh_{t+1} z_{t+1}, one row's views at a time
                         bk = back[bb]
                         dv = borrow(dhv, bb)
@@ -96,7 +96,7 @@ def _gru_sweep(W_hh, h, gates, g, trunc_h, trunc_hp, D, An, dh0, panels, progres
                         for k in range(3 * n):
                             drow[k] += dl[k]
                 if s == 0:                      # the error to h0, through the same panels
-                    panel_dot(D[0, b0:b1] if once else cur, P, tmp, back)
+                    panel_dot(D[0, b0:b1] if once else cur, P, tmp, back, True)
                     for bb in range(nb):
                         for k in range(n):
                             dh0[b0 + bb, k] += back[bb, k] + dhv[bb, k] * gates[0, b0 + bb, n + k]

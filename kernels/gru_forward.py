@@ -52,7 +52,7 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
         rec = np.empty((nb, 3 * n), dtype=h.dtype)
         tmp = panel_scratch(P, rows, nb, split)
         for t in range(T):
-            panel_dot(h[t, b0:b1], P, tmp, rec)
+            panel_dot(h[t, b0:b1], P, tmp, rec, t & 1 == 1)
             for bb in range(nb):
                 b = b0 + bb
                 row = gates[t, b]

@@ -81,7 +81,7 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
                     else:
                         dcn[:, :] = 0
                 else:
-                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back, s & 1 == 1)
                 inject = s >= start
                 for bb in range(nb):
                     b = b0 + bb
@@ -103,5 +103,5 @@ def _lstm_sweep(W_hh, h, c, gates, g, dcT, trunc_h, trunc_hp, D, dc0, dh0, panel
                     store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
-        panel_dot(D[0, b0:b1], P, tmp, back)
+        panel_dot(D[0, b0:b1], P, tmp, back, True)
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)

@@ -46,7 +46,7 @@ def _lstm_forward(x, W_ih, W_hh, bias, h, c, gates, panels, nblocks, split):
         tmp = panel_scratch(P, rows, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
-            panel_dot(h[t, b0:b1], P, tmp, rec)
+            panel_dot(h[t, b0:b1], P, tmp, rec, t & 1 == 1)
             for bb in range(nb):
                 b = b0 + bb
                 cell_step(borrow2(gates, t, b), borrow(rec, bb), bias, borrow2(c, t, b), borrow2(c, t + 1, b),

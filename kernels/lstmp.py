@@ -52,12 +52,12 @@ def _lstmp_forward(x, W_ih, W_hh, bias, W_hr, h, c, gates, m_out, panels, panels
         tmpr = panel_scratch(R, rows, nb, split)
         rec = np.empty((nb, 4 * n), dtype=h.dtype)
         for t in range(T):
-            panel_dot(h[t, b0:b1], P, tmp, rec)
+            panel_dot(h[t, b0:b1], P, tmp, rec, t & 1 == 1)
             for bb in range(nb):
                 b = b0 + bb
                 cell_step(borrow2(gates, t, b), borrow(rec, bb), bias, borrow2(c, t, b), borrow2(c, t + 1, b),
                           borrow2(m_out, t, b), K)
-            panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1])
+            panel_dot(m_out[t, b0:b1], R, tmpr, h[t + 1, b0:b1], t & 1 == 1)
 
 
 @kernel("batch", reads=("W_hh", "W_hr", "c", "gates", "m_out", "g", "dcT"))
@@ -125,7 +125,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     else:
                         dcn[:, :] = 0
                 else:
-                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back)
+                    panel_dot(D[s + 1, b0:b1] if once else nxt, P, tmp, back, s & 1 == 1)
                 inject = s >= start
                 for bb in range(nb):
                     dh = borrow(dhv, bb)
@@ -137,7 +137,7 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     else:
                         for k in range(p):
                             acc[k] += dh[k]
-                panel_dot(dhv, R, tmpr, dm)
+                panel_dot(dhv, R, tmpr, dm, s & 1 == 1)
                 for bb in range(nb):
                     b = b0 + bb
                     if once:        # each branch its own view (``bptt._bptt_sweep``)
@@ -158,5 +158,5 @@ def _lstmp_sweep(W_hh, W_hr, c, gates, m_out, g, dcT, trunc_h, trunc_hp, D, dH, 
                     store_release(progress, 0, s)
                 cur, nxt = nxt, cur
             start = end
-        panel_dot(D[0, b0:b1], P, tmp, back)
+        panel_dot(D[0, b0:b1], P, tmp, back, True)
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)

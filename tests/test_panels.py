@@ -144,13 +144,17 @@ def test_the_axpy_loop(dtype, K, N):
 @pytest.mark.parametrize("K, N", [(1, 1), (1, 9), (3, 4), (5, 7), (33, 130), (128, 515)])
 def test_the_compiled_matrix_vector_loop(dtype, K, N):
     """_gemv_rows against the float64 product, for row counts that leave 0-3 rows after the groups
-    of four and for rows of one value; the inputs are left as they were."""
+    of four and for rows of one value; the inputs are left as they were; the groups taken from the last
+    (an odd step's order) give the same numbers bit for bit."""
     rng = np.random.default_rng(K * 100 + N)
     M = rng.standard_normal((N, K)).astype(dtype)
     v = rng.standard_normal(K).astype(dtype)
     M0, v0 = M.copy(), v.copy()
     out = np.full(N, np.nan, dtype)
-    _gemv_rows(M, v, out)
+    _gemv_rows(M, v, out, False)
+    turned = np.full(N, np.nan, dtype)
+    _gemv_rows(M, v, turned, True)
+    np.testing.assert_array_equal(turned, out)
     expected = M.astype(np.float64) @ v.astype(np.float64)
     scale = np.abs(M).astype(np.float64) @ np.abs(v).astype(np.float64)
     assert np.all(np.abs(out - expected) <= (4e-7 if dtype == np.float32 else 1e-15) * K * scale)
@@ -172,13 +176,16 @@ def test_panel_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
         P = cut_panels(WT, rows, np.empty(0, dtype))
         for split in (1, 2, 8):                          # a batch of one: the product in parts on threads (8 > N = 5: empty parts)
             out = np.full((rows, N), np.nan, dtype)
-            panel_dot(a, P, panel_scratch(P, rows, rows, split), out)
+            panel_dot(a, P, panel_scratch(P, rows, rows, split), out, False)
             assert out.dtype == dtype
             err = np.max(np.abs(out - expected)) / np.max(np.abs(expected))
             assert err <= rtol, f"panel product max rel err {err:.3g} > {rtol:g} (panels {P.shape}, split {split})"
+            turned = np.full((rows, N), np.nan, dtype)   # an odd step's order of the panels: the same numbers
+            panel_dot(a, P, panel_scratch(P, rows, rows, split), turned, True)
+            np.testing.assert_array_equal(turned, out)
         if rows > 1:                                     # a block with fewer rows than the panels were cut for
             out = np.full((rows - 1, N), np.nan, dtype)
-            panel_dot(a[:-1], P, panel_scratch(P, rows, rows - 1, 1), out)
+            panel_dot(a[:-1], P, panel_scratch(P, rows, rows - 1, 1), out, True)
             err = np.max(np.abs(out - expected[:-1])) / np.max(np.abs(expected))
             assert err <= rtol, f"fewer rows: max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
     kc, count, Kc, w = P.shape
@@ -233,7 +240,7 @@ def test_panels_are_cut_into_the_callers_buffer_and_its_old_contents_never_leak(
     P = cut_panels(WT, rows, buf)
     assert np.shares_memory(P, buf) and not np.isnan(P).any()
     out = np.empty((rows, N), dtype)
-    panel_dot(a, P, panel_scratch(P, rows, rows, 1), out)
+    panel_dot(a, P, panel_scratch(P, rows, rows, 1), out, False)
     np.testing.assert_allclose(out, a.astype(np.float64) @ W.T.astype(np.float64),
                                rtol=2e-5 if dtype == np.float32 else 1e-12, atol=1e-4 if dtype == np.float32 else 1e-10)
     small = np.full(kc * count * Kc * w - 1, np.nan, dtype)
@@ -326,15 +333,17 @@ def test_tile_product_equals_the_matrix_product(dtype, rtol, rows, K, N):
             out = np.full((r, N), np.nan, dtype)
             scratch = panel_scratch(P, rows, r, TILES)
             assert scratch[2] == _IN_TILES
-            panel_dot(a[:r], P, scratch, out)
+            panel_dot(a[:r], P, scratch, out, r < rows)
             err = np.max(np.abs(out - expected[:r])) / np.max(np.abs(expected))
             assert err <= rtol, f"tile product max rel err {err:.3g} > {rtol:g} ({r} rows, panels {P.shape})"
         wider = np.full((rows, N + 2), np.nan, dtype)     # rows of a and out with a stride: nothing past N is written
         longer = np.full((rows, K + 3), np.nan, dtype)
         longer[:, 2:K + 2] = a
         edge, pad = panel_scratch(P, rows, rows, TILES)[:2]
-        tile_products(longer[:, 2:K + 2], P, wider[:, :N], edge[0, 0], pad)
-        np.testing.assert_array_equal(wider[:rows - 1, :N], out)      # the same sums as panel_dot's, row by row
+        for odd in (False, True):                        # the same sums as panel_dot's, row by row, in either order
+            wider[:, :N] = np.nan
+            tile_products(longer[:, 2:K + 2], P, wider[:, :N], edge[0, 0], pad, odd)
+            np.testing.assert_array_equal(wider[:rows - 1, :N], out)
         assert np.isnan(wider[:, N:]).all()
         err = np.max(np.abs(wider[:, :N] - expected)) / np.max(np.abs(expected))
         assert err <= rtol
@@ -421,15 +430,17 @@ def test_row_tile_product_equals_the_matrix_vector_product(dtype, rtol, K, N):
     scratch = panel_scratch(P, 1, 1, ROW_TILES)
     assert scratch[2] == _IN_ROW_TILES
     out = np.full((1, N), np.nan, dtype)
-    panel_dot(v[None], P, scratch, out)
+    panel_dot(v[None], P, scratch, out, False)
     err = np.max(np.abs(out[0] - expected)) / np.max(np.abs(expected))
     assert err <= rtol, f"row tile product max rel err {err:.3g} > {rtol:g} (panels {P.shape})"
     wider = np.full(N + 3, np.nan, dtype)
     longer = np.full((2, K + 3), np.nan, dtype)
     longer[1, 2:K + 2] = v
-    row_tile_products(longer[1, 2:K + 2], P, wider[:N], scratch[0][0, 0, 0])
-    np.testing.assert_array_equal(wider[:N], out[0])
-    assert np.isnan(wider[N:]).all()
+    for odd in (False, True):                            # the panels in either order: the same numbers
+        wider[:N] = np.nan
+        row_tile_products(longer[1, 2:K + 2], P, wider[:N], scratch[0][0, 0, 0], odd)
+        np.testing.assert_array_equal(wider[:N], out[0])
+        assert np.isnan(wider[N:]).all()
 
 
 def test_forward_passes_take_row_tiles_from_enough_units_only():
