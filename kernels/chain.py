@@ -9,6 +9,12 @@ own cache's), and they meet through flags, one per half and step, claimed by com
 The gated cells' halves are their units' rows of each gate block of W_hh, the units' gates, cell states
 and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
+The LSTM over a batch of rows (``lstm_rows_half``) is cut the same way: each thread takes its units' gate
+columns for every row, so it streams half of W_hh a step where the batch kernels' blocks of rows each stream
+all of it (``runtime.pair.rows_pay`` says where that pays). Its products go through the compiled tiles
+(``_tiles.tile_products``), on panels of its units' rows of W_hh (forward) or columns (backward) that each half
+cuts at its first step.
+
 A thread that finds the other's half of a step still free after ``grace`` polls takes it too, and keeps
 taking the other's halves at once until the other claims one again: a thread the system holds back (a
 busy machine, a helper not yet started) slows the call to one thread's pace, never stops it. Whichever
@@ -20,10 +26,10 @@ from ._activations import LOGISTIC, ONE, activate, constants, scale_by_dphi, tan
 from ._jit import _jit, helper
 from .gru_bptt import row_deltas_of
 from ._lstm_cell import cell_units, gate_deltas_of
-from ._panels import _copy, _gemv_rows
-from ._rows import arriving
+from ._panels import _copy, _cut_panel, _gemv_rows
+from ._rows import arriving, borrow, borrow2
 from ._sync import claim, load_acquire, store_release
-from ._tiles import panel_order
+from ._tiles import ROWS, panel_order, tile_columns, tile_products
 
 FREE, TAKEN, DONE = 0, 1, 2
 
@@ -127,10 +133,16 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     entry, the error arriving at h_1 on return (it reaches h_0 times step 0's z, beside D[0] W_hh); WT
     (n, 3n) written with W_hh^T as the LSTM's; An (T, n) written with da_n.
 
+    The LSTM over B rows (``lstm_rows_half``, with ``_lstm_rows_step``; ``arrays`` = (A, W, v, h, c, G, dc, PB)):
+    as the LSTM's above with a batch axis after the time axis (A, G (T, B, 4n); h, c (T + 1, B, n); dc (B, n)),
+    v = b_ih + b_hh as (1, 1, 4n) forward and g (T, B, n) backward, and PB (2, ``rows_scratch``'s second number)
+    the two halves' panels, written (each half's at its first step: its units' gate rows of W_hh forward, its
+    columns backward). tmp: ``rows_scratch``'s first number.
+
     Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep
     and for the gated cells; the halves of the other's it took).
     """
-    n = arrays[3].shape[1]
+    n = arrays[3].shape[-1]
     K = constants(tmp)
     bounds = (0, cut, n)
     other = 1 - mine
@@ -257,6 +269,65 @@ def _units_back(W, WT, A, s, r0, r1, back):
         _gemv_rows(WT[r0:r1], A[s + 1], back, s & 1 == 1)
 
 
+@_jit
+def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the LSTM's chain's k-th step over a batch of rows (``lstm_rows_half``); 0."""
+    A, W, v, h, c, G, dc, PB = arrays
+    B, n = h.shape[1], h.shape[2]
+    w = r1 - r0
+    pw = tile_columns(h.itemsize)
+    cg = (w + pw - 1) // pw                     # panels a gate block of these units
+    edge = tmp[:ROWS * pw].reshape((ROWS, pw))
+    rest = tmp[ROWS * pw:]
+    flat = PB[0 if r0 == 0 else 1]              # this half's panels, cut at its first step
+    if kind == FORWARD:         # step t = k + 1
+        P = flat[:4 * cg * n * pw].reshape((4, 1, cg, n, pw))
+        if k == 0:
+            for q in range(4):
+                for p in range(cg):
+                    _cut_panel(W[q * n + r0:q * n + r1].T, P[q], 0, p)
+        rec = rest[:B * 4 * w].reshape((B, 4 * w))
+        pad = rest[B * 4 * w:B * 4 * w + ROWS * n].reshape((ROWS, n))
+        odd = k & 1 == 1
+        for i in range(4):
+            q = panel_order(i, 4, odd)
+            tile_products(h[k], P[q], rec[:, q * w:(q + 1) * w], edge, pad, odd)
+        for b in range(B):
+            cell_units(borrow2(A, k, b), borrow(rec, b), v[0, 0], r0, r1, borrow2(c, k, b), borrow2(c, k + 1, b),
+                       borrow2(h, k + 1, b), K)
+        return 0.0
+    s = A.shape[0] - 1 - k
+    back = rest[:B * w].reshape((B, w))
+    dh = rest[B * w:(B + 1) * w]
+    if k == 0:                  # no product at the last step: these units' panels of W's columns, for the steps after
+        P = flat[:cg * 4 * n * pw].reshape((1, cg, 4 * n, pw))
+        for p in range(cg):
+            _cut_panel(W[:, r0:r1], P, 0, p)
+        for b in range(B):
+            for j in range(w):
+                back[b, j] = 0
+    else:
+        P = flat[:cg * 4 * n * pw].reshape((1, cg, 4 * n, pw))
+        pad = rest[(B + 1) * w:(B + 1) * w + ROWS * 4 * n].reshape((ROWS, 4 * n))
+        tile_products(A[s + 1], P, back, edge, pad, s & 1 == 1)
+    for b in range(B):
+        arriving(dh, borrow(back, b), v[s, b, r0:r1], True)
+        gr, dl = borrow2(G, s, b), A[s, b]
+        gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
+                       h[s + 1, b, r0:r1], c[s, b, r0:r1], dc[b, r0:r1],
+                       dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], dl[3 * n + r0:3 * n + r1], K)
+    return 0.0
+
+
+def rows_scratch(B, n, cut, itemsize):
+    """Numbers of scratch ``lstm_rows_half`` needs a thread, and of panels a half (``PB``'s rows), for B rows
+    of n units cut at ``cut``."""
+    pw = tile_columns(itemsize)
+    w = max(cut, n - cut)
+    cg = (w + pw - 1) // pw
+    return ROWS * pw + max(B * 4 * w + ROWS * n, (B + 1) * w + ROWS * 4 * n), 4 * cg * n * pw
+
+
 def _with_step(fn, step, name):
     """A copy of the loop ``fn`` under its own name (Numba's cache keys its entries by the name) whose
     ``_step`` is ``step``: one claim loop for every cell's chain, each compiled with its steps inlined."""
@@ -270,4 +341,5 @@ def _with_step(fn, step, name):
 
 lstm_half = _jit(_with_step(half, _lstm_step, "lstm_half"))
 gru_half = _jit(_with_step(half, _gru_step, "gru_half"))
+lstm_rows_half = _jit(_with_step(half, _lstm_rows_step, "lstm_rows_half"))
 half = _jit(half)

@@ -27,6 +27,11 @@ def unpaired(monkeypatch):
     monkeypatch.setattr(pair, "FORCE", False)
 
 
+@pytest.fixture
+def by_units(monkeypatch):
+    monkeypatch.setattr(pair, "ROWS_FORCE", True)
+
+
 def _forward_half(out, W, b, act, cut, mine, flags, grace):
     """The forward chain's part of one thread (``chain.half``), as ``pair.forward`` hands it the arrays."""
     arrays = (out, W, b.reshape(1, -1), pair._read_only(out), np.empty((0, 0), out.dtype))
@@ -48,7 +53,8 @@ def _scratch(like, width):
 def spied(monkeypatch):
     """The pair's calls, in order: "forward" and "sweep", and the gated cells' "lstm_forward", "gru_sweep", ..."""
     seen = []
-    for name in ("forward", "sweep", "lstm_forward", "lstm_sweep", "gru_forward", "gru_sweep"):
+    for name in ("forward", "sweep", "lstm_forward", "lstm_sweep", "gru_forward", "gru_sweep", "lstm_rows_forward",
+                 "lstm_rows_sweep"):
         real = getattr(pair, name)
         monkeypatch.setattr(pair, name, lambda *a, real=real, name=name: seen.append(name) or real(*a))
     return seen
@@ -562,3 +568,143 @@ def test_a_gated_cells_batch_of_two_keeps_the_batch_kernels(paired, spied, cell)
     L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
     assert spied == []
     assert_grads_close(g, getattr(reference, cell).bptt(net, x, d, mask=mask, h0=h0)[1], np.float64)
+
+
+# -- the LSTM over a batch cut by units (``chain.lstm_rows_half``) --------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, B", [(8, 2), (13, 5), (40, 3), (130, 6)])
+def test_the_lstm_cut_by_units_equals_the_reference(by_units, spied, dtype, n, B):
+    """A batch's forward states, loss and weight gradients (fastrnn.bptt), and with errors injected into c_T the
+    gradients with respect to the inputs and both initial states (fastrnn.vjp), each thread taking its units of
+    every row: n cut on a cache line or on four units (13: halves of 4 and 9), batches that are not a tile's four
+    rows."""
+    net, x, d, mask, h0 = make_problem(30 + n, T=17, B=B, m=3, n=n, o=2, dtype=dtype, readout="linear", cell="lstm")
+    out = fastrnn.forward(net, x, h0)
+    ref = reference.lstm.forward(net, x, h0)
+    assert_close(out.h, ref[0], dtype, "h")
+    assert_close(out.c, ref[2], dtype, "c")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    ref_L, ref_g = reference.lstm.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+    rng = np.random.default_rng(n + B)
+    dh = rng.standard_normal((17, B, n)).astype(dtype)
+    dc_T = rng.standard_normal((B, n)).astype(dtype)
+    dc_T0 = dc_T.copy()
+    grads, dx, (dh0, dc0) = fastrnn.vjp(net, x, dh, h0, dc_T=dc_T)
+    np.testing.assert_array_equal(dc_T, dc_T0)           # the caller's error is left as it was
+    ref_grads, ref_dx, (ref_dh0, ref_dc0) = reference.vjp(net, x, dh, h0, (None, dc_T))
+    assert_grads_close(grads, ref_grads, dtype, "vjp ")
+    assert_close(dx, ref_dx, dtype, "dx")
+    assert_close(dh0, ref_dh0, dtype, "dh0")
+    assert_close(dc0, ref_dc0, dtype, "dc0")
+    assert spied == ["lstm_rows_forward"] + ["lstm_rows_forward", "lstm_rows_sweep"] * 2
+
+
+def _rows_chain(kind, arrays, mine, flags, grace):
+    """One thread's part of the LSTM's chain over a batch, as ``pair.lstm_rows_forward`` / ``lstm_rows_sweep``
+    hand it the arrays."""
+    B, n = arrays[3].shape[1], arrays[3].shape[2]
+    cut = pair.cut_of(n, arrays[0].itemsize)
+    size = chain.rows_scratch(B, n, cut, arrays[0].itemsize)[0]
+    return chain.lstm_rows_half(kind, arrays, 0, flags.shape[0] // 2, cut, mine, flags, grace,
+                                np.full(size, np.nan, arrays[0].dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_lstm_rows_chain_whenever_the_other_thread_comes(dtype, delay):
+    """The LSTM's forward chain and sweep over a batch of 5 rows of 72 units (halves of 32 / 16 and 40 / 56 units,
+    panels whole and partial), one thread alone against the float64 recurrences of SPEC §6; then with the other
+    thread at once or a little late: each half of each step computed once, the same bits. The panels' buffer
+    holds NaN on entry: nothing of it is read before it is written."""
+    T, B, n = 60, 5, 72
+    rng = np.random.default_rng(21)
+    W = pair._read_only((rng.standard_normal((4 * n, n)) / np.sqrt(n)).astype(dtype))
+    bias = pair._read_only((0.1 * rng.standard_normal(4 * n)).astype(dtype))
+    xW = rng.standard_normal((T, B, 4 * n)).astype(dtype)
+    state0 = (0.3 * rng.standard_normal((2, B, n))).astype(dtype)
+    g = pair._read_only(rng.standard_normal((T, B, n)).astype(dtype))
+    dc_T = rng.standard_normal((B, n)).astype(dtype)
+    per = chain.rows_scratch(B, n, pair.cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize)[1]
+
+    def run(delay):
+        G = xW.copy()
+        h, c = np.empty((T + 1, B, n), dtype), np.empty((T + 1, B, n), dtype)
+        h[0], c[0] = state0
+        D, dc = np.full((T, B, 4 * n), np.nan, dtype), dc_T.copy()
+        forward = (G, W, bias.reshape(1, 1, -1), h, c, G, np.empty((0, 0), dtype), np.full((2, per), np.nan, dtype))
+        sweep = (D, W, g, h, c, G, dc, np.full((2, per), np.nan, dtype))
+        taken = _both_chains(_rows_chain, (forward, sweep), T, delay)
+        return G, h, c, D, dc, taken
+
+    G, h, c, D, dc, taken = run(None)
+    assert taken == [T, T]
+    w, b = W.astype(np.float64), bias.astype(np.float64)
+    sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731
+    hr, cr = np.empty((T + 1, B, n)), np.empty((T + 1, B, n))
+    hr[0], cr[0] = state0
+    gates = np.empty((T, B, 4 * n))
+    for t in range(T):
+        a = xW[t] + hr[t] @ w.T + b
+        gates[t] = np.concatenate([sig(a[:, :2 * n]), np.tanh(a[:, 2 * n:3 * n]), sig(a[:, 3 * n:])], axis=1)
+        i, f, gg, o = np.split(gates[t], 4, axis=1)
+        cr[t + 1] = f * cr[t] + i * gg
+        hr[t + 1] = o * np.tanh(cr[t + 1])
+    assert_close(h, hr, dtype, "h")
+    assert_close(c, cr, dtype, "c")
+    assert_close(G, gates, dtype, "gates")
+    Dr = np.empty((T, B, 4 * n))
+    dcr = dc_T.astype(np.float64)
+    nxt = np.zeros((B, 4 * n))
+    for s in range(T - 1, -1, -1):
+        i, f, gg, o = np.split(gates[s], 4, axis=1)
+        dh = g[s] + nxt @ w
+        tc = np.tanh(cr[s + 1])
+        dct = dh * o * (1 - tc ** 2) + dcr
+        nxt = Dr[s] = np.concatenate([dct * gg * i * (1 - i), dct * cr[s] * f * (1 - f), dct * i * (1 - gg ** 2),
+                                      dh * tc * o * (1 - o)], axis=1)
+        dcr = dct * f
+    assert_close(D, Dr, dtype, "D")
+    assert_close(dc, dcr, dtype, "dc0")
+    if delay is None:
+        return
+    for a, b in zip(run(delay)[:5], (G, h, c, D, dc)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
+    """``rows_pay``: a batch the kernels would run in one block, or in blocks of one row, from 1 MB of weights;
+    in blocks of several rows only beyond ROWS_HUGE_BYTES; never for more than two blocks, ROWS_MAX rows, too few
+    units, one thread, truncated BPTT's sweep or a busy machine."""
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    work = dispatch.Work
+
+    def lstm(n, B, itemsize=4, T=100):
+        return work(B, 8 * B * n * n, T, 4 * n * n * itemsize)
+    assert pair.rows_pay(lstm(512, 4), 2, 512, 4, 1)                   # one block of four rows
+    assert pair.rows_pay(lstm(256, 2), 2, 256, 4, 2)                   # blocks of one row, 1 MB
+    assert not pair.rows_pay(lstm(192, 4), 2, 192, 4, 1)               # 576 KB
+    assert not pair.rows_pay(lstm(512, 8), 2, 512, 4, 2)               # two blocks of four rows, 4 MB
+    assert not pair.rows_pay(lstm(1024, 8), 2, 1024, 4, 2)             # 16 MB
+    assert pair.rows_pay(lstm(768, 8, 8), 2, 768, 8, 2)                # 18 MB
+    assert not pair.rows_pay(lstm(1024, 32, 8), 2, 1024, 8, 2)         # more than ROWS_MAX rows
+    assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 3)               # the kernels would run three blocks
+    assert not pair.rows_pay(lstm(512, 4), 1, 512, 4, 1)               # one thread
+    assert not pair.rows_pay(lstm(512, 1), 2, 512, 4, 1)               # a batch of one: ``pays``
+    assert pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (100, 100))       # exact BPTT's sweep
+    assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (20, 10))     # truncated BPTT's
+    monkeypatch.setattr(overlap, "_runnable", lambda: 64)
+    assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 1)
+    monkeypatch.setattr(pair, "ROWS_FORCE", True)
+    assert pair.rows_pay(lstm(16, 2), 1, 16, 8, 1)
+    assert not pair.rows_pay(lstm(16, 2), 1, 16, 8, 1, (20, 10))
+
+
+def test_a_truncated_sweep_over_a_batch_keeps_the_kernels(by_units, spied):
+    net, x, d, mask, h0 = make_problem(22, T=40, B=3, m=3, n=16, o=2, readout="linear", cell="lstm")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert spied == ["lstm_rows_forward"]
+    assert_grads_close(g, reference.lstm.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))[1], np.float64)

@@ -40,6 +40,11 @@ class Driver(CellDriver):
             np.dot(x.reshape(T, -1), W["W_ih"].T, out=G)
             pair.lstm_forward(G, W["W_hh"], W["b_ih"] + W["b_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n))
             return Run((h, c), {"gates": gates})
+        if (h.flags.c_contiguous and c.flags.c_contiguous
+                and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_forward, threads, work))):
+            np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=gates.reshape(T * B, 4 * n))
+            pair.lstm_rows_forward(gates, W["W_hh"], W["b_ih"] + W["b_hh"], h, c)     # a batch cut by units
+            return Run((h, c), {"gates": gates})
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              h, c, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h, c), {"gates": gates})
@@ -68,6 +73,13 @@ class Driver(CellDriver):
             pair.lstm_sweep(W["W_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n), gates.reshape(T, 4 * n),
                             g.reshape(T, n), dc, D.reshape(T, 4 * n))
             dc0[0] = dc
+            np.dot(D[0], W["W_hh"], out=dh0)
+            rows(0, T, threads, False)
+            return _with_b_hh(grads), (dh0, dc0), dx
+        if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # a batch cut by units on two threads
+                and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_sweep, threads, work), truncation)):
+            dc0[...] = dc_T
+            pair.lstm_rows_sweep(W["W_hh"], h, c, gates, g, dc0, D)
             np.dot(D[0], W["W_hh"], out=dh0)
             rows(0, T, threads, False)
             return _with_b_hh(grads), (dh0, dc0), dx

@@ -28,6 +28,9 @@ n=192 0.87 (1.02 in a shorter run), n=256-512 0.60-0.84, n=160 0.99; T=100, n=25
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
+The LSTM's batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
+``lstm_rows_forward``, ``lstm_rows_sweep``): each thread its units for every row, in the compiled tiles.
+
 The helper is the process's one helper thread (``overlap``). A call that finds it late does not wait for it:
 the calling thread takes the helper's halves until the helper claims one, and at the end, if the helper has
 not begun by then, closes the job, so that the helper never touches the call's arrays after it returns.
@@ -49,6 +52,10 @@ LINE = 64                # bytes: the halves are cut on a cache line where the u
 SWEEP = True             # the backward sweep too (a switch for ``bench/pair_forward.py``)
 FORCE = None             # tests: True takes the pair wherever it can run (B = 1, no teacher forcing, 8 units or
                          # more), False never
+ROWS_MIN_BYTES = 1 << 20    # a batch cut by units (``rows_pay``): weights of at least this many bytes ...
+ROWS_HUGE_BYTES = 16 << 20  # ... and where the kernels would cut it into blocks of several rows, more than this
+ROWS_MAX = 16               # ... for at most this many rows
+ROWS_FORCE = None        # tests and benches: True cuts every batch of 2 rows or more by units, False none
 
 
 def _mark(state, value):
@@ -79,6 +86,40 @@ def pays(work, threads, forcing_on, n, itemsize, truncation=None):
         return FORCE
     return (threads >= 2 and n >= MIN_UNITS and work.steps * work.weight_bytes >= MIN_STREAMED
             and not dispatch.spins_beside(work.flops_per_step * work.steps) and overlap._idle_core())
+
+
+def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
+    """Whether the LSTM's forward pass of a batch of ``work.items`` rows, or with ``truncation`` its backward
+    sweep in exact BPTT, runs as a pair cut by units (``lstm_rows_forward``, ``lstm_rows_sweep``) instead of the
+    kernels' cut by rows into ``blocks`` parallel blocks (``dispatch.plan``).
+
+    Each thread of the pair multiplies every row by half of W_hh's gate rows, so it streams half of the weights a
+    step; each of the kernels' blocks streams all of them for its rows. Measured (``python bench/unit_rows.py``
+    and a forerunner, whole ``fastrnn.bptt`` calls at default threads, T=100, 2-core AMD EPYC Zen 5, 2026-11-28;
+    units / rows, two runs): where the kernels run one block (B = 3 or 4: blocks of a tile's four rows) or blocks
+    of one row (B = 2), the pair pays from 1 MB of weights: float32 n=256 0.89-0.99, n=512 0.75-0.80, float64 n=192
+    0.94-0.97, n=256-512 0.75-0.95 (n=128 1.08-1.41, float32 n=192 1.18-1.21). Against two blocks of several rows
+    it pays only where the weights are far beyond the caches: float64 n=768-1024 (18-32 MB) 0.63-0.89; float32
+    n=1024 (16 MB) B=8 0.84-0.97 and B=16 0.90-1.07, not taken; float32 n=512 B=6-8 1.11-1.12, n=768 0.99-1.05,
+    float64 n=512 B=6-8 0.99-1.10: there each block's rows repay its reading all of W_hh. One of the pair's
+    threads is the helper (``overlap``): it runs two threads whatever the machine has, so it is not taken where
+    the kernels would run more than two blocks.
+    """
+    if work.items < 2 or cut_of(n, itemsize) == 0:
+        return False
+    if truncation is not None and not (SWEEP and truncation[0] == truncation[1] >= work.steps):
+        return False
+    if ROWS_FORCE is not None:
+        return ROWS_FORCE
+    return (threads >= 2 and rows_wanted(work, n, blocks)
+            and not dispatch.spins_beside(work.flops_per_step * work.steps) and overlap._idle_core())
+
+
+def rows_wanted(work, n, blocks):
+    """``rows_pay``'s rule of sizes alone, the machine's state aside."""
+    few = blocks == 1 or -(-work.items // blocks) == 1
+    big = work.weight_bytes >= ROWS_MIN_BYTES if few else work.weight_bytes > ROWS_HUGE_BYTES
+    return big and blocks <= 2 and n >= MIN_UNITS and work.items <= ROWS_MAX
 
 
 class _Half:
@@ -171,16 +212,47 @@ def gru_sweep(W_hh, h, G, g, dh, D, An):
     return _run(chain.gru_half, chain.SWEEP, arrays, D.shape[0], 3)[1]
 
 
-def _run(loop, kind, arrays, T, width, act=0):
-    """``loop`` (``chain.half``, ``chain.lstm_half``, ``chain.gru_half``) on this thread and the helper, each
-    with scratch of ``width`` numbers a unit of its half: (the sum of the states written, the halves of the other
-    thread's that each took)."""
-    n = arrays[3].shape[1]
+def lstm_rows_forward(G, W_hh, bias, h, c):
+    """The LSTM over a batch of rows on this thread and the helper, each half of the units for every row
+    (``chain.lstm_rows_half``): G (T, B, 4n) holds x_t W_ih^T on entry, the gates after their nonlinearities on
+    return; bias = b_ih + b_hh (4n,); h, c (T + 1, B, n) hold the initial state in [0], the states in [1:] on
+    return. Returns the halves of the other's that each took."""
+    B, n = h.shape[1], h.shape[2]
+    PB = _rows_panels(B, n, G.dtype)
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, 1, -1), h, c, G, np.empty((0, 0), G.dtype), PB)
+    return _run(chain.lstm_rows_half, chain.FORWARD, arrays, G.shape[0], 0,
+                size=chain.rows_scratch(B, n, cut_of(n, G.itemsize), G.itemsize)[0])[1]
+
+
+def lstm_rows_sweep(W_hh, h, c, G, g, dc, D):
+    """Exact BPTT's deltas D (T, B, 4n) of the LSTM over a batch of rows from the states h, c (T + 1, B, n), the
+    gates G (T, B, 4n) and the injected errors g (T, B, n), on this thread and the helper. dc (B, n): the error
+    injected into c_T on entry, the gradient with respect to c_0 on return. Returns the halves of the other's
+    that each took."""
+    B, n = h.shape[1], h.shape[2]
+    PB = _rows_panels(B, n, D.dtype)
+    arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, PB)
+    return _run(chain.lstm_rows_half, chain.SWEEP, arrays, D.shape[0], 0,
+                size=chain.rows_scratch(B, n, cut_of(n, D.itemsize), D.itemsize)[0])[1]
+
+
+def _rows_panels(B, n, dtype):
+    """The two halves' panels (``chain.lstm_rows_half``), a buffer kept from call to call (fresh pages of some
+    MB a call fault in every call)."""
+    per = chain.rows_scratch(B, n, cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize)[1]
+    return workspace.scratch("pair LSTM panels", (2, per), dtype)
+
+
+def _run(loop, kind, arrays, T, width, act=0, size=None):
+    """``loop`` (``chain.half``, ``chain.lstm_half``, ``chain.gru_half``, ``chain.lstm_rows_half``) on this thread
+    and the helper, each with scratch of ``width`` numbers a unit of its half (or ``size`` numbers): (the sum of
+    the states written, the halves of the other thread's that each took)."""
+    n = arrays[3].shape[-1]
     cut = cut_of(n, arrays[0].itemsize)
     flags = np.zeros(2 * T, dtype=np.int64)
 
     def scratch():
-        return np.empty(width * max(cut, n - cut), dtype=arrays[0].dtype)
+        return np.empty(size if size is not None else width * max(cut, n - cut), dtype=arrays[0].dtype)
     half = _Half(loop, (kind, arrays, act, T, cut, 1, flags, GRACE, scratch()), (0.0, 0))
     overlap._helper().submit(half)
     try:
