@@ -75,7 +75,7 @@ def test_no_openblas_means_np_dot(monkeypatch):
 @pytest.mark.parametrize("r,n", [(28, 7), (64, 37)])
 def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns):
     """kernels.bptt._weight_grads with layout=TURNED: [x | h]^T D into a padded (m + n, r + pad)
-    buffer, copied out transposed (``_panels._copy``, strips of 16 columns: n = 37 takes two and a
+    buffer, copied out transposed (``_panels._copy``, blocks of 16: n = 37 takes two and a
     part, n = 7 and m = 3 one part), gives the float64 sums, the same as the product D^T [x | h]
     (JOINED) and as D^T x and D^T h taken apart (SPLIT, through Numba's BLAS with row strides);
     inputs unchanged, the padding and (SPLIT) the NaN-filled XH never read."""
