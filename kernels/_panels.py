@@ -76,7 +76,8 @@ MIN_ROW_BLOCK = 4          # ... for blocks of at least this many rows (a multip
 FEW_ROWS_WHOLE = 1 << 15   # fewer rows than that (2 or 3) multiply the whole matrix only up to this many numbers
 SPLIT_WIDTH = 32           # past that (a long K), panels narrower than this lose: cut K into chunks (summed)
 _STRIP = 16                # rows and columns of a block of the transposing copy (``_turned_blocks``)
-NARROW_COPY = 64           # a transposing copy into at most this many columns goes column by column
+NARROW_COPY = 64           # a transposing copy into at most this many columns goes column by column ...
+NARROW_COPY_ELEMENTS = 1 << 14   # ... where it holds fewer numbers than this (else in blocks, ``_turned_blocks``)
 LOOP_GEMV_BYTES = 1 << 16  # a batch of one: weights up to this many bytes multiply in a compiled loop
 LOOP_GEMV_BYTES_64 = 1 << 17   # float64 weights (the product by W^T's rows) up to this many
 LOOP_GEMV_ROWS = 128       # and so do float32 matrices whose rows are at most this long
@@ -264,7 +265,9 @@ def _copy(dst, src):
     of src's stored rows, where dst is a panel (at most NARROW_COPY columns, so its rows stay in
     cache while each column is written down them): float32 (512, 128) cut into row-tile panels 43 us
     against 61-79 in strips, into the tiles' panels 75 against 124, float64 73-110 against 114-193
-    (one thread, ad hoc, three shapes each). A wider dst is copied in blocks (``_turned_blocks``); an earlier
+    (one thread, ad hoc, three shapes each); in blocks (``_turned_blocks``) from NARROW_COPY_ELEMENTS numbers:
+    float32 (512, 64) 11.8 us against 16.4, (2048, 64) 49 against 66, float64 (512, 32) 6.4 against 9.0 (and
+    (128, 64) 3.2 against 2.3, (512, 16) 3.3 against 2.2, below it). A wider dst is copied in blocks; an earlier
     way, strips of _STRIP columns each written along dst's rows while src is read from a few cache lines at a
     time, took float32 (2048, 512) in 0.7 ms against 3.8 element by element along dst's rows (and 2.7 against
     6.5 column by column)."""
@@ -273,7 +276,7 @@ def _copy(dst, src):
         for r in range(R):
             for c in range(C):
                 dst[r, c] = src[r, c]
-    elif C <= NARROW_COPY:
+    elif C <= NARROW_COPY and R * C < NARROW_COPY_ELEMENTS:
         for c in range(C):
             for r in range(R):
                 dst[r, c] = src[r, c]

@@ -478,12 +478,13 @@ def test_row_tiles_rule():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_copy_into_panels_equals_its_source_either_way_round(dtype):
-    """``_copy`` for narrow destinations (panels: column by column) and wide ones (blocks of 16 x 16 and the rows
-    and columns beyond them), from a source stored either way round and from strided views; nothing outside the
-    destination written."""
+    """``_copy`` for small narrow destinations (panels: column by column) and the others (blocks of 16 x 16 and
+    the rows and columns beyond them), from a source stored either way round and from strided views; nothing
+    outside the destination written."""
     from fastrnn.kernels._panels import NARROW_COPY, _copy
     rng = np.random.default_rng(5)
-    for R, C in ((128, 16), (37, NARROW_COPY), (64, NARROW_COPY + 1), (33, 200), (15, 300), (48, 96), (16, 81)):
+    for R, C in ((128, 16), (37, NARROW_COPY), (300, NARROW_COPY), (64, NARROW_COPY + 1), (33, 200), (15, 300), (48, 96),
+                 (16, 81)):
         W = rng.standard_normal((2 * C + 3, R + 5)).astype(dtype)
         # stored the other way round, stored as dst is, and the other way round every second row of W
         for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W.T[2:R + 2, 1:2 * C + 1:2]):
