@@ -121,6 +121,51 @@ def gemv_one_thread(benchmark, n, gates, dtype, T):
         benchmark(chain, W, h)
 
 
+def gemv_two_threads(benchmark, n, gates, dtype, T):
+    """``gemv_one_thread``'s T products by W (gates·n, n) on two threads at once, each its half of W's rows, with
+    no meeting between the steps: how fast two cores stream W together, a least time for a B = 1 call on two
+    threads (the pair, ``runtime.pair``, also meets every step). The pair's own threads and product: the calling
+    thread and fastrnn's helper thread (``runtime.overlap``), the compiled loop over four rows at a time taking
+    its rows the other way round every other step (``kernels._panels._gemv_rows``), after putting torch's
+    spinning threads to sleep as a fastrnn call does. Not Numba's parallel loop, whose pool's threads, spinning
+    after it, held the CPUs the pair then asked for; not the BLAS, whose threads threadpoolctl's limits disturbed
+    beside torch's (the B = 1 rows ran 1.9x slower with such a baseline in their rounds)."""
+    import sys
+    import threading
+
+    import numba
+    from fastrnn.kernels._panels import _gemv_rows
+    from fastrnn.runtime import overlap
+
+    @numba.njit(nogil=True)
+    def chain(W, h, r0, r1):
+        for t in range(h.shape[0] - 1):
+            _gemv_rows(W[r0:r1], h[t, :W.shape[1]], h[t + 1, r0:r1], t & 1 == 1)
+
+    rng = np.random.default_rng(0)
+    W = (rng.standard_normal((gates * n, n)) / np.sqrt(n)).astype(dtype)
+    h = np.zeros((T + 1, gates * n), dtype)
+    h[0, :n] = rng.standard_normal(n)
+    N = W.shape[0]
+    bridge = sys.modules.get("fastrnn.torch")
+
+    def both():
+        quiet = bridge._plain_call_quiet() if bridge is not None else None
+        if quiet is not None:
+            quiet()
+        done = threading.Event()
+        overlap._helper().submit(lambda: (chain(W, h, N // 2, N), done.set()))
+        chain(W, h, 0, N // 2)
+        done.wait()
+
+    chain(W, h, 0, N)                                      # compile
+    name = np.dtype(dtype).name
+    benchmark.group = f"gemv two threads n={n} gates={gates} {name}"
+    benchmark.extra_info.update(algorithm="gemv-two-threads", impl="numba", n=n, m=gates, T=T, B=1, dtype=name,
+                                bytes=T * W.nbytes)
+    benchmark(both)
+
+
 def interleaved(fns, rounds, warm=1):
     """Each callable of ``fns`` (a dict) called ``warm`` times to warm up, then ``rounds`` times in a new
     random order each round: {name: [seconds, ...]}. For comparisons on a shared, noisy machine."""

@@ -42,7 +42,8 @@ def table(groups):
              "| GFLOP/s | of GEMM rate |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = []
-    for key in sorted(k for k in groups if k[0] not in ("compile", "gemm-one-thread", "gemv-one-thread")):
+    for key in sorted(k for k in groups if k[0] not in ("compile", "gemm-one-thread", "gemv-one-thread",
+                                                        "gemv-two-threads")):
         algo, n, m, T, B, dtype = key
         row = groups[key]
         if "fastrnn" not in row:
@@ -110,20 +111,27 @@ def _least(n, m, T, B, g, dtype, gemv_rate, gemm_rate):
 def memory_bound(groups):
     """B = 1 training steps against the least time this machine allows them: 2 T matrix-vector
     products by W_hh (forward and backward) at the measured gemv rate of that W_hh, plus the
-    weight-gradient product at the GEMM rate. Lines of text; empty without gemv rows."""
+    weight-gradient product at the GEMM rate. One thread: one thread's gemv and GEMM rates; default
+    threads (the pair of ``runtime.pair``): two threads streaming the halves of W_hh at once with no
+    meeting (``gemv-pair-rounds``) and twice one thread's GEMM rate, a bound the pair's meetings cannot
+    reach. Lines of text; empty without gemv rows."""
     gemv, gemm = _rates(groups)
     if not gemv or not gemm:
         return []
-    lines = ["| step (one thread, B = 1) | fastrnn | torch.nn | W_hh streamed at | least time | least / fastrnn "
+    lines = ["| step (B = 1) | fastrnn | torch.nn | W_hh streamed at | least time | least / fastrnn "
              "| torch.nn / 1.5 | 1.5x possible |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for key in sorted(groups):
         algo, n, m, T, B, dtype = key
         row = groups[key]
-        if not (algo.startswith("step-") and algo.endswith("-one") and B == 1 and "fastrnn" in row and "torch" in row):
+        if not (algo.startswith("step-") and B == 1 and "fastrnn" in row and "torch" in row):
             continue
         g = GATES[algo.split("-")[1]]
-        rate = _row_rate(row, "gemv-rounds", "bytes") or gemv.get((n, g, dtype))
-        gemm_rate = _row_rate(row, "gemm-rounds", "flops") or gemm.get(dtype)
+        if algo.endswith("-one"):
+            rate = _row_rate(row, "gemv-rounds", "bytes") or gemv.get((n, g, dtype))
+            gemm_rate = _row_rate(row, "gemm-rounds", "flops") or gemm.get(dtype)
+        else:
+            rate = _row_rate(row, "gemv-pair-rounds", "bytes")
+            gemm_rate = 2 * gemm[dtype] if dtype in gemm else None
         if rate is None or gemm_rate is None:
             continue
         least = _least(n, m, T, B, g, dtype, rate, gemm_rate)
@@ -287,7 +295,8 @@ def main(argv=None):
     bound = memory_bound(groups)
     if bound:
         print("\nB = 1 against the machine's limit (least time = 2 T products by W_hh at the gemv rate + the "
-              "other products at the GEMM rate):\n")
+              "other products at the GEMM rate; default threads: two threads streaming W_hh's halves at once, "
+              "twice one thread's GEMM rate):\n")
         print("\n".join(bound))
     bound = bptt_bound(groups)
     if bound:

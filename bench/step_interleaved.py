@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_torch_step as S  # noqa: E402
-from common import gemm_one_thread, gemv_one_thread  # noqa: E402
+from common import gemm_one_thread, gemv_one_thread, gemv_two_threads  # noqa: E402
 
 IMPLS = ("fastrnn", "fastrnn.torch", "torch")
 MIN_ROUNDS, MAX_ROUNDS = 5, 40
@@ -88,9 +88,14 @@ def _baselines(kind, n, B, dtype, threads):
     speed drifts between minutes, a rate timed before and after the whole grid can meet a row in another
     phase: in one run the one-thread n = 128 rows ran 1.15-1.7x slower than in the run before while the
     GEMM rate measured around them was the same (83 against 81.5 GFLOP/s). Timed beside the row, the
-    ratio compares the row with the machine as it was then. {name: Captured}, empty for default threads."""
+    ratio compares the row with the machine as it was then. At default threads only a B = 1 row has one: two
+    threads streaming the halves of W_hh at once (``gemv_two_threads``). {name: Captured}"""
     if threads != "one":
-        return {}
+        if B != 1:
+            return {}
+        out = {"gemv-pair-rounds": Captured()}
+        gemv_two_threads(out["gemv-pair-rounds"], n, S.GATES[kind], dtype, S.T)
+        return out
     out = {"gemm-rounds": Captured()}
     gemm_one_thread(out["gemm-rounds"], dtype)
     if B == 1:
