@@ -5,11 +5,13 @@ import os
 import threading
 import time
 
+import numba
 import numpy as np
 import pytest
 
 import fastrnn
 from fastrnn import reference
+from fastrnn.kernels._sync import load_acquire, store_release
 from fastrnn.runtime import dispatch, overlap
 
 from conftest import assert_grads_close, make_problem
@@ -312,6 +314,7 @@ def test_with_every_cpu_busy_the_products_stay_after_the_sweep(short_segments, m
     work = dispatch.Work(1, 64, T, 512)
     cpus = os.cpu_count()
     monkeypatch.setattr(overlap, "_runnable", lambda: cpus)            # the caller and cpus - 1 others
+    monkeypatch.setattr(overlap, "_own_running", lambda: 0)            # none of them this process's
     assert not overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
     monkeypatch.setattr(overlap, "_runnable", lambda: cpus - 1)
     assert overlap.pays(_bptt_sweep, 2, work, 10**6, (T, T))
@@ -445,3 +448,76 @@ def test_an_error_in_a_segment_the_caller_takes_is_raised_once_the_helper_has_st
     fine = _Sums(hold=0)
     overlap.run(lambda progress: progress.__setitem__(0, 0), fine, 300, 2, True)
     assert sorted(e[1] for e in fine.log if e[0] != "merge") == [0, 150]
+
+
+def test_this_processs_pools_running_threads_do_not_hold_a_cpu(monkeypatch):
+    """``_idle_core``: a machine that reads busy after a yield is free where the threads that make it busy are
+    this process's pools' (Numba's worker spinning after a parallel region gives its CPU way), busy where they
+    are not; and those are the process's threads in state R that Python did not start: a thread running
+    compiled code started by Python (another fastrnn call's) still holds its CPU, one started outside Python
+    does not."""
+    cpus = os.cpu_count()
+    monkeypatch.setattr(overlap, "_runnable", lambda: cpus)
+    monkeypatch.setattr(overlap, "_own_running", lambda: 1)
+    assert overlap._idle_core()
+    monkeypatch.setattr(overlap, "_own_running", lambda: 0)
+    assert not overlap._idle_core()
+    monkeypatch.undo()
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("no /proc/self/task (not Linux): nothing to read")
+    import ctypes
+    spin, release = _spin_until_set, _set
+    spin(np.ones(1, dtype=np.int64))                                    # compiled before the counts
+    release(np.zeros(1, dtype=np.int64))
+
+    def counts(start, stop):
+        flag = np.zeros(1, dtype=np.int64)
+        before = overlap._own_running()
+        handle = start(flag)
+        try:
+            time.sleep(0.01)
+            return before, [overlap._own_running() for _ in range(20)]
+        finally:
+            release(flag)
+            stop(handle)
+
+    def python_thread(flag):
+        thread = threading.Thread(target=spin, args=(flag,))            # running, without the GIL
+        thread.start()
+        return thread
+    before, seen = counts(python_thread, threading.Thread.join)
+    assert max(seen) <= before                                          # Python's own: not a pool's
+    try:
+        libc = ctypes.CDLL(None)
+        create, join = libc.pthread_create, libc.pthread_join
+    except (OSError, AttributeError):
+        pytest.skip("no pthread_create to start a thread outside Python")
+    entry = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)
+    loop = numba.cfunc(numba.types.intp(numba.types.CPointer(numba.types.int64)), nogil=True)(_spin_on_pointer)
+    keep = []
+
+    def outside(flag):
+        tid = ctypes.c_ulong()
+        keep.append(flag)
+        assert create(ctypes.byref(tid), None, ctypes.cast(loop.address, entry), flag.ctypes.data_as(ctypes.c_void_p)) == 0
+        return tid
+
+    before, seen = counts(outside, lambda tid: join(tid, None))
+    assert min(seen) >= 1 and max(seen) <= before + 1
+
+
+@numba.njit(nogil=True)
+def _spin_until_set(flag):
+    while load_acquire(flag, 0) == 0:
+        pass
+
+
+@numba.njit
+def _set(flag):
+    store_release(flag, 0, 1)
+
+
+def _spin_on_pointer(pointer):
+    """The body of a thread started outside Python (pthread_create): spins until its flag is set."""
+    _spin_until_set(numba.carray(pointer, (1,)))
+    return 0

@@ -236,6 +236,7 @@ def test_the_rule(monkeypatch):
     big = 512 * 512 * 4
     assert pair.pays(work(1, 2 * 512 * 512, 100, big), 2, False, 512, 4)     # unless the weights are large
     monkeypatch.setattr(overlap, "_runnable", lambda: 64)           # every CPU busy
+    monkeypatch.setattr(overlap, "_own_running", lambda: 0)         # with other processes' threads
     assert not pair.pays(work(1, 2 * n * n, 1000, w), 2, False, n, 8)
     monkeypatch.setattr(pair, "FORCE", True)
     assert pair.pays(work(1, 2 * n * n, 10, w), 1, False, n, 8)
@@ -697,6 +698,7 @@ def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     assert pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (100, 100))       # exact BPTT's sweep
     assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (20, 10))     # truncated BPTT's
     monkeypatch.setattr(overlap, "_runnable", lambda: 64)
+    monkeypatch.setattr(overlap, "_own_running", lambda: 0)
     assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 1)
     monkeypatch.setattr(pair, "ROWS_FORCE", True)
     assert pair.rows_pay(lstm(16, 2), 1, 16, 8, 1)
