@@ -113,8 +113,9 @@ def memory_bound(groups):
     products by W_hh (forward and backward) at the measured gemv rate of that W_hh, plus the
     weight-gradient product at the GEMM rate. One thread: one thread's gemv and GEMM rates; default
     threads (the pair of ``runtime.pair``): two threads streaming the halves of W_hh at once with no
-    meeting (``gemv-pair-rounds``) and twice one thread's GEMM rate, a bound the pair's meetings cannot
-    reach. Lines of text; empty without gemv rows."""
+    meeting (``gemv-pair-rounds``), or one thread where that streams faster (small weights, where the
+    helper's wake-up outweighs the rest), and twice one thread's GEMM rate, a bound the pair's meetings
+    cannot reach. Lines of text; empty without gemv rows."""
     gemv, gemm = _rates(groups)
     if not gemv or not gemm:
         return []
@@ -132,6 +133,9 @@ def memory_bound(groups):
         else:
             rate = _row_rate(row, "gemv-pair-rounds", "bytes")
             gemm_rate = 2 * gemm[dtype] if dtype in gemm else None
+            alone = gemv.get((n, g, dtype))
+            if rate is not None and alone is not None and alone > rate:    # small W: the helper's wake-up outweighs
+                rate = alone
         if rate is None or gemm_rate is None:
             continue
         least = _least(n, m, T, B, g, dtype, rate, gemm_rate)
