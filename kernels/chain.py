@@ -139,6 +139,11 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     the two halves' panels, written (each half's at its first step: its units' gate rows of W_hh forward, its
     columns backward). tmp: ``rows_scratch``'s first number.
 
+    The GRU over B rows (``gru_rows_half``, with ``_gru_rows_step``; ``arrays`` = (A, W, v, h, G, dv, PB, An)): as
+    the GRU's above with a batch axis (A (T, B, 4n) or (T, B, 3n), G (T, B, 3n) or (T, B, 4n), h (T + 1, B, n),
+    dv and An (B, n) and (T, B, n) backward, empty forward), v as the LSTM's over a batch, PB as the LSTM's (with
+    ``rows_scratch``'s gates = 3).
+
     Returns (the sum of the states this thread wrote, in float64: finite only if they all are; 0 for a sweep
     and for the gated cells; the halves of the other's it took).
     """
@@ -269,47 +274,72 @@ def _units_back(W, WT, A, s, r0, r1, back):
         _gemv_rows(WT[r0:r1], A[s + 1], back, s & 1 == 1)
 
 
-@_jit
-def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
-    """Units r0:r1 of the LSTM's chain's k-th step over a batch of rows (``lstm_rows_half``); 0."""
-    A, W, v, h, c, G, dc, PB = arrays
+@helper
+def _rows_forward(W, h, k, r0, r1, gates, PB, tmp):
+    """A gated cell's forward product over a batch at units r0:r1 (``lstm_rows_half``, ``gru_rows_half``): each of
+    W's ``gates`` blocks' rows of those units by every row of h[k], through the tiles, into the returned view of
+    tmp (B, gates·(r1 - r0)), block by block; the half's panels (PB's row: 0 for units from 0, else 1) cut at the
+    chain's first step, and taken the other way round at odd steps."""
     B, n = h.shape[1], h.shape[2]
     w = r1 - r0
     pw = tile_columns(h.itemsize)
     cg = (w + pw - 1) // pw                     # panels a gate block of these units
     edge = tmp[:ROWS * pw].reshape((ROWS, pw))
     rest = tmp[ROWS * pw:]
-    flat = PB[0 if r0 == 0 else 1]              # this half's panels, cut at its first step
-    if kind == FORWARD:         # step t = k + 1
-        P = flat[:4 * cg * n * pw].reshape((4, 1, cg, n, pw))
-        if k == 0:
-            for q in range(4):
-                for p in range(cg):
-                    _cut_panel(W[q * n + r0:q * n + r1].T, P[q], 0, p)
-        rec = rest[:B * 4 * w].reshape((B, 4 * w))
-        pad = rest[B * 4 * w:B * 4 * w + ROWS * n].reshape((ROWS, n))
-        odd = k & 1 == 1
-        for i in range(4):
-            q = panel_order(i, 4, odd)
-            tile_products(h[k], P[q], rec[:, q * w:(q + 1) * w], edge, pad, odd)
-        for b in range(B):
-            cell_units(borrow2(A, k, b), borrow(rec, b), v[0, 0], r0, r1, borrow2(c, k, b), borrow2(c, k + 1, b),
-                       borrow2(h, k + 1, b), K)
-        return 0.0
-    s = A.shape[0] - 1 - k
+    P = PB[0 if r0 == 0 else 1][:gates * cg * n * pw].reshape((gates, 1, cg, n, pw))
+    if k == 0:
+        for q in range(gates):
+            for p in range(cg):
+                _cut_panel(W[q * n + r0:q * n + r1].T, P[q], 0, p)
+    rec = rest[:B * gates * w].reshape((B, gates * w))
+    pad = rest[B * gates * w:B * gates * w + ROWS * n].reshape((ROWS, n))
+    odd = k & 1 == 1
+    for i in range(gates):
+        q = panel_order(i, gates, odd)
+        tile_products(h[k], P[q], rec[:, q * w:(q + 1) * w], edge, pad, odd)
+    return rec
+
+
+@helper
+def _rows_back(W, A, h, s, r0, r1, PB, tmp):
+    """A gated cell's backward product over a batch at step s, units r0:r1: back (B, r1 - r0) = the units' columns
+    of delta_{s+1} W (W (gates·n, n), A the deltas (T, B, gates·n)), through the tiles on the half's panels of
+    W's columns, cut at the last step (which has no product: back = 0); returns (back, a scratch row of r1 - r0)."""
+    B = h.shape[1]
+    K = W.shape[0]
+    w = r1 - r0
+    pw = tile_columns(h.itemsize)
+    cg = (w + pw - 1) // pw
+    edge = tmp[:ROWS * pw].reshape((ROWS, pw))
+    rest = tmp[ROWS * pw:]
     back = rest[:B * w].reshape((B, w))
     dh = rest[B * w:(B + 1) * w]
-    if k == 0:                  # no product at the last step: these units' panels of W's columns, for the steps after
-        P = flat[:cg * 4 * n * pw].reshape((1, cg, 4 * n, pw))
+    P = PB[0 if r0 == 0 else 1][:cg * K * pw].reshape((1, cg, K, pw))
+    if s == A.shape[0] - 1:
         for p in range(cg):
             _cut_panel(W[:, r0:r1], P, 0, p)
         for b in range(B):
             for j in range(w):
                 back[b, j] = 0
     else:
-        P = flat[:cg * 4 * n * pw].reshape((1, cg, 4 * n, pw))
-        pad = rest[(B + 1) * w:(B + 1) * w + ROWS * 4 * n].reshape((ROWS, 4 * n))
+        pad = rest[(B + 1) * w:(B + 1) * w + ROWS * K].reshape((ROWS, K))
         tile_products(A[s + 1], P, back, edge, pad, s & 1 == 1)
+    return back, dh
+
+
+@_jit
+def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the LSTM's chain's k-th step over a batch of rows (``lstm_rows_half``); 0."""
+    A, W, v, h, c, G, dc, PB = arrays
+    B, n = h.shape[1], h.shape[2]
+    if kind == FORWARD:         # step t = k + 1
+        rec = _rows_forward(W, h, k, r0, r1, 4, PB, tmp)
+        for b in range(B):
+            cell_units(borrow2(A, k, b), borrow(rec, b), v[0, 0], r0, r1, borrow2(c, k, b), borrow2(c, k + 1, b),
+                       borrow2(h, k + 1, b), K)
+        return 0.0
+    s = A.shape[0] - 1 - k
+    back, dh = _rows_back(W, A, h, s, r0, r1, PB, tmp)
     for b in range(B):
         arriving(dh, borrow(back, b), v[s, b, r0:r1], True)
         gr, dl = borrow2(G, s, b), A[s, b]
@@ -319,13 +349,63 @@ def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
     return 0.0
 
 
-def rows_scratch(B, n, cut, itemsize):
-    """Numbers of scratch ``lstm_rows_half`` needs a thread, and of panels a half (``PB``'s rows), for B rows
-    of n units cut at ``cut``."""
+@_jit
+def _gru_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
+    """Units r0:r1 of the GRU's chain's k-th step over a batch of rows (``gru_rows_half``); 0."""
+    A, W, v, h, G, dv, PB, An = arrays
+    B, n = h.shape[1], h.shape[2]
+    w = r1 - r0
+    one = K[ONE]
+    if kind == FORWARD:         # step t = k + 1
+        rec = _rows_forward(W, h, k, r0, r1, 3, PB, tmp)
+        b = v[0, 0]
+        b_r, b_z, b_in, b_hn = b[r0:r1], b[n + r0:n + r1], b[2 * n + r0:2 * n + r1], b[3 * n + r0:3 * n + r1]
+        for bb in range(B):
+            row, pr, rr = A[k, bb], G[k, bb], rec[bb]
+            gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
+            pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
+            rr_r, rr_z, rr_q = rr[:w], rr[w:2 * w], rr[2 * w:3 * w]
+            for j in range(w):
+                gr[j] = pr_r[j] + rr_r[j] + b_r[j]
+            for j in range(w):
+                gz[j] = pr_z[j] + rr_z[j] + b_z[j]
+            activate(gr, K, LOGISTIC)
+            activate(gz, K, LOGISTIC)
+            for j in range(w):
+                gq[j] = rr_q[j] + b_hn[j]                                        # q
+            for j in range(w):
+                gn[j] = tanh(pr_n[j] + b_in[j] + gr[j] * gq[j], K)               # n
+            hp, hn = h[k, bb, r0:r1], h[k + 1, bb, r0:r1]
+            for j in range(w):
+                z = gz[j]
+                hn[j] = (one - z) * gn[j] + z * hp[j]
+        return 0.0
+    s = A.shape[0] - 1 - k
+    back, dh = _rows_back(W, A, h, s, r0, r1, PB, tmp)
+    for bb in range(B):
+        dhs = dv[bb, r0:r1]         # these units' dh_{s+1} on entry, dh_s on return
+        br = back[bb]
+        if s < A.shape[0] - 1:
+            zn = G[s + 1, bb, n + r0:n + r1]
+            for j in range(w):
+                br[j] += dhs[j] * zn[j]
+        arriving(dh, br, v[s, bb, r0:r1], True)
+        for j in range(w):
+            dhs[j] = dh[j]
+        gr, dl = G[s, bb], A[s, bb]
+        row_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
+                      h[s, bb, r0:r1], An[s, bb, r0:r1], dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1],
+                      True, one)
+    return 0.0
+
+
+def rows_scratch(B, n, cut, itemsize, gates=4):
+    """Numbers of scratch ``lstm_rows_half`` (gates = 4) or ``gru_rows_half`` (3) needs a thread, and of panels a
+    half (``PB``'s rows), for B rows of n units cut at ``cut``."""
     pw = tile_columns(itemsize)
     w = max(cut, n - cut)
     cg = (w + pw - 1) // pw
-    return ROWS * pw + max(B * 4 * w + ROWS * n, (B + 1) * w + ROWS * 4 * n), 4 * cg * n * pw
+    return ROWS * pw + max(B * gates * w + ROWS * n, (B + 1) * w + ROWS * gates * n), gates * cg * n * pw
 
 
 def _with_step(fn, step, name):
@@ -342,4 +422,5 @@ def _with_step(fn, step, name):
 lstm_half = _jit(_with_step(half, _lstm_step, "lstm_half"))
 gru_half = _jit(_with_step(half, _gru_step, "gru_half"))
 lstm_rows_half = _jit(_with_step(half, _lstm_rows_step, "lstm_rows_half"))
+gru_rows_half = _jit(_with_step(half, _gru_rows_step, "gru_rows_half"))
 half = _jit(half)

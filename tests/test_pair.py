@@ -54,7 +54,7 @@ def spied(monkeypatch):
     """The pair's calls, in order: "forward" and "sweep", and the gated cells' "lstm_forward", "gru_sweep", ..."""
     seen = []
     for name in ("forward", "sweep", "lstm_forward", "lstm_sweep", "gru_forward", "gru_sweep", "lstm_rows_forward",
-                 "lstm_rows_sweep"):
+                 "lstm_rows_sweep", "gru_rows_forward", "gru_rows_sweep"):
         real = getattr(pair, name)
         monkeypatch.setattr(pair, name, lambda *a, real=real, name=name: seen.append(name) or real(*a))
     return seen
@@ -705,8 +705,105 @@ def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     assert not pair.rows_pay(lstm(16, 2), 1, 16, 8, 1, (20, 10))
 
 
-def test_a_truncated_sweep_over_a_batch_keeps_the_kernels(by_units, spied):
-    net, x, d, mask, h0 = make_problem(22, T=40, B=3, m=3, n=16, o=2, readout="linear", cell="lstm")
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_truncated_sweep_over_a_batch_keeps_the_kernels(by_units, spied, cell):
+    net, x, d, mask, h0 = make_problem(22, T=40, B=3, m=3, n=16, o=2, readout="linear", cell=cell)
     L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
-    assert spied == ["lstm_rows_forward"]
-    assert_grads_close(g, reference.lstm.bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))[1], np.float64)
+    assert spied == [f"{cell}_rows_forward"]
+    ref = getattr(reference, cell).bptt(net, x, d, mask=mask, h0=h0, truncation=(10, 5))
+    assert_grads_close(g, ref[1], np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, B", [(8, 2), (13, 5), (40, 3), (130, 6)])
+def test_the_gru_cut_by_units_equals_the_reference(by_units, spied, dtype, n, B):
+    """The GRU over a batch with each thread taking its units of every row: forward states, loss and weight
+    gradients (fastrnn.bptt), and the gradients with respect to the inputs and the initial state (fastrnn.vjp)."""
+    net, x, d, mask, h0 = make_problem(40 + n, T=17, B=B, m=3, n=n, o=2, dtype=dtype, readout="linear", cell="gru")
+    out = fastrnn.forward(net, x, h0)
+    assert_close(out.h, reference.gru.forward(net, x, h0)[0], dtype, "h")
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    ref_L, ref_g = reference.gru.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+    dh = np.random.default_rng(n + B).standard_normal((17, B, n)).astype(dtype)
+    grads, dx, dh0 = fastrnn.vjp(net, x, dh, h0)
+    ref_grads, ref_dx, ref_dh0 = reference.vjp(net, x, dh, h0)
+    assert_grads_close(grads, ref_grads, dtype, "vjp ")
+    assert_close(dx, ref_dx, dtype, "dx")
+    assert_close(dh0, ref_dh0, dtype, "dh0")
+    assert spied == ["gru_rows_forward"] + ["gru_rows_forward", "gru_rows_sweep"] * 2
+
+
+def _gru_rows_chain(kind, arrays, mine, flags, grace):
+    """One thread's part of the GRU's chain over a batch, as ``pair.gru_rows_forward`` / ``gru_rows_sweep`` hand
+    it the arrays."""
+    B, n = arrays[3].shape[1], arrays[3].shape[2]
+    cut = pair.cut_of(n, arrays[0].itemsize)
+    size = chain.rows_scratch(B, n, cut, arrays[0].itemsize, 3)[0]
+    return chain.gru_rows_half(kind, arrays, 0, flags.shape[0] // 2, cut, mine, flags, grace,
+                               np.full(size, np.nan, arrays[0].dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_gru_rows_chain_whenever_the_other_thread_comes(dtype, delay):
+    """The GRU's forward chain and sweep over a batch of 5 rows of 72 units, one thread alone against the float64
+    recurrences of SPEC §6a, then with the other thread at once or a little late: the same bits; the panels'
+    buffer holds NaN on entry."""
+    T, B, n = 50, 5, 72
+    rng = np.random.default_rng(23)
+    W = pair._read_only((rng.standard_normal((3 * n, n)) / np.sqrt(n)).astype(dtype))
+    bias = pair._read_only((0.1 * rng.standard_normal(4 * n)).astype(dtype))       # [b_r, b_z, b_in, b_hn]
+    proj = pair._read_only(rng.standard_normal((T, B, 3 * n)).astype(dtype))
+    h0 = (0.3 * rng.standard_normal((B, n))).astype(dtype)
+    g = pair._read_only(rng.standard_normal((T, B, n)).astype(dtype))
+    per = chain.rows_scratch(B, n, pair.cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize, 3)[1]
+
+    def run(delay):
+        G = np.full((T, B, 4 * n), np.nan, dtype)
+        h = np.empty((T + 1, B, n), dtype)
+        h[0] = h0
+        D, An, dh = np.full((T, B, 3 * n), np.nan, dtype), np.full((T, B, n), np.nan, dtype), np.zeros((B, n), dtype)
+        forward = (G, W, bias.reshape(1, 1, -1), h, proj, np.empty((0, 0), dtype), np.full((2, per), np.nan, dtype),
+                   np.empty((0, 0, 0), dtype))
+        sweep = (D, W, g, h, G, dh, np.full((2, per), np.nan, dtype), An)
+        taken = _both_chains(_gru_rows_chain, (forward, sweep), T, delay)
+        return G, h, D, An, dh, taken
+
+    G, h, D, An, dh, taken = run(None)
+    assert taken == [T, T]
+    w, b = W.astype(np.float64), bias.astype(np.float64)
+    sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731
+    hr = np.empty((T + 1, B, n))
+    hr[0] = h0
+    gates = np.empty((T, B, 4 * n))
+    for t in range(T):
+        rec = hr[t] @ w.T
+        r = sig(proj[t, :, :n] + rec[:, :n] + b[:n])
+        z = sig(proj[t, :, n:2 * n] + rec[:, n:2 * n] + b[n:2 * n])
+        q = rec[:, 2 * n:] + b[3 * n:]
+        nn = np.tanh(proj[t, :, 2 * n:] + b[2 * n:3 * n] + r * q)
+        gates[t] = np.concatenate([r, z, nn, q], axis=1)
+        hr[t + 1] = (1 - z) * nn + z * hr[t]
+    assert_close(h, hr, dtype, "h")
+    assert_close(G, gates, dtype, "gates")
+    Dr, Anr = np.empty((T, B, 3 * n)), np.empty((T, B, n))
+    carry = np.zeros((B, n))               # dh_{s+1} z_{s+1}: the error reaching h_s straight through
+    nxt = np.zeros((B, 3 * n))
+    for s in range(T - 1, -1, -1):
+        r, z, nn, q = np.split(gates[s], 4, axis=1)
+        dhs = g[s] + nxt @ w + carry
+        dn = dhs * (1 - z) * (1 - nn ** 2)
+        dz = dhs * (hr[s] - nn) * z * (1 - z)
+        dr = dn * q * r * (1 - r)
+        Anr[s] = dn
+        nxt = Dr[s] = np.concatenate([dr, dz, dn * r], axis=1)
+        carry = dhs * z
+    assert_close(D, Dr, dtype, "D")
+    assert_close(An, Anr, dtype, "An")
+    assert_close(dh, dhs, dtype, "the error arriving at h_1")
+    if delay is None:
+        return
+    for a, b_ in zip(run(delay)[:5], (G, h, D, An, dh)):
+        np.testing.assert_array_equal(a, b_)

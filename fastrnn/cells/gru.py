@@ -42,6 +42,13 @@ class Driver(CellDriver):
             bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
             pair.gru_forward(gates.reshape(T, 4 * n), W["W_hh"], bias, proj, h.reshape(T + 1, n))
             return Run((h,), {"gates": gates})
+        if h.flags.c_contiguous and pair.rows_pay(work, threads, n, h.itemsize, plan(_gru_forward, threads, work)):
+            proj = workspace.scratch("gru rows input", (T, B, 3 * n), net.dtype)     # a batch cut by units
+            np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=proj.reshape(T * B, 3 * n))
+            b_ih, b_hh = W["b_ih"], W["b_hh"]
+            bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
+            pair.gru_rows_forward(gates, W["W_hh"], bias, proj, h)
+            return Run((h,), {"gates": gates})
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              h, gates, panel_buffer(W["W_hh"].T, work, threads))
         return Run((h,), {"gates": gates})
@@ -59,7 +66,9 @@ class Driver(CellDriver):
         gates = run.saved["gates"]
         paired = (all(a.flags.c_contiguous for a in (h, gates, g, D, An))    # views below; B = 1 on two threads
                   and pair.pays(work, threads, False, n, h.itemsize, truncation))
-        panels = None if paired else panel_buffer(W["W_hh"], work, threads)
+        by_units = (not paired and all(a.flags.c_contiguous for a in (h, gates, g, D, An))    # a batch cut by units
+                    and pair.rows_pay(work, threads, n, h.itemsize, plan(_gru_sweep, threads, work), truncation))
+        panels = None if paired or by_units else panel_buffer(W["W_hh"], work, threads)
 
         def sweep(progress):
             call(_gru_sweep, threads, work, W["W_hh"], h, gates, g, *truncation, D, An, dh0, panels, progress)
@@ -81,6 +90,11 @@ class Driver(CellDriver):
             pair.gru_sweep(W["W_hh"], h.reshape(T + 1, n), gates.reshape(T, 4 * n), g.reshape(T, n), dh,
                            D.reshape(T, 3 * n), An.reshape(T, n))
             dh0[0] = D[0, 0] @ W["W_hh"] + dh * gates[0, 0, n:2 * n]
+            rows(0, T, threads, False)
+        elif by_units:
+            dh = np.zeros((B, n), net.dtype)
+            pair.gru_rows_sweep(W["W_hh"], h, gates, g, dh, D, An)
+            dh0[...] = D[0] @ W["W_hh"] + dh * gates[0, :, n:2 * n]
             rows(0, T, threads, False)
         else:
             overlap.run(sweep, rows, T, threads, overlap.pays(_gru_sweep, threads, work, rows.flops, truncation))

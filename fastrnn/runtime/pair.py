@@ -28,8 +28,9 @@ n=192 0.87 (1.02 in a shorter run), n=256-512 0.60-0.84, n=160 0.99; T=100, n=25
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
-The LSTM's batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
-``lstm_rows_forward``, ``lstm_rows_sweep``): each thread its units for every row, in the compiled tiles.
+The gated cells' batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
+``lstm_rows_forward``, ``lstm_rows_sweep``, ``gru_rows_forward``, ``gru_rows_sweep``): each thread its units for
+every row, in the compiled tiles.
 
 The helper is the process's one helper thread (``overlap``). A call that finds it late does not wait for it:
 the calling thread takes the helper's halves until the helper claims one, and at the end, if the helper has
@@ -89,9 +90,10 @@ def pays(work, threads, forcing_on, n, itemsize, truncation=None):
 
 
 def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
-    """Whether the LSTM's forward pass of a batch of ``work.items`` rows, or with ``truncation`` its backward
-    sweep in exact BPTT, runs as a pair cut by units (``lstm_rows_forward``, ``lstm_rows_sweep``) instead of the
-    kernels' cut by rows into ``blocks`` parallel blocks (``dispatch.plan``).
+    """Whether a gated cell's forward pass of a batch of ``work.items`` rows, or with ``truncation`` its backward
+    sweep in exact BPTT, runs as a pair cut by units (``lstm_rows_forward``, ``lstm_rows_sweep``, the GRU's
+    ``gru_rows_forward``, ``gru_rows_sweep``) instead of the kernels' cut by rows into ``blocks`` parallel blocks
+    (``dispatch.plan``).
 
     Each thread of the pair multiplies every row by half of W_hh's gate rows, so it streams half of the weights a
     step; each of the kernels' blocks streams all of them for its rows. Measured (``python bench/unit_rows.py``
@@ -101,7 +103,10 @@ def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
     0.94-0.97, n=256-512 0.75-0.95 (n=128 1.08-1.41, float32 n=192 1.18-1.21). Against two blocks of several rows
     it pays only where the weights are far beyond the caches: float64 n=768-1024 (18-32 MB) 0.63-0.89; float32
     n=1024 (16 MB) B=8 0.84-0.97 and B=16 0.90-1.07, not taken; float32 n=512 B=6-8 1.11-1.12, n=768 0.99-1.05,
-    float64 n=512 B=6-8 0.99-1.10: there each block's rows repay its reading all of W_hh. One of the pair's
+    float64 n=512 B=6-8 0.99-1.10: there each block's rows repay its reading all of W_hh. The GRU by the same rule
+    (``--cell gru``, one run): float32 n=512 B=2-4 0.69-0.72, float64 n=256-512 0.69-0.80 (n=128 1.14-1.35, float32
+    n=256 at 768 KB 0.93-0.96, float64 n=192 at 864 KB 0.92, not taken); B=6-8 at n=512-768 1.06-1.11; float64
+    n=1024 (24 MB) B=8-16 1.02 and 0.98, taken, level: its weights still fit this L3 of 32 MB. One of the pair's
     threads is the helper (``overlap``): it runs two threads whatever the machine has, so it is not taken where
     the kernels would run more than two blocks.
     """
@@ -236,11 +241,36 @@ def lstm_rows_sweep(W_hh, h, c, G, g, dc, D):
                 size=chain.rows_scratch(B, n, cut_of(n, D.itemsize), D.itemsize)[0])[1]
 
 
-def _rows_panels(B, n, dtype):
-    """The two halves' panels (``chain.lstm_rows_half``), a buffer kept from call to call (fresh pages of some
-    MB a call fault in every call)."""
-    per = chain.rows_scratch(B, n, cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize)[1]
-    return workspace.scratch("pair LSTM panels", (2, per), dtype)
+def gru_rows_forward(G, W_hh, bias, proj, h):
+    """The GRU over a batch of rows on this thread and the helper, each half of the units for every row
+    (``chain.gru_rows_half``): G (T, B, 4n) written with the gates [r, z, n, q]; bias (4n,) = [b_ir + b_hr, b_iz +
+    b_hz, b_in, b_hn]; proj (T, B, 3n) the input projection; h (T + 1, B, n) holds the initial state in [0], the
+    states in [1:] on return. Returns the halves of the other's that each took."""
+    B, n = h.shape[1], h.shape[2]
+    PB = _rows_panels(B, n, G.dtype, 3)
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, 1, -1), h, proj, np.empty((0, 0), G.dtype), PB,
+              np.empty((0, 0, 0), G.dtype))
+    return _run(chain.gru_rows_half, chain.FORWARD, arrays, G.shape[0], 0,
+                size=chain.rows_scratch(B, n, cut_of(n, G.itemsize), G.itemsize, 3)[0])[1]
+
+
+def gru_rows_sweep(W_hh, h, G, g, dh, D, An):
+    """Exact BPTT's deltas D (T, B, 3n) = [da_r; da_z; dq] and An (T, B, n) = da_n of the GRU over a batch of rows
+    from the states h (T + 1, B, n), the gates G (T, B, 4n) and the injected errors g (T, B, n), on this thread and
+    the helper. dh (B, n): zeros on entry, the error arriving at h_1 on return. Returns the halves of the other's
+    that each took."""
+    B, n = h.shape[1], h.shape[2]
+    PB = _rows_panels(B, n, D.dtype, 3)
+    arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, PB, An)
+    return _run(chain.gru_rows_half, chain.SWEEP, arrays, D.shape[0], 0,
+                size=chain.rows_scratch(B, n, cut_of(n, D.itemsize), D.itemsize, 3)[0])[1]
+
+
+def _rows_panels(B, n, dtype, gates=4):
+    """The two halves' panels (``chain.lstm_rows_half``, ``gru_rows_half``), a buffer kept from call to call
+    (fresh pages of some MB a call fault in every call)."""
+    per = chain.rows_scratch(B, n, cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize, gates)[1]
+    return workspace.scratch(f"pair rows panels {gates}", (2, per), dtype)
 
 
 def _run(loop, kind, arrays, T, width, act=0, size=None):
