@@ -451,17 +451,18 @@ def test_an_error_in_a_segment_the_caller_takes_is_raised_once_the_helper_has_st
 
 
 def test_this_processs_pools_running_threads_do_not_hold_a_cpu(monkeypatch):
-    """``_idle_core``: a machine that reads busy after a yield is free where the threads that make it busy are
-    this process's pools' (Numba's worker spinning after a parallel region gives its CPU way), busy where they
-    are not; and those are the process's threads in state R that Python did not start: a thread running
+    """``_idle_core``: a machine that reads busy after a yield is free for a long call where the threads that
+    make it busy are this process's pools' (Numba's worker spinning after a parallel region gives its CPU way),
+    busy for a short call and where they are not; and those are the process's threads in state R that Python did not start: a thread running
     compiled code started by Python (another fastrnn call's) still holds its CPU, one started outside Python
     does not."""
     cpus = os.cpu_count()
     monkeypatch.setattr(overlap, "_runnable", lambda: cpus)
     monkeypatch.setattr(overlap, "_own_running", lambda: 1)
-    assert overlap._idle_core()
+    assert overlap._idle_core(beside_own_pools=True)
+    assert not overlap._idle_core()                                     # a short call waits for them
     monkeypatch.setattr(overlap, "_own_running", lambda: 0)
-    assert not overlap._idle_core()
+    assert not overlap._idle_core(beside_own_pools=True)
     monkeypatch.undo()
     if not os.path.isdir("/proc/self/task"):
         pytest.skip("no /proc/self/task (not Linux): nothing to read")

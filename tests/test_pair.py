@@ -1,6 +1,7 @@
 """A batch of one's forward chain on two threads (``fastrnn.runtime.pair``, ``kernels.chain``): the same states
 as the reference and as one thread, whichever thread computes which half and whenever the helper comes; the
 claim it is built on; and the rule for when it runs."""
+import os
 import threading
 import time
 
@@ -807,3 +808,20 @@ def test_the_gru_rows_chain_whenever_the_other_thread_comes(dtype, delay):
         return
     for a, b_ in zip(run(delay)[:5], (G, h, D, An, dh)):
         np.testing.assert_array_equal(a, b_)
+
+
+def test_a_cpu_held_by_this_processs_pools_is_free_for_long_calls_only(monkeypatch):
+    """The machine busy with this process's own pools' spinning threads: the pair runs where its call streams
+    OWN_POOLS_MIN_STREAMED bytes of weights or more (float32 LSTM n=512, T=100: 400 MB), not below (the simple
+    cell n=128 float64 T=1000: 128 MB), nor where the threads are another process's; the batch's rule alike."""
+    monkeypatch.setattr(overlap, "_runnable", lambda: os.cpu_count())
+    monkeypatch.setattr(overlap, "_own_running", lambda: 1)
+    work = dispatch.Work
+    lstm = work(1, 8 * 512 * 512, 100, 4 * 512 * 512 * 4)
+    assert lstm.steps * lstm.weight_bytes >= pair.OWN_POOLS_MIN_STREAMED
+    assert pair.pays(lstm, 2, False, 512, 4)
+    assert pair.rows_pay(lstm._replace(items=4), 2, 512, 4, 1)
+    simple = work(1, 2 * 128 * 128, 1000, 128 * 128 * 8)
+    assert not pair.pays(simple, 2, False, 128, 8)
+    monkeypatch.setattr(overlap, "_own_running", lambda: 0)
+    assert not pair.pays(lstm, 2, False, 512, 4)

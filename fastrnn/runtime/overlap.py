@@ -74,7 +74,7 @@ def pays(kernel, threads, work, row_flops, truncation):
             and _idle_core())
 
 
-def _idle_core():
+def _idle_core(beside_own_pools=False):
     """Whether a CPU is free for the helper now: fewer threads running or ready to run on the whole
     machine than it has CPUs, the calling thread included (the kernel's count in /proc/loadavg, Linux;
     where it cannot be read, assumed). With a busy process on each of the 2 cores here, the products
@@ -85,15 +85,20 @@ def _idle_core():
     A count of threads that are only passing through (another pool's going to sleep or waking, after
     torch's operations) is read again once after yielding the CPU: in a training step beside torch.nn's
     (float32 LSTM n=512, B=1), the first reading said 2-4 in 6 of 10 calls and one made microseconds later
-    said 1 in 5 of those 6 (ad hoc, 2 cores, KVM). A machine that stays busy reads busy twice. This process's
-    pools' threads running then are not counted (``_own_running``: Numba's worker spinning after the last
-    call's parallel region, which gives its CPU way): back-to-back float32 LSTM n=512 B=1 calls, alone in a
-    process, took 10.6 ms with the pair refused in 98 of 100 calls, 6.9 with it in all (ad hoc, 2 cores)."""
+    said 1 in 5 of those 6 (ad hoc, 2 cores, KVM). A machine that stays busy reads busy twice.
+
+    ``beside_own_pools``: this process's pools' threads running then are not counted (``_own_running``: Numba's
+    worker spinning after the last call's parallel region, which gives its CPU way as it spins), for a call
+    long enough that sharing a CPU with it for its last 0.65-0.85 ms costs less than one thread would
+    (``runtime.pair.OWN_POOLS_MIN_STREAMED``): back-to-back float32 LSTM n=512 B=1 calls, alone in a process,
+    took 10.6 ms with the pair refused in 98 of 100 calls, 6.2-6.9 with it in all; the simple cell at n=128,
+    T=1000 (float64), whose pair gains little, ran its forward pass 1.2-1.5x slower beside the spinning worker
+    (``python bench/pair_forward.py 60 --n 128``, the pair forced; ad hoc, 2 cores)."""
     count = _runnable()
     if count is not None and count >= _cpus() and hasattr(os, "sched_yield"):
         os.sched_yield()
         count = _runnable()
-        if count is not None and count >= _cpus():
+        if beside_own_pools and count is not None and count >= _cpus():
             count -= _own_running()
     return count is None or count < _cpus()
 

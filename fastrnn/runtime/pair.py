@@ -47,6 +47,8 @@ from . import dispatch, overlap, workspace
 
 MIN_UNITS = 128          # fewer units: one thread
 MIN_STREAMED = 64 << 20  # bytes of weights read over the steps (T times W_rec's): fewer, one thread
+OWN_POOLS_MIN_STREAMED = 256 << 20   # from this many, a CPU held only by this process's pools counts as free
+                                     # (``overlap._idle_core``: some 3 ms of a thread's streaming at least)
 SWEEP_MIN_BYTES = 256 << 10   # a sweep on two threads from this many bytes of weights: its weight gradients follow it
 GRACE = 2000             # polls (some microseconds) a thread waits for the other's claim before it takes the half
 LINE = 64                # bytes: the halves are cut on a cache line where the units allow
@@ -86,7 +88,8 @@ def pays(work, threads, forcing_on, n, itemsize, truncation=None):
     if FORCE is not None:
         return FORCE
     return (threads >= 2 and n >= MIN_UNITS and work.steps * work.weight_bytes >= MIN_STREAMED
-            and not dispatch.spins_beside(work.flops_per_step * work.steps) and overlap._idle_core())
+            and not dispatch.spins_beside(work.flops_per_step * work.steps)
+            and overlap._idle_core(work.steps * work.weight_bytes >= OWN_POOLS_MIN_STREAMED))
 
 
 def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
@@ -117,7 +120,8 @@ def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
     if ROWS_FORCE is not None:
         return ROWS_FORCE
     return (threads >= 2 and rows_wanted(work, n, blocks)
-            and not dispatch.spins_beside(work.flops_per_step * work.steps) and overlap._idle_core())
+            and not dispatch.spins_beside(work.flops_per_step * work.steps)
+            and overlap._idle_core(work.steps * work.weight_bytes >= OWN_POOLS_MIN_STREAMED))
 
 
 def rows_wanted(work, n, blocks):
