@@ -208,46 +208,64 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
 def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     """Units r0:r1 of the GRU's chain's k-th step (``half``); 0."""
     A, W, v, h, G, dv, WT, An = arrays
-    n = h.shape[1]
     w = r1 - r0
     one = K[ONE]
     if kind == FORWARD:         # step t = k + 1
         _gate_rows(W, h[k], 3, r0, r1, tmp, k & 1 == 1)
-        row, pr, b = A[k], G[k], v[0]
-        gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
-        pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
-        b_r, b_z, b_in, b_hn = b[r0:r1], b[n + r0:n + r1], b[2 * n + r0:2 * n + r1], b[3 * n + r0:3 * n + r1]
-        rr, rz, rq = tmp[:w], tmp[w:2 * w], tmp[2 * w:3 * w]
-        for j in range(w):
-            gr[j] = pr_r[j] + rr[j] + b_r[j]
-        for j in range(w):
-            gz[j] = pr_z[j] + rz[j] + b_z[j]
-        activate(gr, K, LOGISTIC)
-        activate(gz, K, LOGISTIC)
-        for j in range(w):
-            gq[j] = rq[j] + b_hn[j]                                          # q
-        for j in range(w):
-            gn[j] = tanh(pr_n[j] + b_in[j] + gr[j] * gq[j], K)               # n
-        hp, hn = h[k, r0:r1], h[k + 1, r0:r1]
-        for j in range(w):
-            z = gz[j]
-            hn[j] = (one - z) * gn[j] + z * hp[j]
+        _gru_units(A[k], G[k], tmp, v[0], r0, r1, h[k, r0:r1], h[k + 1, r0:r1], K)
         return 0.0
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
-    dhs = dv[r0:r1]             # these units' dh_{s+1} on entry, dh_s on return
     _units_back(W, WT, A, s, r0, r1, back)
-    if s < A.shape[0] - 1:
-        zn = G[s + 1, n + r0:n + r1]
+    _gru_units_back(back, dv[r0:r1], G[min(s + 1, A.shape[0] - 1)], s == A.shape[0] - 1, v[s, r0:r1], G[s], A[s],
+                    h[s, r0:r1], An[s, r0:r1], dh, r0, r1, one)
+    return 0.0
+
+
+@helper
+def _gru_units(row, pr, rr, b, r0, r1, hp, hn, K):
+    """The GRU's step at units r0:r1 of one row (``_gru_step``, ``_gru_rows_step``): row (4n,) written with those
+    units' gates [r, z, n, q]; pr (3n,) the input projection; rr (3 (r1 - r0),) the units' recurrent products,
+    block by block [r, z, q]; b (4n,) = [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]; hn (r1 - r0,) = (1 - z) n + z hp."""
+    n = row.shape[0] // 4
+    w = r1 - r0
+    one = K[ONE]
+    gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
+    pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
+    b_r, b_z, b_in, b_hn = b[r0:r1], b[n + r0:n + r1], b[2 * n + r0:2 * n + r1], b[3 * n + r0:3 * n + r1]
+    rr_r, rr_z, rr_q = rr[:w], rr[w:2 * w], rr[2 * w:3 * w]
+    for j in range(w):
+        gr[j] = pr_r[j] + rr_r[j] + b_r[j]
+    for j in range(w):
+        gz[j] = pr_z[j] + rr_z[j] + b_z[j]
+    activate(gr, K, LOGISTIC)
+    activate(gz, K, LOGISTIC)
+    for j in range(w):
+        gq[j] = rr_q[j] + b_hn[j]                                            # q
+    for j in range(w):
+        gn[j] = tanh(pr_n[j] + b_in[j] + gr[j] * gq[j], K)                   # n
+    for j in range(w):
+        z = gz[j]
+        hn[j] = (one - z) * gn[j] + z * hp[j]
+
+
+@helper
+def _gru_units_back(back, dhs, g_next, last, g, gr, dl, hp, an, dh, r0, r1, one):
+    """The GRU's backward step at units r0:r1 of one row: back (r1 - r0,) the units' (delta_{s+1} W_hh), to which
+    dh_{s+1} z_{s+1} is added unless this is the ``last`` step (g_next: the gates (4n,) of step s + 1); dh = back + g
+    (the error injected), also left in dhs (these units' dh_{s+1} on entry); the units' deltas into dl (3n,) and an
+    (``gru_bptt.row_deltas_of``) from the gates gr (4n,) and the units' h_{s} hp."""
+    n = gr.shape[0] // 4
+    w = r1 - r0
+    if not last:
+        zn = g_next[n + r0:n + r1]
         for j in range(w):
             back[j] += dhs[j] * zn[j]
-    arriving(dh, back, v[s, r0:r1], True)
+    arriving(dh, back, g, True)
     for j in range(w):
         dhs[j] = dh[j]
-    gr, dl = G[s], A[s]
     row_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
-                  h[s, r0:r1], An[s, r0:r1], dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], True, one)
-    return 0.0
+                  hp, an, dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], True, one)
 
 
 @helper
@@ -353,49 +371,18 @@ def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
 def _gru_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
     """Units r0:r1 of the GRU's chain's k-th step over a batch of rows (``gru_rows_half``); 0."""
     A, W, v, h, G, dv, PB, An = arrays
-    B, n = h.shape[1], h.shape[2]
-    w = r1 - r0
-    one = K[ONE]
+    B = h.shape[1]
     if kind == FORWARD:         # step t = k + 1
         rec = _rows_forward(W, h, k, r0, r1, 3, PB, tmp)
-        b = v[0, 0]
-        b_r, b_z, b_in, b_hn = b[r0:r1], b[n + r0:n + r1], b[2 * n + r0:2 * n + r1], b[3 * n + r0:3 * n + r1]
-        for bb in range(B):
-            row, pr, rr = A[k, bb], G[k, bb], rec[bb]
-            gr, gz, gn, gq = row[r0:r1], row[n + r0:n + r1], row[2 * n + r0:2 * n + r1], row[3 * n + r0:3 * n + r1]
-            pr_r, pr_z, pr_n = pr[r0:r1], pr[n + r0:n + r1], pr[2 * n + r0:2 * n + r1]
-            rr_r, rr_z, rr_q = rr[:w], rr[w:2 * w], rr[2 * w:3 * w]
-            for j in range(w):
-                gr[j] = pr_r[j] + rr_r[j] + b_r[j]
-            for j in range(w):
-                gz[j] = pr_z[j] + rr_z[j] + b_z[j]
-            activate(gr, K, LOGISTIC)
-            activate(gz, K, LOGISTIC)
-            for j in range(w):
-                gq[j] = rr_q[j] + b_hn[j]                                        # q
-            for j in range(w):
-                gn[j] = tanh(pr_n[j] + b_in[j] + gr[j] * gq[j], K)               # n
-            hp, hn = h[k, bb, r0:r1], h[k + 1, bb, r0:r1]
-            for j in range(w):
-                z = gz[j]
-                hn[j] = (one - z) * gn[j] + z * hp[j]
+        for b in range(B):
+            _gru_units(A[k, b], G[k, b], rec[b], v[0, 0], r0, r1, h[k, b, r0:r1], h[k + 1, b, r0:r1], K)
         return 0.0
     s = A.shape[0] - 1 - k
+    last = s == A.shape[0] - 1
     back, dh = _rows_back(W, A, h, s, r0, r1, PB, tmp)
-    for bb in range(B):
-        dhs = dv[bb, r0:r1]         # these units' dh_{s+1} on entry, dh_s on return
-        br = back[bb]
-        if s < A.shape[0] - 1:
-            zn = G[s + 1, bb, n + r0:n + r1]
-            for j in range(w):
-                br[j] += dhs[j] * zn[j]
-        arriving(dh, br, v[s, bb, r0:r1], True)
-        for j in range(w):
-            dhs[j] = dh[j]
-        gr, dl = G[s, bb], A[s, bb]
-        row_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
-                      h[s, bb, r0:r1], An[s, bb, r0:r1], dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1],
-                      True, one)
+    for b in range(B):
+        _gru_units_back(back[b], dv[b, r0:r1], G[min(s + 1, A.shape[0] - 1), b], last, v[s, b, r0:r1], G[s, b],
+                        A[s, b], h[s, b, r0:r1], An[s, b, r0:r1], dh, r0, r1, K[ONE])
     return 0.0
 
 
