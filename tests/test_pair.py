@@ -680,7 +680,7 @@ def test_the_lstm_rows_chain_whenever_the_other_thread_comes(dtype, delay):
 def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     """``rows_pay``: a batch the kernels would run in one block, or in blocks of one row, from 1 MB of weights;
     in blocks of several rows only beyond ROWS_HUGE_BYTES; never for more than two blocks, ROWS_MAX rows, too few
-    units, one thread, truncated BPTT's sweep or a busy machine."""
+    units or steps, one thread, truncated BPTT's sweep or a busy machine."""
     monkeypatch.setattr(overlap, "_runnable", lambda: 1)
     work = dispatch.Work
 
@@ -696,6 +696,8 @@ def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 3)               # the kernels would run three blocks
     assert not pair.rows_pay(lstm(512, 4), 1, 512, 4, 1)               # one thread
     assert not pair.rows_pay(lstm(512, 1), 2, 512, 4, 1)               # a batch of one: ``pays``
+    assert not pair.rows_pay(lstm(512, 4, T=10), 2, 512, 4, 1)         # 40 MB over the steps: its fixed cost
+    assert pair.rows_pay(lstm(512, 4, T=16), 2, 512, 4, 1)
     assert pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (100, 100))       # exact BPTT's sweep
     assert not pair.rows_pay(lstm(512, 4), 2, 512, 4, 1, (20, 10))     # truncated BPTT's
     monkeypatch.setattr(overlap, "_runnable", lambda: 64)

@@ -125,10 +125,12 @@ def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
 
 
 def rows_wanted(work, n, blocks):
-    """``rows_pay``'s rule of sizes alone, the machine's state aside."""
+    """``rows_pay``'s rule of sizes alone, the machine's state aside; as at B = 1 (``pays``), the weights read over
+    the steps at least MIN_STREAMED bytes, for the pair's fixed cost (the helper's wake-up, each half's panels)."""
     few = blocks == 1 or -(-work.items // blocks) == 1
     big = work.weight_bytes >= ROWS_MIN_BYTES if few else work.weight_bytes > ROWS_HUGE_BYTES
-    return big and blocks <= 2 and n >= MIN_UNITS and work.items <= ROWS_MAX
+    return (big and blocks <= 2 and n >= MIN_UNITS and work.items <= ROWS_MAX
+            and work.steps * work.weight_bytes >= MIN_STREAMED)
 
 
 class _Half:
