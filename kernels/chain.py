@@ -9,11 +9,11 @@ own cache's), and they meet through flags, one per half and step, claimed by com
 The gated cells' halves are their units' rows of each gate block of W_hh, the units' gates, cell states
 and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
-The LSTM over a batch of rows (``lstm_rows_half``) is cut the same way: each thread takes its units' gate
-columns for every row, so it streams half of W_hh a step where the batch kernels' blocks of rows each stream
-all of it (``runtime.pair.rows_pay`` says where that pays). Its products go through the compiled tiles
-(``_tiles.tile_products``), on panels of its units' rows of W_hh (forward) or columns (backward) that each half
-cuts at its first step.
+The LSTM and the GRU over a batch of rows (``lstm_rows_half``, ``gru_rows_half``) are cut the same way: each
+thread takes its units' gate columns for every row, so it streams half of W_hh a step where the batch kernels'
+blocks of rows each stream all of it (``runtime.pair.rows_pay`` says where that pays). Their products go through
+the compiled tiles (``_tiles.tile_products``), on panels of the units' rows of W_hh (forward) or columns
+(backward) that each half cuts at its first step.
 
 A thread that finds the other's half of a step still free after ``grace`` polls takes it too, and keeps
 taking the other's halves at once until the other claims one again: a thread the system holds back (a
@@ -187,7 +187,6 @@ def _step(kind, arrays, act, K, k, r0, r1, tmp):
 def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     """Units r0:r1 of the LSTM's chain's k-th step (``half``); 0."""
     A, W, v, h, c, G, dc, WT = arrays
-    n = h.shape[1]
     w = r1 - r0
     if kind == FORWARD:         # step t = k + 1
         _gate_rows(W, h[k], 4, r0, r1, tmp, k & 1 == 1)
@@ -196,12 +195,20 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
     _units_back(W, WT, A, s, r0, r1, back)
-    arriving(dh, back, v[s, r0:r1], True)
-    gr, dl = G[s], A[s]
-    gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
-                   h[s + 1, r0:r1], c[s, r0:r1], dc[r0:r1],
-                   dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], dl[3 * n + r0:3 * n + r1], K)
+    _lstm_units_back(back, v[s, r0:r1], G[s], A[s], h[s + 1, r0:r1], c[s, r0:r1], dc[r0:r1], dh, r0, r1, K)
     return 0.0
+
+
+@helper
+def _lstm_units_back(back, g, gr, dl, out_now, c_prev, dc, dh, r0, r1, K):
+    """The LSTM's backward step at units r0:r1 of one row (``_lstm_step``, ``_lstm_rows_step``): dh = back + g (the
+    units' delta_{s+1} W_hh and the error injected), then their gates' deltas into dl (4n,) from the gates gr (4n,)
+    (``_lstm_cell.gate_deltas_of``; dc: the units' error carried in the cell state)."""
+    n = gr.shape[0] // 4
+    arriving(dh, back, g, True)
+    gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
+                   out_now, c_prev, dc, dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1],
+                   dl[3 * n + r0:3 * n + r1], K)
 
 
 @_jit
@@ -349,7 +356,7 @@ def _rows_back(W, A, h, s, r0, r1, PB, tmp):
 def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
     """Units r0:r1 of the LSTM's chain's k-th step over a batch of rows (``lstm_rows_half``); 0."""
     A, W, v, h, c, G, dc, PB = arrays
-    B, n = h.shape[1], h.shape[2]
+    B = h.shape[1]
     if kind == FORWARD:         # step t = k + 1
         rec = _rows_forward(W, h, k, r0, r1, 4, PB, tmp)
         for b in range(B):
@@ -359,11 +366,8 @@ def _lstm_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
     s = A.shape[0] - 1 - k
     back, dh = _rows_back(W, A, h, s, r0, r1, PB, tmp)
     for b in range(B):
-        arriving(dh, borrow(back, b), v[s, b, r0:r1], True)
-        gr, dl = borrow2(G, s, b), A[s, b]
-        gate_deltas_of(gr[r0:r1], gr[n + r0:n + r1], gr[2 * n + r0:2 * n + r1], gr[3 * n + r0:3 * n + r1], dh,
-                       h[s + 1, b, r0:r1], c[s, b, r0:r1], dc[b, r0:r1],
-                       dl[r0:r1], dl[n + r0:n + r1], dl[2 * n + r0:2 * n + r1], dl[3 * n + r0:3 * n + r1], K)
+        _lstm_units_back(borrow(back, b), v[s, b, r0:r1], borrow2(G, s, b), A[s, b], h[s + 1, b, r0:r1],
+                         c[s, b, r0:r1], dc[b, r0:r1], dh, r0, r1, K)
     return 0.0
 
 
