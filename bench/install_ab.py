@@ -2,9 +2,10 @@
 
     git worktree add /tmp/base COMMIT && python3 -m venv /tmp/vb && /tmp/vb/bin/pip install -e /tmp/base threadpoolctl pytest
     python bench/install_ab.py --base-python /tmp/vb/bin/python CELL N B DTYPE THREADS CALLS [--call forward|bptt]
-        [--T 100] [--alternations 5]
+        [--T 100] [--alternations 5] [--linear]
 
-CELL: rnn, lstm or gru (``common.problem`` / ``common.lstm_problem``: m = 32, units readout, summed squared error);
+CELL: rnn, lstm or gru (``common.problem`` / ``common.lstm_problem``: m = 32, units readout, summed squared error;
+``--linear``: the training-step table's problem instead, a linear readout of 8 outputs);
 THREADS: 0 for the default threads, else that many (``fastrnn.threads``). Each alternation runs one process of each
 install in turn (the order swapped every other time), which times CALLS calls after three warm ones and prints their
 median; the line gives both installs' medians in ms and new / base of their medians (under 1: this install is
@@ -27,7 +28,12 @@ def _child(args):
     import fastrnn
     from common import lstm_problem, problem
     dtype = np.dtype(args.dtype)
-    if args.cell == "rnn":
+    if args.linear:
+        rng = np.random.default_rng(0)
+        net = fastrnn.MODELS[args.cell].init(32, args.n, 8, readout="linear", dtype=dtype, seed=0)
+        x = rng.standard_normal((args.T, args.B, 32)).astype(dtype)
+        d = rng.standard_normal((args.T, args.B, 8)).astype(dtype)
+    elif args.cell == "rnn":
         net, x, d = problem(args.n, 32, args.T, args.B, dtype=dtype)
     else:
         net, x, d = lstm_problem(args.n, 32, args.T, args.B, dtype=dtype, cell=args.cell)
@@ -52,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--call", choices=("forward", "bptt"), default="bptt")
     parser.add_argument("--T", type=int, default=100)
     parser.add_argument("--alternations", type=int, default=5)
+    parser.add_argument("--linear", action="store_true", help="a linear readout of 8 outputs (the table's problem)")
     parser.add_argument("--base-python", help="the other install's python")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -70,7 +77,8 @@ def main(argv=None):
                 sys.exit(f"the {name} install failed:\n{out.stderr[-2000:]}")
             medians[name].append(float(out.stdout.strip().splitlines()[-1]))
     new, base = np.array(medians["new"]), np.array(medians["base"])
-    print(f"{args.cell} n={args.n} B={args.B} {args.dtype} threads={args.threads or 'default'} {args.call}: "
+    print(f"{args.cell} n={args.n} B={args.B} {args.dtype} threads={args.threads or 'default'} {args.call}"
+          f"{' linear' if args.linear else ''}: "
           f"new {np.round(new, 2).tolist()} base {np.round(base, 2).tolist()} ms, "
           f"new / base {np.median(new) / np.median(base):.3f}")
 

@@ -12,9 +12,10 @@ interleaved, AVX2 AMD EPYC, ad hoc), 0.06 against 0.18 hot.
 import numpy as np
 
 from ._activations import ZERO, constants
-from ._jit import _jit, helper
-from ._panels import _gemv_axpy
+from ._jit import _jit
+from ._panels import cut_panels
 from ._rows import borrow2
+from ._tiles import ROWS as TILE_ROWS, TILES, tile_products
 
 
 def _units_mse(h1, start, d, mask, g):
@@ -59,14 +60,23 @@ def _linear_mse(h1, W_out, b_out, d, mask, g, dW_out, db_out):
     overwritten; all one float dtype, C-contiguous. The loss and db_out are summed in float64 whatever the
     dtype; dW_out in the dtype, as the BLAS's product would.
 
-    The T·B rows go four at a time (``_four_rows``), each read once while in L1 for its o outputs, its
-    error row and its share of dW_out: each row of W_out loaded serves four rows' sums, and each row of
-    dW_out's sums loaded and stored takes four rows' terms. NumPy's way is three products with o = a few
-    columns (or rows), which the BLAS runs far below its rate, and some eight passes over (T, B, o)
-    arrays besides. Hot, one thread, o = 8, against NumPy's formula (ad hoc, AMD EPYC Zen 3, 2026-11-28):
-    float32 T=100 B=8 n=128 0.20 against 0.23 ms, B=32 n=512 3.8 against 5.8; float64 0.34 against 0.42 and
-    7.2 against 9.7; T=1000 B=1 n=128 0.24 against 0.28 (float32) and 0.47 against 0.56 (float64). Inside a
-    gradient call, where NumPy's temporaries also miss the cache, ``fastrnn.readout`` gives the figures.
+    Four passes over the T·B rows, each at what it does best, where NumPy's way is three products with
+    o = a few columns (or rows), which the BLAS runs far below its rate, and some eight passes over
+    (T, B, o) arrays besides:
+
+    - the outputs, four rows at a time (``_outputs4``): each row of W_out loaded serves four rows' sums;
+    - the errors e, the loss and db_out, row by row along the o outputs (``_errors``);
+    - dW_out, four rows at a time (``_grads4``): each row of dW_out loaded and stored takes four rows' terms;
+    - g = e W_out in the compiled tiles (``_tiles.tile_products``, W_out cut into their panels once a
+      call): every row's o errors against a panel held in vector registers, where a loop row by row
+      loaded and stored each of g's rows o / 4 times.
+
+    An earlier version took all four in one pass, four rows at a time, so that each row was read once
+    while in L1; it ran slower: each row's errors and its product by W_out went scalar by scalar, and the
+    one large loop vectorised worse than its parts do on their own. Hot, one thread, o = 8, T = 100, the
+    two versions in one process (ad hoc, AMD EPYC Zen 5, 2026-11-28): float32 B=8 n=128 42 against 76 us,
+    B=32 203 against 369, n=512 B=8 184 against 273; float64 92 against 143, 387 against 571, 430 against
+    610. Against NumPy's formula, interleaved with it: ``python bench/readout_pass.py 200 --alone``.
     """
     T, B, n = h1.shape
     o = W_out.shape[0]
@@ -76,34 +86,39 @@ def _linear_mse(h1, W_out, b_out, d, mask, g, dW_out, db_out):
     M = mask.reshape(R, o)
     G = g.reshape(R, n)
     bias = b_out.shape[0] == o
-    acc = np.zeros((o, n), dtype=h1.dtype)
-    acc_b = np.zeros(o, dtype=np.float64)
-    E = np.empty((4, o), dtype=h1.dtype)
     zero = constants(h1)[ZERO]
-    total = 0.0
-    for r0 in range(0, R, 4):
-        rows = min(4, R - r0)
-        total += _four_rows(H, W_out, b_out, bias, Dd, M, G, acc, acc_b, E, r0, rows, zero)
+    E = np.empty((R, o), dtype=h1.dtype)        # the outputs, then (``_errors``) the errors in their place
+    whole = R - R % 4
+    for r0 in range(0, whole, 4):
+        _outputs4(H, W_out, E, r0, zero)
+    for r in range(whole, R):
+        _outputs1(H, W_out, E, r, zero)
+    acc_b = np.zeros(o, dtype=np.float64)
+    total = _errors(E, b_out, bias, Dd, M, acc_b)
     for j in range(o):
         for k in range(n):
-            dW_out[j, k] = acc[j, k]
-        if bias:
+            dW_out[j, k] = zero
+    for r0 in range(0, whole, 4):
+        _grads4(H, E, dW_out, r0)
+    for r in range(whole, R):
+        _grads1(H, E, dW_out, r)
+    if bias:
+        for j in range(o):
             db_out[j] = acc_b[j]
+    P = cut_panels(W_out, TILE_ROWS, np.empty(0, dtype=h1.dtype), TILES)
+    edge = np.empty((TILE_ROWS, P.shape[3]), dtype=h1.dtype)
+    pad = np.zeros((TILE_ROWS, o), dtype=h1.dtype)
+    tile_products(E, P, G, edge, pad, False)
     return 0.5 * total
 
 
-@helper
-def _four_rows(H, W, b_out, bias, Dd, M, G, acc, acc_b, E, r0, rows, zero):
-    """``_linear_mse`` for rows r0 : r0 + rows (rows <= 4; a short group repeats its last row in the
-    sums and drops it): the rows' errors E, their rows of G, their terms of acc and acc_b; returns their
-    share of Σ mask·(y - d)², in float64."""
+@_jit
+def _outputs4(H, W, Y, r0, zero):
+    """Y[r0 + q] = H[r0 + q] W^T for the four rows q: each row of W loaded once for the four sums."""
     n = H.shape[1]
     o = W.shape[0]
-    i1 = r0 + min(1, rows - 1)
-    i2 = r0 + min(2, rows - 1)
-    i3 = r0 + min(3, rows - 1)
-    h0, h1, h2, h3 = H[r0], H[i1], H[i2], H[i3]
-    part = 0.0
+    h0, h1, h2, h3 = H[r0], H[r0 + 1], H[r0 + 2], H[r0 + 3]
+    y0, y1, y2, y3 = Y[r0], Y[r0 + 1], Y[r0 + 2], Y[r0 + 3]
     for j in range(o):
         w = W[j]
         s0, s1, s2, s3 = zero, zero, zero, zero
@@ -113,29 +128,71 @@ def _four_rows(H, W, b_out, bias, Dd, M, G, acc, acc_b, E, r0, rows, zero):
             s1 += wk * h1[k]
             s2 += wk * h2[k]
             s3 += wk * h3[k]
-        if bias:
-            s0 += b_out[j]
-            s1 += b_out[j]
-            s2 += b_out[j]
-            s3 += b_out[j]
-        for q in range(rows):
-            s = s0 if q == 0 else s1 if q == 1 else s2 if q == 2 else s3
-            diff = s - Dd[r0 + q, j]
-            e = M[r0 + q, j] * diff
-            E[q, j] = e
-            part += e * diff
-            acc_b[j] += e
-    for q in range(rows, 4):            # a short group's missing rows add nothing to dW_out
-        for j in range(o):
-            E[q, j] = zero
-    for q in range(rows):
-        _gemv_axpy(W, E[q], G[r0 + q])      # the row's injected error e W, four rows of W at a time
-    for j in range(o):
-        a = acc[j]
-        e0, e1, e2, e3 = E[0, j], E[1, j], E[2, j], E[3, j]
+        y0[j] = s0
+        y1[j] = s1
+        y2[j] = s2
+        y3[j] = s3
+
+
+@_jit
+def _outputs1(H, W, Y, r, zero):
+    """Y[r] = H[r] W^T (the last rows, fewer than four)."""
+    n = H.shape[1]
+    h = H[r]
+    y = Y[r]
+    for j in range(W.shape[0]):
+        w = W[j]
+        s = zero
         for k in range(n):
-            a[k] += e0 * h0[k] + e1 * h1[k] + e2 * h2[k] + e3 * h3[k]
+            s += w[k] * h[k]
+        y[j] = s
+
+
+@_jit
+def _errors(Y, b_out, bias, Dd, M, acc_b):
+    """Each row's outputs Y (R, o) replaced by its errors e = mask·(y + b_out - d) (b_out where ``bias``);
+    returns Σ e·(y + b_out - d) in float64 and adds Σ e into acc_b (o,), float64."""
+    R, o = Y.shape
+    part = 0.0
+    for r in range(R):
+        y = Y[r]
+        dd = Dd[r]
+        mm = M[r]
+        if bias:
+            for j in range(o):
+                y[j] += b_out[j]
+        for j in range(o):
+            diff = y[j] - dd[j]
+            e = mm[j] * diff
+            y[j] = e
+            part += e * diff
+        for j in range(o):
+            acc_b[j] += y[j]
     return part
+
+
+@_jit
+def _grads4(H, E, dW, r0):
+    """dW (o, n) += E[r0:r0 + 4]^T H[r0:r0 + 4]: each row of dW loaded and stored once for the four rows."""
+    n = H.shape[1]
+    h0, h1, h2, h3 = H[r0], H[r0 + 1], H[r0 + 2], H[r0 + 3]
+    for j in range(E.shape[1]):
+        a = dW[j]
+        c0, c1, c2, c3 = E[r0, j], E[r0 + 1, j], E[r0 + 2, j], E[r0 + 3, j]
+        for k in range(n):
+            a[k] += c0 * h0[k] + c1 * h1[k] + c2 * h2[k] + c3 * h3[k]
+
+
+@_jit
+def _grads1(H, E, dW, r):
+    """dW (o, n) += E[r]^T H[r] (the last rows, fewer than four)."""
+    n = H.shape[1]
+    h = H[r]
+    for j in range(E.shape[1]):
+        a = dW[j]
+        c = E[r, j]
+        for k in range(n):
+            a[k] += c * h[k]
 
 
 linear_mse = _jit(_linear_mse)
