@@ -1,6 +1,6 @@
 """The least time a fastrnn.torch training step at a batch of one can take, against torch.nn's step.
 
-    python bench/module_least.py [rounds] [--n N ...] [--threads one|default ...] [--layers]
+    python bench/module_least.py [rounds] [--n N ...] [--threads one|default ...] [--B 1] [--layers]
 
 Issue 17 asks a model that swaps ``torch.nn.LSTM`` for ``fastrnn.torch.LSTM`` to train 1.5x faster at B = 1.
 The step (as ``bench/test_torch_step.py``: float32, T=100, m=32, a Linear readout of 8, summed squared error,
@@ -20,7 +20,7 @@ and reports ``least = torch rest + kernels``, the step a layer with no cost beyo
 ratio torch.nn / least (the most any layer on these kernels can reach), torch.nn / bare Function (the most a
 layer in torch's autograd can reach) and torch.nn / 1.5 (the goal's time): "1.5x possible" is "yes" only
 where the bare Function's step is under the goal's time. One thread (torch, fastrnn and every BLAS) and
-default threads.
+default threads. ``--B``: another batch (the goal there is 1x torch.nn: "1x possible", torch.nn / 1).
 """
 import argparse
 import os
