@@ -9,6 +9,10 @@ own cache's), and they meet through flags, one per half and step, claimed by com
 The gated cells' halves are their units' rows of each gate block of W_hh, the units' gates, cell states
 and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
+The simple cell's halves take their products in row tiles (``_tiles.row_tile_products``) where the one-thread
+kernels would (``runtime.pair.half_tiles``), on panels of the half's own columns of W_rec^T (forward) or W_rec
+(backward) that it cuts at its first step (``FORWARD_TILES``, ``SWEEP_TILES``).
+
 The LSTM and the GRU over a batch of rows (``lstm_rows_half``, ``gru_rows_half``) are cut the same way: each
 thread takes its units' gate columns for every row, so it streams half of W_hh a step where the batch kernels'
 blocks of rows each stream all of it (``runtime.pair.rows_pay`` says where that pays). Their products go through
@@ -29,7 +33,7 @@ from ._lstm_cell import cell_units, gate_deltas_of
 from ._panels import _copy, _cut_panel, _gemv_rows
 from ._rows import arriving, borrow, borrow2
 from ._sync import claim, load_acquire, store_release
-from ._tiles import ROWS, panel_order, tile_columns, tile_products
+from ._tiles import ROW_TILE_BYTES, ROWS, panel_order, row_tile_products, tile_columns, tile_products
 
 FREE, TAKEN, DONE = 0, 1, 2
 
@@ -88,7 +92,55 @@ def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
     scale_by_dphi(row, h[s + 1, r0:r1], K, act)
 
 
+@_jit
+def _half_panels(M, r0, r1, PB, cut_now):
+    """The row tiles' panels (1, count, n, w) of M's columns r0:r1 (M (n, n): W_rec^T forward, W_rec backward), in
+    PB's row of this half (0 for the units from 0, else 1), cut from M when ``cut_now`` (the chain's first step);
+    w = ROW_TILE_BYTES of columns, the last panel zero-padded."""
+    n = M.shape[0]
+    w = ROW_TILE_BYTES // M.itemsize
+    count = (r1 - r0 + w - 1) // w
+    P = PB[0 if r0 == 0 else 1][:count * n * w].reshape((1, count, n, w))
+    if cut_now:
+        cols = M[:, r0:r1]
+        for p in range(count):
+            _cut_panel(cols, P, 0, p)
+    return P
+
+
+@_jit
+def _half_step_tiles(h, P, b, act, K, t, r0, r1, tmp):
+    """``_half_step`` with the product in row tiles, on the half's panels P of W_rec^T's columns r0:r1."""
+    row = h[t + 1, r0:r1]
+    part = tmp[:r1 - r0]
+    edge = tmp[r1 - r0:r1 - r0 + P.shape[3]]
+    row_tile_products(h[t], P, part, edge, t & 1 == 1)
+    for k in range(r1 - r0):
+        row[k] += b[r0 + k] + part[k]
+    activate(row, K, act)
+    total = 0.0
+    for k in range(r1 - r0):
+        total += row[k]
+    return total
+
+
+@_jit
+def _sweep_step_tiles(D, P, g, h, act, K, s, r0, r1, tmp):
+    """``_sweep_step`` with the product in row tiles, on the half's panels P of W_rec's columns r0:r1."""
+    T = D.shape[0]
+    row = D[s, r0:r1]
+    part = tmp[:r1 - r0]
+    if s == T - 1:
+        for k in range(r1 - r0):
+            part[k] = 0
+    else:
+        row_tile_products(D[s + 1], P, part, tmp[r1 - r0:r1 - r0 + P.shape[3]], s & 1 == 1)
+    arriving(row, part, g[s, r0:r1], True)
+    scale_by_dphi(row, h[s + 1, r0:r1], K, act)
+
+
 FORWARD, SWEEP = 0, 1
+FORWARD_TILES, SWEEP_TILES = 2, 3   # the simple cell's, each half's products in row tiles (``_half_panels``)
 
 
 def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
@@ -103,6 +155,9 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     forcing), delta_s = phi'(a_s) * (g_s + delta_{s+1} W_rec), s = T - 1..0. A = D (T, n), overwritten; W =
     W_rec (n, n); v = g (T, n) the errors the loss injects; h (T + 1, n) the forward states; WT (n, n) written
     with W_rec^T, each half's rows at its first step (which has no product), read at the steps after.
+    ``FORWARD_TILES``, ``SWEEP_TILES``: the same, each half's products in row tiles (``_tiles.row_tile_products``)
+    on panels of its own units' columns of W_rec^T (forward) or W_rec (backward), cut at its first step into WT
+    = PB (2, ``tile_halves``' numbers), one row a half. tmp: at least max(cut, n - cut) + ROW_TILE_BYTES of numbers.
 
     The LSTM (``lstm_half``, the same loop with the LSTM's steps, ``_lstm_step``; ``arrays`` = (A, W, v, h, c,
     G, dc, WT), gates in the order i, f, g, o):
@@ -177,6 +232,11 @@ def _step(kind, arrays, act, K, k, r0, r1, tmp):
     A, W, v, h, WT = arrays
     if kind == FORWARD:
         return _half_step(A, W, v[0], act, K, k, r0, r1, tmp)
+    if kind == FORWARD_TILES:
+        return _half_step_tiles(A, _half_panels(W.T, r0, r1, WT, k == 0), v[0], act, K, k, r0, r1, tmp)
+    if kind == SWEEP_TILES:
+        _sweep_step_tiles(A, _half_panels(W, r0, r1, WT, k == 0), v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
+        return 0.0
     if k == 0:                  # no product at the last step: these units' rows of W_rec^T, for the steps after
         _copy(WT[r0:r1], W[:, r0:r1].T)
     _sweep_step(A, WT, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
@@ -388,6 +448,12 @@ def _gru_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
         _gru_units_back(back[b], dv[b, r0:r1], G[min(s + 1, A.shape[0] - 1), b], last, v[s, b, r0:r1], G[s, b],
                         A[s, b], h[s, b, r0:r1], An[s, b, r0:r1], dh, r0, r1, K[ONE])
     return 0.0
+
+
+def tile_halves(n, cut, itemsize):
+    """The numbers a half's row-tile panels take (``FORWARD_TILES``, ``SWEEP_TILES``): PB's row length."""
+    w = ROW_TILE_BYTES // itemsize
+    return (max(cut, n - cut) + w - 1) // w * n * w
 
 
 def rows_scratch(B, n, cut, itemsize, gates=4):

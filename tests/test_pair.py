@@ -246,6 +246,122 @@ def test_the_rule(monkeypatch):
     assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
 
 
+def test_the_simple_cells_halves_take_row_tiles_where_the_one_thread_kernels_do(monkeypatch):
+    """Row tiles from 128 units and more than 64 KB of W_rec, while each half's weights stay within 512 KB."""
+    assert pair.half_tiles(128, 8) and pair.half_tiles(192, 4) and pair.half_tiles(256, 8)
+    assert not pair.half_tiles(128, 4)              # 64 KB: the compiled loops by rows are as fast
+    assert not pair.half_tiles(96, 8)               # fewer units
+    assert pair.half_tiles(352, 8) and not pair.half_tiles(368, 8)       # a half of 368 x 184 is over 512 KB
+    assert pair.half_tiles(512, 4) and not pair.half_tiles(520, 4)
+    monkeypatch.setattr(pair, "HALF_TILES", False)
+    assert not pair.half_tiles(256, 8)
+
+
+def _tiled_half(kind, A, W, v, h, PB, act, cut, mine, flags, grace):
+    """A thread's part of the simple cell's chain with its halves in row tiles, as ``pair.forward`` / ``pair.sweep``
+    hand it the arrays: (the sum of the states written, the halves of the other's it took)."""
+    n = W.shape[0]
+    width = max(cut, n - cut) + chain.ROW_TILE_BYTES // W.itemsize
+    T = A.shape[0] - 1 if kind == chain.FORWARD_TILES else A.shape[0]
+    return chain.half(kind, (A, W, v, h, PB), act, T, cut, mine, flags, grace, np.empty(width, W.dtype))
+
+
+@pytest.mark.parametrize("dtype, n", [(np.float64, 128), (np.float32, 200)])
+@pytest.mark.parametrize("delay", [None, 0.0, 0.002])
+def test_the_tiled_halves_follow_the_recurrences_whenever_the_other_thread_comes(dtype, n, delay):
+    """The forward chain h_t = tanh(h_t + W h_{t-1} + b) and the sweep's delta recursion, each half's products in
+    row tiles on panels it cuts at its first step into a buffer that held NaN: alone (None) against the
+    recurrences, and with the other thread at once or a little late the same bits as alone."""
+    W, b, h = _chain_problem(dtype, T=300, n=n, seed=8)
+    act = ACTIVATIONS.index("tanh")
+    cut = pair.cut_of(n, W.itemsize)
+    per = chain.tile_halves(n, cut, W.itemsize)
+    assert pair.half_tiles(n, W.itemsize)
+
+    def forward(mine_first_only):
+        out = h.copy()
+        PB = np.full((2, per), np.nan, dtype)
+        flags = np.zeros(2 * (h.shape[0] - 1), dtype=np.int64)
+        args = (chain.FORWARD_TILES, out, W, b.reshape(1, -1), pair._read_only(out), PB, act, cut)
+        if mine_first_only:
+            total, taken = _tiled_half(*args, 0, flags, 10)
+            assert taken == h.shape[0] - 1 and (flags == chain.DONE).all()
+            return out, total
+        result = {}
+
+        def late():
+            time.sleep(delay)
+            result["helper"] = _tiled_half(*args, 1, flags, pair.GRACE)
+        helper = threading.Thread(target=late)
+        helper.start()
+        result["main"] = _tiled_half(*args, 0, flags, pair.GRACE)
+        helper.join()
+        assert (flags == chain.DONE).all()
+        assert result["main"][1] + result["helper"][1] <= h.shape[0] - 1
+        return out, result["main"][0] + result["helper"][0]
+
+    alone, total = forward(True)
+    expect = h.astype(np.float64)
+    for t in range(h.shape[0] - 1):
+        expect[t + 1] = np.tanh(expect[t + 1] + W.astype(np.float64) @ expect[t] + b)
+    assert_close(alone[1:], expect[1:], dtype, "h")
+    np.testing.assert_allclose(total, alone[1:].sum(dtype=np.float64), rtol=1e-6)
+    if delay is not None:
+        out, both = forward(False)
+        np.testing.assert_array_equal(out, alone)
+        np.testing.assert_allclose(both, total, rtol=1e-9)
+
+    T = h.shape[0] - 1
+    g = pair._read_only(np.random.default_rng(9).standard_normal((T, n)).astype(dtype))
+    states = pair._read_only(np.tanh(h).astype(dtype))
+
+    def sweep(together):
+        D = np.full((T, n), np.nan, dtype)
+        PB = np.full((2, per), np.nan, dtype)
+        flags = np.zeros(2 * T, dtype=np.int64)
+        args = (chain.SWEEP_TILES, D, W, g, states, PB, act, cut)
+        if not together:
+            assert _tiled_half(*args, 0, flags, 10)[1] == T
+            return D
+        result = {}
+
+        def late():
+            time.sleep(delay)
+            result["helper"] = _tiled_half(*args, 1, flags, pair.GRACE)
+        helper = threading.Thread(target=late)
+        helper.start()
+        _tiled_half(*args, 0, flags, pair.GRACE)
+        helper.join()
+        assert (flags == chain.DONE).all()
+        return D
+
+    D = sweep(False)
+    expect = np.empty((T, n))
+    nxt = np.zeros(n)
+    for s in range(T - 1, -1, -1):
+        nxt = expect[s] = (g[s] + W.T.astype(np.float64) @ nxt) * (1 - states[s + 1].astype(np.float64) ** 2)
+    assert_close(D, expect, dtype, "D")
+    if delay is not None:
+        np.testing.assert_array_equal(sweep(True), D)
+
+
+@pytest.mark.parametrize("tiles", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_paired_calls_by_row_tiles_or_by_rows_equal_the_reference(paired, spied, monkeypatch, tiles, dtype):
+    """n = 200: each half's products in row tiles (``pair.half_tiles``), or by W_rec's rows with them off."""
+    monkeypatch.setattr(pair, "HALF_TILES", tiles)
+    net, x, d, mask, h0 = make_problem(12, T=40, B=1, m=3, n=200, o=2, dtype=dtype, readout="linear", scale=0.5)
+    assert pair.half_tiles(200, np.dtype(dtype).itemsize) == tiles
+    out = fastrnn.forward(net, x, h0)
+    L, g = fastrnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert spied == ["forward", "forward", "sweep"]
+    ref_h, _ = reference.rnn.forward(net, x, h0)
+    assert_close(out.h, ref_h, dtype, "h")
+    ref_L, ref_g = reference.rnn.bptt(net, x, d, mask=mask, h0=h0)
+    assert_close(np.array(L), np.array(ref_L), dtype, "loss")
+    assert_grads_close(g, ref_g, dtype)
+
+
 def test_a_batch_of_one_under_teacher_forcing_keeps_the_one_thread_kernel(paired, spied):
     net, x, d, mask, h0 = make_problem(10, T=15, B=1, m=3, n=8, o=2, readout="units")
     L, g = fastrnn.bptt(net, x, d, h0=h0, teacher_forcing=True)

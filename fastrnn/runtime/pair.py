@@ -28,6 +28,15 @@ n=192 0.87 (1.02 in a shorter run), n=256-512 0.60-0.84, n=160 0.99; T=100, n=25
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
+The simple cell's halves take their products in row tiles (``half_tiles``: from 128 units and more than 64 KB of
+W_rec, while a half's weights stay within a core's 512 KB, where the one-thread kernels take row tiles too), on
+panels of the half's columns of W_rec^T or W_rec that each half cuts at its first step (``chain.FORWARD_TILES``,
+``SWEEP_TILES``); by W_rec's rows they ran at the one-thread loops' rate instead of the tiles'. Whole calls, the
+pair forced, tiles against rows in the same rounds (``python bench/pair_forward.py 40 --half-rows``, T=1000,
+2-core AMD EPYC Zen 5 on KVM, 2026-11-28): float64 n=128 2.15 against 2.22 ms, n=256 5.45 against 6.62; float32
+n=256 3.31 against 3.55, n=512 8.43 against 10.94 (an earlier run of 20 rounds: float64 n=192 3.78 against 4.11,
+float32 n=384 5.95 against 7.54). Float32 n=128 (64 KB) keeps the rows: 1.58 against 1.39 ms by tiles.
+
 The gated cells' batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
 ``lstm_rows_forward``, ``lstm_rows_sweep``, ``gru_rows_forward``, ``gru_rows_sweep``): each thread its units for
 every row, in the compiled tiles.
@@ -43,6 +52,7 @@ import numpy as np
 from ..kernels import chain
 from ..kernels._sync import claim
 from ..kernels._jit import _jit
+from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_WEIGHT_BYTES
 from . import dispatch, overlap, workspace
 
 MIN_UNITS = 128          # fewer units: one thread
@@ -59,6 +69,7 @@ ROWS_MIN_BYTES = 1 << 20    # a batch cut by units (``rows_pay``): weights of at
 ROWS_HUGE_BYTES = 16 << 20  # ... and where the kernels would cut it into blocks of several rows, more than this
 ROWS_MAX = 16               # ... for at most this many rows
 ROWS_FORCE = None        # tests and benches: True cuts every batch of 2 rows or more by units, False none
+HALF_TILES = True        # the simple cell's halves in row tiles where ``half_tiles`` says (a switch for the benches)
 
 
 def _mark(state, value):
@@ -167,12 +178,33 @@ def _read_only(a):
     return view
 
 
+def half_tiles(n, itemsize):
+    """Whether the simple cell's halves take their products in row tiles (``chain.FORWARD_TILES``, ``SWEEP_TILES``)
+    rather than by W_rec's rows (``_panels._gemv_rows``): with n >= ``_tiles.FORWARD_ROW_TILE_MIN_K`` units and
+    more than ``ROW_TILE_MIN_BYTES`` of W_rec, where the one-thread kernels take row tiles too, and each half's
+    weights within ``ROW_TILE_WEIGHT_BYTES`` (a core's L2 cache)."""
+    return (HALF_TILES and n >= FORWARD_ROW_TILE_MIN_K and n * n * itemsize > ROW_TILE_MIN_BYTES
+            and n * max(cut_of(n, itemsize), n - cut_of(n, itemsize)) * itemsize <= ROW_TILE_WEIGHT_BYTES)
+
+
+def _tile_halves(n, dtype):
+    """The halves' panels, a buffer kept from call to call, and the scratch size of a half."""
+    itemsize = np.dtype(dtype).itemsize
+    cut = cut_of(n, itemsize)
+    PB = workspace.scratch("pair simple cell panels", (2, chain.tile_halves(n, cut, itemsize)), dtype)
+    return PB, max(cut, n - cut) + ROW_TILE_BYTES // itemsize
+
+
 def forward(h, W_rec, b, act):
     """The states h[1:] (T + 1, n; holding the input projection on entry) of the simple cell at B = 1, on
     this thread and the helper. Returns (the sum of the states written, float64; the halves of the other
     thread's that each thread took, a pair of counts)."""
     T, n = h.shape[0] - 1, h.shape[1]
     W_rec, b = _read_only(W_rec), _read_only(b)     # one compiled variant, whether the caller's are writable
+    if half_tiles(n, h.itemsize):
+        PB, size = _tile_halves(n, h.dtype)
+        arrays = (h, W_rec, b.reshape(1, n), _read_only(h), PB)
+        return _run(chain.half, chain.FORWARD_TILES, arrays, T, 1, act, size=size)
     arrays = (h, W_rec, b.reshape(1, n), _read_only(h), np.empty((0, 0), h.dtype))
     return _run(chain.half, chain.FORWARD, arrays, T, 1, act)
 
@@ -181,6 +213,11 @@ def sweep(W_rec, h, g, act, D):
     """Exact BPTT's deltas D (T, n) of the simple cell at B = 1 from the states h (T + 1, n) and the injected
     errors g (T, n), on this thread and the helper (``chain.half``). Returns the halves of the other thread's
     that each thread took."""
+    n = W_rec.shape[0]
+    if half_tiles(n, D.itemsize):
+        PB, size = _tile_halves(n, D.dtype)
+        arrays = (D, _read_only(W_rec), _read_only(g), _read_only(h), PB)
+        return _run(chain.half, chain.SWEEP_TILES, arrays, D.shape[0], 1, act, size=size)[1]
     WT = workspace.scratch("pair W_rec^T", W_rec.shape, W_rec.dtype)    # each half's rows copied at its first step
     arrays = (D, _read_only(W_rec), _read_only(g), _read_only(h), WT)
     return _run(chain.half, chain.SWEEP, arrays, D.shape[0], 1, act)[1]
