@@ -12,7 +12,7 @@ every call takes the pair (``runtime.pair.FORCE``, the rule aside), in the forwa
 weight gradients beside it, ``runtime.overlap``, where its rule says so); "without": the same build with the
 pair turned off (the one-thread kernels, or ``_gemv_parts``'s split where ``dispatch.parts`` asks for it). Each
 round times all in a new random order; medians, ms, and their ratios to without (under 1: faster).
-``--half-rows`` (the simple cell): also "pair by rows", the pair with each half's products by W_rec's rows
+``--half-rows``: also "pair by rows", the pair with each half's products by the weights' rows
 (``pair.HALF_TILES`` off) where ``pair.half_tiles`` would give them row tiles.
 """
 import argparse
@@ -35,11 +35,11 @@ def main(argv=None):
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--call", choices=("forward", "bptt"), default="bptt")
     parser.add_argument("--cell", choices=("rnn", "lstm", "gru"), default="rnn")
-    parser.add_argument("--half-rows", action="store_true", help="also the simple cell's pair with halves by rows")
+    parser.add_argument("--half-rows", action="store_true", help="also the pair with its halves by rows")
     args = parser.parse_args(argv)
     print(f"`python bench/pair_forward.py {args.rounds} --T {args.T} --call {args.call} --cell {args.cell}`: B=1, "
           f"default threads, medians of {args.rounds} interleaved rounds, ms\n")
-    rows = args.half_rows and args.cell == "rnn"
+    rows = args.half_rows
     print("| dtype | n | W | pair | forward only | without | pair / without | forward only / without |"
           + (" pair by rows | pair by rows / without |" if rows else ""))
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if rows else ""))

@@ -9,9 +9,10 @@ own cache's), and they meet through flags, one per half and step, claimed by com
 The gated cells' halves are their units' rows of each gate block of W_hh, the units' gates, cell states
 and states (and backward, their gates' deltas, from W_hh^T's rows of the units).
 
-The simple cell's halves take their products in row tiles (``_tiles.row_tile_products``) where the one-thread
+At B = 1 the halves take their products in row tiles (``_tiles.row_tile_products``) where the one-thread
 kernels would (``runtime.pair.half_tiles``), on panels of the half's own columns of W_rec^T (forward) or W_rec
-(backward) that it cuts at its first step (``FORWARD_TILES``, ``SWEEP_TILES``).
+(backward), each gate block's for the gated cells, that it cuts at its first step (``FORWARD_TILES``,
+``SWEEP_TILES``).
 
 The LSTM and the GRU over a batch of rows (``lstm_rows_half``, ``gru_rows_half``) are cut the same way: each
 thread takes its units' gate columns for every row, so it streams half of W_hh a step where the batch kernels'
@@ -140,7 +141,7 @@ def _sweep_step_tiles(D, P, g, h, act, K, s, r0, r1, tmp):
 
 
 FORWARD, SWEEP = 0, 1
-FORWARD_TILES, SWEEP_TILES = 2, 3   # the simple cell's, each half's products in row tiles (``_half_panels``)
+FORWARD_TILES, SWEEP_TILES = 2, 3   # at B = 1, each half's products in row tiles (``_half_panels``, ``_gate_tiles``)
 
 
 def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
@@ -176,6 +177,11 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     takes first. flags (2 T,) int64, FREE on entry: flags[2 k + half] for the k-th step of the chain (TAKEN,
     then DONE). grace: polls to wait for the other thread to claim its half of a step before taking it. tmp:
     this thread's scratch, at least max(cut, n - cut) numbers (the simple cell), 4 times that (the LSTM).
+
+    ``FORWARD_TILES``, ``SWEEP_TILES``: the LSTM's and the GRU's the same, each half's products in row tiles on
+    panels of its units' columns of each gate block of W_hh^T (forward, ``_gate_tiles``) or of W_hh's columns
+    (backward, ``_units_back_tiles``), cut at its first step into WT = PB (2, ``tile_halves(..., gates)``' numbers);
+    tmp: at least gates·max(cut, n - cut) + ROW_TILE_BYTES of numbers.
 
     The GRU (``gru_half``, with ``_gru_step``; ``arrays`` = (A, W, v, h, G, dv, WT, An), gates in the order r, z,
     n and q = W_hn h_{t-1} + b_hn, as ``gru_forward._gru_forward`` keeps them):
@@ -248,13 +254,19 @@ def _lstm_step(kind, arrays, act, K, k, r0, r1, tmp):
     """Units r0:r1 of the LSTM's chain's k-th step (``half``); 0."""
     A, W, v, h, c, G, dc, WT = arrays
     w = r1 - r0
-    if kind == FORWARD:         # step t = k + 1
-        _gate_rows(W, h[k], 4, r0, r1, tmp, k & 1 == 1)
+    if kind == FORWARD or kind == FORWARD_TILES:        # step t = k + 1
+        if kind == FORWARD_TILES:
+            _gate_tiles(W, h[k], 4, r0, r1, WT, k == 0, tmp, k & 1 == 1)
+        else:
+            _gate_rows(W, h[k], 4, r0, r1, tmp, k & 1 == 1)
         cell_units(A[k], tmp, v[0], r0, r1, c[k], c[k + 1], h[k + 1], K)
         return 0.0
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
-    _units_back(W, WT, A, s, r0, r1, back)
+    if kind == SWEEP_TILES:
+        _units_back_tiles(W, A, s, r0, r1, WT, k == 0, back, tmp[2 * w:])
+    else:
+        _units_back(W, WT, A, s, r0, r1, back)
     _lstm_units_back(back, v[s, r0:r1], G[s], A[s], h[s + 1, r0:r1], c[s, r0:r1], dc[r0:r1], dh, r0, r1, K)
     return 0.0
 
@@ -277,13 +289,19 @@ def _gru_step(kind, arrays, act, K, k, r0, r1, tmp):
     A, W, v, h, G, dv, WT, An = arrays
     w = r1 - r0
     one = K[ONE]
-    if kind == FORWARD:         # step t = k + 1
-        _gate_rows(W, h[k], 3, r0, r1, tmp, k & 1 == 1)
+    if kind == FORWARD or kind == FORWARD_TILES:        # step t = k + 1
+        if kind == FORWARD_TILES:
+            _gate_tiles(W, h[k], 3, r0, r1, WT, k == 0, tmp, k & 1 == 1)
+        else:
+            _gate_rows(W, h[k], 3, r0, r1, tmp, k & 1 == 1)
         _gru_units(A[k], G[k], tmp, v[0], r0, r1, h[k, r0:r1], h[k + 1, r0:r1], K)
         return 0.0
     s = A.shape[0] - 1 - k
     back, dh = tmp[:w], tmp[w:2 * w]
-    _units_back(W, WT, A, s, r0, r1, back)
+    if kind == SWEEP_TILES:
+        _units_back_tiles(W, A, s, r0, r1, WT, k == 0, back, tmp[2 * w:])
+    else:
+        _units_back(W, WT, A, s, r0, r1, back)
     _gru_units_back(back, dv[r0:r1], G[min(s + 1, A.shape[0] - 1)], s == A.shape[0] - 1, v[s, r0:r1], G[s], A[s],
                     h[s, r0:r1], An[s, r0:r1], dh, r0, r1, one)
     return 0.0
@@ -345,6 +363,40 @@ def _gate_rows(W, h_prev, gates, r0, r1, tmp, odd):
     for i in range(gates):
         q = panel_order(i, gates, odd)
         _gemv_rows(W[q * n + r0:q * n + r1], h_prev, tmp[q * w:(q + 1) * w], odd)
+
+
+@helper
+def _gate_tiles(W, h_prev, gates, r0, r1, PB, cut_now, tmp, odd):
+    """``_gate_rows`` in row tiles (``FORWARD_TILES``): each gate block's units r0:r1 on panels of their columns
+    of W^T, in PB's row of this half, cut when ``cut_now`` (the chain's first step); the tiles' edge in ``tmp``
+    after the gates' gates·(r1 - r0) numbers."""
+    n = h_prev.shape[0]
+    w = r1 - r0
+    wt = ROW_TILE_BYTES // W.itemsize
+    count = (w + wt - 1) // wt
+    P = PB[0 if r0 == 0 else 1][:gates * count * n * wt].reshape((gates, 1, count, n, wt))
+    if cut_now:
+        for q in range(gates):
+            cols = W[q * n + r0:q * n + r1].T
+            for p in range(count):
+                _cut_panel(cols, P[q], 0, p)
+    edge = tmp[gates * w:gates * w + wt]
+    for i in range(gates):
+        q = panel_order(i, gates, odd)
+        row_tile_products(h_prev, P[q], tmp[q * w:(q + 1) * w], edge, odd)
+
+
+@helper
+def _units_back_tiles(W, A, s, r0, r1, PB, cut_now, back, edge):
+    """``_units_back`` in row tiles (``SWEEP_TILES``): back = (delta_{s+1} W)'s units r0:r1 on panels of W's
+    columns r0:r1 (K = W's gates·n rows), in PB's row of this half, cut when ``cut_now`` (the chain's first step,
+    s = T - 1, which has no product: back = 0)."""
+    P = _half_panels(W, r0, r1, PB, cut_now)
+    if s == A.shape[0] - 1:
+        for j in range(r1 - r0):
+            back[j] = 0
+    else:
+        row_tile_products(A[s + 1], P, back, edge[:P.shape[3]], s & 1 == 1)
 
 
 @helper
@@ -450,10 +502,11 @@ def _gru_rows_step(kind, arrays, act, K, k, r0, r1, tmp):
     return 0.0
 
 
-def tile_halves(n, cut, itemsize):
-    """The numbers a half's row-tile panels take (``FORWARD_TILES``, ``SWEEP_TILES``): PB's row length."""
+def tile_halves(n, cut, itemsize, gates=1):
+    """The numbers a half's row-tile panels take (``FORWARD_TILES``, ``SWEEP_TILES``; ``gates``: the gated cells'
+    gate blocks): PB's row length."""
     w = ROW_TILE_BYTES // itemsize
-    return (max(cut, n - cut) + w - 1) // w * n * w
+    return (max(cut, n - cut) + w - 1) // w * gates * n * w
 
 
 def rows_scratch(B, n, cut, itemsize, gates=4):

@@ -246,15 +246,18 @@ def test_the_rule(monkeypatch):
     assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
 
 
-def test_the_simple_cells_halves_take_row_tiles_where_the_one_thread_kernels_do(monkeypatch):
+def test_a_batch_of_ones_halves_take_row_tiles_where_the_one_thread_kernels_do(monkeypatch):
     """Row tiles from 128 units and more than 64 KB of W_rec, while each half's weights stay within 512 KB."""
     assert pair.half_tiles(128, 8) and pair.half_tiles(192, 4) and pair.half_tiles(256, 8)
     assert not pair.half_tiles(128, 4)              # 64 KB: the compiled loops by rows are as fast
     assert not pair.half_tiles(96, 8)               # fewer units
     assert pair.half_tiles(352, 8) and not pair.half_tiles(368, 8)       # a half of 368 x 184 is over 512 KB
     assert pair.half_tiles(512, 4) and not pair.half_tiles(520, 4)
+    # the gated cells' halves: their units' rows of each of W_hh's gate blocks
+    assert pair.half_tiles(128, 8, 4) and not pair.half_tiles(192, 8, 4)   # a half of 4 x 96 rows of 192: 576 KB
+    assert pair.half_tiles(256, 4, 4) and pair.half_tiles(128, 4, 3) and not pair.half_tiles(96, 4, 3)
     monkeypatch.setattr(pair, "HALF_TILES", False)
-    assert not pair.half_tiles(256, 8)
+    assert not pair.half_tiles(256, 8) and not pair.half_tiles(128, 8, 4)
 
 
 def _tiled_half(kind, A, W, v, h, PB, act, cut, mine, flags, grace):
@@ -481,15 +484,26 @@ def _lstm_chain(kind, arrays, mine, flags, grace):
     """One thread's part of an LSTM chain, as ``pair.lstm_forward`` / ``pair.lstm_sweep`` hand it the arrays."""
     n = arrays[3].shape[1]
     return chain.lstm_half(kind, arrays, 0, flags.shape[0] // 2, pair.cut_of(n, arrays[0].itemsize), mine, flags,
-                           grace, _scratch(arrays[3], 4))
+                           grace, _gated_scratch(arrays[3], 4))
 
 
-def _both_chains(part, arrays, T, delay):
+def _gated_scratch(like, gates):
+    """A gated cell's thread's scratch, by rows or in row tiles (``pair._tile_halves``'s size at most)."""
+    return np.empty(gates * like.shape[1] + chain.ROW_TILE_BYTES // like.itemsize, like.dtype)
+
+
+def _row_tile_panels(n, dtype, gates):
+    """The halves' panels of row tiles (``FORWARD_TILES``, ``SWEEP_TILES``), NaN: each half cuts its own."""
+    return np.full((2, chain.tile_halves(n, pair.cut_of(n, np.dtype(dtype).itemsize), np.dtype(dtype).itemsize,
+                                         gates)), np.nan, dtype)
+
+
+def _both_chains(part, arrays, T, delay, kinds=(chain.FORWARD, chain.SWEEP)):
     """A gated cell's forward chain, then its sweep (``arrays``: each one's), ``part`` (``_lstm_chain``,
     ``_gru_chain``) on this thread and, ``delay`` seconds late, on another (None: this thread alone). Every half of
     every step done; returns how many of the other's halves were taken in each chain."""
     taken = []
-    for kind, args in zip((chain.FORWARD, chain.SWEEP), arrays):
+    for kind, args in zip(kinds, arrays):
         flags = np.zeros(2 * T, dtype=np.int64)
         result = {}
 
@@ -516,24 +530,30 @@ def _lstm_states(W, bias, xW, state0):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("delay", [None, 0.0, 0.002])
-def test_the_lstm_chain_whenever_the_other_thread_comes(dtype, delay):
+@pytest.mark.parametrize("tiles", [False, True])
+def test_the_lstm_chain_whenever_the_other_thread_comes(dtype, delay, tiles):
     """The LSTM's forward chain and sweep, one thread alone against the float64 recurrences of SPEC §6; then with
-    the other thread at once or a little late: each half of each step computed once, the same bits."""
+    the other thread at once or a little late: each half of each step computed once, the same bits. By W_hh's
+    rows, or in row tiles on panels each half cuts at its first step (``tiles``)."""
     W, bias, xW, state0, g, dc_T = _lstm_problem(dtype)
     T, n = g.shape
-    none = (np.empty(0, dtype), np.empty((0, 0), dtype))
+    none = np.empty(0, dtype)
+    kinds = (chain.FORWARD_TILES, chain.SWEEP_TILES) if tiles else (chain.FORWARD, chain.SWEEP)
 
     def run(delay):
         """Both chains, the helper's half started ``delay`` seconds late (None: no helper)."""
         G, h, c = _lstm_states(W, bias, xW, state0)
-        D, dc, WT = np.full((T, 4 * n), np.nan, dtype), dc_T.copy(), np.full((n, 4 * n), np.nan, dtype)
-        taken = _both_chains(_lstm_chain, ((G, W, bias.reshape(1, -1), h, c, G) + none, (D, W, g, h, c, G, dc, WT)),
-                             T, delay)
+        PB = _row_tile_panels(n, dtype, 4) if tiles else np.empty((0, 0), dtype)
+        D, dc = np.full((T, 4 * n), np.nan, dtype), dc_T.copy()
+        WT = _row_tile_panels(n, dtype, 4) if tiles else np.full((n, 4 * n), np.nan, dtype)
+        taken = _both_chains(_lstm_chain, ((G, W, bias.reshape(1, -1), h, c, G, none, PB), (D, W, g, h, c, G, dc, WT)),
+                             T, delay, kinds)
         return G, h, c, D, dc, WT, taken
 
     G, h, c, D, dc, WT, taken = run(None)
     assert taken == [T, T]                               # alone: every one of the other's halves
-    np.testing.assert_array_equal(WT, W.T)
+    if not tiles:
+        np.testing.assert_array_equal(WT, W.T)
     # SPEC §6 in float64
     w, b = W.astype(np.float64), bias.astype(np.float64)
     sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731
@@ -604,14 +624,16 @@ def _gru_chain(kind, arrays, mine, flags, grace):
     """One thread's part of a GRU chain, as ``pair.gru_forward`` / ``pair.gru_sweep`` hand it the arrays."""
     n = arrays[3].shape[1]
     return chain.gru_half(kind, arrays, 0, flags.shape[0] // 2, pair.cut_of(n, arrays[0].itemsize), mine, flags,
-                          grace, _scratch(arrays[3], 3))
+                          grace, _gated_scratch(arrays[3], 3))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("delay", [None, 0.0, 0.002])
-def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay):
+@pytest.mark.parametrize("tiles", [False, True])
+def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay, tiles):
     """The GRU's forward chain and sweep, one thread alone against the float64 recurrences of SPEC §6a; then with
-    the other thread at once or a little late: each half of each step computed once, the same bits."""
+    the other thread at once or a little late: each half of each step computed once, the same bits. By W_hh's
+    rows, or in row tiles on panels each half cuts at its first step (``tiles``)."""
     T, n = 300, 48
     rng = np.random.default_rng(19)
     W = pair._read_only((rng.standard_normal((3 * n, n)) / np.sqrt(n)).astype(dtype))
@@ -627,15 +649,18 @@ def test_the_gru_chain_whenever_the_other_thread_comes(dtype, delay):
         G, h = np.full((T, 4 * n), np.nan, dtype), np.empty((T + 1, n), dtype)
         h[0] = h0
         D, An = np.full((T, 3 * n), np.nan, dtype), np.full((T, n), np.nan, dtype)
-        WT = np.full((n, 3 * n), np.nan, dtype)
+        WT = _row_tile_panels(n, dtype, 3) if tiles else np.full((n, 3 * n), np.nan, dtype)
+        PB = _row_tile_panels(n, dtype, 3) if tiles else empty2
         dh = np.zeros(n, dtype)
-        taken = _both_chains(_gru_chain, ((G, W, bias.reshape(1, -1), h, proj, empty1, empty2, empty2),
-                                          (D, W, g, h, G, dh, WT, An)), T, delay)
+        kinds = (chain.FORWARD_TILES, chain.SWEEP_TILES) if tiles else (chain.FORWARD, chain.SWEEP)
+        taken = _both_chains(_gru_chain, ((G, W, bias.reshape(1, -1), h, proj, empty1, PB, empty2),
+                                          (D, W, g, h, G, dh, WT, An)), T, delay, kinds)
         return G, h, D, An, dh, WT, taken
 
     G, h, D, An, dh, WT, taken = run(None)
     assert taken == [T, T]
-    np.testing.assert_array_equal(WT, W.T)
+    if not tiles:
+        np.testing.assert_array_equal(WT, W.T)
     # SPEC §6a in float64: r, z, n as torch.nn.GRU, q = W_hn h_{t-1} + b_hn
     w, bi, bh, p = W.astype(np.float64), b_ih.astype(np.float64), b_hh.astype(np.float64), proj.astype(np.float64)
     sig = lambda a: 1 / (1 + np.exp(-a))                # noqa: E731

@@ -28,14 +28,17 @@ n=192 0.87 (1.02 in a shorter run), n=256-512 0.60-0.84, n=160 0.99; T=100, n=25
 Whichever thread computes a half of a step, the results are the same (``kernels.chain``); they differ from the
 one-thread kernels' only by rounding (another order of the products' sums).
 
-The simple cell's halves take their products in row tiles (``half_tiles``: from 128 units and more than 64 KB of
-W_rec, while a half's weights stay within a core's 512 KB, where the one-thread kernels take row tiles too), on
-panels of the half's columns of W_rec^T or W_rec that each half cuts at its first step (``chain.FORWARD_TILES``,
-``SWEEP_TILES``); by W_rec's rows they ran at the one-thread loops' rate instead of the tiles'. Whole calls, the
-pair forced, tiles against rows in the same rounds (``python bench/pair_forward.py 40 --half-rows``, T=1000,
-2-core AMD EPYC Zen 5 on KVM, 2026-11-28): float64 n=128 2.15 against 2.22 ms, n=256 5.45 against 6.62; float32
-n=256 3.31 against 3.55, n=512 8.43 against 10.94 (an earlier run of 20 rounds: float64 n=192 3.78 against 4.11,
-float32 n=384 5.95 against 7.54). Float32 n=128 (64 KB) keeps the rows: 1.58 against 1.39 ms by tiles.
+The halves take their products in row tiles (``half_tiles``: from 128 units and more than 64 KB of recurrent
+weights, while a half's weights stay within a core's 512 KB, where the one-thread kernels take row tiles too), on
+panels of the half's columns of W^T or W (each gate block's, for the gated cells) that each half cuts at its first
+step (``chain.FORWARD_TILES``, ``SWEEP_TILES``); by the weights' rows they ran at the one-thread loops' rate
+instead of the tiles'. Whole calls, the pair forced, tiles against rows in the same rounds (``python
+bench/pair_forward.py 40 --half-rows [--cell lstm|gru]``, T=1000, 2-core AMD EPYC Zen 5 on KVM, 2026-11-28): the
+simple cell float64 n=128 2.15 against 2.22 ms, n=256 5.45 against 6.62; float32 n=256 3.31 against 3.55, n=512
+8.43 against 10.94 (an earlier run of 20 rounds: float64 n=192 3.78 against 4.11, float32 n=384 5.95 against 7.54;
+float32 n=128, 64 KB, 1.58 against 1.39 by tiles: it keeps the rows); 25 rounds, the LSTM float64 n=128-160
+0.96-0.98 of the rows' time, float32 n=128-256 0.94-0.98; the GRU float64 n=128-192 0.85-0.94, float32
+n=128-256 0.84-0.97.
 
 The gated cells' batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
 ``lstm_rows_forward``, ``lstm_rows_sweep``, ``gru_rows_forward``, ``gru_rows_sweep``): each thread its units for
@@ -178,21 +181,22 @@ def _read_only(a):
     return view
 
 
-def half_tiles(n, itemsize):
-    """Whether the simple cell's halves take their products in row tiles (``chain.FORWARD_TILES``, ``SWEEP_TILES``)
-    rather than by W_rec's rows (``_panels._gemv_rows``): with n >= ``_tiles.FORWARD_ROW_TILE_MIN_K`` units and
-    more than ``ROW_TILE_MIN_BYTES`` of W_rec, where the one-thread kernels take row tiles too, and each half's
-    weights within ``ROW_TILE_WEIGHT_BYTES`` (a core's L2 cache)."""
-    return (HALF_TILES and n >= FORWARD_ROW_TILE_MIN_K and n * n * itemsize > ROW_TILE_MIN_BYTES
-            and n * max(cut_of(n, itemsize), n - cut_of(n, itemsize)) * itemsize <= ROW_TILE_WEIGHT_BYTES)
+def half_tiles(n, itemsize, gates=1):
+    """Whether a batch of one's halves take their products in row tiles (``chain.FORWARD_TILES``, ``SWEEP_TILES``)
+    rather than by the weights' rows (``_panels._gemv_rows``): with n >= ``_tiles.FORWARD_ROW_TILE_MIN_K`` units and
+    more than ``ROW_TILE_MIN_BYTES`` of recurrent weights (``gates`` blocks of n x n: 1 the simple cell, 4 the LSTM,
+    3 the GRU), where the one-thread kernels take row tiles too, and each half's weights within
+    ``ROW_TILE_WEIGHT_BYTES`` (a core's L2 cache)."""
+    return (HALF_TILES and n >= FORWARD_ROW_TILE_MIN_K and gates * n * n * itemsize > ROW_TILE_MIN_BYTES
+            and gates * n * max(cut_of(n, itemsize), n - cut_of(n, itemsize)) * itemsize <= ROW_TILE_WEIGHT_BYTES)
 
 
-def _tile_halves(n, dtype):
+def _tile_halves(n, dtype, gates=1):
     """The halves' panels, a buffer kept from call to call, and the scratch size of a half."""
     itemsize = np.dtype(dtype).itemsize
     cut = cut_of(n, itemsize)
-    PB = workspace.scratch("pair simple cell panels", (2, chain.tile_halves(n, cut, itemsize)), dtype)
-    return PB, max(cut, n - cut) + ROW_TILE_BYTES // itemsize
+    PB = workspace.scratch(f"pair row-tile panels {gates}", (2, chain.tile_halves(n, cut, itemsize, gates)), dtype)
+    return PB, gates * max(cut, n - cut) + ROW_TILE_BYTES // itemsize
 
 
 def forward(h, W_rec, b, act):
@@ -227,15 +231,23 @@ def lstm_forward(G, W_hh, bias, h, c):
     """The LSTM at B = 1 on this thread and the helper (``chain.lstm_half``): G (T, 4n) holds x_t W_ih^T on
     entry, the gates after their nonlinearities on return; bias = b_ih + b_hh (4n,); h, c (T + 1, n) hold the
     initial state in [0], the states in [1:] on return. Returns the halves of the other's that each took."""
-    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, c, G, np.empty(0, G.dtype),
-              np.empty((0, 0), G.dtype))
-    return _run(chain.lstm_half, chain.FORWARD, arrays, G.shape[0], 4)[1]
+    n = h.shape[1]
+    tiles = half_tiles(n, G.itemsize, 4)
+    PB, size = _tile_halves(n, G.dtype, 4) if tiles else (np.empty((0, 0), G.dtype), None)
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, c, G, np.empty(0, G.dtype), PB)
+    return _run(chain.lstm_half, chain.FORWARD_TILES if tiles else chain.FORWARD, arrays, G.shape[0], 4,
+                size=size)[1]
 
 
 def lstm_sweep(W_hh, h, c, G, g, dc, D):
     """Exact BPTT's deltas D (T, 4n) of the LSTM at B = 1 from the states h, c (T + 1, n), the gates G (T, 4n)
     and the injected errors g (T, n), on this thread and the helper. dc (n,): the error injected into c_T on
     entry, the gradient with respect to c_0 on return. Returns the halves of the other's that each took."""
+    n = h.shape[1]
+    if half_tiles(n, D.itemsize, 4):
+        PB, size = _tile_halves(n, D.dtype, 4)
+        arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, PB)
+        return _run(chain.lstm_half, chain.SWEEP_TILES, arrays, D.shape[0], 4, size=size)[1]
     WT = workspace.scratch("pair LSTM W_hh^T", W_hh.shape[::-1], W_hh.dtype)    # each half copies its rows at step 0
     arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, WT)  # the forward's types: one compiled variant
     return _run(chain.lstm_half, chain.SWEEP, arrays, D.shape[0], 4)[1]
@@ -246,15 +258,24 @@ def gru_forward(G, W_hh, bias, proj, h):
     [r, z, n, q]; bias (4n,) = [b_ir + b_hr, b_iz + b_hz, b_in, b_hn]; proj (T, 3n) the input projection
     x_t W_ih^T; h (T + 1, n) holds the initial state in [0], the states in [1:] on return. Returns the halves of
     the other's that each took."""
+    n = h.shape[1]
     empty = np.empty((0, 0), G.dtype)
-    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, proj, np.empty(0, G.dtype), empty, empty)
-    return _run(chain.gru_half, chain.FORWARD, arrays, G.shape[0], 3)[1]
+    tiles = half_tiles(n, G.itemsize, 3)
+    PB, size = _tile_halves(n, G.dtype, 3) if tiles else (empty, None)
+    arrays = (G, _read_only(W_hh), _read_only(bias).reshape(1, -1), h, proj, np.empty(0, G.dtype), PB, empty)
+    return _run(chain.gru_half, chain.FORWARD_TILES if tiles else chain.FORWARD, arrays, G.shape[0], 3,
+                size=size)[1]
 
 
 def gru_sweep(W_hh, h, G, g, dh, D, An):
     """Exact BPTT's deltas D (T, 3n) = [da_r; da_z; dq] and An (T, n) = da_n of the GRU at B = 1 from the states
     h (T + 1, n), the gates G (T, 4n) and the injected errors g (T, n), on this thread and the helper. dh (n,):
     zeros on entry, the error arriving at h_1 on return. Returns the halves of the other's that each took."""
+    n = h.shape[1]
+    if half_tiles(n, D.itemsize, 3):
+        PB, size = _tile_halves(n, D.dtype, 3)
+        arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, PB, An)
+        return _run(chain.gru_half, chain.SWEEP_TILES, arrays, D.shape[0], 3, size=size)[1]
     WT = workspace.scratch("pair GRU W_hh^T", W_hh.shape[::-1], W_hh.dtype)    # each half copies its rows at step 0
     arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, WT, An)     # the forward's types: one compiled variant
     return _run(chain.gru_half, chain.SWEEP, arrays, D.shape[0], 3)[1]
