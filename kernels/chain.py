@@ -45,11 +45,18 @@ def _half_step(h, W_rec, b, act, K, t, r0, r1, tmp):
     row = h[t + 1, r0:r1]
     part = tmp[:r1 - r0]
     _gemv_rows(W_rec[r0:r1], h[t], part, t & 1 == 1)
-    for k in range(r1 - r0):
+    return _states_of(row, part, b, r0, K, act)
+
+
+@helper
+def _states_of(row, part, b, r0, K, act):
+    """row = phi(row + b[r0:] + part): a half's states from its input projection and its product; returns their
+    sum."""
+    for k in range(row.shape[0]):
         row[k] += b[r0 + k] + part[k]
     activate(row, K, act)
     total = 0.0
-    for k in range(r1 - r0):
+    for k in range(row.shape[0]):
         total += row[k]
     return total
 
@@ -78,15 +85,18 @@ def _wait_done(flags, theirs, own):
 
 
 @_jit
-def _sweep_step(D, WT, g, h, act, K, s, r0, r1, tmp):
+def _sweep_step(D, WT, P, g, h, act, K, s, r0, r1, tmp, tiles):
     """Rows r0:r1 of delta_s = phi'(a_s) * (g_s + delta_{s+1} W_rec) into D[s], from all of D[s + 1]
-    (none at the last step)."""
+    (none at the last step): by W_rec^T's rows WT, or where ``tiles`` in row tiles on the half's panels P of
+    W_rec's columns r0:r1 (``_half_panels``; the tiles' edge in tmp after the half's numbers)."""
     T = D.shape[0]
     row = D[s, r0:r1]
     part = tmp[:r1 - r0]
     if s == T - 1:
         for k in range(r1 - r0):
             part[k] = 0
+    elif tiles:
+        row_tile_products(D[s + 1], P, part, tmp[r1 - r0:r1 - r0 + P.shape[3]], s & 1 == 1)
     else:
         _gemv_rows(WT[r0:r1], D[s + 1], part, s & 1 == 1)
     arriving(row, part, g[s, r0:r1], True)
@@ -116,28 +126,7 @@ def _half_step_tiles(h, P, b, act, K, t, r0, r1, tmp):
     part = tmp[:r1 - r0]
     edge = tmp[r1 - r0:r1 - r0 + P.shape[3]]
     row_tile_products(h[t], P, part, edge, t & 1 == 1)
-    for k in range(r1 - r0):
-        row[k] += b[r0 + k] + part[k]
-    activate(row, K, act)
-    total = 0.0
-    for k in range(r1 - r0):
-        total += row[k]
-    return total
-
-
-@_jit
-def _sweep_step_tiles(D, P, g, h, act, K, s, r0, r1, tmp):
-    """``_sweep_step`` with the product in row tiles, on the half's panels P of W_rec's columns r0:r1."""
-    T = D.shape[0]
-    row = D[s, r0:r1]
-    part = tmp[:r1 - r0]
-    if s == T - 1:
-        for k in range(r1 - r0):
-            part[k] = 0
-    else:
-        row_tile_products(D[s + 1], P, part, tmp[r1 - r0:r1 - r0 + P.shape[3]], s & 1 == 1)
-    arriving(row, part, g[s, r0:r1], True)
-    scale_by_dphi(row, h[s + 1, r0:r1], K, act)
+    return _states_of(row, part, b, r0, K, act)
 
 
 FORWARD, SWEEP = 0, 1
@@ -241,11 +230,12 @@ def _step(kind, arrays, act, K, k, r0, r1, tmp):
     if kind == FORWARD_TILES:
         return _half_step_tiles(A, _half_panels(W.T, r0, r1, WT, k == 0), v[0], act, K, k, r0, r1, tmp)
     if kind == SWEEP_TILES:
-        _sweep_step_tiles(A, _half_panels(W, r0, r1, WT, k == 0), v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
+        P = _half_panels(W, r0, r1, WT, k == 0)
+        _sweep_step(A, P[0, 0], P, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp, True)
         return 0.0
     if k == 0:                  # no product at the last step: these units' rows of W_rec^T, for the steps after
         _copy(WT[r0:r1], W[:, r0:r1].T)
-    _sweep_step(A, WT, v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp)
+    _sweep_step(A, WT, WT.reshape((1, 1) + WT.shape), v, h, act, K, A.shape[0] - 1 - k, r0, r1, tmp, False)
     return 0.0
 
 

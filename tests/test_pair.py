@@ -269,83 +269,74 @@ def _tiled_half(kind, A, W, v, h, PB, act, cut, mine, flags, grace):
     return chain.half(kind, (A, W, v, h, PB), act, T, cut, mine, flags, grace, np.empty(width, W.dtype))
 
 
+def _delta_recursion(W, g, h):
+    """The simple tanh cell's deltas in float64: delta_s = (g_s + W^T delta_{s+1}) (1 - h_{s+1}^2), the last step's
+    without the product."""
+    T, n = g.shape
+    expect = np.empty((T, n))
+    nxt = np.zeros(n)
+    for s in range(T - 1, -1, -1):
+        nxt = expect[s] = (g[s] + W.T.astype(np.float64) @ nxt) * (1 - h[s + 1].astype(np.float64) ** 2)
+    return expect
+
+
+def _tiled_chain(kind, A, W, v, h, per, cut, delay):
+    """The simple cell's chain ``kind`` in row tiles on A (filled), panels in a NaN buffer of ``per`` numbers a half:
+    this thread alone (``delay`` None), or with a second thread ``delay`` seconds late. Returns the sum of the
+    states written (0 for a sweep)."""
+    PB = np.full((2, per), np.nan, W.dtype)
+    T = A.shape[0] - 1 if kind == chain.FORWARD_TILES else A.shape[0]
+    flags = np.zeros(2 * T, dtype=np.int64)
+    args = (kind, A, W, v, h, PB, ACTIVATIONS.index("tanh"), cut)
+    if delay is None:
+        total, taken = _tiled_half(*args, 0, flags, 10)
+        assert taken == T and (flags == chain.DONE).all()
+        return total
+    result = {}
+
+    def late():
+        time.sleep(delay)
+        result["helper"] = _tiled_half(*args, 1, flags, pair.GRACE)
+    helper = threading.Thread(target=late)
+    helper.start()
+    result["main"] = _tiled_half(*args, 0, flags, pair.GRACE)
+    helper.join()
+    assert (flags == chain.DONE).all() and result["main"][1] + result["helper"][1] <= T
+    return result["main"][0] + result["helper"][0]
+
+
 @pytest.mark.parametrize("dtype, n", [(np.float64, 128), (np.float32, 200)])
 @pytest.mark.parametrize("delay", [None, 0.0, 0.002])
 def test_the_tiled_halves_follow_the_recurrences_whenever_the_other_thread_comes(dtype, n, delay):
     """The forward chain h_t = tanh(h_t + W h_{t-1} + b) and the sweep's delta recursion, each half's products in
-    row tiles on panels it cuts at its first step into a buffer that held NaN: alone (None) against the
-    recurrences, and with the other thread at once or a little late the same bits as alone."""
+    row tiles on panels it cuts at its first step into a buffer that held NaN: alone against the recurrences, and
+    with the other thread at once or a little late the same bits as alone."""
     W, b, h = _chain_problem(dtype, T=300, n=n, seed=8)
-    act = ACTIVATIONS.index("tanh")
     cut = pair.cut_of(n, W.itemsize)
     per = chain.tile_halves(n, cut, W.itemsize)
     assert pair.half_tiles(n, W.itemsize)
-
-    def forward(mine_first_only):
-        out = h.copy()
-        PB = np.full((2, per), np.nan, dtype)
-        flags = np.zeros(2 * (h.shape[0] - 1), dtype=np.int64)
-        args = (chain.FORWARD_TILES, out, W, b.reshape(1, -1), pair._read_only(out), PB, act, cut)
-        if mine_first_only:
-            total, taken = _tiled_half(*args, 0, flags, 10)
-            assert taken == h.shape[0] - 1 and (flags == chain.DONE).all()
-            return out, total
-        result = {}
-
-        def late():
-            time.sleep(delay)
-            result["helper"] = _tiled_half(*args, 1, flags, pair.GRACE)
-        helper = threading.Thread(target=late)
-        helper.start()
-        result["main"] = _tiled_half(*args, 0, flags, pair.GRACE)
-        helper.join()
-        assert (flags == chain.DONE).all()
-        assert result["main"][1] + result["helper"][1] <= h.shape[0] - 1
-        return out, result["main"][0] + result["helper"][0]
-
-    alone, total = forward(True)
+    alone = h.copy()
+    total = _tiled_chain(chain.FORWARD_TILES, alone, W, b.reshape(1, -1), pair._read_only(alone), per, cut, None)
     expect = h.astype(np.float64)
     for t in range(h.shape[0] - 1):
         expect[t + 1] = np.tanh(expect[t + 1] + W.astype(np.float64) @ expect[t] + b)
     assert_close(alone[1:], expect[1:], dtype, "h")
     np.testing.assert_allclose(total, alone[1:].sum(dtype=np.float64), rtol=1e-6)
-    if delay is not None:
-        out, both = forward(False)
-        np.testing.assert_array_equal(out, alone)
-        np.testing.assert_allclose(both, total, rtol=1e-9)
-
     T = h.shape[0] - 1
     g = pair._read_only(np.random.default_rng(9).standard_normal((T, n)).astype(dtype))
     states = pair._read_only(np.tanh(h).astype(dtype))
-
-    def sweep(together):
-        D = np.full((T, n), np.nan, dtype)
-        PB = np.full((2, per), np.nan, dtype)
-        flags = np.zeros(2 * T, dtype=np.int64)
-        args = (chain.SWEEP_TILES, D, W, g, states, PB, act, cut)
-        if not together:
-            assert _tiled_half(*args, 0, flags, 10)[1] == T
-            return D
-        result = {}
-
-        def late():
-            time.sleep(delay)
-            result["helper"] = _tiled_half(*args, 1, flags, pair.GRACE)
-        helper = threading.Thread(target=late)
-        helper.start()
-        _tiled_half(*args, 0, flags, pair.GRACE)
-        helper.join()
-        assert (flags == chain.DONE).all()
-        return D
-
-    D = sweep(False)
-    expect = np.empty((T, n))
-    nxt = np.zeros(n)
-    for s in range(T - 1, -1, -1):
-        nxt = expect[s] = (g[s] + W.T.astype(np.float64) @ nxt) * (1 - states[s + 1].astype(np.float64) ** 2)
-    assert_close(D, expect, dtype, "D")
-    if delay is not None:
-        np.testing.assert_array_equal(sweep(True), D)
+    D = np.full((T, n), np.nan, dtype)
+    _tiled_chain(chain.SWEEP_TILES, D, W, g, states, per, cut, None)
+    assert_close(D, _delta_recursion(W, g, states), dtype, "D")
+    if delay is None:
+        return
+    out = h.copy()
+    both = _tiled_chain(chain.FORWARD_TILES, out, W, b.reshape(1, -1), pair._read_only(out), per, cut, delay)
+    np.testing.assert_array_equal(out, alone)
+    np.testing.assert_allclose(both, total, rtol=1e-9)
+    D2 = np.full((T, n), np.nan, dtype)
+    _tiled_chain(chain.SWEEP_TILES, D2, W, g, states, per, cut, delay)
+    np.testing.assert_array_equal(D2, D)
 
 
 @pytest.mark.parametrize("tiles", [True, False])
@@ -395,11 +386,7 @@ def test_the_paired_sweep_is_the_delta_recursion_whenever_the_other_thread_comes
     WT = np.full((n, n), np.nan, dtype)
     assert _sweep_half(alone, W, WT, g, h, act, cut, 0, flags, 10) == T
     np.testing.assert_array_equal(WT, W.T)          # each half's rows of W^T, copied at its first step
-    expect = np.empty((T, n))
-    nxt = np.zeros(n)
-    for s in range(T - 1, -1, -1):
-        nxt = expect[s] = (g[s] + W.T.astype(np.float64) @ nxt) * (1 - h[s + 1].astype(np.float64) ** 2)
-    assert_close(alone, expect, dtype, "D")
+    assert_close(alone, _delta_recursion(W, g, h), dtype, "D")
     if delay is None:
         return
     D = np.full((T, n), np.nan, dtype)
