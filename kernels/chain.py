@@ -147,7 +147,8 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     with W_rec^T, each half's rows at its first step (which has no product), read at the steps after.
     ``FORWARD_TILES``, ``SWEEP_TILES``: the same, each half's products in row tiles (``_tiles.row_tile_products``)
     on panels of its own units' columns of W_rec^T (forward) or W_rec (backward), cut at its first step into WT
-    = PB (2, ``tile_halves``' numbers), one row a half. tmp: at least max(cut, n - cut) + ROW_TILE_BYTES of numbers.
+    = PB (2, ``tile_halves``' numbers), one row a half. tmp: at least max(cut, n - cut) numbers and one panel's row
+    (ROW_TILE_BYTES) more.
 
     The LSTM (``lstm_half``, the same loop with the LSTM's steps, ``_lstm_step``; ``arrays`` = (A, W, v, h, c,
     G, dc, WT), gates in the order i, f, g, o):
@@ -170,7 +171,7 @@ def half(kind, arrays, act, T, cut, mine, flags, grace, tmp):
     ``FORWARD_TILES``, ``SWEEP_TILES``: the LSTM's and the GRU's the same, each half's products in row tiles on
     panels of its units' columns of each gate block of W_hh^T (forward, ``_gate_tiles``) or of W_hh's columns
     (backward, ``_units_back_tiles``), cut at its first step into WT = PB (2, ``tile_halves(..., gates)``' numbers);
-    tmp: at least gates·max(cut, n - cut) + ROW_TILE_BYTES of numbers.
+    tmp: at least gates·max(cut, n - cut) numbers and one panel's row (ROW_TILE_BYTES) more.
 
     The GRU (``gru_half``, with ``_gru_step``; ``arrays`` = (A, W, v, h, G, dv, WT, An), gates in the order r, z,
     n and q = W_hn h_{t-1} + b_hn, as ``gru_forward._gru_forward`` keeps them):
