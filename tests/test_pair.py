@@ -97,6 +97,69 @@ def test_threads_claiming_one_flag_each_win_it_once():
         assert (flags == k + 1).sum() == wins[k]
 
 
+@pytest.mark.parametrize("shape, dtype", [((7,), np.float32), ((3, 5), np.float64), ((2, 3, 17), np.float32),
+                                          ((0,), np.float64), (5, np.int64), ((1001, 1, 128), np.float64)])
+def test_workspace_arrays_start_a_cache_line_and_own_their_last_one(shape, dtype):
+    """``workspace.empty``: the shape and dtype asked for, C-contiguous and writable, its first number at a cache
+    line's start and its buffer reaching to the end of its last line, so that nothing else is allocated in the
+    lines it writes."""
+    from fastrnn.runtime import workspace
+    for _ in range(20):                 # allocations of many sizes between them: any offset the allocator gives
+        a = workspace.empty(shape, dtype)
+        np.empty(np.random.default_rng().integers(1, 200), np.uint8)
+        want = (shape,) if isinstance(shape, int) else shape
+        assert a.shape == want and a.dtype == np.dtype(dtype)
+        assert a.flags.c_contiguous and a.flags.writeable
+        if a.size == 0:             # no number, no line
+            continue
+        assert a.ctypes.data % workspace.ALIGN == 0
+        base = a.base
+        while base.base is not None:
+            base = base.base
+        end = a.ctypes.data + a.nbytes
+        assert base.ctypes.data + base.nbytes >= -(-end // workspace.ALIGN) * workspace.ALIGN
+        a[...] = 1
+        assert (a == 1).all()
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_the_arrays_both_halves_write_start_a_cache_line(paired, monkeypatch, cell):
+    """The halves are cut on a cache line of units, so each thread writes lines of its own only where the arrays
+    themselves start a line: those a paired call hands its two threads, writable ones (states, gates, deltas, the
+    cell's carried error, the halves' panels and scratch, the flags) all do."""
+    seen = []
+    real = pair._run
+
+    def run(loop, kind, arrays, T, width, act=0, size=None):
+        seen.append([a for a in arrays if a.flags.writeable and a.size])
+        return real(loop, kind, arrays, T, width, act, size)
+    monkeypatch.setattr(pair, "_run", run)
+    monkeypatch.setattr(pair.workspace, "_local", threading.local())    # fresh buffers: allocated in this test
+    if cell == "rnn":
+        net, x, d, _, _ = make_problem(5, T=9, B=1, m=3, n=48, o=2, dtype=np.float32, readout="linear")
+    else:
+        net = fastrnn.MODELS[cell].init(3, 48, 2, readout="linear", dtype=np.float32, seed=5)
+        x = np.random.default_rng(5).standard_normal((9, 1, 3)).astype(np.float32)
+        d = np.random.default_rng(6).standard_normal((9, 1, 2)).astype(np.float32)
+    fastrnn.bptt(net, x, d)
+    fastrnn.forward(net, x)
+    assert len(seen) == 3           # the forward pass and the sweep, then the forward call's
+    for arrays in seen:
+        assert arrays and all(a.ctypes.data % pair.workspace.ALIGN == 0 for a in arrays), \
+            [(a.shape, a.ctypes.data % pair.workspace.ALIGN) for a in arrays]
+    flags = []
+    real_empty = pair.workspace.empty
+
+    def spy(shape, dtype):
+        out = real_empty(shape, dtype)
+        if np.dtype(dtype) == np.int64:
+            flags.append(out)
+        return out
+    monkeypatch.setattr(pair.workspace, "empty", spy)
+    fastrnn.forward(net, x)
+    assert flags and all(f.ctypes.data % pair.workspace.ALIGN == 0 for f in flags)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n, act", [(8, "tanh"), (13, "logistic"), (40, "relu"), (130, "tanh"), (64, "identity")])
 def test_paired_forward_and_gradients_equal_the_reference(paired, spied, dtype, n, act):

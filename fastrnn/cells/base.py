@@ -463,10 +463,10 @@ def matmul(a, b, out=None):
 
 
 def state_arrays(names, T, B, n, dtype, scratch):
-    """One (T + 1, B, n) array per name: workspace scratch, or fresh."""
+    """One (T + 1, B, n) array per name: workspace scratch, or fresh; aligned either way (``workspace.empty``)."""
     if scratch:
         return tuple(workspace.scratch(f"state {name}", (T + 1, B, n), dtype) for name in names)
-    return tuple(np.empty((T + 1, B, n), dtype=dtype) for _ in names)
+    return tuple(workspace.empty((T + 1, B, n), dtype) for _ in names)
 
 
 def split_columns(dW, m, names):

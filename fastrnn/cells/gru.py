@@ -32,7 +32,7 @@ class Driver(CellDriver):
         n = net.n_hidden
         (h,) = state_arrays(("h",), T, B, n, net.dtype, scratch)
         gates = (workspace.scratch("gru gates", (T, B, 4 * n), net.dtype) if scratch
-                 else np.empty((T, B, 4 * n), dtype=net.dtype))
+                 else workspace.empty((T, B, 4 * n), net.dtype))
         h[0] = state0[0]
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         if h.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):     # B = 1 on two threads
@@ -86,13 +86,15 @@ class Driver(CellDriver):
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
                            sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
         if paired:
-            dh = np.zeros(n, net.dtype)
+            dh = workspace.empty(n, net.dtype)          # both halves write it every step: aligned
+            dh[:] = 0
             pair.gru_sweep(W["W_hh"], h.reshape(T + 1, n), gates.reshape(T, 4 * n), g.reshape(T, n), dh,
                            D.reshape(T, 3 * n), An.reshape(T, n))
             dh0[0] = D[0, 0] @ W["W_hh"] + dh * gates[0, 0, n:2 * n]
             rows(0, T, threads, False)
         elif by_units:
-            dh = np.zeros((B, n), net.dtype)
+            dh = workspace.empty((B, n), net.dtype)
+            dh[:] = 0
             pair.gru_rows_sweep(W["W_hh"], h, gates, g, dh, D, An)
             dh0[...] = D[0] @ W["W_hh"] + dh * gates[0, :, n:2 * n]
             rows(0, T, threads, False)

@@ -32,7 +32,7 @@ class Driver(CellDriver):
         n = net.n_hidden
         h, c = state_arrays(("h", "c"), T, B, n, net.dtype, scratch)
         gates = (workspace.scratch("lstm gates", (T, B, 4 * n), net.dtype) if scratch
-                 else np.empty((T, B, 4 * n), dtype=net.dtype))
+                 else workspace.empty((T, B, 4 * n), net.dtype))
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         if h.flags.c_contiguous and c.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):
@@ -59,7 +59,7 @@ class Driver(CellDriver):
         if dc_T is None:
             dc_T = np.zeros((B, n), dtype=net.dtype)
         D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
-        dc0 = np.empty((B, n), dtype=net.dtype)
+        dc0 = workspace.empty((B, n), net.dtype)     # the pair's halves write their units of it every step
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
@@ -69,7 +69,8 @@ class Driver(CellDriver):
         gates = run.saved["gates"]
         if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # views below; B = 1 on two threads
                 and pair.pays(work, threads, False, n, h.itemsize, truncation)):
-            dc = dc_T.reshape(n).copy()
+            dc = workspace.empty(n, net.dtype)          # both halves write it every step: aligned
+            dc[:] = dc_T.reshape(n)
             pair.lstm_sweep(W["W_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n), gates.reshape(T, 4 * n),
                             g.reshape(T, n), dc, D.reshape(T, 4 * n))
             dc0[0] = dc

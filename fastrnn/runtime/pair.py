@@ -343,10 +343,11 @@ def _run(loop, kind, arrays, T, width, act=0, size=None):
     the states written, the halves of the other thread's that each took)."""
     n = arrays[3].shape[-1]
     cut = cut_of(n, arrays[0].itemsize)
-    flags = np.zeros(2 * T, dtype=np.int64)
+    flags = workspace.empty(2 * T, np.int64)      # lines of its own: the threads poll them
+    flags[:] = chain.FREE
 
-    def scratch():
-        return np.empty(size if size is not None else width * max(cut, n - cut), dtype=arrays[0].dtype)
+    def scratch():          # each thread's own cache lines (``workspace.empty``): both write theirs every step
+        return workspace.empty(size if size is not None else width * max(cut, n - cut), arrays[0].dtype)
     half = _Half(loop, (kind, arrays, act, T, cut, 1, flags, GRACE, scratch()), (0.0, 0))
     overlap._helper().submit(half)
     try:

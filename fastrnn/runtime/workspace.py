@@ -14,6 +14,23 @@ import numpy as np
 
 _local = threading.local()
 KEEP_BYTES = 64 * 2**20
+ALIGN = 64          # bytes: a cache line
+
+
+def empty(shape, dtype):
+    """An uninitialised C-contiguous array whose first number starts a cache line (ALIGN bytes), and whose
+    last line holds nothing else.
+
+    NumPy's large arrays start 16 bytes into a line (the allocator's header), so two threads that
+    write the units on either side of a cut made on a cache line (``runtime.pair``'s halves) still
+    wrote one line each at every cut, every step. Ad hoc, float32 LSTM n=128 T=1000, the forward
+    pass paired at B = 1 (2 cores, KVM): 1.58-1.63 ms with the arrays aligned against 1.70-1.73."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(k) for k in shape)
+    nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    buf = np.empty(-(-nbytes // ALIGN) * ALIGN + ALIGN, dtype=np.uint8)     # its last line its own too
+    start = -buf.ctypes.data % ALIGN
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _store():
@@ -40,8 +57,8 @@ def _kept(name, shape, dtype, make):
 
 
 def scratch(name, shape, dtype):
-    """An uninitialised array for internal use, reused by the next call from this thread."""
-    return _kept(name, shape, dtype, np.empty)
+    """An uninitialised array for internal use (aligned, ``empty``), reused by the next call from this thread."""
+    return _kept(name, shape, dtype, empty)
 
 
 def at_least(name, count, dtype):
@@ -52,7 +69,7 @@ def at_least(name, count, dtype):
     buf = store.get(name)
     if buf is None or buf.shape[0] < count or buf.dtype != np.dtype(dtype):
         store.pop(name, None)
-        buf = _keep(store, name, np.empty(count, dtype=dtype))
+        buf = _keep(store, name, empty(count, dtype))
     return buf[:count]
 
 
