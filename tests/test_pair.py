@@ -13,7 +13,7 @@ from fastrnn import reference
 from fastrnn.kernels import ACTIVATIONS, chain
 from fastrnn.kernels._jit import _jit
 from fastrnn.kernels._sync import claim
-from fastrnn.runtime import dispatch, overlap, pair
+from fastrnn.runtime import dispatch, measured, overlap, pair
 
 from conftest import DTYPES, assert_close, assert_grads_close, make_problem
 
@@ -288,15 +288,18 @@ def test_a_non_finite_state_from_either_half_is_reported(paired):
 
 def test_the_rule(monkeypatch):
     monkeypatch.setattr(overlap, "_runnable", lambda: 1)            # a CPU free for the helper
+    monkeypatch.setattr(pair, "CHOOSER", measured.Chooser())        # no measured choice yet
     work = dispatch.Work
-    n = 128
+    n = 256
     w = n * n * 8
     assert pair.pays(work(1, 2 * n * n, 1000, w), 2, False, n, 8)
+    assert not pair.pays(work(1, 2 * 128 * 128, 1000, 128 * 128 * 8), 2, False, 128, 8)    # 128 KB: too few bytes
+    assert pair.pays(work(1, 8 * 128 * 128, 1000, 4 * 128 * 128 * 4), 2, False, 128, 4)    # 256 KB (the LSTM's)
     assert not pair.pays(work(1, 2 * n * n, 1000, w), 1, False, n, 8)        # the call holds one thread
     assert not pair.pays(work(2, 4 * n * n, 1000, w), 2, False, n, 8)        # a batch of two
     assert not pair.pays(work(1, 2 * n * n, 1000, w), 2, True, n, 8)         # teacher forcing
     assert not pair.pays(work(1, 2 * 96 * 96, 1000, 96 * 96 * 8), 2, False, 96, 8)   # too few units
-    assert not pair.pays(work(1, 2 * n * n, 300, w), 2, False, n, 8)         # too few steps for its fixed cost
+    assert not pair.pays(work(1, 2 * n * n, 100, w), 2, False, n, 8)         # too few steps for its fixed cost
     big = 512 * 512 * 4
     assert pair.pays(work(1, 2 * 512 * 512, 100, big), 2, False, 512, 4)     # unless the weights are large
     monkeypatch.setattr(overlap, "_runnable", lambda: 64)           # every CPU busy
@@ -307,6 +310,96 @@ def test_the_rule(monkeypatch):
     assert not pair.pays(work(1, 2 * n * n, 10, w), 1, True, n, 8)          # never with teacher forcing
     assert pair.cut_of(128, 8) == 64 and pair.cut_of(40, 8) == 16 and pair.cut_of(13, 4) == 4
     assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
+
+
+def _passes(record_times, choices):
+    """Each forward pass's choice (``pair.forward_pays`` at a shape the rule pairs), ended as if it took the given
+    seconds a step: ``record_times`` (paired, alone)."""
+    work = dispatch.Work(1, 2 * 256 * 256, 1000, 256 * 256 * 8)
+    out = []
+    for _ in range(choices):
+        choice = pair.forward_pays(work, 2, False, 256, 8)
+        choice._start = time.perf_counter() - 1000 * record_times[not choice.together]
+        choice.done()
+        out.append(choice.together)
+    return out, work
+
+
+@pytest.fixture
+def by_clock(monkeypatch):
+    """The measured choice on its own records, a free CPU for the helper, and a probe every fourth pass."""
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    monkeypatch.setattr(pair, "CHOOSER", measured.Chooser())
+    monkeypatch.setattr(measured, "PROBE_EVERY", 4)
+
+
+def test_the_pair_is_kept_while_it_measures_faster_and_left_while_it_does_not(by_clock):
+    """A pass each way not counted, one each way counted, then the way whose least time over its last KEPT passes
+    is lower, with the other every PROBE_EVERY passes; the sweep follows the forward passes' measurements; when
+    the times change, so does the choice: after KEPT slow passes of the way chosen, or at the first fast probe
+    of the other."""
+    ways, work = _passes((1e-6, 2e-6), 4 + 8)         # the pair twice as fast
+    assert ways[:4] == [True, False, True, False]
+    assert ways[4:] == [True, True, True, False, True, True, True, False]
+    assert pair.pays(work, 2, False, 256, 8, (1000, 1000))
+    ways, _ = _passes((3e-6, 2e-6), 10)                # the pair's meetings slow
+    assert ways == [True, True, True, True, False, False, False, True, False, False]   # three slow, then probes
+    assert not pair.pays(work, 2, False, 256, 8, (1000, 1000))    # nor the sweep
+    assert pair.pays(work, 2, False, 256, 8)           # the rule itself still allows it
+    ways, _ = _passes((1e-6, 2e-6), 6)                 # the pair fast again: its next probe brings it back
+    assert ways == [False, True, True, True, True, False]
+    assert pair.pays(work, 2, False, 256, 8, (1000, 1000))
+
+
+def test_one_slow_pass_does_not_turn_the_choice(by_clock):
+    ways, _ = _passes((1e-6, 2e-6), 5)
+    assert ways == [True, False, True, False, True]
+    ways, work = _passes((5e-6, 2e-6), 1)              # one pass slowed by what ran before it
+    assert ways == [True] and pair.pays(work, 2, False, 256, 8, (1000, 1000))
+    ways, _ = _passes((1e-6, 2e-6), 1)
+    assert ways == [True]
+
+
+def test_a_pair_within_the_margin_of_one_thread_is_not_taken(by_clock):
+    ways, work = _passes((0.99e-6, 1e-6), 8)
+    assert ways[4:] == [False, False, False, True]
+    assert not pair.pays(work, 2, False, 256, 8, (1000, 1000))
+
+
+def test_forced_or_refused_pairs_and_other_shapes_record_nothing(by_clock, monkeypatch):
+    monkeypatch.setattr(pair, "FORCE", True)
+    assert _passes((1e-6, 2e-6), 3)[0] == [True] * 3
+    monkeypatch.setattr(pair, "FORCE", False)
+    assert _passes((1e-6, 2e-6), 3)[0] == [False] * 3
+    monkeypatch.setattr(pair, "FORCE", None)
+    small = dispatch.Work(1, 2 * 128 * 128, 1000, 128 * 128 * 8)       # under MIN_WEIGHT_BYTES: the rule says no
+    assert not pair.forward_pays(small, 2, False, 128, 8)
+    assert not pair.forward_pays(dispatch.Work(1, 2 * 256 * 256, 1000, 256 * 256 * 8), 1, False, 256, 8)
+    assert pair.CHOOSER.records == {}
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_calls_that_alternate_while_measuring_equal_the_reference(by_clock, spied, cell):
+    """Whole calls at a shape the rule pairs: the first passes go both ways and every call's gradients are the
+    reference's whichever way it went."""
+    n, T = (256, 180) if cell == "rnn" else (128, 180)       # 64 MB streamed or more
+    dtype = np.float64
+    if cell == "rnn":
+        net, x, d, _, _ = make_problem(6, T=T, B=1, m=3, n=n, o=2, dtype=dtype, readout="linear", scale=0.5)
+        ref = reference.rnn.bptt(net, x, d)
+    else:
+        net = fastrnn.MODELS[cell].init(3, n, 2, readout="linear", dtype=dtype, seed=6)
+        x = np.random.default_rng(6).standard_normal((T, 1, 3))
+        d = np.random.default_rng(7).standard_normal((T, 1, 2))
+        ref = getattr(reference, cell).bptt(net, x, d)
+    for _ in range(5):
+        L, g = fastrnn.bptt(net, x, d)
+        assert_close(np.array(L), np.array(ref[0]), dtype, "loss")
+        assert_grads_close(g, ref[1], dtype)
+    forwards = [name for name in spied if name.endswith("forward")]
+    assert 1 <= len(forwards) < 5                     # some passes paired, some alone
+    (record,) = pair.CHOOSER.records.values()
+    assert record.seen[0] >= 2 and record.seen[1] >= 1
 
 
 def test_a_batch_of_ones_halves_take_row_tiles_where_the_one_thread_kernels_do(monkeypatch):
@@ -478,11 +571,12 @@ def test_truncated_bptt_keeps_the_one_thread_sweep(paired, spied):
 
 def test_the_sweeps_rule(monkeypatch):
     monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    monkeypatch.setattr(pair, "CHOOSER", measured.Chooser())        # no measured choice yet
     work = dispatch.Work
-    for n, itemsize, paired_sweep in ((128, 8, False), (192, 8, True), (192, 4, False), (256, 4, True)):
+    for n, itemsize, paired in ((128, 8, False), (192, 8, True), (192, 4, False), (256, 4, True)):
         w = work(1, 2 * n * n, 1000, n * n * itemsize)
-        assert pair.pays(w, 2, False, n, itemsize)                          # the forward pass
-        assert pair.pays(w, 2, False, n, itemsize, (1000, 1000)) == paired_sweep
+        assert pair.pays(w, 2, False, n, itemsize) == paired                # the forward pass
+        assert pair.pays(w, 2, False, n, itemsize, (1000, 1000)) == paired
         assert not pair.pays(w, 2, False, n, itemsize, (1000, 500))         # truncated: never
         assert not pair.pays(w, 2, False, n, itemsize, (50, 50))            # chunks: never
 
@@ -1003,18 +1097,23 @@ def test_the_gru_rows_chain_whenever_the_other_thread_comes(dtype, delay):
         np.testing.assert_array_equal(a, b_)
 
 
-def test_a_cpu_held_by_this_processs_pools_is_free_for_long_calls_only(monkeypatch):
-    """The machine busy with this process's own pools' spinning threads: the pair runs where its call streams
-    OWN_POOLS_MIN_STREAMED bytes of weights or more (float32 LSTM n=512, T=100: 400 MB), not below (the simple
-    cell n=128 float64 T=1000: 128 MB), nor where the threads are another process's; the batch's rule alike."""
+def test_a_cpu_held_by_this_processs_pools_is_free_for_the_pair_and_for_long_batches_only(monkeypatch):
+    """The machine busy with this process's own pools' spinning threads: a batch of one's pair runs (the measured
+    choice sees what sharing a CPU with them costs); a batch cut by units where its call streams
+    OWN_POOLS_MIN_STREAMED bytes of weights or more (float32 LSTM n=512, T=100: 400 MB), not below; neither
+    where the threads are another process's."""
     monkeypatch.setattr(overlap, "_runnable", lambda: os.cpu_count())
     monkeypatch.setattr(overlap, "_own_running", lambda: 1)
+    monkeypatch.setattr(pair, "CHOOSER", measured.Chooser())
     work = dispatch.Work
     lstm = work(1, 8 * 512 * 512, 100, 4 * 512 * 512 * 4)
     assert lstm.steps * lstm.weight_bytes >= pair.OWN_POOLS_MIN_STREAMED
     assert pair.pays(lstm, 2, False, 512, 4)
     assert pair.rows_pay(lstm._replace(items=4), 2, 512, 4, 1)
-    simple = work(1, 2 * 128 * 128, 1000, 128 * 128 * 8)
-    assert not pair.pays(simple, 2, False, 128, 8)
+    simple = work(1, 2 * 256 * 256, 1000, 256 * 256 * 4)          # 256 MB: under OWN_POOLS_MIN_STREAMED
+    assert simple.steps * simple.weight_bytes < pair.OWN_POOLS_MIN_STREAMED
+    assert pair.pays(simple, 2, False, 256, 4)
+    assert not pair.rows_pay(work(4, 8 * 4 * 256 * 256, 100, 4 * 256 * 256 * 4), 2, 256, 4, 1)
     monkeypatch.setattr(overlap, "_own_running", lambda: 0)
     assert not pair.pays(lstm, 2, False, 512, 4)
+    assert not pair.pays(simple, 2, False, 256, 4)

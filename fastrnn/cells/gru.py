@@ -35,12 +35,14 @@ class Driver(CellDriver):
                  else workspace.empty((T, B, 4 * n), net.dtype))
         h[0] = state0[0]
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
-        if h.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):     # B = 1 on two threads
+        paired = pair.forward_pays(work, threads, False, n, h.itemsize) if h.flags.c_contiguous else pair.NO
+        if paired:                              # B = 1 on two threads
             proj = workspace.scratch("gru pair input", (T, 3 * n), net.dtype)
             np.dot(x.reshape(T, -1), W["W_ih"].T, out=proj)
             b_ih, b_hh = W["b_ih"], W["b_hh"]
             bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
             pair.gru_forward(gates.reshape(T, 4 * n), W["W_hh"], bias, proj, h.reshape(T + 1, n))
+            paired.done()
             return Run((h,), {"gates": gates})
         if h.flags.c_contiguous and pair.rows_pay(work, threads, n, h.itemsize, plan(_gru_forward, threads, work)):
             proj = workspace.scratch("gru rows input", (T, B, 3 * n), net.dtype)     # a batch cut by units
@@ -51,6 +53,7 @@ class Driver(CellDriver):
             return Run((h,), {"gates": gates})
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              h, gates, panel_buffer(W["W_hh"].T, work, threads))
+        paired.done()
         return Run((h,), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -99,7 +102,7 @@ class Driver(CellDriver):
             dh0[...] = D[0] @ W["W_hh"] + dh * gates[0, :, n:2 * n]
             rows(0, T, threads, False)
         else:
-            overlap.run(sweep, rows, T, threads, overlap.pays(_gru_sweep, threads, work, rows.flops, truncation))
+            overlap.run(sweep, rows, T, threads, overlap.beside(_gru_sweep, threads, work, rows.flops, truncation))
         grads["W_ih"][2 * n:] = W_ih_n
         grads["b_ih"] = grads["b_hh"].copy()
         grads["b_ih"][2 * n:] = b_ih_n

@@ -35,10 +35,13 @@ class Driver(CellDriver):
                  else workspace.empty((T, B, 4 * n), net.dtype))
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
-        if h.flags.c_contiguous and c.flags.c_contiguous and pair.pays(work, threads, False, n, h.itemsize):
+        paired = (pair.forward_pays(work, threads, False, n, h.itemsize)
+                  if h.flags.c_contiguous and c.flags.c_contiguous else pair.NO)
+        if paired:
             G = gates.reshape(T, 4 * n)         # views: B = 1 on two threads (``runtime.pair``)
             np.dot(x.reshape(T, -1), W["W_ih"].T, out=G)
             pair.lstm_forward(G, W["W_hh"], W["b_ih"] + W["b_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n))
+            paired.done()
             return Run((h, c), {"gates": gates})
         if (h.flags.c_contiguous and c.flags.c_contiguous
                 and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_forward, threads, work))):
@@ -47,6 +50,7 @@ class Driver(CellDriver):
             return Run((h, c), {"gates": gates})
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              h, c, gates, panel_buffer(W["W_hh"].T, work, threads))
+        paired.done()
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -90,7 +94,7 @@ class Driver(CellDriver):
             call(_lstm_sweep, threads, work, W["W_hh"], h, c, gates, g, dc_T,
                  *truncation, D, dc0, dh0, panels, progress)
 
-        overlap.run(sweep, rows, T, threads, overlap.pays(_lstm_sweep, threads, work, rows.flops, truncation))
+        overlap.run(sweep, rows, T, threads, overlap.beside(_lstm_sweep, threads, work, rows.flops, truncation))
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):

@@ -66,7 +66,7 @@ class Driver(CellDriver):
         dx = np.empty((T, B, m_in), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx,
                            sums=((grads["W_hr"], dH, run.saved["m"]),))
-        overlap.run(sweep, rows, T, threads, overlap.pays(_lstmp_sweep, threads, work, rows.flops, truncation))
+        overlap.run(sweep, rows, T, threads, overlap.beside(_lstmp_sweep, threads, work, rows.flops, truncation))
         return _with_b_hh(grads), (dh0, dc0), dx
 
     def resume(self, net, W, x, states):

@@ -50,14 +50,16 @@ class Driver(CellDriver):
         h[0] = state0[0]
         n = net.n_hidden
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
-        if h.flags.c_contiguous and pair.pays(work, threads, forcing.on, n, h.itemsize):   # B = 1 on two threads
+        paired = pair.forward_pays(work, threads, forcing.on, n, h.itemsize) if h.flags.c_contiguous else pair.NO
+        if paired:                                  # B = 1 on two threads
             states = h.reshape(T + 1, n)            # a view: h is contiguous
             np.dot(x.reshape(T, -1), W["W_in"].T, out=states[1:])
             total, _ = pair.forward(states, W["W_rec"], W["b"], ACTIVATIONS.index(net.activation))
-            return Run((h,), checked=bool(np.isfinite(total)))
-        total = call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
-                     ACTIVATIONS.index(net.activation),
-                     forcing.on, forcing.units, forcing.values, forcing.mask, panel_buffer(W["W_rec"].T, work, threads))
+        else:
+            total = call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,
+                         ACTIVATIONS.index(net.activation), forcing.on, forcing.units, forcing.values, forcing.mask,
+                         panel_buffer(W["W_rec"].T, work, threads))
+        paired.done()
         return Run((h,), checked=bool(np.isfinite(total)))      # the kernel's sum of the states it wrote
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
@@ -87,7 +89,7 @@ class Driver(CellDriver):
             call(_bptt_sweep, threads, work, W["W_rec"], h, g, ACTIVATIONS.index(net.activation), *truncation,
                  forcing.on, forcing.units, forcing.mask, D, dh0, panels, progress)
 
-        overlap.run(sweep, rows, T, threads, overlap.pays(_bptt_sweep, threads, work, rows.flops, truncation))
+        overlap.run(sweep, rows, T, threads, overlap.beside(_bptt_sweep, threads, work, rows.flops, truncation))
         return grads, (dh0,), dx
 
     def resume(self, net, W, x, states):

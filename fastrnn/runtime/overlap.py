@@ -50,7 +50,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._sync import publish, wait_at_most
-from . import dispatch
+from . import dispatch, measured
 
 SEGMENT_WORK = 1_000_000  # multiply-adds of the row products in a segment, at least
 SEGMENT_ROWS = 128        # steps in a segment, at least: the products' inner dimension (shorter ones run slowly)
@@ -72,6 +72,20 @@ def pays(kernel, threads, work, row_flops, truncation):
             and (count > threads or dispatch.plan(_weight_grads, threads, dispatch.Work(work.steps, 2 * row_flops, 1)) == 1)
             and not dispatch.spins_beside(work.flops_per_step * work.steps + row_flops)
             and _idle_core())
+
+
+CHOOSER = measured.Chooser()    # ``beside``'s measured choice (``runtime.measured``), by shape
+
+
+def beside(kernel, threads, work, row_flops, truncation):
+    """Whether ``run`` takes the row products beside this sweep: ``pays``' rule, then the choice by the clock
+    (``runtime.measured``: whether the products beside the sweep or after it have lately been faster at this
+    shape, T = 1000 float64 n = 128 right after a JAX call 3.02 against 2.59 ms). A ``measured.Choice``; ``run``
+    records its time."""
+    if not pays(kernel, threads, work, row_flops, truncation):
+        return measured.NO
+    key = (getattr(kernel, "__name__", None), int(work.steps).bit_length(), work.weight_bytes, row_flops)
+    return CHOOSER.choose(key, work.steps)
 
 
 def _idle_core(beside_own_pools=False):
@@ -195,11 +209,16 @@ def run(sweep, products, T, threads, beside):
     apart (``products.aside(s0, s1)``, added in by ``products.merge(sums, add)`` after the helper's, in the
     segments' order: the sums are the same whichever thread took a segment);
     else one call over all steps after the sweep. An exception in either is raised here, once both
-    have stopped."""
+    have stopped. ``beside`` may be a ``measured.Choice`` (``beside``), whose time is recorded when both have
+    ended; where the clock chose the products after the sweep, they run on the calling thread alone (the way
+    it measures against the helper: what slows the helper, another pool's spinning threads, slows a second
+    thread of the products as much)."""
     progress = np.full(1, T, dtype=np.int64)
     if not beside:
         sweep(progress)
-        products(0, T, threads, False)
+        alone = isinstance(beside, measured.Choice) and beside.by_clock   # the clock's other way: one thread
+        products(0, T, 1 if alone else threads, False)
+        _done(beside)
         return
     job = _Job(products, segments(T, products.flops), progress)
     _helper().submit(job)
@@ -223,6 +242,12 @@ def run(sweep, products, T, threads, beside):
         raise job.error
     for k, sums in reversed(mine):                      # claimed latest segment first: added in their order
         products.merge(sums, k > 0)
+    _done(beside)
+
+
+def _done(choice):
+    if isinstance(choice, measured.Choice):
+        choice.done()
 
 
 def _yield():

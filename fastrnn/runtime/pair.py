@@ -56,11 +56,13 @@ from ..kernels import chain
 from ..kernels._sync import claim
 from ..kernels._jit import _jit
 from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILE_MIN_BYTES, ROW_TILE_WEIGHT_BYTES
-from . import dispatch, overlap, workspace
+from . import dispatch, measured, overlap, workspace
 
 MIN_UNITS = 128          # fewer units: one thread
+MIN_WEIGHT_BYTES = 256 << 10   # fewer bytes of recurrent weights: one thread (the meetings cost what the halves save)
 MIN_STREAMED = 64 << 20  # bytes of weights read over the steps (T times W_rec's): fewer, one thread
 OWN_POOLS_MIN_STREAMED = 256 << 20   # from this many, a CPU held only by this process's pools counts as free
+                                     # for a batch cut by units (``rows_pay``; a batch of one's pair: always)
                                      # (``overlap._idle_core``: some 3 ms of a thread's streaming at least)
 SWEEP_MIN_BYTES = 256 << 10   # a sweep on two threads from this many bytes of weights: its weight gradients follow it
 GRACE = 2000             # polls (some microseconds) a thread waits for the other's claim before it takes the half
@@ -92,8 +94,10 @@ def cut_of(n, itemsize):
 
 
 def pays(work, threads, forcing_on, n, itemsize, truncation=None):
-    """Whether a forward pass of ``work`` (``dispatch.Work``), or with ``truncation`` (trunc_h, trunc_hp) its
-    backward sweep, runs as a pair (see the module's notes): a sweep only in exact BPTT."""
+    """Whether a forward pass of ``work`` (``dispatch.Work``) may run as a pair by the rule (see the module's
+    notes; ``forward_pays`` then chooses by what the pairs and the passes alone have measured), or with
+    ``truncation`` (trunc_h, trunc_hp), whether its backward sweep runs as a pair: a sweep only in exact BPTT, by
+    the rule and where the forward passes of its shape last measured the pair faster (``_measured``)."""
     if work.items != 1 or forcing_on or cut_of(n, itemsize) == 0:
         return False
     if truncation is not None and not (SWEEP and truncation[0] == truncation[1] >= work.steps
@@ -101,9 +105,35 @@ def pays(work, threads, forcing_on, n, itemsize, truncation=None):
         return False
     if FORCE is not None:
         return FORCE
-    return (threads >= 2 and n >= MIN_UNITS and work.steps * work.weight_bytes >= MIN_STREAMED
+    return (threads >= 2 and n >= MIN_UNITS and work.weight_bytes >= MIN_WEIGHT_BYTES
+            and work.steps * work.weight_bytes >= MIN_STREAMED
             and not dispatch.spins_beside(work.flops_per_step * work.steps)
-            and overlap._idle_core(work.steps * work.weight_bytes >= OWN_POOLS_MIN_STREAMED))
+            and overlap._idle_core(True)          # this process's pools' spinning: the measured choice sees its cost
+            and (truncation is None or _measured(_shape(work, n, itemsize))))
+
+
+CHOOSER = measured.Chooser()   # the pair's measured choice (``runtime.measured``), by shape (``_shape``)
+NO = measured.NO               # a pass the pair cannot take (its arrays not contiguous): nothing to record
+
+
+def _shape(work, n, itemsize):
+    """A shape's key: units, bytes a number and of the recurrent weights (the cell), steps to a power of two."""
+    return n, itemsize, work.weight_bytes, int(work.steps).bit_length()
+
+
+def _measured(key):
+    return CHOOSER.prefers_together(key)
+
+
+def forward_pays(work, threads, forcing_on, n, itemsize):
+    """Whether this forward pass runs as a pair: ``pays``' rule, then the choice by the clock
+    (``runtime.measured``: whether the pair or one thread has lately been faster at this shape). A
+    ``measured.Choice``, whose ``done()`` the caller calls when the pass has ended, either way; the sweep
+    follows what the forward passes measured (``pays`` with its truncation)."""
+    allowed = pays(work, threads, forcing_on, n, itemsize)
+    if not allowed or FORCE is not None:
+        return measured.Choice(allowed)
+    return CHOOSER.choose(_shape(work, n, itemsize), work.steps)
 
 
 def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
