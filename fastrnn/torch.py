@@ -43,6 +43,7 @@ from torch._C import _functions as _torch_functions
 from . import api, models
 from ._docs import fill
 from .errors import DTypeError, OptionError, ShapeError
+from .runtime import overlap as _overlap
 from .runtime.dispatch import beside, gomp_threads_spin
 
 __all__ = ["RNN", "LSTM", "GRU", "beside_torch"]
@@ -119,8 +120,21 @@ def _quiet_torch():
 def _plain_call_quiet():
     """For fastrnn calls outside fastrnn.torch's operators (``runtime.dispatch._quiet_plain``):
     ``_quiet_torch`` where torch's threads spin after its operations and hold the cores a parallel
-    call would use (GNU OpenMP, torch on every CPU, libgomp's default wait policy), else None."""
-    return _quiet_torch if _SPINNING and _GOMP and torch.get_num_threads() >= _CPUS else None
+    call would use (GNU OpenMP, torch on every CPU, libgomp's default wait policy), and where no CPU is
+    left (``_cpu_left``), else None."""
+    if not (_SPINNING and _GOMP and torch.get_num_threads() >= _CPUS) or _cpu_left():
+        return None
+    return _quiet_torch
+
+
+def _cpu_left():
+    """Whether a CPU is left beside the calling thread and every thread ready to run (/proc/loadavg's count,
+    ``runtime.overlap._runnable``; False where it cannot be read): then torch's pool is not spinning, and putting
+    it to sleep would only wake it, some 0.1 ms a call (a float64 B=1 call at n = 128, T = 1000, beside JAX's, in
+    a process that had imported torch without using it: 2.41-2.52 ms against 2.34-2.36 without torch imported,
+    ``bench/bptt_jax.py``; with the check 2.27-2.37)."""
+    count = _overlap._runnable()
+    return count is not None and count < _overlap._cpus()
 
 
 def _beside_torch():

@@ -557,7 +557,7 @@ def quieting(monkeypatch):
     monkeypatch.setattr(dispatch, "TILE_ROWS", 1)            # B=4 in two blocks too
     monkeypatch.setitem(dispatch.PAYS, "rows", (0, 1))
     monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", 0)
-    monkeypatch.setattr(dispatch, "_cpu_left", lambda: False)    # every CPU held: torch's threads may spin
+    monkeypatch.setattr(ft, "_cpu_left", lambda: False)          # every CPU held: torch's threads may spin
     quiet, calls = ft._quiet_torch, []
     monkeypatch.setattr(ft, "_quiet_torch", lambda: (calls.append(1), quiet()))
     yield calls
@@ -727,7 +727,6 @@ def test_the_quieting_rule_counts_a_calls_kernels_together(quieting, monkeypatch
 def test_a_plain_call_leaves_torchs_threads_alone_where_a_cpu_is_left(quieting, monkeypatch):
     """With a CPU left beside the calling thread and every thread ready to run, no pool is spinning: a plain
     call does not wake torch's sleeping pool to put it to sleep again, and its results are the same."""
-    from fastrnn.runtime import dispatch
     calls = quieting
     net, x, d = _plain_problem()
     threads = torch.get_num_threads()
@@ -735,7 +734,7 @@ def test_a_plain_call_leaves_torchs_threads_alone_where_a_cpu_is_left(quieting, 
     try:
         loss, grads = fastrnn.bptt(net, x, d)
         assert calls == [1]
-        monkeypatch.setattr(dispatch, "_cpu_left", lambda: True)
+        monkeypatch.setattr(ft, "_cpu_left", lambda: True)
         again_loss, again = fastrnn.bptt(net, x, d)
         assert calls == [1]
     finally:
@@ -746,11 +745,11 @@ def test_a_plain_call_leaves_torchs_threads_alone_where_a_cpu_is_left(quieting, 
 
 
 def test_a_cpu_is_left_where_fewer_threads_are_ready_to_run_than_cpus(monkeypatch):
-    from fastrnn.runtime import dispatch, overlap
+    from fastrnn.runtime import overlap
     monkeypatch.setattr(overlap, "_cpus", lambda: 4)
     for count, left in ((1, True), (3, True), (4, False), (9, False), (None, False)):   # None: no count to read
         monkeypatch.setattr(overlap, "_runnable", lambda count=count: count)
-        assert dispatch._cpu_left() is left, count
+        assert ft._cpu_left() is left, count
 
 
 def test_a_plain_call_whose_quieting_fails_runs_on_and_says_so_once(quieting, monkeypatch):

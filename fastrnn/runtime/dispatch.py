@@ -358,15 +358,15 @@ def _quiet_plain(flops):
     or the whole call's, ``workers``' ``work``) that pays on parallel threads first puts torch's
     threads to sleep, once per call, where they spin after torch's own
     operations (``fastrnn.torch._plain_call_quiet``: GNU OpenMP, torch on every CPU, its default wait
-    policy), so that they do not share the cores with fastrnn's; not where a CPU is left (``_cpu_left``:
-    no pool spins then). Never imports torch itself. Where
+    policy), so that they do not share the cores with fastrnn's; not where a CPU is left
+    (``fastrnn.torch._cpu_left``: no pool spins then). Never imports torch itself. Where
     fastrnn.torch cannot load or the quieting operation fails, the call goes on without it, and the
     rule is off for the rest of the process (one RuntimeWarning)."""
     if (max(flops, getattr(_call, "work", 0)) < QUIET_MIN_WORK or not getattr(_call, "may_quiet", False)
             or getattr(_beside, "active", False)):
         return
     _call.may_quiet = False
-    if "torch" not in sys.modules or _NO_BRIDGE or _cpu_left():
+    if "torch" not in sys.modules or _NO_BRIDGE:
         return
     try:
         quiet = importlib.import_module("fastrnn.torch")._plain_call_quiet()
@@ -376,17 +376,6 @@ def _quiet_plain(flops):
         _NO_BRIDGE.append(exc)
         warnings.warn(f"fastrnn: putting torch's spinning threads to sleep before parallel calls failed ({exc!r}); "
                       "fastrnn calls now run beside them as they are", RuntimeWarning, stacklevel=2)
-
-
-def _cpu_left():
-    """Whether a CPU is left beside the calling thread and every thread ready to run (/proc/loadavg's count,
-    ``overlap._runnable``; False where it cannot be read): then torch's pool is not spinning, and putting it
-    to sleep would only wake it (80-100 us a call). A float64 simple-cell call at n = 128 (T = 1000, B = 1)
-    beside JAX's, in a process that had imported torch but not used it, took 2.41-2.52 ms against 2.34-2.36
-    without torch imported (``bench/bptt_jax.py``, ad hoc without torch)."""
-    from .overlap import _cpus, _runnable
-    count = _runnable()
-    return count is not None and count < _cpus()
 
 
 def row_tiled(work):

@@ -102,9 +102,10 @@ def _idle_core(beside_own_pools=False):
     said 1 in 5 of those 6 (ad hoc, 2 cores, KVM). A machine that stays busy reads busy twice.
 
     ``beside_own_pools``: this process's pools' threads running then are not counted (``_own_running``: Numba's
-    worker spinning after the last call's parallel region, which gives its CPU way as it spins), for a call
-    long enough that sharing a CPU with it for its last 0.65-0.85 ms costs less than one thread would
-    (``runtime.pair.OWN_POOLS_MIN_STREAMED``): back-to-back float32 LSTM n=512 B=1 calls, alone in a process,
+    worker spinning after the last call's parallel region, which gives its CPU way as it spins): for a batch of
+    one's pair, whose measured choice (``runtime.measured``) sees what sharing a CPU with them costs, and for a
+    batch cut by units long enough that sharing a CPU with it for its last 0.65-0.85 ms costs less than one
+    thread would (``runtime.pair.OWN_POOLS_MIN_STREAMED``): back-to-back float32 LSTM n=512 B=1 calls, alone in a process,
     took 10.6 ms with the pair refused in 98 of 100 calls, 6.2-6.9 with it in all; the simple cell at n=128,
     T=1000 (float64), whose pair gains little, ran its forward pass 1.2-1.5x slower beside the spinning worker
     (``python bench/pair_forward.py 60 --n 128``, the pair forced; ad hoc, 2 cores)."""
