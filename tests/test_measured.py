@@ -1,6 +1,8 @@
 """The choice by the clock (``fastrnn.runtime.measured``) between one thread and two, and where the package
 uses it: the helper beside a batch of one's sweep (``overlap.beside``) and the pair (``pair.forward_pays``, in
 ``test_pair.py``)."""
+import os
+import signal
 import threading
 import time
 
@@ -108,3 +110,36 @@ def test_the_helper_beside_a_sweep_is_chosen_by_the_clock_and_run_records_it(mon
     taken.clear()
     overlap.run(lambda progress: progress.__setitem__(0, 0), products, T, 2, measured.NO)
     assert taken == [(0, T, 2, False)]              # a rule's refusal: after the sweep on the call's threads
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork on this platform")
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")   # JAX, if an earlier test loaded it
+@pytest.mark.filterwarnings("ignore:.*use of fork\\(\\) may lead to deadlocks:DeprecationWarning")
+def test_a_child_forked_while_another_thread_held_a_choosers_lock_can_choose():
+    chooser = measured.Chooser()
+    _runs(chooser, {True: 1e-6, False: 2e-6}, 4)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with chooser._lock:
+            held.set()
+            release.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        pid = os.fork()
+        if pid == 0:                    # the child: the holder thread is not there
+            code = 1
+            try:
+                signal.alarm(20)
+                choice = chooser.choose("shape", 10)
+                choice.done()
+                code = 0 if chooser.records["shape"].seen[0] + chooser.records["shape"].seen[1] == 5 else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        holder.join()
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

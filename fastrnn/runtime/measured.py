@@ -13,8 +13,10 @@ what ran before it (another pool's threads spinning), seldom sped up, so one slo
 KEPT slow ones in a row do. The first run each way is not counted (compilation, first-touch page faults). A probe
 costs at most one run in PROBE_EVERY at the slower way's time.
 """
+import os
 import threading
 import time
+import weakref
 
 PROBE_EVERY = 16         # of a shape's runs, one in this many the way not chosen
 MARGIN = 0.97            # the second thread is chosen while its time a step is under this fraction of one thread's
@@ -77,6 +79,7 @@ class Chooser:
     def __init__(self):
         self.records = {}
         self._lock = threading.Lock()
+        _CHOOSERS.add(self)
 
     def choose(self, key, steps):
         """The way for a run of shape ``key`` (hashable) over ``steps`` steps that a rule has left open."""
@@ -104,3 +107,15 @@ class Chooser:
 
 
 NO = Choice(False)
+_CHOOSERS = weakref.WeakSet()
+
+
+def _after_fork_in_child():
+    """A forked child has only the thread that forked: a lock another thread held then would never be let go.
+    Each chooser starts again with a new lock and its records (the machine's, measured by the parent)."""
+    for chooser in list(_CHOOSERS):
+        chooser._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
