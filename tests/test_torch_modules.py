@@ -1,5 +1,7 @@
 """fastrnn.torch.RNN / LSTM against torch.nn.RNN / LSTM: same parameters, outputs, final states
 and gradients of inputs, initial states and every parameter."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -542,6 +544,17 @@ def test_quieting_torchs_threads_puts_them_to_sleep_at_once():
     assert sorted(quieted)[3] == 0, quieted
 
 
+@contextlib.contextmanager
+def _torch_on_every_cpu():
+    """torch's thread count at the machine's CPUs inside the block (the quieting rules' condition), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(ft._CPUS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def quieting(monkeypatch):
     """fastrnn.torch's quieting path taken by every call, however small: torch's threads counted as
@@ -729,16 +742,12 @@ def test_a_plain_call_leaves_torchs_threads_alone_where_a_cpu_is_left(quieting, 
     call does not wake torch's sleeping pool to put it to sleep again, and its results are the same."""
     calls = quieting
     net, x, d = _plain_problem()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         loss, grads = fastrnn.bptt(net, x, d)
         assert calls == [1]
         monkeypatch.setattr(ft, "_cpu_left", lambda: True)
         again_loss, again = fastrnn.bptt(net, x, d)
         assert calls == [1]
-    finally:
-        torch.set_num_threads(threads)
     assert again_loss == loss
     for name, g in grads.items():
         assert np.array_equal(g, again[name]), name
