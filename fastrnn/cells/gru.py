@@ -89,15 +89,13 @@ class Driver(CellDriver):
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
                            sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
         if paired:
-            dh = workspace.empty(n, net.dtype)          # both halves write it every step: aligned
-            dh[:] = 0
+            dh = workspace.zeros(n, net.dtype)          # both halves write it every step: aligned
             pair.gru_sweep(W["W_hh"], h.reshape(T + 1, n), gates.reshape(T, 4 * n), g.reshape(T, n), dh,
                            D.reshape(T, 3 * n), An.reshape(T, n))
             dh0[0] = D[0, 0] @ W["W_hh"] + dh * gates[0, 0, n:2 * n]
             rows(0, T, threads, False)
         elif by_units:
-            dh = workspace.empty((B, n), net.dtype)
-            dh[:] = 0
+            dh = workspace.zeros((B, n), net.dtype)
             pair.gru_rows_sweep(W["W_hh"], h, gates, g, dh, D, An)
             dh0[...] = D[0] @ W["W_hh"] + dh * gates[0, :, n:2 * n]
             rows(0, T, threads, False)

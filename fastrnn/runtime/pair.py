@@ -19,9 +19,9 @@ the rule allows it, the clock chooses (``forward_pays``, ``runtime.measured``): 
 exchange cache lines as fast (the same forced pairs at 0.83-1.00 of the time without in one run, 1.17-1.75 in the
 next, minutes apart; ``python bench/pair_floor.py``). MIN_WEIGHT_BYTES, from the good runs (2-core Zen 5 on KVM,
 2026-11-29, the arrays aligned, whole calls, the pair forced / one thread): the simple cell float64 n=128 (128 KB)
-1.10, float32 n=160-192 (100-144 KB) 1.14-1.15, 196-200 KB 0.98-1.00, float32 n=256 (256 KB) 0.90-0.92; the GRU
+1.10, float32 n=160-192 (100-144 KB) 1.14-1.15, 196-200 KB 0.98-1.00, float32 n=256 (256 KB) 0.89-0.92; the GRU
 float32 n=128 (192 KB) 0.98-1.02; the LSTM float32 n=128 (256 KB) 0.89-0.90, LSTM and GRU float64 n=128
-0.83-0.86. The figures below, from before it, were taken on other machines and days. The forward pass alone paired, T=1000: float64 n=192-512 0.81-0.94 of the time
+0.82-0.85. The figures below, from before it, were taken on other machines and days. The forward pass alone paired, T=1000: float64 n=192-512 0.81-0.94 of the time
 without, float32 n=512 0.82-0.91; at n=128, where the meetings cost about what they save, 0.89-1.07 (float64)
 and 0.86-1.01 (float32); fewer units lose (n=64 0.96-1.39). The sweep too from ``SWEEP_MIN_BYTES`` of weights
 (exact BPTT only; the weight gradients then follow it on the call's threads instead of running beside it on the

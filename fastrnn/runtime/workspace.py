@@ -38,6 +38,13 @@ def empty(shape, dtype):
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
+def zeros(shape, dtype):
+    """``empty``'s array filled with zeros."""
+    arr = empty(shape, dtype)
+    arr[...] = 0
+    return arr
+
+
 def _store():
     store = getattr(_local, "arrays", None)
     if store is None:
