@@ -4,15 +4,18 @@ reach, and how much the state the machine is left in between calls takes away.
 
     python bench/step_warmth.py [rounds] [--n 128] [--B 8 --B 32] [--cell rnn ...] [--dtype float32 ...]
 
-One thread (``fastrnn.threads(1)``, the BLAS held to one). Each row is the table's problem (T=100, m=32, a
-linear readout of 8, summed squared error, ``fastrnn.bptt``), timed in every round three ways, in a new
+One thread (``fastrnn.threads(1)``, the BLAS and torch held to one). Each row is the table's problem (T=100,
+m=32, a linear readout of 8, summed squared error, ``fastrnn.bptt``), timed in every round four ways, in a new
 random order each round:
 
 - ``hot``: right after another call on the same arrays (what a loop that only calls fastrnn meets);
-- ``after GEMM``: right after one thread's 512 x 512 GEMM of the row's dtype, the roofline's own rate,
-  timed there (what ``step_parts.py``'s rounds meet: 3 MB of other arrays through the caches, and the core
-  after seconds of FMAs);
-- ``after 8 MB``: right after 8 MB were written (the caches taken, no arithmetic).
+- ``after GEMM``: right after one thread's 512 x 512 GEMM of the row's dtype, the roofline's own rate, timed
+  there as the table times it (``common.gemm_one_thread``: the faster of NumPy's BLAS and fastrnn's tiles);
+- ``after 64 MB``: right after 64 MB (twice the 32 MB L3 of the machine it was written on) were read and written
+  back (``np.add(big, 1, out=big)``: ordinary loads and stores, which take the caches; a fill of that size may go
+  around them);
+- ``after torch``: right after torch's own training step of the row (``test_torch_step.torch_step``: torch.nn's
+  layer, a Linear readout, the loss, backward, SGD), what the table's interleaved rounds meet.
 
 GFLOP/s counts the table's multiply-adds (three times the forward's products: ``test_torch_step.py``);
 "of GEMM" divides by the median of the GEMMs timed in the same rounds. Medians; the rounds of one row
@@ -25,14 +28,45 @@ import sys
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastrnn  # noqa: E402
+import torch  # noqa: E402
+
+from common import gemm_one_thread  # noqa: E402
+from test_torch_step import thread_mode, torch_step  # noqa: E402
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 T, M, OUT = 100, 32, 8
-WAYS = ("hot", "after GEMM", "after 8 MB")
+WAYS = ("hot", "after GEMM", "after 64 MB", "after torch")
+KIND = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
+
+
+class _Captured:
+    """Stands in for pytest-benchmark's fixture: keeps the function it would time."""
+
+    def __init__(self):
+        self.group, self.extra_info, self.fn = None, {}, None
+
+    def __call__(self, fn, *args):
+        self.fn = fn
+
+
+def _gemm(dtype):
+    captured = _Captured()
+    gemm_one_thread(captured, dtype)
+    return captured.fn
+
+
+def _torch_step(cell, n, B, dtype):
+    tdtype = getattr(torch, np.dtype(dtype).name)
+    torch.manual_seed(0)
+    layer = getattr(torch.nn, KIND[cell])(M, n, dtype=tdtype)
+    head = torch.nn.Linear(n, OUT, dtype=tdtype)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(T, B, M, generator=g, dtype=tdtype)
+    y = torch.randn(T, B, OUT, generator=g, dtype=tdtype)
+    return torch_step(layer, x, y, head)
 
 
 def row(cell, n, B, dtype, rounds):
@@ -41,9 +75,9 @@ def row(cell, n, B, dtype, rounds):
     net = fastrnn.MODELS[cell].init(M, n, OUT, readout="linear", dtype=dtype, seed=0)
     x = rng.standard_normal((T, B, M)).astype(dtype)
     d = rng.standard_normal((T, B, OUT)).astype(dtype)
-    a = rng.standard_normal((512, 512)).astype(dtype)
-    c = np.empty_like(a)
-    big = np.empty(8 << 20, dtype=np.uint8)
+    gemm_fn = _gemm(dtype)
+    big = np.zeros(8 << 20)                 # 64 MB
+    torch_fn = _torch_step(cell, n, B, dtype)
     times = {way: [] for way in WAYS}
     gemm = []
 
@@ -57,15 +91,18 @@ def row(cell, n, B, dtype, rounds):
             fastrnn.bptt(net, x, d)
         elif way == "after GEMM":
             t0 = time.perf_counter()
-            np.matmul(a, a, out=c)
+            gemm_fn()
             gemm.append(time.perf_counter() - t0)
+        elif way == "after 64 MB":
+            np.add(big, 1, out=big)
         else:
-            big.fill(1)
+            torch_fn()
 
-    with fastrnn.threads(1), threadpool_limits(1):
+    with thread_mode("one"):
         for _ in range(3):
             fastrnn.bptt(net, x, d)
-            np.matmul(a, a, out=c)
+            gemm_fn()
+            torch_fn()
         for _ in range(rounds):
             order = list(WAYS)
             random.shuffle(order)
