@@ -993,6 +993,70 @@ def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     assert not pair.rows_pay(lstm(16, 2), 1, 16, 8, 1, (20, 10))
 
 
+def _rows_passes(record_times, choices):
+    """Each forward pass's choice of a batch the rule cuts by units (``pair.rows_forward_pays``: float32 LSTM n=512,
+    B=4, one block of the kernels), ended as if it took the given seconds a step: ``record_times`` (paired, alone)."""
+    work = dispatch.Work(4, 8 * 4 * 512 * 512, 100, 4 * 512 * 512 * 4)
+    out = []
+    for _ in range(choices):
+        choice = pair.rows_forward_pays(work, 2, 512, 4, 1)
+        choice._start = time.perf_counter() - 100 * record_times[not choice.together]
+        choice.done()
+        out.append(choice.together)
+    return out, work
+
+
+def test_a_batch_cut_by_units_is_chosen_by_the_clock_and_its_sweep_follows(by_clock):
+    """As a batch of one's pair: a pass each way not counted, one each way counted, then the faster way with a probe
+    of the other every PROBE_EVERY passes; the sweep by units only where the forward passes last measured it faster;
+    a batch of one at the same units keeps a record of its own."""
+    ways, work = _rows_passes((1e-6, 2e-6), 4 + 8)      # the pair twice as fast as the kernels' block
+    assert ways[:4] == [True, False, True, False]
+    assert ways[4:] == [True, True, True, False, True, True, True, False]
+    assert pair.rows_pay(work, 2, 512, 4, 1, (100, 100))
+    ways, _ = _rows_passes((3e-6, 2e-6), 10)            # the pair's meetings slow
+    assert ways == [True, True, True, True, False, False, False, True, False, False]
+    assert not pair.rows_pay(work, 2, 512, 4, 1, (100, 100))    # nor the sweep
+    assert pair.rows_pay(work, 2, 512, 4, 1)            # the rule itself still allows it
+    assert list(pair.CHOOSER.records) == [pair._rows_shape(work, 512, 4)]
+    ways, _ = _rows_passes((1e-6, 2e-6), 6)             # fast again: its next probe brings it back
+    assert ways == [False, True, True, True, True, False]
+    assert pair.rows_pay(work, 2, 512, 4, 1, (100, 100))
+
+
+def test_forced_refused_or_ruled_out_batches_record_nothing(by_clock, monkeypatch):
+    monkeypatch.setattr(pair, "ROWS_FORCE", True)
+    assert _rows_passes((1e-6, 2e-6), 3)[0] == [True] * 3
+    monkeypatch.setattr(pair, "ROWS_FORCE", False)
+    assert _rows_passes((1e-6, 2e-6), 3)[0] == [False] * 3
+    monkeypatch.setattr(pair, "ROWS_FORCE", None)
+    small = dispatch.Work(4, 8 * 4 * 192 * 192, 100, 4 * 192 * 192 * 4)      # 576 KB: the rule says no
+    assert not pair.rows_forward_pays(small, 2, 192, 4, 1)
+    big = dispatch.Work(4, 8 * 4 * 512 * 512, 100, 4 * 512 * 512 * 4)
+    assert not pair.rows_forward_pays(big, 1, 512, 4, 1)                     # one thread
+    assert not pair.rows_forward_pays(big, 2, 512, 4, 3)                     # the kernels would run three blocks
+    assert pair.CHOOSER.records == {}
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_batches_that_alternate_while_measuring_equal_the_reference(by_clock, spied, cell):
+    """Whole calls at a batch the rule cuts by units (float64, over ROWS_MIN_BYTES of weights and MIN_STREAMED bytes
+    streamed): the first passes go both ways, and every call's gradients are the reference's whichever way it
+    went."""
+    n, T, B = (192, 64, 2) if cell == "lstm" else (224, 64, 2)
+    net = fastrnn.MODELS[cell].init(3, n, 2, readout="linear", dtype=np.float64, seed=8)
+    x = np.random.default_rng(8).standard_normal((T, B, 3))
+    d = np.random.default_rng(9).standard_normal((T, B, 2))
+    ref = getattr(reference, cell).bptt(net, x, d)
+    for _ in range(5):
+        L, g = fastrnn.bptt(net, x, d)
+        assert_close(np.array(L), np.array(ref[0]), np.float64, "loss")
+        assert_grads_close(g, ref[1], np.float64)
+    by_units = [name for name in spied if name.endswith("rows_forward")]
+    assert 1 <= len(by_units) < 5                       # some passes cut by units, some by the kernels' rows
+    assert [key[:2] for key in pair.CHOOSER.records] == [("rows", B)]
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_a_truncated_sweep_over_a_batch_keeps_the_kernels(by_units, spied, cell):
     net, x, d, mask, h0 = make_problem(22, T=40, B=3, m=3, n=16, o=2, readout="linear", cell=cell)
@@ -1097,23 +1161,39 @@ def test_the_gru_rows_chain_whenever_the_other_thread_comes(dtype, delay):
         np.testing.assert_array_equal(a, b_)
 
 
-def test_a_cpu_held_by_this_processs_pools_is_free_for_the_pair_and_for_long_batches_only(monkeypatch):
-    """The machine busy with this process's own pools' spinning threads: a batch of one's pair runs (the measured
-    choice sees what sharing a CPU with them costs); a batch cut by units where its call streams
-    OWN_POOLS_MIN_STREAMED bytes of weights or more (float32 LSTM n=512, T=100: 400 MB), not below; neither
-    where the threads are another process's."""
+def test_a_cpu_held_by_this_processs_pools_is_free_for_the_pair_and_for_a_batch_cut_by_units(monkeypatch):
+    """The machine busy with this process's own pools' spinning threads: a batch of one's pair and a batch cut by
+    units run (their measured choice sees what sharing a CPU with them costs); neither where the threads are
+    another process's."""
     monkeypatch.setattr(overlap, "_runnable", lambda: os.cpu_count())
     monkeypatch.setattr(overlap, "_own_running", lambda: 1)
     monkeypatch.setattr(pair, "CHOOSER", measured.Chooser())
     work = dispatch.Work
     lstm = work(1, 8 * 512 * 512, 100, 4 * 512 * 512 * 4)
-    assert lstm.steps * lstm.weight_bytes >= pair.OWN_POOLS_MIN_STREAMED
+    simple = work(1, 2 * 256 * 256, 1000, 256 * 256 * 4)
+    batch = work(4, 8 * 4 * 256 * 256, 100, 4 * 256 * 256 * 4)     # 1 MB of weights, 100 MB streamed
     assert pair.pays(lstm, 2, False, 512, 4)
-    assert pair.rows_pay(lstm._replace(items=4), 2, 512, 4, 1)
-    simple = work(1, 2 * 256 * 256, 1000, 256 * 256 * 4)          # 256 MB: under OWN_POOLS_MIN_STREAMED
-    assert simple.steps * simple.weight_bytes < pair.OWN_POOLS_MIN_STREAMED
     assert pair.pays(simple, 2, False, 256, 4)
-    assert not pair.rows_pay(work(4, 8 * 4 * 256 * 256, 100, 4 * 256 * 256 * 4), 2, 256, 4, 1)
+    assert pair.rows_pay(lstm._replace(items=4), 2, 512, 4, 1)
+    assert pair.rows_pay(batch, 2, 256, 4, 1)
     monkeypatch.setattr(overlap, "_own_running", lambda: 0)
     assert not pair.pays(lstm, 2, False, 512, 4)
     assert not pair.pays(simple, 2, False, 256, 4)
+    assert not pair.rows_pay(batch, 2, 256, 4, 1)
+
+
+def test_a_pool_thread_seen_running_by_either_reading_is_not_counted_busy(monkeypatch):
+    """The machine's count (/proc/loadavg) and the threads' states are read at different instants: Numba's worker,
+    running when the states are read before the second count, may be asleep when they are read after it while the
+    count still holds it; either reading that finds it running takes it off. Threads that are not this process's
+    pools', or a caller that counts them, still read busy."""
+    monkeypatch.setattr(overlap, "_cpus", lambda: 2)
+    monkeypatch.setattr(overlap, "_runnable", lambda: 2)
+    for readings, free in (((1, 0), True), ((0, 1), True), ((0, 0), False)):
+        seen = iter(readings)
+        monkeypatch.setattr(overlap, "_own_running", lambda: next(seen))
+        assert overlap._idle_core(True) is free
+    monkeypatch.setattr(overlap, "_own_running", lambda: 1)
+    assert not overlap._idle_core(False)
+    monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    assert overlap._idle_core(False)

@@ -44,16 +44,20 @@ class Driver(CellDriver):
             pair.gru_forward(gates.reshape(T, 4 * n), W["W_hh"], bias, proj, h.reshape(T + 1, n))
             paired.done()
             return Run((h,), {"gates": gates})
-        if h.flags.c_contiguous and pair.rows_pay(work, threads, n, h.itemsize, plan(_gru_forward, threads, work)):
+        by_units = (pair.rows_forward_pays(work, threads, n, h.itemsize, plan(_gru_forward, threads, work))
+                    if h.flags.c_contiguous else pair.NO)
+        if by_units:
             proj = workspace.scratch("gru rows input", (T, B, 3 * n), net.dtype)     # a batch cut by units
             np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=proj.reshape(T * B, 3 * n))
             b_ih, b_hh = W["b_ih"], W["b_hh"]
             bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
             pair.gru_rows_forward(gates, W["W_hh"], bias, proj, h)
+            by_units.done()
             return Run((h,), {"gates": gates})
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
              h, gates, panel_buffer(W["W_hh"].T, work, threads))
         paired.done()
+        by_units.done()
         return Run((h,), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):

@@ -43,14 +43,17 @@ class Driver(CellDriver):
             pair.lstm_forward(G, W["W_hh"], W["b_ih"] + W["b_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n))
             paired.done()
             return Run((h, c), {"gates": gates})
-        if (h.flags.c_contiguous and c.flags.c_contiguous
-                and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_forward, threads, work))):
+        by_units = (pair.rows_forward_pays(work, threads, n, h.itemsize, plan(_lstm_forward, threads, work))
+                    if h.flags.c_contiguous and c.flags.c_contiguous else pair.NO)
+        if by_units:
             np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=gates.reshape(T * B, 4 * n))
             pair.lstm_rows_forward(gates, W["W_hh"], W["b_ih"] + W["b_hh"], h, c)     # a batch cut by units
+            by_units.done()
             return Run((h, c), {"gates": gates})
         call(_lstm_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"] + W["b_hh"],
              h, c, gates, panel_buffer(W["W_hh"].T, work, threads))
         paired.done()
+        by_units.done()
         return Run((h, c), {"gates": gates})
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):

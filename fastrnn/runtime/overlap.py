@@ -103,18 +103,23 @@ def _idle_core(beside_own_pools=False):
 
     ``beside_own_pools``: this process's pools' threads running then are not counted (``_own_running``: Numba's
     worker spinning after the last call's parallel region, which gives its CPU way as it spins): for a batch of
-    one's pair, whose measured choice (``runtime.measured``) sees what sharing a CPU with them costs, and for a
-    batch cut by units long enough that sharing a CPU with it for its last 0.65-0.85 ms costs less than one
-    thread would (``runtime.pair.OWN_POOLS_MIN_STREAMED``): back-to-back float32 LSTM n=512 B=1 calls, alone in a process,
-    took 10.6 ms with the pair refused in 98 of 100 calls, 6.2-6.9 with it in all; the simple cell at n=128,
-    T=1000 (float64), whose pair gains little, ran its forward pass 1.2-1.5x slower beside the spinning worker
-    (``python bench/pair_forward.py 60 --n 128``, the pair forced; ad hoc, 2 cores)."""
+    one's pair and a batch cut by units (``runtime.pair``), whose measured choice (``runtime.measured``) sees what
+    sharing a CPU with them costs. Back-to-back float32 LSTM n=512 B=1 calls, alone in a process, took 10.6 ms with
+    the pair refused in 98 of 100 calls, 6.2-6.9 with it in all; the simple cell at n=128, T=1000 (float64), whose
+    pair gains little, ran its forward pass 1.2-1.5x slower beside the spinning worker (``python
+    bench/pair_forward.py 60 --n 128``, the pair forced; ad hoc, 2 cores): there the clock chooses one thread.
+    The machine's count and the threads' states are read at different instants, and the worker going to sleep
+    in between left the count with it and the states without: it is taken off if either reading, before the
+    second count or after it, finds it running. Float64 LSTM n=512, B=2 calls back to back: a batch cut by units
+    refused in 16 of 30 calls with the states read after the count alone, in none of 30 (and 1 of 30 in a second
+    run) so; 17.2 ms a call against 19.5-21 refused (ad hoc, 2 cores, KVM)."""
     count = _runnable()
     if count is not None and count >= _cpus() and hasattr(os, "sched_yield"):
         os.sched_yield()
+        own = _own_running() if beside_own_pools else 0
         count = _runnable()
         if beside_own_pools and count is not None and count >= _cpus():
-            count -= _own_running()
+            count -= max(own, _own_running())
     return count is None or count < _cpus()
 
 

@@ -49,7 +49,8 @@ n=128-256 0.84-0.97.
 
 The gated cells' batches of a few rows, and of weights far beyond the caches, run the same way (``rows_pay``,
 ``lstm_rows_forward``, ``lstm_rows_sweep``, ``gru_rows_forward``, ``gru_rows_sweep``): each thread its units for
-every row, in the compiled tiles.
+every row, in the compiled tiles; where the rule allows it, the clock chooses between that and the batch kernels
+(``rows_forward_pays``).
 
 The helper is the process's one helper thread (``overlap``). A call that finds it late does not wait for it:
 the calling thread takes the helper's halves until the helper claims one, and at the end, if the helper has
@@ -68,9 +69,6 @@ from . import dispatch, measured, overlap, workspace
 MIN_UNITS = 128          # fewer units: one thread
 MIN_WEIGHT_BYTES = 256 << 10   # fewer bytes of recurrent weights: one thread (the meetings cost what the halves save)
 MIN_STREAMED = 64 << 20  # bytes of weights read over the steps (T times W_rec's): fewer, one thread
-OWN_POOLS_MIN_STREAMED = 256 << 20   # from this many, a CPU held only by this process's pools counts as free
-                                     # for a batch cut by units (``rows_pay``; a batch of one's pair: always)
-                                     # (``overlap._idle_core``: some 3 ms of a thread's streaming at least)
 SWEEP_MIN_BYTES = 256 << 10   # a sweep on two threads from this many bytes of weights: its weight gradients follow it
 GRACE = 2000             # polls (some microseconds) a thread waits for the other's claim before it takes the half
 LINE = 64                # bytes: the halves are cut on a cache line where the units allow
@@ -162,7 +160,9 @@ def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
     n=256 at 768 KB 0.93-0.96, float64 n=192 at 864 KB 0.92, not taken); B=6-8 at n=512-768 1.06-1.11; float64
     n=1024 (24 MB) B=8-16 1.02 and 0.98, taken, level: its weights still fit this L3 of 32 MB. One of the pair's
     threads is the helper (``overlap``): it runs two threads whatever the machine has, so it is not taken where
-    the kernels would run more than two blocks.
+    the kernels would run more than two blocks. Where the rule allows it, the clock chooses, as for a batch of one
+    (``rows_forward_pays``); a sweep (``truncation`` given) runs as a pair only where the forward passes of its
+    shape last measured the pair faster.
     """
     if work.items < 2 or cut_of(n, itemsize) == 0:
         return False
@@ -172,7 +172,24 @@ def rows_pay(work, threads, n, itemsize, blocks, truncation=None):
         return ROWS_FORCE
     return (threads >= 2 and rows_wanted(work, n, blocks)
             and not dispatch.spins_beside(work.flops_per_step * work.steps)
-            and overlap._idle_core(work.steps * work.weight_bytes >= OWN_POOLS_MIN_STREAMED))
+            and overlap._idle_core(True)        # this process's pools' spinning: the measured choice sees its cost
+            and (truncation is None or _measured(_rows_shape(work, n, itemsize))))
+
+
+def _rows_shape(work, n, itemsize):
+    """A batch's key for the clock: its rows, then as a batch of one's (``_shape``)."""
+    return ("rows", work.items) + _shape(work, n, itemsize)
+
+
+def rows_forward_pays(work, threads, n, itemsize, blocks):
+    """Whether this forward pass of a batch runs as a pair cut by units: ``rows_pay``'s rule, then, as for a batch
+    of one (``forward_pays``), the choice by the clock between the pair and the kernels' ``blocks``; the sweep
+    follows what the forward passes measured (``rows_pay`` with its truncation). A ``measured.Choice``, whose
+    ``done()`` the caller calls when the pass has ended, either way."""
+    allowed = rows_pay(work, threads, n, itemsize, blocks)
+    if not allowed or ROWS_FORCE is not None:
+        return measured.Choice(allowed)
+    return CHOOSER.choose(_rows_shape(work, n, itemsize), work.steps)
 
 
 def rows_wanted(work, n, blocks):
