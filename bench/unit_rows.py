@@ -6,9 +6,10 @@ process.
 
 ``common.lstm_problem`` (m = 32, units readout, summed squared error), default threads. "units": every call takes
 the pair (``pair.ROWS_FORCE``, the rule aside); "rows": the batch kernels (their parallel blocks of rows, as
-``dispatch.plan`` cuts them). "blocks": how many blocks the kernels run; "rule": what ``pair.rows_pay`` takes by the sizes
-(``pair.rows_wanted``; a call also needs a CPU free for the helper).
-Medians, ms, and units / rows (under 1: the pair is faster).
+``dispatch.plan`` cuts them); "clock": the calls as they come, the rule and then the choice by the clock
+(``pair.rows_forward_pays``), whose measurements carry over from round to round as a training loop's would. "blocks":
+how many blocks the kernels run; "rule": what ``pair.rows_pay`` takes by the sizes (``pair.rows_wanted``; a call also
+needs a CPU free for the helper). Medians, ms, and units / rows and clock / rows (under 1: faster).
 """
 import argparse
 import os
@@ -38,8 +39,8 @@ def main(argv=None):
     gates, kernel = (4, _lstm_forward) if args.cell == "lstm" else (3, _gru_forward)
     print(f"`python bench/unit_rows.py {args.rounds} --cell {args.cell} --call {args.call} --T {args.T}`: {threads} "
           f"threads, medians of {args.rounds} interleaved rounds, ms\n")
-    print("| dtype | n | W_hh | B | blocks | units | rows | units / rows | rule |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| dtype | n | W_hh | B | blocks | units | rows | clock | units / rows | clock / rows | rule |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for dtype in (np.float32, np.float64):
         for n, B in args.case or CASES:
             net, x, d = lstm_problem(n, 32, args.T, B, dtype=np.dtype(dtype), cell=args.cell)
@@ -51,13 +52,15 @@ def main(argv=None):
                     return fn()
                 finally:
                     pair.ROWS_FORCE = None
-            times = interleaved({"units": lambda: run(True), "rows": lambda: run(False)}, args.rounds, warm=3)
+            times = interleaved({"units": lambda: run(True), "rows": lambda: run(False), "clock": lambda: run(None)},
+                                args.rounds, warm=3)
             m = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
             work = dispatch.Work(B, 2 * gates * B * n * n, args.T, net.W_hh.nbytes)
             blocks = dispatch.plan(kernel, threads, work)
             rule = threads >= 2 and pair.rows_wanted(work, n, blocks)
             print(f"| {np.dtype(dtype).name} | {n} | {net.W_hh.nbytes >> 10} KB | {B} | {blocks} | {m['units']:.2f} "
-                  f"| {m['rows']:.2f} | {m['units'] / m['rows']:.2f} | {'units' if rule else 'rows'} |", flush=True)
+                  f"| {m['rows']:.2f} | {m['clock']:.2f} | {m['units'] / m['rows']:.2f} | {m['clock'] / m['rows']:.2f} "
+                  f"| {'units' if rule else 'rows'} |", flush=True)
 
 
 if __name__ == "__main__":
