@@ -421,21 +421,33 @@ def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
 
 
+@contextlib.contextmanager
+def _torch_threads(count):
+    """torch's thread count at ``count`` inside the block, restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _torch_on_every_cpu():
+    """torch on the machine's CPUs inside the block (the quieting rules' condition), restored after."""
+    return _torch_threads(ft._CPUS)
+
+
 def _equals_torch_in_float64_on(threads, kind, options):
     """With torch on ``threads`` threads: fastrnn's module and torch.nn's give the same outputs, final
     states and gradients in float64 (1e-10), and torch's thread count is the same after the calls.
     Returns fastrnn's module and the input."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with _torch_threads(threads):
         ref, ours = pair(kind, torch.float64, **options)
         x, hx = inputs(ours, kind, torch.float64)
         for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
             assert a.shape == b.shape, (k, a.shape, b.shape)
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
         assert torch.get_num_threads() == threads
-    finally:
-        torch.set_num_threads(before)
     return ours, x
 
 
@@ -532,27 +544,12 @@ def test_quieting_torchs_threads_puts_them_to_sleep_at_once():
     iterations, 8.5 ms measured, about 3 by libgomp's estimate); after ``_quiet_torch`` none is running
     1 ms later."""
     a = torch.randn(512, 512)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         spinning = [len(_running_threads_after(lambda: torch.mm(a, a), 1e-3)) for _ in range(7)]
         quieted = [len(_running_threads_after(lambda: (torch.mm(a, a), ft._quiet_torch()), 1e-3)) for _ in range(7)]
         assert torch.get_num_threads() == ft._CPUS
-    finally:
-        torch.set_num_threads(threads)
     assert sorted(spinning)[3] >= 1, spinning
     assert sorted(quieted)[3] == 0, quieted
-
-
-@contextlib.contextmanager
-def _torch_on_every_cpu():
-    """torch's thread count at the machine's CPUs inside the block (the quieting rules' condition), restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -598,9 +595,7 @@ def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_train
     under torch.inference_mode: a later training step (outside it) writes it without error, and both
     calls equal torch.nn's."""
     monkeypatch.setattr(ft, "_WAKE", None)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         ref, ours = pair("LSTM", torch.float64)
         x, hx = inputs(ours, "LSTM", torch.float64)
         with torch.inference_mode():
@@ -608,8 +603,6 @@ def test_putting_torchs_threads_to_sleep_first_under_inference_mode_leaves_train
         assert quieting and ft._WAKE is not None and not ft._WAKE.is_inference()
         for k, (a, b) in enumerate(zip(run(ours, x, hx), run(ref, x, hx))):
             assert rel(a, b) <= 1e-10, (k, rel(a, b))
-    finally:
-        torch.set_num_threads(threads)
 
 
 def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quieting):
@@ -622,9 +615,8 @@ def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quiet
     net = fastrnn.LSTM(0.4 * rng.standard_normal((12, 3)), 0.4 * rng.standard_normal((12, 3)), np.zeros(12),
                        np.zeros(12), W_out=rng.standard_normal((2, 3)), readout="linear")
     x, d = rng.standard_normal((9, 4, 3)), rng.standard_normal((9, 4, 2))
-    before, threads = numba.get_num_threads(), torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    before = numba.get_num_threads()
+    with _torch_threads(1):
         loss, grads = fastrnn.bptt(net, x, d)        # torch on one thread: its pool holds no other core
         with ft.beside_torch():
             assert fastrnn.get_threads() == 1
@@ -633,8 +625,6 @@ def test_beside_torch_runs_plain_fastrnn_calls_as_the_operators_run_theirs(quiet
             assert fastrnn.get_threads() == min(ft._CPUS, before)
             inside_loss, inside = fastrnn.bptt(net, x, d)
             fastrnn.bptt(net, x, d)
-    finally:
-        torch.set_num_threads(threads)
     assert numba.get_num_threads() == before
     assert calls == [1]
     assert abs(inside_loss - loss) <= 1e-12 * abs(loss)
@@ -659,9 +649,7 @@ def test_a_plain_call_that_pays_on_parallel_threads_puts_torchs_spinning_threads
     from fastrnn.runtime import dispatch
     calls = quieting
     net, x, d = _plain_problem()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         loss, grads = fastrnn.bptt(net, x, d)
         assert calls == [1]
         y = fastrnn.forward(net, x).y
@@ -686,8 +674,6 @@ def test_a_plain_call_that_pays_on_parallel_threads_puts_torchs_spinning_threads
             patch.setattr(dispatch, "QUIET_MIN_WORK", 10 ** 12)
             fastrnn.bptt(net, x, d)
         assert calls == [1, 1, 1]
-    finally:
-        torch.set_num_threads(threads)
     assert loss == alone_loss and np.array_equal(y, alone_y)
     for name, g in grads.items():
         assert np.array_equal(g, alone[name]), name
@@ -712,9 +698,7 @@ def test_the_quieting_rule_counts_a_calls_kernels_together(quieting, monkeypatch
     threshold = (largest_kernel + dispatch.call_work(W, T, B, 3)) // 2
     assert largest_kernel < threshold < dispatch.call_work(W, T, B, 3)
     assert dispatch.call_work(W, T, B, 1) < threshold
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         monkeypatch.setattr(dispatch, "QUIET_MIN_WORK", threshold)
         loss, grads = fastrnn.bptt(net, x, d)
         assert calls == [1]
@@ -730,8 +714,6 @@ def test_the_quieting_rule_counts_a_calls_kernels_together(quieting, monkeypatch
         with ft.beside_torch():
             fastrnn.bptt(net, x, d)
             assert calls == [1, 1]
-    finally:
-        torch.set_num_threads(threads)
     assert loss == again_loss
     for name, g in grads.items():
         assert np.array_equal(g, again[name]), name
@@ -773,14 +755,10 @@ def test_a_plain_call_whose_quieting_fails_runs_on_and_says_so_once(quieting, mo
         raise RuntimeError("no pool here")
     monkeypatch.setattr(ft, "_quiet_torch", broken)
     net, x, d = _plain_problem()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(ft._CPUS)
-    try:
+    with _torch_on_every_cpu():
         with pytest.warns(RuntimeWarning, match="no pool here"):
             loss, grads = fastrnn.bptt(net, x, d)
         again_loss, again = fastrnn.bptt(net, x, d)       # no second try, no second warning (warnings are errors)
-    finally:
-        torch.set_num_threads(threads)
     assert tries == [1] and len(dispatch._NO_BRIDGE) == 1
     assert loss == again_loss
     for name, g in grads.items():
