@@ -6,7 +6,6 @@ import signal
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from fastrnn.kernels import _bptt_sweep
@@ -59,6 +58,22 @@ def test_without_the_clock_every_answer_is_the_rules_and_nothing_is_recorded(mon
     assert not measured.NO and measured.Choice(True)
     measured.NO.done()                                 # a fixed answer records nothing
     assert chooser.records == {}
+
+
+def test_a_chooser_keeps_the_newest_max_records_shapes(monkeypatch, probes):
+    """Beyond MAX_RECORDS shapes the oldest record goes; its shape, run again, measures anew (both ways first)
+    while the others keep their choice."""
+    monkeypatch.setattr(measured, "MAX_RECORDS", 2)
+    chooser = measured.Chooser()
+    fast_alone = {True: 3e-6, False: 1e-6}
+    assert _runs(chooser, fast_alone, 5, key="a") == [True, False, True, False, False]
+    assert _runs(chooser, fast_alone, 5, key="b")[-1] is False
+    assert list(chooser.records) == ["a", "b"]
+    assert _runs(chooser, fast_alone, 1, key="c") == [True]
+    assert list(chooser.records) == ["b", "c"]
+    assert _runs(chooser, fast_alone, 1, key="b") == [False]          # still measured: one thread
+    assert _runs(chooser, fast_alone, 2, key="a") == [True, False]    # anew: both ways first
+    assert list(chooser.records) == ["c", "a"]
 
 
 def test_threads_choosing_and_recording_at_once_lose_no_run():

@@ -22,6 +22,7 @@ PROBE_EVERY = 16         # of a shape's runs, one in this many the way not chose
 MARGIN = 0.97            # the second thread is chosen while its time a step is under this fraction of one thread's
 KEPT = 3                 # the runs of each way whose least time counts
 BY_CLOCK = True          # tests: False takes the second thread wherever the rules allow it, unrecorded
+MAX_RECORDS = 256        # shapes a Chooser keeps records of; beyond, the oldest record goes (its shape measures anew)
 
 
 class Record:
@@ -86,8 +87,18 @@ class Chooser:
         if not BY_CLOCK:
             return Choice(True)
         with self._lock:
-            together = self.records.setdefault(key, Record()).next_way()
+            together = self._record(key).next_way()
         return Choice(together, self, key, steps)
+
+    def _record(self, key):
+        """The record of ``key``, new if there is none; at most MAX_RECORDS kept, the oldest made going first (a
+        process whose shapes keep changing, many lengths or sizes, does not grow without end). Under the lock."""
+        record = self.records.get(key)
+        if record is None:
+            while self.records and len(self.records) >= MAX_RECORDS:
+                del self.records[next(iter(self.records))]
+            record = self.records[key] = Record()
+        return record
 
     def prefers_together(self, key):
         """Whether the runs of ``key`` last measured the second thread faster (or have not measured both ways)."""
@@ -97,7 +108,7 @@ class Chooser:
 
     def record(self, key, together, per_step):
         with self._lock:
-            record = self.records.setdefault(key, Record())
+            record = self._record(key)
             way = int(together)
             if record.seen[way] > 0:
                 kept = record.times[way]
