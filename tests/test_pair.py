@@ -312,14 +312,20 @@ def test_the_rule(monkeypatch):
     assert pair.cut_of(7, 8) == 0 and not pair.pays(work(1, 98, 1000, 392), 2, False, 7, 8)
 
 
-def _passes(record_times, choices):
-    """Each forward pass's choice (``pair.forward_pays`` at a shape the rule pairs), ended as if it took the given
-    seconds a step: ``record_times`` (paired, alone)."""
-    work = dispatch.Work(1, 2 * 256 * 256, 1000, 256 * 256 * 8)
+def _passes(record_times, choices, rows=False):
+    """Each forward pass's choice at a shape the rule pairs, ended as if it took the given seconds a step:
+    ``record_times`` (paired, alone). A batch of one (``pair.forward_pays``), or with ``rows`` a batch the rule
+    cuts by units (``pair.rows_forward_pays``: float32 LSTM n=512, B=4, one block of the kernels)."""
+    if rows:
+        work = dispatch.Work(4, 8 * 4 * 512 * 512, 100, 4 * 512 * 512 * 4)
+        choose = lambda: pair.rows_forward_pays(work, 2, 512, 4, 1)        # noqa: E731
+    else:
+        work = dispatch.Work(1, 2 * 256 * 256, 1000, 256 * 256 * 8)
+        choose = lambda: pair.forward_pays(work, 2, False, 256, 8)         # noqa: E731
     out = []
     for _ in range(choices):
-        choice = pair.forward_pays(work, 2, False, 256, 8)
-        choice._start = time.perf_counter() - 1000 * record_times[not choice.together]
+        choice = choose()
+        choice._start = time.perf_counter() - work.steps * record_times[not choice.together]
         choice.done()
         out.append(choice.together)
     return out, work
@@ -993,42 +999,29 @@ def test_the_rule_for_a_batch_cut_by_units(monkeypatch):
     assert not pair.rows_pay(lstm(16, 2), 1, 16, 8, 1, (20, 10))
 
 
-def _rows_passes(record_times, choices):
-    """Each forward pass's choice of a batch the rule cuts by units (``pair.rows_forward_pays``: float32 LSTM n=512,
-    B=4, one block of the kernels), ended as if it took the given seconds a step: ``record_times`` (paired, alone)."""
-    work = dispatch.Work(4, 8 * 4 * 512 * 512, 100, 4 * 512 * 512 * 4)
-    out = []
-    for _ in range(choices):
-        choice = pair.rows_forward_pays(work, 2, 512, 4, 1)
-        choice._start = time.perf_counter() - 100 * record_times[not choice.together]
-        choice.done()
-        out.append(choice.together)
-    return out, work
-
-
 def test_a_batch_cut_by_units_is_chosen_by_the_clock_and_its_sweep_follows(by_clock):
     """As a batch of one's pair: a pass each way not counted, one each way counted, then the faster way with a probe
     of the other every PROBE_EVERY passes; the sweep by units only where the forward passes last measured it faster;
     a batch of one at the same units keeps a record of its own."""
-    ways, work = _rows_passes((1e-6, 2e-6), 4 + 8)      # the pair twice as fast as the kernels' block
+    ways, work = _passes((1e-6, 2e-6), 4 + 8, rows=True)      # the pair twice as fast as the kernels' block
     assert ways[:4] == [True, False, True, False]
     assert ways[4:] == [True, True, True, False, True, True, True, False]
     assert pair.rows_pay(work, 2, 512, 4, 1, (100, 100))
-    ways, _ = _rows_passes((3e-6, 2e-6), 10)            # the pair's meetings slow
+    ways, _ = _passes((3e-6, 2e-6), 10, rows=True)            # the pair's meetings slow
     assert ways == [True, True, True, True, False, False, False, True, False, False]
     assert not pair.rows_pay(work, 2, 512, 4, 1, (100, 100))    # nor the sweep
     assert pair.rows_pay(work, 2, 512, 4, 1)            # the rule itself still allows it
     assert list(pair.CHOOSER.records) == [pair._rows_shape(work, 512, 4)]
-    ways, _ = _rows_passes((1e-6, 2e-6), 6)             # fast again: its next probe brings it back
+    ways, _ = _passes((1e-6, 2e-6), 6, rows=True)             # fast again: its next probe brings it back
     assert ways == [False, True, True, True, True, False]
     assert pair.rows_pay(work, 2, 512, 4, 1, (100, 100))
 
 
 def test_forced_refused_or_ruled_out_batches_record_nothing(by_clock, monkeypatch):
     monkeypatch.setattr(pair, "ROWS_FORCE", True)
-    assert _rows_passes((1e-6, 2e-6), 3)[0] == [True] * 3
+    assert _passes((1e-6, 2e-6), 3, rows=True)[0] == [True] * 3
     monkeypatch.setattr(pair, "ROWS_FORCE", False)
-    assert _rows_passes((1e-6, 2e-6), 3)[0] == [False] * 3
+    assert _passes((1e-6, 2e-6), 3, rows=True)[0] == [False] * 3
     monkeypatch.setattr(pair, "ROWS_FORCE", None)
     small = dispatch.Work(4, 8 * 4 * 192 * 192, 100, 4 * 192 * 192 * 4)      # 576 KB: the rule says no
     assert not pair.rows_forward_pays(small, 2, 192, 4, 1)
