@@ -83,6 +83,46 @@ _GRAIN = 32768                      # at::internal::GRAIN_SIZE: elements per thr
 _WAKE = None                        # (CPUs + 1) · _GRAIN bytes: one more thread than CPUs
 
 
+PIN_QUIET = True        # the quiet's extra thread starts on this thread's CPU (a switch for bench/quiet_stalls.py)
+
+
+def _sched_getcpu():
+    """The C library's ``sched_getcpu`` (the CPU the calling thread runs on), or None where there is none."""
+    try:
+        import ctypes
+        fn = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError, ImportError):      # pragma: no cover - not glibc / musl
+        return None
+    fn.argtypes, fn.restype = [], ctypes.c_int
+    return fn
+
+
+_GETCPU = _sched_getcpu() if hasattr(os, "sched_setaffinity") else None
+
+
+def _pin_to_this_cpu():
+    """Hold the calling thread to the CPU it runs on, so that a thread it starts starts there too (a new thread
+    inherits its creator's CPU mask). Returns the mask to restore (``_unpin``), or None where that cannot be done."""
+    if _GETCPU is None:
+        return None
+    try:
+        mask = os.sched_getaffinity(0)
+        cpu = _GETCPU()
+        if cpu < 0 or cpu not in mask or len(mask) < 2:
+            return None
+        os.sched_setaffinity(0, {cpu})
+        return mask
+    except OSError:                     # a mask this process may not set (a container's policy): no pin
+        return None
+
+
+def _unpin(mask):
+    try:
+        os.sched_setaffinity(0, mask)
+    except OSError:                     # pragma: no cover - the mask it had a moment ago
+        pass
+
+
 def _quiet_torch():
     """Put torch's spinning OpenMP threads to sleep now. libgomp spins only 100 iterations, instead of
     its usual 300 000 (8.5 ms measured), while it manages more threads than the process has CPUs (its
@@ -95,17 +135,30 @@ def _quiet_torch():
     about 75 while it spins), but telling the two apart from outside failed. Skipping while every
     thread the last call started still ran (no torch operation on its own count since) made steps
     slower (2-layer bidirectional LSTM n=128 B=32 122.7 -> 139.8 ms, n=128 B=8 7.50 -> 8.05): at those
-    moments torch's threads were found running all the same."""
+    moments torch's threads were found running all the same.
+
+    The operation starts a new thread each time (torch's next operation on its own count ends it), and the new
+    thread must get a CPU before the operation can end. Started from a thread free to run anywhere, the kernel
+    queued it behind a thread of torch's still spinning on the other CPU, while this thread's CPU went idle, and
+    it waited for the scheduler's next tick: the quiet took 3-4 ms in a third of the calls right after torch's
+    parallel operations (perf sched: the new thread's scheduling delay 1.5-3.3 ms, its CPU's tick 4 ms). So the
+    calling thread is held to its own CPU while the operation runs (``PIN_QUIET``): the new thread starts there,
+    and runs as soon as this thread waits for it. Ad hoc, 2 cores, torch on 2 threads, 600 quiets right after a
+    ``torch.mm`` or an LSTM step: 0 over 1 ms against 177, mean 0.06-0.08 ms against 0.48-1.23; the mask is put
+    back after (two system calls, 4 us)."""
     global _WAKE
     if _WAKE is None:
         with torch.inference_mode(False):     # a normal tensor even when first made under inference_mode
             _WAKE = torch.empty((_CPUS + 1) * _GRAIN, dtype=torch.uint8)
     count = torch.get_num_threads()
+    pinned = _pin_to_this_cpu() if PIN_QUIET else None
     torch.set_num_threads(_CPUS + 1)
     try:
         _WAKE.fill_(0)
     finally:
         torch.set_num_threads(count)
+        if pinned is not None:
+            _unpin(pinned)
     if hasattr(os, "sched_yield"):
         # The pool's threads reach their sleep only once they run again: while this thread keeps its CPU, they
         # are still counted running (``runtime.overlap._idle_core``, from /proc/loadavg) for hundreds of

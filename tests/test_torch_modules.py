@@ -1,6 +1,7 @@
 """fastrnn.torch.RNN / LSTM against torch.nn.RNN / LSTM: same parameters, outputs, final states
 and gradients of inputs, initial states and every parameter."""
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -419,6 +420,65 @@ def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):
         grads.append(torch.autograd.grad(loss, [x] + list(module.parameters())))
     for ours, ref in zip(grads[1], grads[0]):
         torch.testing.assert_close(ours, ref, rtol=1e-9, atol=1e-12)
+
+
+def _new_threads_of(fn):
+    """The ids of this process's threads that ``fn()`` started and that are still there after it."""
+    before = set(os.listdir("/proc/self/task"))
+    fn()
+    return [int(t) for t in set(os.listdir("/proc/self/task")) - before]
+
+
+@pytest.mark.skipif(not ft._GOMP, reason="torch's OpenMP runtime here is not GNU OpenMP (libgomp): fastrnn.torch "
+                    "starts no thread of its pool")
+@pytest.mark.skipif(ft._CPUS < 2, reason="one CPU: nothing to pin to")
+@pytest.mark.skipif(ft._GETCPU is None, reason="no sched_getcpu in this C library: the quiet is not pinned")
+@pytest.mark.parametrize("pin", [True, False])
+def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_the_callers_mask_comes_back(monkeypatch, pin):
+    """The quiet's operation on CPUs + 1 threads starts a thread (torch's operations on its own count end it); with
+    ``PIN_QUIET`` that thread may run only on the CPU the calling thread ran on, without it anywhere the caller
+    may; the caller's own CPU mask is the same after the quiet as before, a mask of one CPU too."""
+    monkeypatch.setattr(ft, "PIN_QUIET", pin)
+    seen = []
+    getcpu = ft._GETCPU
+    monkeypatch.setattr(ft, "_GETCPU", lambda: seen.append(getcpu()) or seen[-1])
+    work = torch.empty(ft._CPUS * ft._GRAIN * 4, dtype=torch.uint8)
+    everywhere = os.sched_getaffinity(0)
+    with _torch_on_every_cpu():
+        work.fill_(1)                               # the pool at torch's own count: the extra thread gone
+        started = _new_threads_of(ft._quiet_torch)
+        assert os.sched_getaffinity(0) == everywhere
+        assert len(started) == 1, started
+        assert os.sched_getaffinity(started[0]) == ({seen[-1]} if pin else everywhere)
+        narrower = {sorted(everywhere)[-1]}        # a caller held to one CPU keeps its mask (nothing to pin)
+        os.sched_setaffinity(0, narrower)
+        try:
+            work.fill_(1)
+            ft._quiet_torch()
+            assert os.sched_getaffinity(0) == narrower
+        finally:
+            os.sched_setaffinity(0, everywhere)
+        work.fill_(1)
+    assert len(seen) == (2 if pin else 0)
+
+
+def test_a_quiet_that_may_not_pin_its_caller_runs_unpinned(monkeypatch):
+    """Where the CPU mask cannot be set (a container's policy) or the CPU cannot be read, the quiet runs as it did
+    before pinning, and the caller's mask is untouched."""
+    everywhere = os.sched_getaffinity(0)
+
+    def refused(pid, mask):
+        raise PermissionError("not here")
+    monkeypatch.setattr(ft.os, "sched_setaffinity", refused)
+    assert ft._pin_to_this_cpu() is None
+    with _torch_on_every_cpu():
+        ft._quiet_torch()
+    monkeypatch.undo()
+    monkeypatch.setattr(ft, "_GETCPU", None)
+    assert ft._pin_to_this_cpu() is None
+    with _torch_on_every_cpu():
+        ft._quiet_torch()
+    assert os.sched_getaffinity(0) == everywhere
 
 
 @contextlib.contextmanager
