@@ -100,9 +100,13 @@ def _sched_getcpu():
 _GETCPU = _sched_getcpu() if hasattr(os, "sched_setaffinity") else None
 
 
+_TASKS_DIR = "/proc/self/task"
+
+
 def _pin_to_this_cpu():
     """Hold the calling thread to the CPU it runs on, so that a thread it starts starts there too (a new thread
-    inherits its creator's CPU mask). Returns the mask to restore (``_unpin``), or None where that cannot be done."""
+    inherits its creator's CPU mask). Returns what ``_unpin`` needs (the mask, this process's threads now), or None
+    where that cannot be done."""
     if _GETCPU is None:
         return None
     try:
@@ -110,17 +114,31 @@ def _pin_to_this_cpu():
         cpu = _GETCPU()
         if cpu < 0 or cpu not in mask or len(mask) < 2:
             return None
+        threads = set(os.listdir(_TASKS_DIR))
         os.sched_setaffinity(0, {cpu})
-        return mask
-    except OSError:                     # a mask this process may not set (a container's policy): no pin
+        return mask, threads
+    except OSError:                     # a mask this process may not set (a container's policy), no /proc: no pin
         return None
 
 
-def _unpin(mask):
+def _unpin(mask, threads):
+    """The calling thread's mask back, and every thread started since ``_pin_to_this_cpu`` given it too: the mask it
+    would have had. The quiet's extra thread ends at torch's next operation, but the first parallel operation in a
+    process starts the whole pool, whose threads stay: held to one CPU, they would run torch's every operation
+    there."""
     try:
         os.sched_setaffinity(0, mask)
     except OSError:                     # pragma: no cover - the mask it had a moment ago
         pass
+    try:
+        started = set(os.listdir(_TASKS_DIR)) - threads
+    except OSError:                     # pragma: no cover - read a moment ago
+        return
+    for tid in started:
+        try:
+            os.sched_setaffinity(int(tid), mask)
+        except OSError:                 # a thread that has ended since
+            pass
 
 
 def _quiet_torch():
@@ -144,8 +162,8 @@ def _quiet_torch():
     parallel operations (perf sched: the new thread's scheduling delay 1.5-3.3 ms, its CPU's tick 4 ms). So the
     calling thread is held to its own CPU while the operation runs (``PIN_QUIET``): the new thread starts there,
     and runs as soon as this thread waits for it. Ad hoc, 2 cores, torch on 2 threads, 600 quiets right after a
-    ``torch.mm`` or an LSTM step: 0 over 1 ms against 177, mean 0.06-0.08 ms against 0.48-1.23; the mask is put
-    back after (two system calls, 4 us)."""
+    ``torch.mm`` or an LSTM step: 0 over 1 ms against 177, mean 0.06-0.08 ms against 0.48-1.23. After the operation
+    this thread's mask is put back, and every thread it started gets that mask too (``_unpin``)."""
     global _WAKE
     if _WAKE is None:
         with torch.inference_mode(False):     # a normal tensor even when first made under inference_mode
@@ -158,7 +176,7 @@ def _quiet_torch():
     finally:
         torch.set_num_threads(count)
         if pinned is not None:
-            _unpin(pinned)
+            _unpin(*pinned)
     if hasattr(os, "sched_yield"):
         # The pool's threads reach their sleep only once they run again: while this thread keeps its CPU, they
         # are still counted running (``runtime.overlap._idle_core``, from /proc/loadavg) for hundreds of

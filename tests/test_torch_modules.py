@@ -429,19 +429,28 @@ def _new_threads_of(fn):
     return [int(t) for t in set(os.listdir("/proc/self/task")) - before]
 
 
-@pytest.mark.skipif(not ft._GOMP, reason="torch's OpenMP runtime here is not GNU OpenMP (libgomp): fastrnn.torch "
-                    "starts no thread of its pool")
-@pytest.mark.skipif(ft._CPUS < 2, reason="one CPU: nothing to pin to")
-@pytest.mark.skipif(ft._GETCPU is None, reason="no sched_getcpu in this C library: the quiet is not pinned")
+_PINS = [pytest.mark.skipif(not ft._GOMP, reason="torch's OpenMP runtime here is not GNU OpenMP (libgomp): "
+                                                   "fastrnn.torch starts no thread of its pool"),
+         pytest.mark.skipif(ft._CPUS < 2, reason="one CPU: nothing to pin to"),
+         pytest.mark.skipif(ft._GETCPU is None, reason="no sched_getcpu in this C library: the quiet is not pinned")]
+
+
+@_PINS[0]
+@_PINS[1]
+@_PINS[2]
 @pytest.mark.parametrize("pin", [True, False])
-def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_the_callers_mask_comes_back(monkeypatch, pin):
-    """The quiet's operation on CPUs + 1 threads starts a thread (torch's operations on its own count end it); with
-    ``PIN_QUIET`` that thread may run only on the CPU the calling thread ran on, without it anywhere the caller
-    may; the caller's own CPU mask is the same after the quiet as before, a mask of one CPU too."""
+def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_every_mask_comes_back(monkeypatch, pin):
+    """The quiet's operation on CPUs + 1 threads starts a thread (torch's operations on its own count end it). With
+    ``PIN_QUIET`` the caller is held to the CPU it ran on while the thread starts, then the caller's mask comes back
+    and the new thread is given it too; without, no mask is set. A caller held to one CPU keeps its mask."""
     monkeypatch.setattr(ft, "PIN_QUIET", pin)
-    seen = []
+    cpus = []
     getcpu = ft._GETCPU
-    monkeypatch.setattr(ft, "_GETCPU", lambda: seen.append(getcpu()) or seen[-1])
+    monkeypatch.setattr(ft, "_GETCPU", lambda: cpus.append(getcpu()) or cpus[-1])
+    calls = []
+    setaffinity = os.sched_setaffinity
+    monkeypatch.setattr(ft.os, "sched_setaffinity", lambda pid, mask: (calls.append((pid, set(mask))),
+                                                                        setaffinity(pid, mask))[1])
     work = torch.empty(ft._CPUS * ft._GRAIN * 4, dtype=torch.uint8)
     everywhere = os.sched_getaffinity(0)
     with _torch_on_every_cpu():
@@ -449,17 +458,43 @@ def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_the_callers_mask_co
         started = _new_threads_of(ft._quiet_torch)
         assert os.sched_getaffinity(0) == everywhere
         assert len(started) == 1, started
-        assert os.sched_getaffinity(started[0]) == ({seen[-1]} if pin else everywhere)
-        narrower = {sorted(everywhere)[-1]}        # a caller held to one CPU keeps its mask (nothing to pin)
-        os.sched_setaffinity(0, narrower)
+        assert os.sched_getaffinity(started[0]) == everywhere
+        assert calls == ([(0, {cpus[0]}), (0, everywhere), (started[0], everywhere)] if pin else [])
+        one = {sorted(everywhere)[-1]}
+        setaffinity(0, one)
         try:
             work.fill_(1)
             ft._quiet_torch()
-            assert os.sched_getaffinity(0) == narrower
+            assert os.sched_getaffinity(0) == one
         finally:
-            os.sched_setaffinity(0, everywhere)
+            setaffinity(0, everywhere)
         work.fill_(1)
-    assert len(seen) == (2 if pin else 0)
+    assert len(cpus) == (2 if pin else 0)
+
+
+@_PINS[0]
+@_PINS[1]
+@_PINS[2]
+def test_a_first_quiet_in_a_process_leaves_no_thread_of_torchs_pool_held_to_one_cpu():
+    """In a process whose first parallel torch operation is the quiet, that operation starts torch's whole pool,
+    whose threads stay after the quiet's extra one has ended: every one of them has the caller's mask."""
+    import subprocess
+    import sys
+    code = """
+import os, torch
+import fastrnn.torch as ft
+torch.set_num_threads(ft._CPUS)
+before = set(os.listdir("/proc/self/task"))
+ft._quiet_torch()
+torch.empty(ft._CPUS * ft._GRAIN * 4, dtype=torch.uint8).fill_(1)
+started = set(os.listdir("/proc/self/task")) - before
+assert started, "no thread started"
+masks = {t: os.sched_getaffinity(int(t)) for t in started}
+assert all(m == os.sched_getaffinity(0) for m in masks.values()), masks
+print("ok", len(started))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stdout + done.stderr
 
 
 def test_a_quiet_that_may_not_pin_its_caller_runs_unpinned(monkeypatch):
