@@ -158,12 +158,13 @@ def _quiet_torch():
     The operation starts a new thread each time (torch's next operation on its own count ends it), and the new
     thread must get a CPU before the operation can end. Started from a thread free to run anywhere, the kernel
     queued it behind a thread of torch's still spinning on the other CPU, while this thread's CPU went idle, and
-    it waited for the scheduler's next tick: the quiet took 3-4 ms in a third of the calls right after torch's
-    parallel operations (perf sched: the new thread's scheduling delay 1.5-3.3 ms, its CPU's tick 4 ms). So the
-    calling thread is held to its own CPU while the operation runs (``PIN_QUIET``): the new thread starts there,
-    and runs as soon as this thread waits for it. Ad hoc, 2 cores, torch on 2 threads, 600 quiets right after a
-    ``torch.mm`` or an LSTM step: 0 over 1 ms against 177, mean 0.06-0.08 ms against 0.48-1.23. After the operation
-    this thread's mask is put back, and every thread it started gets that mask too (``_unpin``)."""
+    it waited for the scheduler's next tick: the quiet took 3-4 ms in a fifth to two thirds of the calls right after
+    torch's parallel operations (perf sched: the new thread's scheduling delay 1.5-3.3 ms, its CPU's tick 4 ms). So
+    the calling thread is held to its own CPU while the operation runs (``PIN_QUIET``): the new thread starts there,
+    and runs as soon as this thread waits for it. After the operation this thread's mask is put back, and every
+    thread it started gets that mask too (``_unpin``). 2 cores, torch on 2 threads, 300 quiets right after a
+    ``torch.mm`` and 300 after an LSTM step (``python bench/quiet_stalls.py``): 2 over 1 ms against 191, mean
+    0.09-0.13 ms against 0.56-1.33."""
     global _WAKE
     if _WAKE is None:
         with torch.inference_mode(False):     # a normal tensor even when first made under inference_mode
