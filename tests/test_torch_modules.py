@@ -429,15 +429,17 @@ def _new_threads_of(fn):
     return [int(t) for t in set(os.listdir("/proc/self/task")) - before]
 
 
-_PINS = [pytest.mark.skipif(not ft._GOMP, reason="torch's OpenMP runtime here is not GNU OpenMP (libgomp): "
-                                                   "fastrnn.torch starts no thread of its pool"),
-         pytest.mark.skipif(ft._CPUS < 2, reason="one CPU: nothing to pin to"),
-         pytest.mark.skipif(ft._GETCPU is None, reason="no sched_getcpu in this C library: the quiet is not pinned")]
+def _pinnable(test):
+    """Skip ``test`` where the quiet pins nothing: no GNU OpenMP, one CPU, or no sched_getcpu."""
+    for reason, absent in (("torch's OpenMP runtime here is not GNU OpenMP (libgomp): fastrnn.torch starts no thread "
+                            "of its pool", not ft._GOMP),
+                           ("one CPU: nothing to pin to", ft._CPUS < 2),
+                           ("no sched_getcpu or CPU masks here: the quiet is not pinned", ft._GETCPU is None)):
+        test = pytest.mark.skipif(absent, reason=reason)(test)
+    return test
 
 
-@_PINS[0]
-@_PINS[1]
-@_PINS[2]
+@_pinnable
 @pytest.mark.parametrize("pin", [True, False])
 def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_every_mask_comes_back(monkeypatch, pin):
     """The quiet's operation on CPUs + 1 threads starts a thread (torch's operations on its own count end it). With
@@ -472,9 +474,7 @@ def test_the_quiets_new_thread_starts_on_the_callers_cpu_and_every_mask_comes_ba
     assert len(cpus) == (2 if pin else 0)
 
 
-@_PINS[0]
-@_PINS[1]
-@_PINS[2]
+@_pinnable
 def test_a_first_quiet_in_a_process_leaves_no_thread_of_torchs_pool_held_to_one_cpu():
     """In a process whose first parallel torch operation is the quiet, that operation starts torch's whole pool,
     whose threads stay after the quiet's extra one has ended: every one of them has the caller's mask."""
@@ -497,6 +497,7 @@ print("ok", len(started))
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stdout + done.stderr
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="no CPU masks on this platform")
 def test_a_quiet_that_may_not_pin_its_caller_runs_unpinned(monkeypatch):
     """Where the CPU mask cannot be set (a container's policy) or the CPU cannot be read, the quiet runs as it did
     before pinning, and the caller's mask is untouched."""
