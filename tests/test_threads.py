@@ -816,3 +816,29 @@ def test_a_call_that_pays_on_parallel_threads_never_imports_torch():
     if out.stdout.strip() == "one-thread":
         pytest.skip("Numba runs one thread in this process: no call goes parallel")
     assert out.stdout.split() == ["True", "1", "False", "False"], out.stdout
+
+
+def test_a_process_that_blocks_torch_runs_parallel_calls_without_a_warning():
+    """``sys.modules["torch"] = None`` (how a process keeps torch from loading; ``bench/bptt_jax.py
+    --no-torch``): a call that pays on parallel threads reaches the rule and skips it, as where torch was
+    never imported, instead of trying fastrnn.torch, warning that the quiet failed and turning the rule off."""
+    code = ("import sys, warnings, numpy as np\n"
+            "sys.modules['torch'] = None\n"
+            "import fastrnn\n"
+            "from fastrnn.runtime import dispatch\n"
+            "if fastrnn.get_threads() < 2: print('one-thread'); sys.exit()\n"
+            "warnings.simplefilter('error')\n"
+            "dispatch.QUIET_MIN_WORK = 0\n"
+            "for family in list(dispatch.PAYS): dispatch.PAYS[family] = (0, 1)\n"
+            "dispatch.TILE_ROWS = 1\n"
+            "reached, rule = [], dispatch._quiet_plain\n"
+            "dispatch._quiet_plain = lambda flops: (reached.append(dispatch._call.may_quiet), rule(flops))\n"
+            "rng = np.random.default_rng(0)\n"
+            "net = fastrnn.RNN(rng.standard_normal((6, 3)), 0.3 * rng.standard_normal((6, 6)), np.zeros(6))\n"
+            "fastrnn.bptt(net, rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 4, 6)))\n"
+            "print(reached.count(True), len(dispatch._NO_BRIDGE), 'fastrnn.torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "one-thread":
+        pytest.skip("Numba runs one thread in this process: no call goes parallel")
+    assert out.stdout.split() == ["1", "0", "False"], (out.stdout, out.stderr)

@@ -366,7 +366,7 @@ def _quiet_plain(flops):
             or getattr(_beside, "active", False)):
         return
     _call.may_quiet = False
-    if "torch" not in sys.modules or _NO_BRIDGE:
+    if sys.modules.get("torch") is None or _NO_BRIDGE:     # None: a process that blocks torch's import
         return
     try:
         quiet = importlib.import_module("fastrnn.torch")._plain_call_quiet()
