@@ -118,7 +118,7 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
 
 
-JOINED, TURNED, SPLIT, TILED = 0, 1, 2, 3    # the weight-gradient product's layouts (``_weight_grads``)
+JOINED, TURNED, SPLIT, TILED, DIRECT = 0, 1, 2, 3, 4    # the weight-gradient product's layouts (``_weight_grads``)
 
 
 @kernel("rows", reads=("x", "h_prev", "D"))
@@ -151,6 +151,10 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         (``_tiles.tile_products``) instead of the BLAS: x and h_prev read where they lie, turned round, or
         (``read_in_place``) XH holding [x | h_prev]^T, (m + n, T*B); D is copied into panels a few at a time
         over chunks of rows (``_turned_in_tiles``): where the tiles take wider vectors than the BLAS's core.
+    DIRECT (4): dW_in and dW_rec as D^T x and D^T h in the compiled tiles, written where they belong: D read
+        where it lies, turned round, x and h cut into panels of all T*B rows (``_direct_in_tiles``); G, XH and
+        ``rest`` are not used. Where the rows are few (``cells.base.weight_grad_layout``), so that a panel of
+        them stays in the L1 cache: no copy of D into panels, no product turned round and copied out.
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
@@ -168,6 +172,23 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     x2 = x.reshape(R, m)
     h2 = h_prev.reshape(R, n)
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
+    if layout == DIRECT:                                # each block its own rows of the gradients, all T·B rows
+        w = tile_columns(D.itemsize)
+        Px = _direct_panels(x2, w)
+        Ph = _direct_panels(h2, w)
+        for blk in prange(nblocks):
+            c0 = blk * r // nblocks
+            c1 = (blk + 1) * r // nblocks
+            if c1 > c0:
+                _direct_in_tiles(D2, Px, Ph, dW_in, dW_rec, c0, c1)
+                acc = part_b[0]
+                for row in range(R):
+                    drow = D2[row]
+                    for k in range(c0, c1):
+                        acc[k] += drow[k]
+                for k in range(c0, c1):
+                    db[k] = acc[k]
+        return
     in_place = read_in_place(r, n, D.itemsize)
     if by_columns and nblocks > 1:
         if layout != SPLIT and not (layout == TILED and in_place):
@@ -328,6 +349,40 @@ def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
                 for q in range(J):
                     for j in range(g1 - g0):
                         out[q, g0 + j] += part[q, j]
+
+
+@_jit
+def _direct_panels(a2, w):
+    """a2 (R, c) cut into panels (1, count, R, w) of w columns for ``tile_products``, the last one zero-padded."""
+    R, c = a2.shape
+    count = (c + w - 1) // w
+    P = np.empty((1, count, R, w), dtype=a2.dtype)
+    for p in range(count):
+        j0 = p * w
+        wj = min(w, c - j0)
+        for k in range(R):
+            src = borrow(a2, k)
+            dst = borrow(borrow2(P, 0, p), k)
+            for j in range(wj):
+                dst[j] = src[j0 + j]
+            for j in range(wj, w):
+                dst[j] = 0
+    return P
+
+
+@_jit
+def _direct_in_tiles(D2, Px, Ph, dW_in, dW_rec, c0, c1):
+    """Rows c0:c1 of dW_in = D2^T x2 and dW_rec = D2^T h2 (``DIRECT``): D2 (R, r) read where it lies, turned round
+    (its columns c0:c1 are the tiles' rows: for each of the R rows, four neighbouring numbers of one row of D2);
+    Px and Ph the panels of x2 (R, m) and h2 (R, n) over all R rows (``_direct_panels``), each in cache while every
+    block of four gradient rows passes over it."""
+    R = D2.shape[0]
+    w = Px.shape[3]
+    edge = np.empty((ROWS, w), dtype=D2.dtype)
+    pad = np.empty((ROWS, R), dtype=D2.dtype)
+    a = D2[:, c0:c1].T
+    tile_products(a, Px, dW_in[c0:c1], edge, pad, False)
+    tile_products(a, Ph, dW_rec[c0:c1], edge, pad, False)
 
 
 @_jit

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels import _weight_grads
-from fastrnn.kernels.bptt import JOINED, SPLIT, TILED, TURNED
+from fastrnn.kernels.bptt import DIRECT, JOINED, SPLIT, TILED, TURNED
 from fastrnn.runtime import blas
 
 
@@ -139,6 +139,59 @@ def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B
         assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
 
 
+@pytest.mark.parametrize("nblocks", [1, 2, 3])
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("T,B,m,n,r", [(100, 1, 32, 512, 2048), (37, 3, 5, 70, 210), (13, 2, 3, 7, 7),
+                                       (1, 1, 1, 1, 4), (40, 5, 33, 65, 130), (200, 1, 6, 9, 27)])
+def test_weight_gradients_written_in_place_from_the_tiles(nblocks, dtype, rtol, T, B, m, n, r):
+    """layout=DIRECT: D^T x and D^T h in the compiled tiles, D read where it lies, x and h cut into panels (m
+    and n short of a whole panel, of one, of several and a part; r not a multiple of the tiles' 4 rows at 7,
+    27, 65 and 210, and fewer rows than blocks at r = 4), written straight into dW_in and dW_rec, each block its
+    own rows: the float64 sums (float32: against float64's), every output number written (NaN-filled before),
+    inputs unchanged, XH, G and the partial sums never read (NaN, and empty). The rule takes it over at most
+    ``DIRECT_MAX_ROWS`` rows, where the panels stay in the L1 cache, but the kernel holds at any count (200)."""
+    rng = np.random.default_rng(T + r)
+    x, h_prev, D = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r)))
+    inputs = [a.copy() for a in (x, h_prev, D)]
+    outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
+    kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
+    with blas.single_threaded():
+        kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((0, m + n), np.nan, dtype),
+                                         np.full((0, 0), np.nan, dtype), np.empty(0, dtype), True, 0, DIRECT,
+                                         nblocks)))
+    for before, after in zip(inputs, (x, h_prev, D)):
+        np.testing.assert_array_equal(before, after)
+    D2 = D.astype(np.float64).reshape(T * B, r)
+    expected = (D2.T @ x.astype(np.float64).reshape(T * B, m), D2.T @ h_prev.astype(np.float64).reshape(T * B, n),
+                D2.sum(axis=0))
+    for got, want in zip(outs, expected):
+        assert not np.isnan(got).any()
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+
+
+@pytest.mark.parametrize("cell,dtype,n", [("lstm", np.float32, 192), ("gru", np.float32, 256), ("rnn", np.float64, 256),
+                                          ("lstmp", np.float64, 128)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bptt_with_the_weight_gradients_written_in_place_matches_the_reference(cell, dtype, n, threads, monkeypatch):
+    """Whole ``fastrnn.bptt`` calls over T·B = 40 rows, gradients of 384 KB or more, where the rule takes
+    ``DIRECT`` itself (the tiles held wider than the BLAS's, as on the machines that take it): the reference's
+    loss and gradients, within the tolerance every kernel meets (``assert_grads_close``)."""
+    import fastrnn
+    from fastrnn import reference
+    from fastrnn.cells import base
+    from conftest import assert_grads_close, make_problem
+    monkeypatch.setattr(blas, "_wider", True)
+    net, x, d, mask, h0 = make_problem(5, T=20, B=2, m=8, n=n, o=3, dtype=dtype, readout="linear", cell=cell)
+    r = {"rnn": 1, "gru": 3, "lstm": 4, "lstmp": 4}[cell] * n
+    assert base.weight_grad_layout(dtype, r, 8, net.W_hh.shape[1] if cell == "lstmp" else n, 40)[1] == DIRECT
+    with fastrnn.threads(threads):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0)
+    L_ref, ref = reference.bptt(net, x, d, mask, h0=h0)
+    assert abs(L - L_ref) <= (1e-5 if dtype == np.float32 else 1e-12) * abs(L_ref)
+    assert_grads_close(grads, ref, dtype)
+
+
 def test_the_rule_for_reading_x_and_h_in_place():
     from fastrnn.kernels.bptt import read_in_place
     assert read_in_place(512, 128, 4) and read_in_place(210, 70, 4) and read_in_place(640, 128, 4)
@@ -148,14 +201,27 @@ def test_the_rule_for_reading_x_and_h_in_place():
 
 
 def test_weight_gradient_layout_rule(monkeypatch):
-    """cells.base.weight_grad_layout: float64 products with more rows of D than columns of [x | h]
+    """cells.base.weight_grad_layout: where the tiles are wider than the BLAS's, every product in them, written in
+    place over few rows for large gradients; else float64 products with more rows of D than columns of [x | h]
     (gated cells) turned round into rows padded by 64 bytes; the float32 simple cell's (r <= n) up to
     64 units as two products; the rest as D^T [x | h]."""
+    from fastrnn.cells import base
     from fastrnn.cells.base import weight_grad_layout
     monkeypatch.setattr(blas, "_wider", True)          # tiles wider than the BLAS's vectors: every product in them
     assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), TILED)
     assert weight_grad_layout(np.float32, 32, 32, 32) == ((64, 48), TILED)
     assert weight_grad_layout(np.float32, 512, 32, 128) == ((160, 528), TILED)
+    # over at most DIRECT_MAX_ROWS = 128 rows, gradients of 384 KB or more written in place
+    assert weight_grad_layout(np.float32, 2048, 32, 512, 100) == ((0, 0), DIRECT)     # LSTM n=512, T=100, B=1
+    assert weight_grad_layout(np.float32, 2048, 32, 512, 128) == ((0, 0), DIRECT)
+    assert weight_grad_layout(np.float32, 2048, 32, 512, 129) == ((544, 2064), TILED)
+    assert weight_grad_layout(np.float32, 2048, 32, 512) == ((544, 2064), TILED)      # rows not known
+    assert weight_grad_layout(np.float64, 512, 32, 128, 100) == ((0, 0), DIRECT)      # LSTM n=128: 640 KB
+    assert weight_grad_layout(np.float32, 512, 32, 128, 100) == ((160, 528), TILED)   # 320 KB
+    assert weight_grad_layout(np.float32, 768, 32, 192, 1) == ((0, 0), DIRECT)        # GRU n=256: 672 KB
+    assert weight_grad_layout(np.float32, 256, 32, 256, 100) == ((288, 272), TILED)   # simple cell n=256: 288 KB
+    monkeypatch.setattr(base, "DIRECT_LAYOUT", False)      # the benches' switch
+    assert weight_grad_layout(np.float32, 2048, 32, 512, 100) == ((544, 2064), TILED)
     monkeypatch.setattr(blas, "_wider", False)
     assert weight_grad_layout(np.float64, 512, 32, 128) == ((160, 520), TURNED)     # LSTM n=128
     assert weight_grad_layout(np.float64, 1536, 32, 512) == ((544, 1544), TURNED)   # GRU n=512

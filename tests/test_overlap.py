@@ -11,8 +11,10 @@ import pytest
 
 import fastrnn
 from fastrnn import reference
+from fastrnn.cells import base
 from fastrnn.kernels._sync import load_acquire, store_release
-from fastrnn.runtime import dispatch, measured, overlap
+from fastrnn.kernels.bptt import DIRECT
+from fastrnn.runtime import blas, dispatch, measured, overlap
 
 from conftest import assert_grads_close, make_problem
 
@@ -63,12 +65,24 @@ def _problem(cell, dtype):
     return make_problem(3, T=T, B=1, m=3, n=8, o=2, dtype=dtype, readout="linear", cell=cell)
 
 
+@pytest.fixture(params=["rule", "direct"])
+def layout(request, monkeypatch):
+    """The weight gradients as the rule takes them for these small problems, or written in place from the tiles
+    (``kernels.bptt.DIRECT``) at every size, whole or a segment at a time."""
+    if request.param == "direct":
+        monkeypatch.setattr(blas, "_wider", True)
+        monkeypatch.setattr(base, "DIRECT_MIN_BYTES", 0)
+    return request.param
+
+
 @two_threads
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstmp"])
 def test_bptt_with_the_products_beside_the_sweep_matches_the_reference_and_one_thread(cell, dtype, short_segments,
-                                                                                     spy):
+                                                                                     spy, layout):
     net, x, d, mask, h0 = _problem(cell, dtype)
+    if layout == "direct":
+        assert base.weight_grad_layout(dtype, 8, 3, 8, T)[1] == DIRECT
     with fastrnn.threads(2):
         L, grads = fastrnn.bptt(net, x, d, mask, h0=h0)
     assert spy["beside"] == [True]
@@ -399,16 +413,19 @@ def test_a_caller_that_takes_every_segment_writes_the_first_and_adds_the_rest():
 
 @two_threads
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_segments_the_caller_takes_give_the_same_gradients_bit_for_bit(cell, short_segments, monkeypatch):
+def test_segments_the_caller_takes_give_the_same_gradients_bit_for_bit(cell, short_segments, monkeypatch, layout):
     """A helper held back (each segment 20 ms late) leaves most segments to the calling thread; the
     gradients equal those of a call whose helper took every segment, and the reference's."""
-    from fastrnn.cells import base
     net, x, d, mask, h0 = _problem(cell, np.float64)
     monkeypatch.delattr(base.RowProducts, "aside")                 # the helper takes every segment
     with fastrnn.threads(2):
         expected = fastrnn.bptt(net, x, d, mask, h0=h0)[1]
-    monkeypatch.undo()
+    monkeypatch.undo()                                  # every patch goes: the fixtures' come back below
+    if layout == "direct":
+        monkeypatch.setattr(blas, "_wider", True)
+        monkeypatch.setattr(base, "DIRECT_MIN_BYTES", 0)
     monkeypatch.setattr(overlap, "_runnable", lambda: 1)
+    monkeypatch.setattr(measured, "BY_CLOCK", False)    # (else the first call's clock may keep the helper off)
     monkeypatch.setattr(overlap, "SEGMENT_ROWS", 16)
     monkeypatch.setattr(overlap, "SEGMENT_WORK", 1)
     monkeypatch.setattr(overlap, "SWEEP_MIN_BYTES", 0)

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..kernels import _weight_grads
 from ..kernels._panels import LOOP_GEMV_BYTES, cut_elements
-from ..kernels.bptt import JOINED, SPLIT, TILED, TURNED
+from ..kernels.bptt import DIRECT, JOINED, SPLIT, TILED, TURNED
 from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
 from ..readout import column_sums
 from ..runtime import blas, memory, workspace
@@ -238,10 +238,30 @@ GRAD_ROW_PAD = 64      # bytes added to each row of a weight-gradient product tu
 SPLIT_MAX_ROWS = 64    # float32 weight-gradient products of at most this many rows r <= n taken in two
 
 
-def weight_grad_layout(dtype, r, m, n):
-    """The shape of the weight-gradient product's buffer G and how the product is taken
-    (``kernels.bptt._weight_grads``: ``JOINED``, ``TURNED``, ``SPLIT`` or ``TILED``).
+DIRECT_LAYOUT = True   # a switch for the benches: False keeps TILED at every size
+DIRECT_MAX_ROWS = 128  # weight gradients taken DIRECT over at most this many rows T·B (a panel of them in L1) ...
+DIRECT_MIN_BYTES = 384 << 10   # ... and of at least this many bytes (gates·n by m + n numbers)
 
+
+def weight_grad_layout(dtype, r, m, n, rows=None):
+    """The shape of the weight-gradient product's buffer G and how the product is taken
+    (``kernels.bptt._weight_grads``: ``JOINED``, ``TURNED``, ``SPLIT``, ``TILED`` or ``DIRECT``), for
+    ``rows`` = T·B rows of D (None: any number).
+
+    - Where ``TILED`` would be taken, over at most DIRECT_MAX_ROWS rows, for gradients of DIRECT_MIN_BYTES or
+      more: ``DIRECT``, D^T x and D^T h in the same tiles, written into the gradients as they lie (G unused:
+      shape (0, 0)). Over few rows D is small and the product large, and ``TILED``'s copies (D into panels,
+      the product out transposed) are a large part of its work; ``DIRECT`` copies only x and h into panels,
+      but pads each to whole panels (64 float32 or 32 float64 columns on AVX-512), which weighs where m or n
+      is small. Both forced, T=100, B=1, m=32, direct / tiled: the kernel on one thread and on two, then whole
+      ``fastrnn.bptt`` calls at default threads (``python bench/direct_grads.py 40``, 2-core AMD EPYC Zen 5,
+      ``OPENBLAS_CORETYPE=Haswell``, two runs, ``bench/results/2026-11-29-direct-weight-gradients.md``):
+      float32 LSTM n=512 0.82-0.91, 0.93-0.96; n=384 0.68-0.81, 0.92-0.98; n=256 0.80-0.99, 0.92-0.99; GRU
+      n=256-512 0.67-0.89, 0.91-0.98; simple cell n=512 0.67-0.90, 0.91-0.98; float64 LSTM n=512 0.84-0.93,
+      0.97-1.00; GRU n=128 0.84-0.85, 0.97-0.98; LSTM n=128 (640 KB) 0.97-1.00, 1.01. Below the bound: float32
+      LSTM n=128 (320 KB) 1.03-1.04, simple cell n=128 1.13-1.14, LSTM n=32 1.44-1.52 (whole calls 1.08-1.09);
+      float64 simple cell n=32 1.04-1.12; float32 simple cell n=256 (288 KB) 0.97-0.99, whole calls level. Over
+      more rows each panel outgrows the L1 cache: float32 LSTM n=512 at T=128 0.82-0.96, at T=160 0.94-1.00 (one run).
     - Wherever the step products' tiles take wider vectors than the BLAS's core (``blas.tiles_wider``): ``TILED``,
       [x | h]^T D in those tiles. On an AVX-512 CPU whose OpenBLAS runs its AVX2 kernels (Zen 5 with
       ``OPENBLAS_CORETYPE=Haswell``) the tiles ran at 208-268 GFLOP/s in float32, the BLAS's GEMM at 134
@@ -266,6 +286,9 @@ def weight_grad_layout(dtype, r, m, n):
       products would leave a thin one below the BLAS's rate)."""
     dtype = np.dtype(dtype)
     if blas.tiles_wider():
+        if (DIRECT_LAYOUT and rows is not None and rows <= DIRECT_MAX_ROWS
+                and r * (m + n) * dtype.itemsize >= DIRECT_MIN_BYTES):
+            return (0, 0), DIRECT
         return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), TILED
     if dtype == np.float64 and r > m + n:
         return (m + n, r + GRAD_ROW_PAD // dtype.itemsize), TURNED
@@ -311,8 +334,8 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
         dW_rec[...] = G[:, m:m + n]
         db[...] = G[:, m + n]
         return
-    shape, layout = weight_grad_layout(D.dtype, r, m, n)
-    XH = workspace.scratch("weight-gradient rows [x | h]", (T * B, m + n) if layout != SPLIT else (0, m + n), D.dtype)
+    shape, layout = weight_grad_layout(D.dtype, r, m, n, T * B)
+    XH = workspace.scratch("weight-gradient rows [x | h]", (0 if layout in (SPLIT, DIRECT) else T * B, m + n), D.dtype)
     G = workspace.scratch("weight-gradient product", shape, D.dtype)
     sgemm = blas.sgemm_address() if D.dtype == np.float32 else 0
     by_columns = weight_grad_split(T * B, r)
@@ -404,9 +427,9 @@ class RowProducts:
         """[x | h] (T·B rows), the product G, the empty partial sums, sgemm, the layout and one set of sums."""
         T, B, m = self.x.shape
         r, n = self.D.shape[2], self.h_prev.shape[2]
-        shape, layout = weight_grad_layout(self.D.dtype, r, m, n)
+        shape, layout = weight_grad_layout(self.D.dtype, r, m, n, T * B)
         sgemm = blas.sgemm_address() if self.D.dtype == np.float32 else 0
-        XH = np.empty((T * B if layout != SPLIT else 0, m + n), self.D.dtype)
+        XH = np.empty((0 if layout in (SPLIT, DIRECT) else T * B, m + n), self.D.dtype)
         return (XH, np.empty(shape, self.D.dtype), np.empty(0, self.D.dtype), sgemm, layout,
                 [np.empty_like(out) for out in self._totals()])
 
