@@ -107,6 +107,22 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
         np.testing.assert_allclose(tiled, want, rtol=1e-12, atol=1e-12)
 
 
+def _assert_gradient_sums(inputs, arrays, outs, rtol):
+    """The weight-gradient kernel's inputs ``arrays`` (x, h_prev, D) equal to their copies ``inputs``, and its
+    ``outs`` (dW_in, dW_rec, db) every number written and the float64 sums D^T x, D^T h and D summed over all
+    T·B rows, within ``rtol`` of the largest."""
+    for before, after in zip(inputs, arrays):
+        np.testing.assert_array_equal(before, after)
+    x, h_prev, D = (a.astype(np.float64) for a in arrays)
+    R = D.shape[0] * D.shape[1]
+    D2 = D.reshape(R, -1)
+    expected = (D2.T @ x.reshape(R, -1), D2.T @ h_prev.reshape(R, -1), D2.sum(axis=0))
+    for got, want in zip(outs, expected):
+        assert not np.isnan(got).any()
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+
+
 @pytest.mark.parametrize("by_columns", [False, True])
 @pytest.mark.parametrize("nblocks", [1, 2])
 @pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
@@ -129,14 +145,7 @@ def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B
         kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
                                          np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
                                          nblocks)))
-    for before, after in zip(inputs, (x, h_prev, D)):
-        np.testing.assert_array_equal(before, after)
-    D2 = D.astype(np.float64).reshape(T * B, r)
-    expected = (D2.T @ x.astype(np.float64).reshape(T * B, m), D2.T @ h_prev.astype(np.float64).reshape(T * B, n),
-                D2.sum(axis=0))
-    for got, want in zip(outs, expected):
-        scale = np.max(np.abs(want))
-        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+    _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
 
 
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
@@ -159,15 +168,7 @@ def test_weight_gradients_written_in_place_from_the_tiles(nblocks, dtype, rtol, 
         kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((0, m + n), np.nan, dtype),
                                          np.full((0, 0), np.nan, dtype), np.empty(0, dtype), True, 0, DIRECT,
                                          nblocks)))
-    for before, after in zip(inputs, (x, h_prev, D)):
-        np.testing.assert_array_equal(before, after)
-    D2 = D.astype(np.float64).reshape(T * B, r)
-    expected = (D2.T @ x.astype(np.float64).reshape(T * B, m), D2.T @ h_prev.astype(np.float64).reshape(T * B, n),
-                D2.sum(axis=0))
-    for got, want in zip(outs, expected):
-        assert not np.isnan(got).any()
-        scale = np.max(np.abs(want))
-        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
+    _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
 
 
 @pytest.mark.parametrize("cell,dtype,n", [("lstm", np.float32, 192), ("gru", np.float32, 256), ("rnn", np.float64, 256),

@@ -795,11 +795,12 @@ def test_a_batch_of_one_in_row_tiles_agrees_with_the_reference(cell, n, dtype, t
     assert_grads_close(g, g1, dtype, "row tiles vs compiled loops ")
 
 
-def test_a_call_that_pays_on_parallel_threads_never_imports_torch():
-    """In a process that has not imported torch, a call that pays on parallel threads reaches the rule
-    that puts torch's spinning threads to sleep (``dispatch._quiet_plain``, once per call) and leaves
-    torch, and fastrnn.torch, unimported: the rule looks only for a torch already loaded."""
-    code = ("import sys, numpy as np, fastrnn\n"
+def _parallel_call_in_a_new_process(before, report):
+    """stdout of a new interpreter that runs ``before`` (lines of code), imports fastrnn, makes every kernel pay on
+    parallel threads and spies on the rule that puts torch's spinning threads to sleep (``reached``: each time it
+    is reached, whether the call may still quiet), makes one ``fastrnn.bptt`` call and prints ``report`` (an
+    expression); skips where Numba runs one thread."""
+    code = (before + "import sys, numpy as np, fastrnn\n"
             "from fastrnn.runtime import dispatch\n"
             "if fastrnn.get_threads() < 2: print('one-thread'); sys.exit()\n"
             "dispatch.QUIET_MIN_WORK = 0\n"
@@ -810,35 +811,29 @@ def test_a_call_that_pays_on_parallel_threads_never_imports_torch():
             "rng = np.random.default_rng(0)\n"
             "net = fastrnn.RNN(rng.standard_normal((6, 3)), 0.3 * rng.standard_normal((6, 6)), np.zeros(6))\n"
             "fastrnn.bptt(net, rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 4, 6)))\n"
-            "print(reached[0], reached.count(True), 'torch' in sys.modules, 'fastrnn.torch' in sys.modules)\n")
+            f"print({report})\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     if out.stdout.strip() == "one-thread":
         pytest.skip("Numba runs one thread in this process: no call goes parallel")
-    assert out.stdout.split() == ["True", "1", "False", "False"], out.stdout
+    return out.stdout
+
+
+def test_a_call_that_pays_on_parallel_threads_never_imports_torch():
+    """In a process that has not imported torch, a call that pays on parallel threads reaches the rule
+    that puts torch's spinning threads to sleep (``dispatch._quiet_plain``, once per call) and leaves
+    torch, and fastrnn.torch, unimported: the rule looks only for a torch already loaded."""
+    out = _parallel_call_in_a_new_process(
+        "", "reached[0], reached.count(True), 'torch' in sys.modules, 'fastrnn.torch' in sys.modules")
+    assert out.split() == ["True", "1", "False", "False"], out
 
 
 def test_a_process_that_blocks_torch_runs_parallel_calls_without_a_warning():
     """``sys.modules["torch"] = None`` (how a process keeps torch from loading; ``bench/bptt_jax.py
     --no-torch``): a call that pays on parallel threads reaches the rule and skips it, as where torch was
-    never imported, instead of trying fastrnn.torch, warning that the quiet failed and turning the rule off."""
-    code = ("import sys, warnings, numpy as np\n"
-            "sys.modules['torch'] = None\n"
-            "import fastrnn\n"
-            "from fastrnn.runtime import dispatch\n"
-            "if fastrnn.get_threads() < 2: print('one-thread'); sys.exit()\n"
-            "warnings.simplefilter('error')\n"
-            "dispatch.QUIET_MIN_WORK = 0\n"
-            "for family in list(dispatch.PAYS): dispatch.PAYS[family] = (0, 1)\n"
-            "dispatch.TILE_ROWS = 1\n"
-            "reached, rule = [], dispatch._quiet_plain\n"
-            "dispatch._quiet_plain = lambda flops: (reached.append(dispatch._call.may_quiet), rule(flops))\n"
-            "rng = np.random.default_rng(0)\n"
-            "net = fastrnn.RNN(rng.standard_normal((6, 3)), 0.3 * rng.standard_normal((6, 6)), np.zeros(6))\n"
-            "fastrnn.bptt(net, rng.standard_normal((5, 4, 3)), rng.standard_normal((5, 4, 6)))\n"
-            "print(reached.count(True), len(dispatch._NO_BRIDGE), 'fastrnn.torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr
-    if out.stdout.strip() == "one-thread":
-        pytest.skip("Numba runs one thread in this process: no call goes parallel")
-    assert out.stdout.split() == ["1", "0", "False"], (out.stdout, out.stderr)
+    never imported, instead of trying fastrnn.torch, warning that the quiet failed and turning the rule off
+    (warnings are errors in that process)."""
+    out = _parallel_call_in_a_new_process(
+        "import sys, warnings\nsys.modules['torch'] = None\nwarnings.simplefilter('error')\n",
+        "reached.count(True), len(dispatch._NO_BRIDGE), 'fastrnn.torch' in sys.modules")
+    assert out.split() == ["1", "0", "False"], out
