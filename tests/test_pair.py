@@ -21,6 +21,7 @@ from conftest import DTYPES, assert_close, assert_grads_close, make_problem
 @pytest.fixture
 def paired(monkeypatch):
     monkeypatch.setattr(pair, "FORCE", True)
+    monkeypatch.setattr(pair, "SPLIT_PROJECTION_MIN", 0)    # the input projection split with the helper at any size
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def unpaired(monkeypatch):
 @pytest.fixture
 def by_units(monkeypatch):
     monkeypatch.setattr(pair, "ROWS_FORCE", True)
+    monkeypatch.setattr(pair, "SPLIT_PROJECTION_MIN", 0)
 
 
 def _forward_half(out, W, b, act, cut, mine, flags, grace):
@@ -259,6 +261,70 @@ def test_a_helper_closed_before_it_began_never_touches_the_arrays():
     assert half.done.is_set() and half.result == (0.0, 0)
     np.testing.assert_array_equal(out, h)
     assert not flags.any()
+
+
+def _submitted(monkeypatch):
+    """The jobs handed to the helper from now on (each still run)."""
+    jobs = []
+    helper = overlap._helper()
+    real = helper.submit
+    monkeypatch.setattr(helper, "submit", lambda job: (jobs.append(job), real(job)))
+    return jobs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("R", [1, 2, 7, 300])
+def test_the_input_projection_split_with_the_helper_is_the_product(dtype, R, monkeypatch):
+    """``pair.input_projection``: out = x W_in^T, the first R // 2 rows on the helper (one job; none for a single
+    row), the rest on this thread; inputs unchanged."""
+    monkeypatch.setattr(pair, "SPLIT_PROJECTION_MIN", 0)
+    rng = np.random.default_rng(R)
+    x, W = rng.standard_normal((R, 5)).astype(dtype), rng.standard_normal((12, 5)).astype(dtype)
+    before = x.copy(), W.copy()
+    out = np.full((R, 12), np.nan, dtype)
+    jobs = _submitted(monkeypatch)
+    pair.input_projection(x, W, out)
+    assert len(jobs) == (1 if R > 1 else 0)
+    assert_close(out, x.astype(np.float64) @ W.astype(np.float64).T, dtype, "x W_in^T")
+    np.testing.assert_array_equal(x, before[0])
+    np.testing.assert_array_equal(W, before[1])
+
+
+def test_a_small_input_projection_stays_on_this_thread(monkeypatch):
+    """Below ``SPLIT_PROJECTION_MIN`` multiply-adds (R·m·r) no job goes to the helper; from it, one."""
+    jobs = _submitted(monkeypatch)
+    x, W = np.ones((100, 32), np.float32), np.ones((2048, 32), np.float32)      # 6.5e6: a float32 LSTM n=512, B=1
+    out = np.empty((100, 2048), np.float32)
+    pair.input_projection(x, W, out)
+    assert jobs == [] and (out == 32).all()
+    x = np.ones((400, 32), np.float32)                                          # 2.6e7: B=4
+    out = np.empty((400, 2048), np.float32)
+    pair.input_projection(x, W, out)
+    assert len(jobs) == 1 and (out == 32).all()
+
+
+def test_a_busy_helper_leaves_the_whole_projection_to_this_thread_and_never_touches_it_after(monkeypatch):
+    """With the helper held by another job, this thread takes both halves and closes the helper's before it begins:
+    when the helper gets to it, it writes nothing."""
+    monkeypatch.setattr(pair, "SPLIT_PROJECTION_MIN", 0)
+    hold, held = threading.Event(), threading.Event()
+    overlap._helper().submit(lambda: (held.set(), hold.wait(30)))
+    assert held.wait(30)
+    try:
+        rng = np.random.default_rng(3)
+        x, W = rng.standard_normal((9, 4)), rng.standard_normal((6, 4))
+        out = np.full((9, 6), np.nan)
+        jobs = _submitted(monkeypatch)
+        pair.input_projection(x, W, out)
+        np.testing.assert_allclose(out, x @ W.T, rtol=1e-13, atol=1e-13)
+        out[:] = 0
+        (job,) = jobs
+    finally:
+        hold.set()
+    ran = threading.Event()
+    overlap._helper().submit(ran.set)               # after the closed job: the helper has passed it
+    assert ran.wait(30)
+    assert job.result is False and job.done.is_set() and not out.any()
 
 
 def test_an_error_in_the_helpers_half_is_raised_by_the_call(monkeypatch, paired):

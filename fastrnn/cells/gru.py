@@ -38,7 +38,7 @@ class Driver(CellDriver):
         paired = pair.forward_pays(work, threads, False, n, h.itemsize) if h.flags.c_contiguous else pair.NO
         if paired:                              # B = 1 on two threads
             proj = workspace.scratch("gru pair input", (T, 3 * n), net.dtype)
-            np.dot(x.reshape(T, -1), W["W_ih"].T, out=proj)
+            pair.input_projection(x.reshape(T, -1), W["W_ih"], proj)
             b_ih, b_hh = W["b_ih"], W["b_hh"]
             bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
             pair.gru_forward(gates.reshape(T, 4 * n), W["W_hh"], bias, proj, h.reshape(T + 1, n))
@@ -48,7 +48,7 @@ class Driver(CellDriver):
                     if h.flags.c_contiguous else pair.NO)
         if by_units:
             proj = workspace.scratch("gru rows input", (T, B, 3 * n), net.dtype)     # a batch cut by units
-            np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=proj.reshape(T * B, 3 * n))
+            pair.input_projection(x.reshape(T * B, -1), W["W_ih"], proj.reshape(T * B, 3 * n))
             b_ih, b_hh = W["b_ih"], W["b_hh"]
             bias = np.concatenate([b_ih[:2 * n] + b_hh[:2 * n], b_ih[2 * n:], b_hh[2 * n:]])
             pair.gru_rows_forward(gates, W["W_hh"], bias, proj, h)

@@ -39,14 +39,14 @@ class Driver(CellDriver):
                   if h.flags.c_contiguous and c.flags.c_contiguous else pair.NO)
         if paired:
             G = gates.reshape(T, 4 * n)         # views: B = 1 on two threads (``runtime.pair``)
-            np.dot(x.reshape(T, -1), W["W_ih"].T, out=G)
+            pair.input_projection(x.reshape(T, -1), W["W_ih"], G)
             pair.lstm_forward(G, W["W_hh"], W["b_ih"] + W["b_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n))
             paired.done()
             return Run((h, c), {"gates": gates})
         by_units = (pair.rows_forward_pays(work, threads, n, h.itemsize, plan(_lstm_forward, threads, work))
                     if h.flags.c_contiguous and c.flags.c_contiguous else pair.NO)
         if by_units:
-            np.dot(x.reshape(T * B, -1), W["W_ih"].T, out=gates.reshape(T * B, 4 * n))
+            pair.input_projection(x.reshape(T * B, -1), W["W_ih"], gates.reshape(T * B, 4 * n))
             pair.lstm_rows_forward(gates, W["W_hh"], W["b_ih"] + W["b_hh"], h, c)     # a batch cut by units
             by_units.done()
             return Run((h, c), {"gates": gates})

@@ -53,7 +53,7 @@ class Driver(CellDriver):
         paired = pair.forward_pays(work, threads, forcing.on, n, h.itemsize) if h.flags.c_contiguous else pair.NO
         if paired:                                  # B = 1 on two threads
             states = h.reshape(T + 1, n)            # a view: h is contiguous
-            np.dot(x.reshape(T, -1), W["W_in"].T, out=states[1:])
+            pair.input_projection(x.reshape(T, -1), W["W_in"], states[1:])
             total, _ = pair.forward(states, W["W_rec"], W["b"], ACTIVATIONS.index(net.activation))
         else:
             total = call(_forward, threads, work, x, W["W_in"], W["W_rec"], W["b"], h,

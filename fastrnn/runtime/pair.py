@@ -235,6 +235,42 @@ def _read_only(a):
     return view
 
 
+SPLIT_PROJECTION = True   # the input projection's rows split with the helper (a switch for the benches) ...
+SPLIT_PROJECTION_MIN = 1 << 24   # ... from this many multiply-adds (R·m·r)
+
+
+def _dot_into(a, b, out):
+    np.dot(a, b, out=out)
+    return True
+
+
+def input_projection(x2, W_in, out2):
+    """out2 (R, r) = x2 (R, m) W_in^T (all C-contiguous), before a pair's forward pass: the rows cut in two, the
+    first half on the helper, the second on this thread; the helper's half, if it has not begun by the time this
+    thread's has ended, this thread takes too (``_Half``). Taken by NumPy's BLAS on one thread, the projection ran
+    before the pair on one core (float32 LSTM n=512, T=100, B=8: 800 rows by 32 by 2048, about 1 ms of a 5.7 ms
+    forward pass cut by units; the batch kernels take it in their parallel tiles). From SPLIT_PROJECTION_MIN
+    multiply-adds: below, the helper's hand-off costs what the half saves. Whole calls at default threads, split /
+    whole (``python bench/split_projection.py 40``, 2-core AMD EPYC Zen 5, three runs, the first two ad hoc):
+    float32 LSTM n=512 B=4 forward passes 0.92-0.97, bptt 0.975-0.986; GRU B=4 0.98-0.99 and 0.95-1.00; B=1, T=1000
+    (the pair) 0.975-0.99 and 0.99-1.00; the same code both ways 0.99-1.04 (float32 LSTM n=512 B=1, T=100, 6.6e6
+    multiply-adds: 1.02-1.04 split, hence the bound). A few per cent, within the machine's noise in a single run.
+    ``bench/results/2026-11-29-direct-weight-gradients.md`` has the last run's table."""
+    R = x2.shape[0]
+    cut = R // 2
+    if not SPLIT_PROJECTION or cut == 0 or R * x2.shape[1] * W_in.shape[0] < SPLIT_PROJECTION_MIN:
+        np.dot(x2, W_in.T, out=out2)
+        return
+    job = _Half(_dot_into, (x2[:cut], W_in.T, out2[:cut]), False)
+    overlap._helper().submit(job)
+    try:
+        np.dot(x2[cut:], W_in.T, out=out2[cut:])
+    finally:
+        job.close()
+    if not job.result:              # the helper had not begun: closed, it never will
+        np.dot(x2[:cut], W_in.T, out=out2[:cut])
+
+
 def half_tiles(n, itemsize, gates=1):
     """Whether a batch of one's halves take their products in row tiles (``chain.FORWARD_TILES``, ``SWEEP_TILES``)
     rather than by the weights' rows (``_panels._gemv_rows``): with n >= ``_tiles.FORWARD_ROW_TILE_MIN_K`` units and
