@@ -253,8 +253,9 @@ def input_projection(x2, W_in, out2):
     multiply-adds: below, the helper's hand-off costs what the half saves. Whole calls at default threads, split /
     whole (``python bench/split_projection.py 40``, 2-core AMD EPYC Zen 5, three runs, the first two ad hoc):
     float32 LSTM n=512 B=4 forward passes 0.92-0.97, bptt 0.975-0.986; GRU B=4 0.98-0.99 and 0.95-1.00; B=1, T=1000
-    (the pair) 0.975-0.99 and 0.99-1.00; the same code both ways 0.99-1.04 (float32 LSTM n=512 B=1, T=100, 6.6e6
-    multiply-adds: 1.02-1.04 split, hence the bound). A few per cent, within the machine's noise in a single run.
+    (the pair) 0.975-0.99 and 0.99-1.00. Float32 LSTM n=512 B=1, T=100 (6.6e6 multiply-adds), split in the first
+    run: forward 1.02, hence the bound; the same code both ways in the last: 0.99-1.04, that run's noise. A few
+    per cent, within the machine's noise in a single run.
     ``bench/results/2026-11-29-direct-weight-gradients.md`` has the last run's table."""
     R = x2.shape[0]
     cut = R // 2
