@@ -30,6 +30,23 @@ def lstm_problem(n, m, T, B, dtype=np.float64, cell="lstm"):
     return net, x, d
 
 
+def cell_problem(cell, n, m, T, B, dtype):
+    """``problem`` for the simple cell ("rnn"), ``lstm_problem`` for "lstm" and "gru"."""
+    return problem(n, m, T, B, dtype) if cell == "rnn" else lstm_problem(n, m, T, B, dtype, cell)
+
+
+def cell_case(text):
+    """An argparse type: CELL:DTYPE:N:T:B (CELL rnn, lstm or gru; DTYPE float32 or float64) as (cell, dtype, n, T,
+    B)."""
+    import argparse
+    try:
+        cell, dtype, n, T, B = text.split(":")
+        assert cell in ("rnn", "lstm", "gru") and dtype in ("float32", "float64")
+        return cell, np.dtype(dtype), int(n), int(T), int(B)
+    except (ValueError, AssertionError):
+        raise argparse.ArgumentTypeError(f"expected CELL:DTYPE:N:T:B with CELL rnn, lstm or gru, got {text}")
+
+
 def check_against(result, expected, dtype, who):
     """result and expected: (loss, dW_in, dW_rec, db)."""
     tol = AGREE[np.dtype(dtype)]

@@ -27,22 +27,13 @@ import fastrnn  # noqa: E402
 from fastrnn.cells import base  # noqa: E402
 from fastrnn.runtime.dispatch import workers  # noqa: E402
 
-from common import interleaved, lstm_problem, problem  # noqa: E402
+from common import cell_case, cell_problem, interleaved  # noqa: E402
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 CASES = ("lstm:float32:512:100:1", "lstm:float32:128:100:1", "lstm:float32:32:100:1", "lstm:float64:512:100:1",
          "gru:float32:512:100:1", "gru:float64:128:100:1", "rnn:float32:512:100:1", "rnn:float64:128:100:1",
          "lstm:float32:512:128:1", "lstm:float32:512:160:1", "lstm:float32:512:50:2")
 M = 32
-
-
-def _case(text):
-    try:
-        cell, dtype, n, T, B = text.split(":")
-        assert cell in GATES and dtype in ("float32", "float64")
-        return cell, np.dtype(dtype), int(n), int(T), int(B)
-    except (ValueError, AssertionError):
-        raise argparse.ArgumentTypeError(f"expected CELL:DTYPE:N:T:B with CELL rnn, lstm or gru, got {text}")
 
 
 def _switched(fn, direct):
@@ -69,7 +60,7 @@ def _rows(cell, dtype, n, T, B):
                 base.weight_grads(min(threads, count), x, h, D, *outs)
         return call
 
-    net, xs, d = (problem(n, M, T, B, dtype) if cell == "rnn" else lstm_problem(n, M, T, B, dtype, cell))
+    net, xs, d = cell_problem(cell, n, M, T, B, dtype)
     rows = {}
     for direct, name in ((True, "direct"), (False, "tiled")):
         rows[f"one thread {name}"] = _switched(kernel(1), direct)
@@ -81,14 +72,14 @@ def _rows(cell, dtype, n, T, B):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rounds", nargs="?", type=int, default=60)
-    parser.add_argument("--case", type=_case, action="append", help="CELL:DTYPE:N:T:B (default: a set of cases)")
+    parser.add_argument("--case", type=cell_case, action="append", help="CELL:DTYPE:N:T:B (default: a set of cases)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     print(f"`python bench/direct_grads.py {args.rounds}`: m = {M}, medians of {args.rounds} interleaved rounds, ms; "
           "ratio direct / tiled (under 1: direct faster)\n")
     print("| case | T·B | weight grads, one thread: direct | tiled | ratio | two threads: direct | tiled | ratio "
           "| fastrnn.bptt, default threads: direct | tiled | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for case in args.case or [_case(c) for c in CASES]:
+    for case in args.case or [cell_case(c) for c in CASES]:
         cell, dtype, n, T, B = case
         m = {k: np.median(v) * 1e3 for k, v in interleaved(_rows(*case), args.rounds, warm=3).items()}
         cells = []

@@ -19,19 +19,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fastrnn  # noqa: E402
 from fastrnn.runtime import pair  # noqa: E402
 
-from common import interleaved, lstm_problem, problem  # noqa: E402
+from common import cell_case, cell_problem, interleaved  # noqa: E402
 
 CASES = ("lstm:float32:512:100:4", "gru:float32:512:100:4", "lstm:float32:512:100:8", "lstm:float32:512:1000:1",
          "gru:float64:512:1000:1", "rnn:float64:256:1000:1", "lstm:float64:256:100:4", "lstm:float32:512:100:1")
-
-
-def _case(text):
-    try:
-        cell, dtype, n, T, B = text.split(":")
-        assert cell in ("rnn", "lstm", "gru") and dtype in ("float32", "float64")
-        return cell, np.dtype(dtype), int(n), int(T), int(B)
-    except (ValueError, AssertionError):
-        raise argparse.ArgumentTypeError(f"expected CELL:DTYPE:N:T:B with CELL rnn, lstm or gru, got {text}")
 
 
 def _switched(fn, split):
@@ -47,14 +38,14 @@ def _switched(fn, split):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rounds", nargs="?", type=int, default=40)
-    parser.add_argument("--case", type=_case, action="append", help="CELL:DTYPE:N:T:B (default: a set of cases)")
+    parser.add_argument("--case", type=cell_case, action="append", help="CELL:DTYPE:N:T:B (default: a set of cases)")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     print(f"`python bench/split_projection.py {args.rounds}`: m = 32, default threads, medians of {args.rounds} "
           "interleaved rounds, ms\n")
     print("| case | R·m·r | bptt split | whole | ratio | forward split | whole | ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for cell, dtype, n, T, B in args.case or [_case(c) for c in CASES]:
-        net, x, d = (problem(n, 32, T, B, dtype) if cell == "rnn" else lstm_problem(n, 32, T, B, dtype, cell))
+    for cell, dtype, n, T, B in args.case or [cell_case(c) for c in CASES]:
+        net, x, d = cell_problem(cell, n, 32, T, B, dtype)
         rows = {}
         for split in (True, False):
             rows[("bptt", split)] = _switched(lambda: fastrnn.bptt(net, x, d), split)
