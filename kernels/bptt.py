@@ -5,7 +5,7 @@ from numba import prange
 from ._activations import constants, scale_by_dphi
 from ._blas import _cblas_sgemm_tn, gemm_tn_into
 from ._jit import _jit, kernel
-from ._panels import _copy, panel_dot, panel_scratch, shared_panels
+from ._panels import _copy, _cut_panel, panel_dot, panel_scratch, shared_panels
 from ._rows import arriving, borrow, borrow2, copy_columns, prefetch_rows
 from ._sync import store_release
 from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES, ROWS, tile_columns, tile_products
@@ -358,15 +358,7 @@ def _direct_panels(a2, w):
     count = (c + w - 1) // w
     P = np.empty((1, count, R, w), dtype=a2.dtype)
     for p in range(count):
-        j0 = p * w
-        wj = min(w, c - j0)
-        for k in range(R):
-            src = borrow(a2, k)
-            dst = borrow(borrow2(P, 0, p), k)
-            for j in range(wj):
-                dst[j] = src[j0 + j]
-            for j in range(wj, w):
-                dst[j] = 0
+        _cut_panel(a2, P, 0, p)
     return P
 
 
