@@ -1,6 +1,7 @@
 """Where a batch of one's ``fastrnn.bptt`` call goes, timed inside the call: issue 17's JAX row taken apart.
 
     python bench/bptt_phases.py [calls] [--n 128] [--T 1000] [--dtype float64] [--threads default|one]
+                                [--before nothing|jax|64mb]
 
 The problem of ``bptt_jax.py`` (``common.problem``: the tanh cell, m = 8, a units readout of n/4 outputs,
 summed squared error, B = 1). Each call is timed whole and in phases, by wrapping the functions
@@ -10,10 +11,19 @@ states' finiteness check, the readout (loss and injected errors), the backward s
 products left after the sweep (the overlap's tail: ``overlap.run`` less the sweep), the rest of the backward
 (its buffers, the overlap's rule) and the rest of the call (threads, BLAS hold, gradients' checks). Medians over
 ``calls`` calls (default 200) after 20 warm ones; the phases' medians need not add up to the whole's.
+
+``--before``: what runs, untimed, before each call: nothing (calls back to back), JAX's own gradient call of the
+same problem (``peers.JaxBPTT``, as ``bptt_jax.py`` interleaves them), or a pass that reads and writes 64 MB
+(the caches taken, no other threads). The last rows count the CPU yields (``os.sched_yield``) of the calling
+thread and of fastrnn's helper thread (``runtime.overlap``) a call, and the time they took: a yield gives the CPU
+to whatever else is ready to run on it, for as long as the scheduler lets that run; and the calling thread's
+involuntary context switches (Linux: ``getrusage(RUSAGE_THREAD)``), the times the scheduler took its CPU away.
 """
 import argparse
 import os
+import resource
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -38,9 +48,23 @@ def _timed(times, name, fn):
     return wrapped
 
 
-def phases(net, x, d, calls, one_thread):
-    """{phase: [seconds a call]} over ``calls`` calls of ``fastrnn.bptt(net, x, d)``."""
+def _preemptions():
+    """The calling thread's involuntary context switches so far (None where the platform does not count them)."""
+    who = getattr(resource, "RUSAGE_THREAD", None)
+    return None if who is None else resource.getrusage(who).ru_nivcsw
+
+
+def phases(net, x, d, calls, one_thread, before=None):
+    """{phase: [seconds a call]} over ``calls`` calls of ``fastrnn.bptt(net, x, d)``, each after ``before()``
+    (untimed) where given."""
     times = defaultdict(list)
+    yields = []
+    sched_yield = getattr(os, "sched_yield", None)
+
+    def counted_yield():
+        t0 = time.perf_counter()
+        sched_yield()
+        yields.append((threading.current_thread() is threading.main_thread(), time.perf_counter() - t0))
     saved = (checks.problem, api._check_states, api.readout.injected_errors, rnn.Driver.forward,
              rnn.Driver.backward, overlap.run, rnn.call, pair.forward, pair.sweep)
     kernel_call = rnn.call
@@ -67,10 +91,16 @@ def phases(net, x, d, calls, one_thread):
     overlap.run, rnn.call = run, call
     pair.forward = _timed(times, "forward kernel", saved[7])     # a batch of one on two threads: the pair's kernels
     pair.sweep = _timed(times, "sweep kernel", saved[8])
+    if sched_yield is not None:
+        os.sched_yield = counted_yield
     try:
         for k in range(calls + 20):
             if k == 20:
                 times.clear()
+            if before is not None:
+                before()
+            yields.clear()
+            switched = _preemptions()
             t0 = time.perf_counter()
             if one_thread:
                 with fastrnn.threads(1):
@@ -78,7 +108,15 @@ def phases(net, x, d, calls, one_thread):
             else:
                 fastrnn.bptt(net, x, d)
             times["whole call"].append(time.perf_counter() - t0)
+            if switched is not None:
+                times["preemptions of the calling thread"].append(_preemptions() - switched)
+            for main, label in ((True, "calling thread"), (False, "helper thread")):
+                taken = [t for on_main, t in yields if on_main == main]
+                times[f"yields of the {label}"].append(len(taken))
+                times[f"time in the {label}'s yields"].append(sum(taken))
     finally:
+        if sched_yield is not None:
+            os.sched_yield = sched_yield
         (checks.problem, api._check_states, api.readout.injected_errors, rnn.Driver.forward, rnn.Driver.backward,
          overlap.run, rnn.call, pair.forward, pair.sweep) = saved
     return times
@@ -91,9 +129,26 @@ def main(argv=None):
     parser.add_argument("--T", type=int, default=1000)
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
     parser.add_argument("--threads", choices=("default", "one"), default="default")
+    parser.add_argument("--before", choices=("nothing", "jax", "64mb"), default="nothing",
+                        help="what runs (untimed) before each call")
     args = parser.parse_args(argv)
     net, x, d = problem(args.n, 8, args.T, 1, dtype=np.dtype(args.dtype))
-    times = phases(net, x, d, args.calls, args.threads == "one")
+    before = None
+    if args.before == "jax":
+        import peers
+        if peers.jax is None:
+            print(peers.WHY_NO_JAX)
+            return 1
+        before = peers.JaxBPTT(net, x, d)
+    elif args.before == "64mb":
+        big = np.zeros(8 << 20)
+
+        def before():
+            np.add(big, 1, out=big)
+    times = phases(net, x, d, args.calls, args.threads == "one", before)
+    preempted = times.pop("preemptions of the calling thread", None)
+    counts = {k: float(np.mean(times.pop(k))) for k in [k for k in times if k.startswith("yields of")]}
+    spent = {k: float(np.mean(times.pop(k))) * 1e3 for k in [k for k in times if k.startswith("time in")]}
     med = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     whole = med["whole call"]
     med.setdefault("row products after the sweep", 0.0)     # the pair's backward runs them after its sweep itself
@@ -104,7 +159,8 @@ def main(argv=None):
         "rest of the call": whole - med["input checks"] - med["forward (driver)"] - med["states' finiteness"]
         - med["readout: loss and injected errors"] - med["backward (driver)"]}
     print(f"`python bench/bptt_phases.py {args.calls} --n {args.n} --T {args.T} --dtype {args.dtype} "
-          f"--threads {args.threads}`: B=1, units readout of {net.n_out}, medians of {args.calls} calls, ms\n")
+          f"--threads {args.threads} --before {args.before}`: B=1, units readout of {net.n_out}, medians of "
+          f"{args.calls} calls, ms\n")
     print("| phase | median | of the whole call |")
     print("| --- | ---: | ---: |")
     order = ["whole call", "input checks", "forward kernel", "states' finiteness", "readout: loss and injected errors",
@@ -113,6 +169,11 @@ def main(argv=None):
         print(f"| {k} | {med[k]:.3f} | {med[k] / whole:.2f} |")
     for k, v in derived.items():
         print(f"| {k} | {v:.3f} | {v / whole:.2f} |")
+    for (k, count), (_, ms) in zip(counts.items(), spent.items()):
+        print(f"| {k} (a call, mean) | {count:.1f} ({ms:.3f} ms) | {ms / whole:.2f} |")
+    if preempted is not None:
+        print(f"| preemptions of the calling thread (a call, mean; calls with any) | {np.mean(preempted):.2f} "
+              f"({np.mean(np.asarray(preempted) > 0):.2f}) | — |")
 
 
 if __name__ == "__main__":
