@@ -47,6 +47,8 @@ def as_array(name, a):
 
 def float_array(name, a, dtype=None):
     """A float32/float64 array; ``dtype`` (if given) must match exactly."""
+    if type(a) is np.ndarray and a.dtype in FLOAT_DTYPES and (dtype is None or a.dtype == dtype):
+        return a            # the usual case: a plain array of the right native dtype, nothing to convert
     arr = as_array(name, a)
     if arr.dtype.kind != "f" or arr.dtype not in FLOAT_DTYPES:
         want = np.dtype(dtype) if dtype is not None else np.dtype(np.float64)

@@ -45,6 +45,32 @@ def test_x_dtype(p, bad, match):
         fastrnn.bptt(net, bad, d)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_float_arrays_pass_as_they_are_and_everything_else_is_read_or_refused(dtype):
+    """``checks.float_array``: a plain array of a native float dtype comes back itself (no copy, no
+    conversion: its fast path); lists, other byte orders and subclasses go the long way, read into a
+    native array of the same values or refused by name."""
+    from fastrnn import checks
+    other = np.float32 if dtype == np.float64 else np.float64
+    a = np.arange(6, dtype=dtype).reshape(2, 3)
+    assert checks.float_array("x", a) is a
+    assert checks.float_array("x", a, dtype) is a
+    strided = a[:, ::2]
+    assert checks.float_array("x", strided) is strided          # a view as it is: layout is for contiguous()
+    swapped = a.astype(a.dtype.newbyteorder(">" if a.dtype.byteorder != ">" else "<"))
+    native = checks.float_array("x", swapped, dtype)
+    assert native.dtype == np.dtype(dtype) and native.dtype.isnative and np.array_equal(native, a)
+    listed = checks.float_array("x", [[0.0, 1.0], [2.0, 3.0]])
+    assert listed.dtype == np.float64 and np.array_equal(listed, [[0, 1], [2, 3]])
+    with pytest.raises(DTypeError, match=rf"x has dtype {np.dtype(dtype).name} but the network computes in "
+                                         rf"{np.dtype(other).name}"):
+        checks.float_array("x", a, other)
+    with pytest.raises(DTypeError, match=r"x is a numpy masked array"):
+        checks.float_array("x", np.ma.masked_array(a))
+    with pytest.raises(DTypeError, match=r"x has dtype int64 but must be float64 or float32"):
+        checks.float_array("x", a.astype(np.int64), dtype)
+
+
 @pytest.mark.parametrize("where", ["x", "d", "h0", "W_rec", "W_in", "b"])
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 def test_non_finite(p, where, value):
