@@ -512,8 +512,26 @@ def _warm_share(units):
                     fastrnn.OnlineRTRL(net, batch=2).step(x[0], d[0])
             if name == "rnn" and not forced:        # a long batch of one's forward on two threads
                 _warm_pair(dtype)
+            if name == "rnn":
+                _warm_products(dtype, forced)
         finally:
             dispatch.FORCE_PARALLEL = old
+
+
+def _warm_products(dtype, parallel):
+    """The products outside the kernels in the compiled tiles (``dispatch.product``), where they take them (the
+    tiles wider than NumPy's BLAS): each layout of a and b the calls hand in (dL/dx, a GRU's sums a turned round,
+    a pair's projection b turned round), the serial twin or the parallel one."""
+    from fastrnn.kernels import _tiles_matmul
+    from fastrnn.runtime import blas
+    if not blas.tiles_wider_than_numpy():
+        return
+    a = np.zeros((8, 4), dtype=dtype)
+    b = np.zeros((4, 8), dtype=dtype)
+    out = np.empty((8, 8), dtype=dtype)
+    kernel = _tiles_matmul.parallel if parallel else _tiles_matmul.serial
+    for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):
+        kernel(*_tiles_matmul.read_only((x, y, out, np.empty(0, dtype=dtype), 2 if parallel else 1)))
 
 
 def _warm_pair(dtype):

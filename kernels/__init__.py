@@ -11,7 +11,7 @@ if __name__ != "fastrnn.kernels":
                       "fastrnn.kernels (`from fastrnn.kernels import ...`); imported on its own, its compiled code "
                       "would enter Numba's cache under another module name and break fastrnn's later loads of it")
 from ._activations import ACTIVATIONS, IDENTITY, LOGISTIC, RELU, TANH
-from .bptt import _bptt_sweep, _weight_grads
+from .bptt import _bptt_sweep, _tiles_matmul, _weight_grads
 from .forward import _forward
 from .gru_bptt import _gru_sweep
 from .gru_forward import _gru_forward
@@ -23,4 +23,5 @@ from .lstmp import _lstmp_forward, _lstmp_sweep
 from .rtrl import _rtrl
 
 __all__ = ["ACTIVATIONS", "TANH", "LOGISTIC", "RELU", "IDENTITY", "_forward", "_bptt_sweep", "_weight_grads", "_rtrl",
+           "_tiles_matmul",
            "_lstm_forward", "_lstm_sweep", "_lstm_rtrl", "_lstmp_forward", "_lstmp_sweep", "_gru_forward", "_gru_sweep", "_gru_rtrl"]

@@ -8,7 +8,7 @@ from ._jit import _jit, kernel
 from ._panels import _copy, _cut_panel, panel_dot, panel_scratch, shared_panels
 from ._rows import arriving, borrow, borrow2, copy_columns, prefetch_rows
 from ._sync import store_release
-from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES, ROWS, tile_columns, tile_products
+from ._tiles import ROW_TILE_WEIGHT_BYTES, ROW_TILES, ROWS, TILES, tile_columns, tile_products
 
 # A batch of one's sweep in row tiles asks for the next step's rows of g, h and D a step ahead
 # (``_rows.prefetch_rows``) where those arrays hold more than this over all steps: beyond a core's L2
@@ -116,6 +116,31 @@ def _bptt_sweep(W_rec, h, g, act, trunc_h, trunc_hp, tf, tf_units, tf_mask, D, d
             start = end
         panel_dot(D[0, b0:b1], P, tmp, back, True)
         _copy(dh0[b0:b1], back)       # not a slice assignment (``_jit``)
+
+
+@kernel("rows", reads=("a", "b"))
+def _tiles_matmul(a, b, out, panels, nblocks):
+    """out (M, N) = a (M, K) @ b (K, N) in the compiled tiles of the step products (``_tiles.tile_products``):
+    the products that follow a backward sweep outside the weight gradients (a GRU's input-side sums, dL/dx),
+    and a pair's input projection, where the tiles take wider vectors than the BLAS's core
+    (``cells.base.product``).
+
+    a and b may have any strides: a is read where it lies, b is copied once into the tiles' panels (its
+    blocks each cut their share, ``_panels.shared_panels``, into ``panels``, the caller's 1-d buffer of at
+    least ``_panels.cut_elements(M, nblocks, K, N, itemsize)`` numbers; a smaller one: a fresh array). out's
+    rows may have any stride. Each of the ``nblocks`` parallel blocks multiplies its own rows of a by every
+    panel into its own rows of out. M >= 2 (one row is a matrix-vector product, which ``cut_panels`` lays out
+    otherwise)."""
+    M = a.shape[0]
+    rows = max(2, (M + nblocks - 1) // nblocks)
+    P = shared_panels(b, rows, panels, TILES, nblocks)
+    for blk in prange(nblocks):
+        r0 = blk * M // nblocks
+        r1 = (blk + 1) * M // nblocks
+        if r1 > r0:
+            edge = np.empty((ROWS, P.shape[3]), dtype=out.dtype)
+            pad = np.zeros((ROWS, P.shape[2]), dtype=out.dtype)
+            tile_products(a[r0:r1], P, out[r0:r1], edge, pad, False)
 
 
 JOINED, TURNED, SPLIT, TILED, DIRECT = 0, 1, 2, 3, 4    # the weight-gradient product's layouts (``_weight_grads``)

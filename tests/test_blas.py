@@ -235,3 +235,85 @@ def test_weight_gradient_layout_rule(monkeypatch):
     assert weight_grad_layout(np.float32, 128, 32, 128) == ((128, 160), JOINED)     # simple cell n=128
     assert weight_grad_layout(np.float32, 64, 32, 32) == ((64, 64), JOINED)         # r > n
     assert weight_grad_layout(np.float32, 512, 32, 128) == ((512, 160), JOINED)     # LSTM n=128
+
+
+@pytest.mark.parametrize("nblocks", [1, 2, 3])
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("M,K,N,a_turned,b_turned", [(800, 512, 128, False, False), (128, 800, 32, True, False),
+                                                     (100, 32, 2048, False, True), (37, 13, 70, False, False),
+                                                     (2, 5, 3, True, True), (131, 200, 65, True, False)])
+def test_products_in_the_tiles(nblocks, dtype, rtol, M, K, N, a_turned, b_turned):
+    """``kernels._tiles_matmul``: a @ b in the step products' tiles, a read where it lies (a turned view too, as a
+    GRU's sums take An^T), b cut into panels (a turned view too: a pair's W_in^T); M not a multiple of the tiles'
+    4 rows, N short of a panel, of several and a part; fewer rows than blocks' tiles at M = 2: the float64 product
+    (float32: against float64's), every output number written (NaN-filled before), inputs unchanged."""
+    from fastrnn.kernels import _tiles_matmul
+    from fastrnn.kernels._panels import cut_elements
+    rng = np.random.default_rng(M + K + N)
+    a = rng.standard_normal((K, M) if a_turned else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if b_turned else (K, N)).astype(dtype)
+    a, b = (a.T if a_turned else a), (b.T if b_turned else b)
+    before = (a.copy(), b.copy())
+    out = np.full((M, N), np.nan, dtype)
+    panels = np.full(int(cut_elements(M, nblocks, K, N, np.dtype(dtype).itemsize)), np.nan, dtype)
+    kernel = _tiles_matmul.parallel if nblocks > 1 else _tiles_matmul.serial
+    kernel(*_tiles_matmul.read_only((a, b, out, panels, nblocks)))
+    np.testing.assert_array_equal(a, before[0])
+    np.testing.assert_array_equal(b, before[1])
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    assert not np.isnan(out).any()
+    assert np.max(np.abs(out - want)) <= rtol * np.max(np.abs(want))
+
+
+def test_products_outside_the_kernels_take_the_tiles_where_they_are_wider(monkeypatch):
+    """``dispatch.product``: the tiles where they take wider vectors than NumPy's BLAS, from TILES_MATMUL_MIN
+    multiply-adds, TILES_MATMUL_MIN_ROWS rows and a whole panel of columns; NumPy's matmul otherwise, and
+    always where the tiles are not wider. The same values either way (to rounding)."""
+    from fastrnn.kernels import _tiles_matmul
+    from fastrnn.kernels._tiles import tile_columns
+    from fastrnn.runtime import dispatch
+    taken = []
+    real_call = dispatch.call
+    monkeypatch.setattr(dispatch, "call", lambda kernel, *args: (taken.append(kernel), real_call(kernel, *args))[1])
+    rng = np.random.default_rng(3)
+    w = int(tile_columns(4))
+    M = dispatch.TILES_MATMUL_MIN_ROWS
+    K = -(-dispatch.TILES_MATMUL_MIN // (M * w))          # just enough multiply-adds with M rows, w columns
+    cases = {(M, K, w): True, (M - 1, K + 9, w): False, (M, K, w - 1): False, (M, K - 1, w): False}
+    for wider in (True, False):
+        monkeypatch.setattr(blas, "_wider_numpy", wider)
+        for (m_, k_, n_), big_enough in cases.items():
+            a = rng.standard_normal((m_, k_)).astype(np.float32)
+            b = rng.standard_normal((k_, n_)).astype(np.float32)
+            out = np.full((m_, n_), np.nan, np.float32)
+            taken.clear()
+            dispatch.product(a, b, out)
+            assert (taken == [_tiles_matmul]) == (wider and big_enough), (m_, k_, n_, wider)
+            np.testing.assert_allclose(out, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4 * np.abs(a @ b).max())
+
+
+@pytest.mark.parametrize("cell,dtype", [("gru", np.float64), ("gru", np.float32), ("lstm", np.float32),
+                                        ("rnn", np.float64)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_vjp_and_bptt_with_their_products_in_the_tiles_match_the_reference(cell, dtype, threads, monkeypatch):
+    """Whole ``fastrnn.bptt`` and ``fastrnn.vjp`` calls (dL/dx, a GRU's input-side sums) with every product outside
+    the kernels taken in the tiles (held wider than NumPy's BLAS, from any size): the reference's loss and
+    gradients, within the tolerance every kernel meets."""
+    import fastrnn
+    from fastrnn import reference
+    from fastrnn.runtime import dispatch
+    from conftest import assert_close, assert_grads_close, make_problem
+    monkeypatch.setattr(blas, "_wider_numpy", True)
+    monkeypatch.setattr(dispatch, "TILES_MATMUL_MIN", 0)
+    monkeypatch.setattr(dispatch, "TILES_MATMUL_MIN_ROWS", 2)
+    net, x, d, mask, h0 = make_problem(9, T=30, B=3, m=70, n=40, o=3, dtype=dtype, readout="linear", cell=cell)
+    with fastrnn.threads(threads):
+        L, grads = fastrnn.bptt(net, x, d, mask, h0=h0)
+        dh = np.random.default_rng(1).standard_normal((30, 3, 40)).astype(dtype)
+        vjp_grads, dx, _ = fastrnn.vjp(net, x, dh, h0)
+    L_ref, ref = reference.bptt(net, x, d, mask, h0=h0)
+    assert_close(L, L_ref, dtype, "loss")
+    assert_grads_close(grads, ref, dtype)
+    ref_grads, ref_dx, _ = reference.vjp(net, x, dh, h0)
+    assert_grads_close(vjp_grads, ref_grads, dtype)
+    assert_close(dx, ref_dx, dtype, "dx")

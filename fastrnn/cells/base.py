@@ -27,7 +27,7 @@ from ..kernels._tiles import FORWARD_ROW_TILE_MIN_K
 from ..readout import column_sums
 from ..runtime import blas, memory, workspace
 from ..runtime import dispatch
-from ..runtime.dispatch import SPLIT_BYTES, Work, borrowed_gemm, call, row_tiled
+from ..runtime.dispatch import SPLIT_BYTES, Work, borrowed_gemm, call, product, row_tiled
 
 
 @dataclass
@@ -381,13 +381,13 @@ class RowProducts:
                 if b is None:
                     out[...] = column_sums(a2)
                 else:
-                    matmul(a2.T, b.reshape(rows, b.shape[2]), out=out)
+                    matmul(a2.T, b.reshape(rows, b.shape[2]), out=out, threads=threads)
         else:
             _, G, _, _, _, parts = self._buffers()
             self._segment(s0, s1, parts if add else self._totals(), G)
             if add:
                 self.merge(parts, True)
-        self._dx(s0, s1, whole)
+        self._dx(s0, s1, whole, threads)
 
     def aside(self, s0, s1):
         """The products of steps s0:s1 on the calling thread into sums of its own (``merge`` adds them to
@@ -403,7 +403,7 @@ class RowProducts:
             own.append(flat[:out.size].reshape(out.shape))
             flat = flat[out.size:]
         self._segment(s0, s1, own, workspace.scratch("row products aside G", G.shape, G.dtype))
-        self._dx(s0, s1, False)
+        self._dx(s0, s1, False, 1)
         return own
 
     def merge(self, sums, add):
@@ -447,14 +447,18 @@ class RowProducts:
             if b is None:
                 out[...] = column_sums(a2)
             else:
-                np.matmul(a2.T, b[s0:s1].reshape(rows, b.shape[2]), out=out)
+                product(a2.T, b[s0:s1].reshape(rows, b.shape[2]), out)
 
-    def _dx(self, s0, s1, whole):
+    def _dx(self, s0, s1, whole, threads):
         if self.dx is not None:
             B, m = self.x.shape[1:]
             rows = (s1 - s0) * B
             d_in = self.D[s0:s1].reshape(rows, -1) if self.d_in is None else self.d_in(s0, s1)
-            (matmul if whole else np.matmul)(d_in, self.W_in, out=self.dx[s0:s1].reshape(rows, m))
+            rows_out = self.dx[s0:s1].reshape(rows, m)
+            if whole:
+                matmul(d_in, self.W_in, out=rows_out, threads=threads)
+            else:                       # a segment, on the thread that took it
+                product(d_in, self.W_in, rows_out)
 
 
 def _borrow(work, threads=1):
@@ -471,17 +475,17 @@ def _borrow(work, threads=1):
     return threads < 2 or dispatch.FORCE_PARALLEL or dispatch.plan(_weight_grads, threads, work) == 1
 
 
-def matmul(a, b, out=None):
+def matmul(a, b, out=None, threads=1):
     """a @ b (2-d arrays, one dtype) into ``out`` (fresh if None), through another framework's
-    spinning pool where ``beside`` lent one and the product pays on two threads, else NumPy's
-    (held to one thread during fastrnn's calls)."""
+    spinning pool where ``beside`` lent one and the product pays on two threads, else as ``product``
+    takes it (the compiled tiles or NumPy's BLAS, on ``threads``)."""
     if out is None:
         out = np.empty((a.shape[0], b.shape[1]), dtype=a.dtype)
     gemm = borrowed_gemm()
     if gemm is not None and _borrow(Work(a.shape[0], 2 * a.shape[0] * a.shape[1] * b.shape[1], 1)):
         gemm(a, b, out)
     else:
-        np.matmul(a, b, out=out)
+        product(a, b, out, threads)
     return out
 
 

@@ -131,6 +131,22 @@ def tiles_wider():
 _wider = None
 
 
+def tiles_wider_than_numpy():
+    """``tiles_wider`` for NumPy's own OpenBLAS (``numpy.matmul``, the products fastrnn takes outside its kernels):
+    64-byte tiles beside a NumPy OpenBLAS whose core has no AVX-512. Decided once per process; False where NumPy's
+    BLAS is not an OpenBLAS that reports its core."""
+    global _wider_numpy
+    if _wider_numpy is None:
+        from ..kernels._tiles import TILE_BYTES
+        cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
+                 if lib.internal_api == "openblas" and not _is_scipys(lib.filepath)]
+        _wider_numpy = TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
+    return _wider_numpy
+
+
+_wider_numpy = None
+
+
 def row_tiles():
     """Whether a batch of one may take its step products in the compiled row tiles
     (``kernels._tiles.row_tile_products``, where ``row_tiles_pay``): everywhere unless

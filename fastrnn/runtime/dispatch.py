@@ -30,10 +30,14 @@ import warnings
 from collections import namedtuple
 
 import numba
+import numpy as np
 
 from ..errors import OptionError
-from ..kernels._tiles import ROW_TILES, ROWS as TILE_ROWS, TILES, row_tiles_pay
+from ..kernels._panels import cut_elements
+from ..kernels._tiles import ROW_TILES, ROWS as TILE_ROWS, TILES, row_tiles_pay, tile_columns
+from ..kernels.bptt import _tiles_matmul
 from . import blas as _blas
+from . import workspace
 from . import layer  # noqa: F401  (chooses the threading layer before any parallel call)
 
 _POOL = threading.Lock()
@@ -315,6 +319,37 @@ def parts(kernel, threads, work):
     if _pool_spins(work.flops_per_step * work.steps, BESIDE_MIN_SPLIT_WORK):
         return 1
     return count
+
+
+TILES_MATMUL_MIN = 1 << 18      # ``product``: the compiled tiles from this many multiply-adds ...
+TILES_MATMUL_MIN_ROWS = 32      # ... and this many rows of a (and b at least one tile panel wide)
+
+
+def product(a, b, out, threads=1):
+    """out = a @ b (2-d arrays of one float dtype; out's rows contiguous) for the products fastrnn takes outside
+    its kernels: a GRU's input-side sums and dL/dx (``cells.base.RowProducts``), a pair's input projection
+    (``pair``).
+
+    In the compiled tiles of the step products (``kernels._tiles_matmul``, on ``threads`` as ``plan`` splits the
+    rows) where they take wider vectors than NumPy's BLAS core (``runtime.blas.tiles_wider_than_numpy``: an AVX-512
+    CPU beside an OpenBLAS on its AVX2 kernels), for products of at least TILES_MATMUL_MIN multiply-adds,
+    TILES_MATMUL_MIN_ROWS rows and a whole panel of columns (``_tiles.tile_columns``: 64 in float32, 32 in
+    float64 on AVX-512); else NumPy's matmul, held to one thread during fastrnn's calls. One thread, the tiles
+    against NumPy's OpenBLAS on its Haswell kernels (2-core AMD EPYC Zen 5, ``OPENBLAS_CORETYPE=Haswell``, ad hoc,
+    medians of 300 interleaved): float64 0.50-0.78 of the time from 2.6e5 multiply-adds; float32 0.59-0.90 with
+    64 columns or more and 100 rows or more, 1.09 at 64 x 64 x 64 (taken: half a microsecond), but 1.31-1.48 with 32
+    columns (a panel half padding) and 1.18 with 16 rows by 1000 (neither taken). Whole calls and the figures:
+    ``bench/results/2026-11-29-after-jax-and-the-python-path.md`` section 7. The tiles' sums differ from the BLAS's
+    only by rounding."""
+    M, K = a.shape
+    N = b.shape[1]
+    if (M < TILES_MATMUL_MIN_ROWS or M * K * N < TILES_MATMUL_MIN or N < tile_columns(a.itemsize)
+            or not _blas.tiles_wider_than_numpy()):
+        np.matmul(a, b, out=out)
+        return out
+    panels = workspace.at_least("product panels", int(cut_elements(M, max(1, threads), K, N, a.itemsize)), a.dtype)
+    call(_tiles_matmul, threads, Work(M, 2 * M * K * N, 1), a, b, out, panels)
+    return out
 
 
 def spins_beside(flops):

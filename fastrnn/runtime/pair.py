@@ -240,7 +240,7 @@ SPLIT_PROJECTION_MIN = 1 << 24   # ... from this many multiply-adds (R·m·r)
 
 
 def _dot_into(a, b, out):
-    np.dot(a, b, out=out)
+    dispatch.product(a, b, out)
     return True
 
 
@@ -260,16 +260,16 @@ def input_projection(x2, W_in, out2):
     R = x2.shape[0]
     cut = R // 2
     if not SPLIT_PROJECTION or cut == 0 or R * x2.shape[1] * W_in.shape[0] < SPLIT_PROJECTION_MIN:
-        np.dot(x2, W_in.T, out=out2)
+        dispatch.product(x2, W_in.T, out2)
         return
     job = _Half(_dot_into, (x2[:cut], W_in.T, out2[:cut]), False)
     overlap._helper().submit(job)
     try:
-        np.dot(x2[cut:], W_in.T, out=out2[cut:])
+        dispatch.product(x2[cut:], W_in.T, out2[cut:])
     finally:
         job.close()
     if not job.result:              # the helper had not begun: closed, it never will
-        np.dot(x2[:cut], W_in.T, out=out2[:cut])
+        dispatch.product(x2[:cut], W_in.T, out2[:cut])
 
 
 def half_tiles(n, itemsize, gates=1):
