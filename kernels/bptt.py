@@ -123,7 +123,7 @@ def _tiles_matmul(a, b, out, panels, nblocks):
     """out (M, N) = a (M, K) @ b (K, N) in the compiled tiles of the step products (``_tiles.tile_products``):
     the products that follow a backward sweep outside the weight gradients (a GRU's input-side sums, dL/dx),
     and a pair's input projection, where the tiles take wider vectors than the BLAS's core
-    (``cells.base.product``).
+    (``runtime.dispatch.product``).
 
     a and b may have any strides: a is read where it lies, b is copied once into the tiles' panels (its
     blocks each cut their share, ``_panels.shared_panels``, into ``panels``, the caller's 1-d buffer of at
