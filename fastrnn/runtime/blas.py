@@ -108,10 +108,18 @@ def step_products():
     return _products
 
 
-def _scipys_cores():
-    """The cores (lower case, "" where not reported) of the OpenBLAS libraries behind Numba's ``np.dot`` (SciPy's)."""
+def _scipys_cores(scipys=True):
+    """The cores (lower case, "" where not reported) of the OpenBLAS libraries behind Numba's ``np.dot`` (SciPy's),
+    or with ``scipys`` False behind ``numpy.matmul`` (NumPy's own)."""
     return [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
-            if lib.internal_api == "openblas" and _is_scipys(lib.filepath)]
+            if lib.internal_api == "openblas" and _is_scipys(lib.filepath) == scipys]
+
+
+def _tiles_wider_than(cores):
+    """64-byte tiles (the CPU has AVX-512) beside OpenBLAS libraries of these ``cores``, each reported and none of
+    them an AVX-512 core."""
+    from ..kernels._tiles import TILE_BYTES
+    return TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
 
 
 def tiles_wider():
@@ -122,9 +130,7 @@ def tiles_wider():
     OpenBLAS that reports its core."""
     global _wider
     if _wider is None:
-        from ..kernels._tiles import TILE_BYTES
-        cores = _scipys_cores()
-        _wider = TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
+        _wider = _tiles_wider_than(_scipys_cores())
     return _wider
 
 
@@ -137,10 +143,7 @@ def tiles_wider_than_numpy():
     BLAS is not an OpenBLAS that reports its core."""
     global _wider_numpy
     if _wider_numpy is None:
-        from ..kernels._tiles import TILE_BYTES
-        cores = [(getattr(lib, "architecture", None) or "").lower() for lib in libraries()
-                 if lib.internal_api == "openblas" and not _is_scipys(lib.filepath)]
-        _wider_numpy = TILE_BYTES == 64 and bool(cores) and all(c and c not in UNPACKED_SMALL_PRODUCTS for c in cores)
+        _wider_numpy = _tiles_wider_than(_scipys_cores(scipys=False))
     return _wider_numpy
 
 
