@@ -67,16 +67,13 @@ def as_tuple(loss_grads):
 
 def _tiles_gemm():
     """out = a @ b in fastrnn's compiled register tiles (``kernels._tiles``, the kernels' step products), b cut into
-    the tiles' panels inside the call: a matrix multiply of the machine as the kernels reach it."""
-    import numba
-    from fastrnn.kernels._panels import cut_panels, panel_scratch
-    from fastrnn.kernels._tiles import TILES, tile_products
+    the tiles' panels inside the call, on one thread (``kernels._tiles_matmul``'s serial twin, which also takes the
+    products outside the kernels where the tiles are wider than NumPy's BLAS): a matrix multiply of the machine as
+    the kernels reach it."""
+    from fastrnn.kernels import _tiles_matmul
 
-    @numba.njit
     def gemm(a, b, buf, out):
-        P = cut_panels(b, a.shape[0], buf, TILES)
-        edge, pad = panel_scratch(P, a.shape[0], a.shape[0], TILES)[:2]
-        tile_products(a, P, out, edge[0, 0], pad, False)
+        _tiles_matmul.serial(a, b, out, buf, 1)
     return gemm
 
 
