@@ -86,10 +86,10 @@ class Driver(CellDriver):
             rows[:, 2 * n:] = An[s0:s1].reshape((s1 - s0) * B, n)
             return rows
 
-        grads = {"W_ih": np.empty((3 * n, m), net.dtype), "W_hh": np.empty((3 * n, n), net.dtype),
+        grads = {"W_ih": workspace.result((3 * n, m), net.dtype), "W_hh": workspace.result((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
         W_ih_n, b_ih_n = np.empty((n, m), net.dtype), np.empty(n, net.dtype)
-        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        dx = workspace.result((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
                            sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
         if paired:

@@ -69,9 +69,9 @@ class Driver(CellDriver):
         dc0 = workspace.empty((B, n), net.dtype)     # the pair's halves write their units of it every step
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
-        grads = {"W_ih": np.empty((4 * n, m), net.dtype), "W_hh": np.empty((4 * n, n), net.dtype),
+        grads = {"W_ih": workspace.result((4 * n, m), net.dtype), "W_hh": workspace.result((4 * n, n), net.dtype),
                  "b_ih": np.empty(4 * n, net.dtype)}
-        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        dx = workspace.result((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx)
         gates = run.saved["gates"]
         if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # views below; B = 1 on two threads

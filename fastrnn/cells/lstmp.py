@@ -61,9 +61,9 @@ class Driver(CellDriver):
             call(_lstmp_sweep, threads, work, W["W_hh"], W["W_hr"], c, run.saved["gates"],
                  run.saved["m"], g, dc_T, *truncation, D, dH, dc0, dh0, *panels, progress)
 
-        grads = {"W_ih": np.empty((4 * n, m_in), net.dtype), "W_hh": np.empty((4 * n, p), net.dtype),
-                 "b_ih": np.empty(4 * n, net.dtype), "W_hr": np.empty((p, n), net.dtype)}
-        dx = np.empty((T, B, m_in), net.dtype) if want_dx else None
+        grads = {"W_ih": workspace.result((4 * n, m_in), net.dtype), "W_hh": workspace.result((4 * n, p), net.dtype),
+                 "b_ih": np.empty(4 * n, net.dtype), "W_hr": workspace.result((p, n), net.dtype)}
+        dx = workspace.result((T, B, m_in), net.dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx,
                            sums=((grads["W_hr"], dH, run.saved["m"]),))
         overlap.run(sweep, rows, T, threads, overlap.beside(_lstmp_sweep, threads, work, rows.flops, truncation))

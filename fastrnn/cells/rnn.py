@@ -71,9 +71,9 @@ class Driver(CellDriver):
         D = workspace.scratch("rnn D", g.shape, net.dtype)
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 2 * B * n * n, T, W["W_rec"].nbytes)
-        grads = {"W_in": np.empty((n, m), net.dtype), "W_rec": np.empty((n, n), net.dtype),
+        grads = {"W_in": workspace.result((n, m), net.dtype), "W_rec": workspace.result((n, n), net.dtype),
                  "b": np.empty(n, net.dtype)}
-        dx = np.empty((T, B, m), net.dtype) if want_dx else None
+        dx = workspace.result((T, B, m), net.dtype) if want_dx else None
         rows = RowProducts(x, np.ascontiguousarray(fed_states(net, forcing, h)), D, grads, ("W_in", "W_rec", "b"),
                            W["W_in"] if want_dx else None, dx)
         if (h.flags.c_contiguous and g.flags.c_contiguous and D.flags.c_contiguous     # views below, not copies
