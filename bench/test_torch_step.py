@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import fastrnn
+import fastrnn.train
 
 import peers
 from common import gemm_one_thread, gemv_one_thread
@@ -61,7 +62,7 @@ def torch_step(module, x, y, head):
 
 
 def fastrnn_step(kind, module, head, x, y):
-    """fastrnn.bptt on plain arrays with the same weights: linear readout, mse (½ Σ), SGD."""
+    """fastrnn.bptt on plain arrays with the same weights: linear readout, mse (½ Σ), SGD (``fastrnn.train.SGD``)."""
     state = {k: v.detach().numpy().copy() for k, v in module.state_dict().items()}
     readout = dict(W_out=head.weight.detach().numpy().copy(), b_out=head.bias.detach().numpy().copy(),
                    readout="linear")
@@ -73,12 +74,11 @@ def fastrnn_step(kind, module, head, x, y):
                                            state["bias_hh_l0"], **readout)
     xn, yn = x.numpy(), y.numpy()
     params = net.params()
+    opt = fastrnn.train.SGD(lr=1e-6)     # as torch.optim.SGD on torch's side: the update in place, no new arrays
 
     def step():
         loss, grads = fastrnn.bptt(net, xn, yn)
-        for name, g in grads.items():
-            if name in params:
-                params[name] -= 1e-6 * g
+        opt.step(params, grads)
         return loss
     return step
 

@@ -110,3 +110,52 @@ def test_train_lstm_and_stop_early():
     assert len(hist.loss) == 7
     with pytest.raises(fastrnn.OptionError, match="algorithm='sgd' is not known"):
         train.train(net, task, algorithm="sgd")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimizer_steps_equal_their_formulas_bit_for_bit_and_leave_the_gradients(dtype):
+    """The updates are computed into arrays each optimizer keeps, in the formulas' order of operations: the
+    parameters come out as NumPy's expressions give them, to the last bit, and the gradients are not written."""
+    rng = np.random.default_rng(5)
+    shapes = {"W": (64, 48), "b": (64,)}
+    p0 = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()} for _ in range(3)]
+    kept = [{k: v.copy() for k, v in g.items()} for g in grads]
+
+    p = {k: v.copy() for k, v in p0.items()}
+    want = {k: v.copy() for k, v in p0.items()}
+    sgd = train.SGD(lr=0.03)
+    for g in grads:
+        sgd.step(p, g)
+        for k in want:
+            want[k] -= 0.03 * g[k]
+    assert all(np.array_equal(p[k], want[k]) and p[k].dtype == dtype for k in p)
+
+    p = {k: v.copy() for k, v in p0.items()}
+    want = {k: v.copy() for k, v in p0.items()}
+    vel = {k: np.zeros_like(v) for k, v in p0.items()}
+    momentum = train.SGD(lr=0.03, momentum=0.9)
+    for g in grads:
+        momentum.step(p, g)
+        for k in want:
+            vel[k] *= 0.9
+            vel[k] += g[k]
+            want[k] -= 0.03 * vel[k]
+    assert all(np.array_equal(p[k], want[k]) for k in p)
+
+    p = {k: v.copy() for k, v in p0.items()}
+    want = {k: v.copy() for k, v in p0.items()}
+    m = {k: np.zeros_like(v) for k, v in p0.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p0.items()}
+    adam = train.Adam(lr=0.002, beta1=0.85, beta2=0.95, eps=1e-6)
+    for t, g in enumerate(grads, start=1):
+        adam.step(p, g)
+        c1, c2 = 1 - 0.85 ** t, 1 - 0.95 ** t
+        for k in want:
+            m[k] *= 0.85
+            m[k] += (1 - 0.85) * g[k]
+            v2[k] *= 0.95
+            v2[k] += (1 - 0.95) * g[k] * g[k]
+            want[k] -= 0.002 * (m[k] / c1) / (np.sqrt(v2[k] / c2) + 1e-6)
+    assert all(np.array_equal(p[k], want[k]) for k in p)
+    assert all(np.array_equal(g[k], c[k]) for g, c in zip(grads, kept) for k in g)
