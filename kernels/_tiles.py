@@ -98,21 +98,26 @@ def _broadcast(builder, vty, lanes, value):
                                   ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
 
 
-def _tile_codegen(rows, wide=None, vector_bytes=None):
+def _tile_codegen(rows, wide=None, vector_bytes=None, strided=False):
     """The code of a tile of ``rows`` rows: c (rows, w) = a (rows, K) @ p (K, w), a's element (r, k) at
     r·lda + k·ka (a row-major: ka = 1; a view of a row-major matrix turned round: lda = 1), p contiguous
     (w = ``tile_columns`` of columns, or ``wide`` vectors where given: ``bench/tile_width.py`` compares
-    widths), c row-major with row stride ldc."""
+    widths), c row-major with row stride ldc. ``strided``: p's rows ldp numbers apart (an argument after p:
+    w columns of a row-major matrix read where they lie, ``strip_products``)."""
     def codegen(context, builder, signature, args):
         size, lanes, vty, zero, fma = _vector_types(context, builder, signature.args[0].dtype,
                                                      vector_bytes or TILE_BYTES)
         vectors = wide or (TILE_VECTORS_64 if size == 8 else TILE_VECTORS_32)
-        a_arr, lda, ka, p_arr, K, c_arr, ldc = args
+        if strided:
+            a_arr, lda, ka, p_arr, width, K, c_arr, ldc = args
+            c_at = 6
+        else:
+            a_arr, lda, ka, p_arr, K, c_arr, ldc = args
+            width, c_at = ir.Constant(K.type, lanes * vectors), 5
         A = context.make_array(signature.args[0])(context, builder, a_arr).data
         P = context.make_array(signature.args[3])(context, builder, p_arr).data
-        C = context.make_array(signature.args[5])(context, builder, c_arr).data
+        C = context.make_array(signature.args[c_at])(context, builder, c_arr).data
         accs = [[cgutils.alloca_once_value(builder, zero) for _ in range(vectors)] for _ in range(rows)]
-        width = ir.Constant(K.type, lanes * vectors)
         with cgutils.for_range(builder, K) as loop:
             k = loop.index
             row = builder.gep(P, [builder.mul(k, width)])
@@ -148,6 +153,28 @@ def _tile_intrinsic(rows, wide=None, vector_bytes=None):
         return types.void(a, lda, ka, p, K, c, ldc), _tile_codegen(rows, wide, vector_bytes)
     typer.__name__ = f"_tile{rows}" + (f"x{wide}" if wide else "") + (f"v{vector_bytes}" if vector_bytes else "")
     return intrinsic(typer)
+
+
+def _strip_intrinsic(rows, wide):
+    """A tile of ``rows`` rows by ``wide`` vectors of TILE_BYTES whose panel p is read where it lies, its rows ldp
+    numbers apart: (a, lda, ka, p, ldp, K, c, ldc)."""
+    def typer(typingctx, a, lda, ka, p, ldp, K, c, ldc):
+        if not (isinstance(a, types.Array) and a.dtype in (types.float32, types.float64)):
+            return None
+        return types.void(a, lda, ka, p, ldp, K, c, ldc), _tile_codegen(rows, wide, None, strided=True)
+    typer.__name__ = f"_strip{rows}x{wide}"
+    return intrinsic(typer)
+
+
+STRIP_ROWS = 8           # a strip's rows: 8 sums in flight even one vector wide (FMA latency x units)
+_strip1 = _strip_intrinsic(STRIP_ROWS, 1)     # a readout's outputs: o of them, a vector or a few
+_strip2 = _strip_intrinsic(STRIP_ROWS, 2)     # its gradient: 8 outputs' rows by two vectors of the states' units
+
+
+@helper
+def strip_columns(itemsize, wide):
+    """A strip's columns: ``wide`` vectors of TILE_BYTES of numbers of ``itemsize`` bytes."""
+    return wide * TILE_BYTES // itemsize
 
 
 _tile = _tile_intrinsic(ROWS)     # one shape only: fewer rows go through a zero-padded copy (compile time)

@@ -58,10 +58,15 @@ def _numpy_linear(net, W, h1, d, mask):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("T, B, n, o, bias", [(9, 3, 7, 5, True), (9, 3, 7, 5, False), (10, 2, 16, 8, True),
-                                              (1, 1, 3, 1, True), (7, 1, 33, 4, False), (25, 8, 128, 8, True)])
+                                              (1, 1, 3, 1, True), (7, 1, 33, 4, False), (25, 8, 128, 8, True),
+                                              (13, 7, 100, 19, True), (4, 8, 64, 32, False), (5, 3, 512, 8, True),
+                                              (6, 5, 40, 2, True), (3, 3, 128, 1, False)])
 def test_the_compiled_linear_pass_gives_numpys_loss_errors_and_readout_gradients(dtype, T, B, n, o, bias):
-    """T·B rows that are and are not a multiple of the pass's group of four, o that is and is not a
-    multiple of four, with and without an output bias; the inputs are left as they were."""
+    """T·B rows that are and are not a multiple of the pass's groups (four rows, a strip's eight), o that is and
+    is not a multiple of four or eight, below and above a strip's eight rows, n that is and is not a multiple of a
+    strip's columns; both ways of the outputs and of dW_out (``outputs_in_strips``, ``grads_in_strips``: o of 1 and
+    2, and float32 at n = 512, four rows at a time); with and without an output bias; the inputs are left as
+    they were."""
     rng = np.random.default_rng(T * B + n + o)
     h1 = rng.standard_normal((T, B, n)).astype(dtype)
     d = rng.standard_normal((T, B, o)).astype(dtype)
