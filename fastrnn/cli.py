@@ -514,6 +514,8 @@ def _warm_share(units):
                 _warm_pair(dtype)
             if name == "rnn":
                 _warm_products(dtype, forced)
+                if not forced:
+                    _warm_updates(dtype)
         finally:
             dispatch.FORCE_PARALLEL = old
 
@@ -532,6 +534,15 @@ def _warm_products(dtype, parallel):
     kernel = _tiles_matmul.parallel if parallel else _tiles_matmul.serial
     for x, y in ((a, b), (np.asfortranarray(a), b), (a, np.asfortranarray(b))):
         kernel(*_tiles_matmul.read_only((x, y, out, np.empty(0, dtype=dtype), 2 if parallel else 1)))
+
+
+def _warm_updates(dtype):
+    """The optimizers' one-pass updates (``kernels.update``: ``fastrnn.train.SGD``, with momentum, ``Adam``)."""
+    from fastrnn import train
+    params = {"w": np.zeros(4, dtype=dtype)}
+    grads = {"w": np.ones(4, dtype=dtype)}
+    for opt in (train.SGD(0.1), train.SGD(0.1, momentum=0.5), train.Adam(0.1)):
+        opt.step(params, grads)
 
 
 def _warm_pair(dtype):

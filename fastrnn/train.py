@@ -12,6 +12,7 @@ import numpy as np
 from . import checks as v
 from .api import OnlineRTRL, bptt, forward, rtrl
 from .errors import OptionError
+from .kernels import update
 
 ALGORITHMS = ("bptt", "tbptt", "rtrl", "online-rtrl")
 
@@ -27,11 +28,25 @@ def _grad_dict(grads, params):
     return out
 
 
+def _flat_pair(param, *others):
+    """Flat views of ``param`` and the arrays beside it for the one-pass updates (``kernels.update``): all
+    C-contiguous, writable where written, one float32/float64 dtype and one shape; else None (NumPy's way)."""
+    if not (isinstance(param, np.ndarray) and param.dtype in (np.float32, np.float64) and param.flags.c_contiguous
+            and param.flags.writeable):
+        return None
+    for a in others:
+        if not (isinstance(a, np.ndarray) and a.dtype == param.dtype and a.shape == param.shape
+                and a.flags.c_contiguous):
+            return None
+    return (param.reshape(-1),) + tuple(a.reshape(-1) for a in others)
+
+
 def _scratch(kept, name, param, g):
-    """The optimizer's array for one parameter's update, kept from step to step: the update is computed into it
-    instead of into new arrays. A new array of a few MB is new pages, which the OS maps and zeroes at the first
-    write: in the training-step table's float32 LSTM step (n=512, B=1), ``p -= lr * g`` on the 4 MiB dW_hh took 481
-    page faults right after torch.nn's step (``bench/results/2026-11-29-result-pages.md``)."""
+    """The optimizer's array for one parameter's update where NumPy takes it (``_flat_pair`` said no), kept from
+    step to step: the update is computed into it instead of into new arrays. A new array of a few MB is new
+    pages, which the OS maps and zeroes at the first write: in the training-step table's float32 LSTM step
+    (n=512, B=1), ``p -= lr * g`` on the 4 MiB dW_hh took 481 page faults right after torch.nn's step
+    (``bench/results/2026-11-29-result-pages.md``)."""
     dtype = np.result_type(param, g)
     buf = kept.get(name)
     if buf is None or buf.shape != param.shape or buf.dtype != dtype:
@@ -76,14 +91,24 @@ class SGD:
 
     def step(self, params, grads):
         for name, g in _grad_dict(grads, params).items():
+            p = params[name]
             if self.momentum:
-                vel = self.velocity.setdefault(name, np.zeros_like(params[name]))
+                vel = self.velocity.setdefault(name, np.zeros_like(p))
+                flat = _flat_pair(p, vel, g)
+                if flat is not None:        # one pass (``kernels.update``), NumPy's arithmetic bit for bit
+                    lr, mu = p.dtype.type(self.lr), p.dtype.type(self.momentum)
+                    update.momentum(flat[0], flat[1], flat[2], lr, mu)
+                    continue
                 vel *= self.momentum
                 vel += g
                 g = vel
-            step = _scratch(self._scratch, name, params[name], g)
+            flat = _flat_pair(p, g)
+            if flat is not None:
+                update.sgd(flat[0], flat[1], p.dtype.type(self.lr))
+                continue
+            step = _scratch(self._scratch, name, p, g)
             np.multiply(g, self.lr, out=step)
-            params[name] -= step
+            p -= step
 
 
 class Adam:
@@ -132,6 +157,12 @@ class Adam:
         for name, g in _grad_dict(grads, params).items():
             m = self.m.setdefault(name, np.zeros_like(params[name]))
             v = self.v.setdefault(name, np.zeros_like(params[name]))
+            flat = _flat_pair(params[name], m, v, g)
+            if flat is not None:            # one pass (``kernels.update``), NumPy's arithmetic bit for bit
+                t = params[name].dtype.type
+                update.adam(*flat, t(self.lr), t(self.beta1), t(1 - self.beta1), t(self.beta2), t(1 - self.beta2),
+                            t(c1), t(c2), t(self.eps))
+                continue
             a = _scratch(self._scratch, name, params[name], g)
             b = _scratch(self._scratch2, name, params[name], g)
             m *= self.beta1

@@ -112,14 +112,22 @@ def test_train_lstm_and_stop_early():
         train.train(net, task, algorithm="sgd")
 
 
+@pytest.mark.parametrize("layout", ["contiguous", "strided gradients"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_optimizer_steps_equal_their_formulas_bit_for_bit_and_leave_the_gradients(dtype):
-    """The updates are computed into arrays each optimizer keeps, in the formulas' order of operations: the
-    parameters come out as NumPy's expressions give them, to the last bit, and the gradients are not written."""
+def test_optimizer_steps_equal_their_formulas_bit_for_bit_and_leave_the_gradients(dtype, layout):
+    """The updates are computed in one pass (``kernels.update``: contiguous arrays of one dtype) or into arrays
+    each optimizer keeps (strided gradients), in the formulas' order of operations either way: the parameters
+    come out as NumPy's expressions give them, to the last bit, and the gradients are not written."""
     rng = np.random.default_rng(5)
     shapes = {"W": (64, 48), "b": (64,)}
     p0 = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
-    grads = [{k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()} for _ in range(3)]
+
+    def gradient(shape):
+        if layout == "contiguous":
+            return rng.standard_normal(shape).astype(dtype)
+        return rng.standard_normal(shape[:-1] + (2 * shape[-1],)).astype(dtype)[..., ::2]    # every other number
+    grads = [{k: gradient(s) for k, s in shapes.items()} for _ in range(3)]
+    assert all(g[k].flags.c_contiguous == (layout == "contiguous") for g in grads for k in g)
     kept = [{k: v.copy() for k, v in g.items()} for g in grads]
 
     p = {k: v.copy() for k, v in p0.items()}
