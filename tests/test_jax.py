@@ -140,3 +140,35 @@ def test_gru_grad_under_jit_equals_scan():
     ref = jax.grad(loss(scan_gru), argnums=(0, 1, 2))(p, x, h0)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
         assert rel(a, b) <= 1e-10
+
+
+def test_gradients_jax_holds_keep_their_values_through_later_calls():
+    """fastrnn hands its weight gradients out of recycled memory once nothing refers to them
+    (``runtime.workspace.result``, from 256 KB). JAX copies a callback's results into its own buffers, so the
+    bridge's gradients must not alias that memory: JAX's arrays from earlier calls stay as they were (were the
+    bridge to hand JAX fastrnn's arrays without a reference, a later call would write them), and each equals
+    the plain scan's gradient."""
+    rng = np.random.default_rng(7)
+    n, m, T, B = 96, 6, 9, 3                    # W_hh's gradient: 384 x 96 float64, 288 KB
+    p = {"W_ih": jnp.asarray(0.2 * rng.standard_normal((4 * n, m))),
+         "W_hh": jnp.asarray((0.5 / np.sqrt(n)) * rng.standard_normal((4 * n, n))),
+         "b_ih": jnp.asarray(0.1 * rng.standard_normal(4 * n)), "b_hh": jnp.asarray(0.1 * rng.standard_normal(4 * n))}
+    zeros = jnp.zeros((B, n))
+
+    def ours(params, x):
+        return jnp.sum(fj.lstm(params, x)[0] ** 2)
+
+    def scan(params, x):
+        return jnp.sum(scan_lstm(params, x, zeros, zeros)[0] ** 2)
+    grad = jax.jit(jax.grad(ours))
+    xs = [jnp.asarray(rng.standard_normal((T, B, m))) for _ in range(4)]
+    held = []
+    for x in xs:
+        g = grad(p, x)
+        held.append((g, {k: np.array(v) for k, v in g.items()}))
+    for (g, copy), x in zip(held, xs):
+        want = jax.grad(scan)(p, x)
+        for k in p:
+            assert np.array_equal(np.asarray(g[k]), copy[k]), k
+            assert rel(g[k], want[k]) < 1e-10, k
+    assert not np.array_equal(held[0][1]["W_hh"], held[1][1]["W_hh"])

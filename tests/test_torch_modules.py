@@ -859,3 +859,40 @@ def test_a_plain_call_whose_quieting_fails_runs_on_and_says_so_once(quieting, mo
     assert loss == again_loss
     for name, g in grads.items():
         assert np.array_equal(g, again[name]), name
+
+
+def test_gradient_tensors_held_from_earlier_steps_keep_their_values():
+    """The layer's weight gradients come from memory fastrnn recycles once nothing refers to it
+    (``runtime.workspace.result``, from 256 KB): .grad tensors kept from earlier steps (set to None between
+    steps, so each step makes new ones) and a clipped, accumulated .grad stay as they were, and each step's
+    equals torch.nn's."""
+    torch.manual_seed(5)
+    ref = torch.nn.LSTM(6, 96, dtype=torch.float64)          # weight_hh's gradient: 384 x 96 float64, 288 KB
+    torch.manual_seed(5)
+    ours = ft.LSTM(6, 96, dtype=torch.float64)
+    g = torch.Generator().manual_seed(6)
+    xs = [torch.randn(9, 3, 6, generator=g, dtype=torch.float64) for _ in range(4)]
+    held = []
+    for x in xs:
+        for module in (ref, ours):
+            module.zero_grad(set_to_none=True)
+            (module(x)[0] ** 2).sum().backward()
+        grads = {name: p.grad for name, p in ours.named_parameters()}
+        for name, p in ref.named_parameters():
+            torch.testing.assert_close(grads[name], p.grad, rtol=1e-10, atol=1e-12)
+        held.append((grads, {k: v.clone() for k, v in grads.items()}))
+    for grads, copy in held:
+        for k in grads:
+            assert torch.equal(grads[k], copy[k]), k
+    # accumulated across two backward passes, then scaled in place by clipping: the memory is the .grad's own
+    ours.zero_grad(set_to_none=True)
+    (ours(xs[0])[0] ** 2).sum().backward()
+    (ours(xs[1])[0] ** 2).sum().backward()
+    total = {k: v.clone() for k, v in ((n, p.grad) for n, p in ours.named_parameters())}
+    torch.nn.utils.clip_grad_norm_(ours.parameters(), 1e-3)
+    clipped = {n: p.grad.clone() for n, p in ours.named_parameters()}
+    (ours(xs[2])[0] ** 2).sum().backward()          # a third pass adds into .grad: no earlier memory reused
+    for n, p in ours.named_parameters():
+        step = held[2][1][n]
+        torch.testing.assert_close(p.grad, clipped[n] + step, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(total[n], held[0][1][n] + held[1][1][n], rtol=1e-10, atol=1e-12)
