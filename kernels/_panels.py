@@ -67,7 +67,7 @@ from numba import prange
 from ._blas import gemm_into
 from ._jit import _jit, helper
 from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILES, panel_order,
-                     row_tile_products, tile_columns, tile_products)
+                     row_tile_products, tile_columns, tile_products, turned_copy)
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -260,22 +260,22 @@ def shared_panels(WT, rows, buf, split, nblocks):
 
 @_jit
 def _copy(dst, src):
-    """dst[:, :] = src, dst C-ordered, src a view either way round. A src stored the other way
-    round (the forward passes' panels of W^T) is copied one column of dst at a time, read along one
-    of src's stored rows, where dst is a panel (at most NARROW_COPY columns, so its rows stay in
-    cache while each column is written down them): float32 (512, 128) cut into row-tile panels 43 us
-    against 61-79 in strips, into the tiles' panels 75 against 124, float64 73-110 against 114-193
-    (one thread, ad hoc, three shapes each); in blocks (``_turned_blocks``) from NARROW_COPY_ELEMENTS numbers:
-    float32 (512, 64) 11.8 us against 16.4, (2048, 64) 49 against 66, float64 (512, 32) 6.4 against 9.0 (and
-    (128, 64) 3.2 against 2.3, (512, 16) 3.3 against 2.2, below it). A wider dst is copied in blocks; an earlier
-    way, strips of _STRIP columns each written along dst's rows while src is read from a few cache lines at a
-    time, took float32 (2048, 512) in 0.7 ms against 3.8 element by element along dst's rows (and 2.7 against
-    6.5 column by column)."""
+    """dst[:, :] = src, dst C-ordered, src a view either way round. A src stored the other way round (the forward
+    passes' panels of W^T, [x | h]^T for the weight gradients, a gradient copied out of its turned product) whose
+    stored rows are contiguous, into a dst with contiguous rows, is turned round in registers a block of a
+    vector's lanes square at a time (``_tiles.turned_copy``). One thread, hot, against the ways before it (ad hoc,
+    AMD EPYC Zen 5, AVX-512): float64 (1000, 128) from its transpose 41 against 60 us, (800, 32) 5.6 against 10.3,
+    (512, 2048) 494 against 589; float32 (1000, 128) 14 against 52, (800, 32) 2.2 against 10.6, (512, 2048) 253
+    against 416; narrow panels too, where the way before went column by column: float32 (512, 64) 3.7 against
+    17.9, (128, 64) 1.1 against 2.4, float64 (512, 16) 1.7 against 4.8. Other strides: column by column into a
+    narrow dst (at most NARROW_COPY columns and NARROW_COPY_ELEMENTS numbers), else in blocks (``_turned_blocks``)."""
     R, C = dst.shape
     if src.strides[0] >= src.strides[1]:
         for r in range(R):
             for c in range(C):
                 dst[r, c] = src[r, c]
+    elif src.strides[0] == src.itemsize and dst.strides[1] == dst.itemsize:
+        turned_copy(dst, src)
     elif C <= NARROW_COPY and R * C < NARROW_COPY_ELEMENTS:
         for c in range(C):
             for r in range(R):

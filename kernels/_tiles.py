@@ -166,6 +166,68 @@ def _strip_intrinsic(rows, wide):
     return intrinsic(typer)
 
 
+def _turn_codegen(context, builder, signature, args):
+    """dst (L, L) = src (L, L) turned round, L = a vector of TILE_BYTES: src's rows loaded as vectors, turned
+    round in registers by log2(L) stages of shuffles (stage d swaps, in each pair of rows d apart, the lanes whose
+    bit d differs from the row's), stored as dst's rows. src's rows lds numbers apart, dst's ldd."""
+    size, lanes, vty, _, _ = _vector_types(context, builder, signature.args[0].dtype, TILE_BYTES)
+    s_arr, lds, d_arr, ldd = args
+    S = context.make_array(signature.args[0])(context, builder, s_arr).data
+    D = context.make_array(signature.args[2])(context, builder, d_arr).data
+    rows = [builder.load(builder.bitcast(builder.gep(S, [builder.mul(ir.Constant(lds.type, i), lds)]),
+                                         vty.as_pointer()), align=size) for i in range(lanes)]
+    d = 1
+    while d < lanes:
+        lo = [k if k & d == 0 else lanes + k - d for k in range(lanes)]
+        hi = [k + d if k & d == 0 else lanes + k for k in range(lanes)]
+        out = list(rows)
+        for i in range(lanes):
+            if i & d == 0:
+                a, b = rows[i], rows[i + d]
+                out[i] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), lanes), lo))
+                out[i + d] = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), lanes), hi))
+        rows = out
+        d *= 2
+    for j in range(lanes):
+        ptr = builder.bitcast(builder.gep(D, [builder.mul(ir.Constant(ldd.type, j), ldd)]), vty.as_pointer())
+        builder.store(rows[j], ptr, align=size)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _turn_block(typingctx, src, lds, dst, ldd):
+    if not (isinstance(src, types.Array) and src.dtype in (types.float32, types.float64) and dst.dtype == src.dtype):
+        return None
+    return types.void(src, lds, dst, ldd), _turn_codegen
+
+
+@helper
+def turn_lanes(itemsize):
+    """The side of a block ``turned_copy`` turns round in registers: a vector of TILE_BYTES of such numbers."""
+    return TILE_BYTES // itemsize
+
+
+@helper
+def turned_copy(dst, src):
+    """dst (R, C) = src, src a view of a row-major matrix turned round (src[r, c] at r·1 + c·lds), dst's rows
+    contiguous: in blocks of a vector's lanes square, each loaded along the matrix's rows, turned round in
+    registers (``_turn_block``) and stored along dst's rows; the edges number by number."""
+    R, C = dst.shape
+    L = turn_lanes(dst.itemsize)
+    lds = src.strides[1] // src.itemsize
+    ldd = dst.strides[0] // dst.itemsize
+    R1, C1 = R - R % L, C - C % L
+    for r0 in range(0, R1, L):
+        for c0 in range(0, C1, L):
+            _turn_block(src[r0:, c0:], lds, dst[r0:, c0:], ldd)
+        for r in range(r0, r0 + L):
+            for c in range(C1, C):
+                dst[r, c] = src[r, c]
+    for r in range(R1, R):
+        for c in range(C):
+            dst[r, c] = src[r, c]
+
+
 STRIP_ROWS = 8           # a strip's rows: 8 sums in flight even one vector wide (FMA latency x units)
 _strip1 = _strip_intrinsic(STRIP_ROWS, 1)     # a readout's outputs: o of them, a vector or a few
 _strip2 = _strip_intrinsic(STRIP_ROWS, 2)     # its gradient: 8 outputs' rows by two vectors of the states' units

@@ -478,16 +478,19 @@ def test_row_tiles_rule():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_copy_into_panels_equals_its_source_either_way_round(dtype):
-    """``_copy`` for small narrow destinations (panels: column by column) and the others (blocks of 16 x 16 and
-    the rows and columns beyond them), from a source stored either way round and from strided views; nothing
-    outside the destination written."""
+    """``_copy`` from a source stored the other way round with contiguous stored rows (turned round in registers,
+    ``_tiles.turned_copy``: whole blocks of a vector's lanes square and the rows and columns beyond them), from
+    one whose stored rows are strided (small narrow destinations column by column, the others in blocks of 16 x
+    16), from one stored as dst is, and from strided views; nothing outside the destination written."""
     from fastrnn.kernels._panels import NARROW_COPY, _copy
     rng = np.random.default_rng(5)
     for R, C in ((128, 16), (37, NARROW_COPY), (300, NARROW_COPY), (64, NARROW_COPY + 1), (33, 200), (15, 300), (48, 96),
-                 (16, 81)):
-        W = rng.standard_normal((2 * C + 3, R + 5)).astype(dtype)
-        # stored the other way round, stored as dst is, and the other way round every second row of W
-        for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W.T[2:R + 2, 1:2 * C + 1:2]):
+                 (16, 81), (3, 5), (17, 33), (64, 64)):
+        W = rng.standard_normal((2 * C + 3, 2 * R + 5)).astype(dtype)
+        # stored the other way round, stored as dst is, the other way round every second row of W, and the other
+        # way round every second column of W (its stored rows strided)
+        for src in (W.T[2:R + 2, 1:C + 1], np.ascontiguousarray(W.T[2:R + 2, 1:C + 1]), W.T[2:R + 2, 1:2 * C + 1:2],
+                    W.T[2:2 * R + 2:2, 1:C + 1]):
             big = np.full((R + 2, C + 2), np.nan, dtype)
             _copy(big[1:R + 1, 1:C + 1], src)
             np.testing.assert_array_equal(big[1:R + 1, 1:C + 1], src)
