@@ -49,7 +49,8 @@ def _case(cell, n, B, dtype, ways, T=100, m=32):
 
     def run(way):
         sgemm, layout = way
-        _weight_grads.serial(x, h, D, *outs, XH, G[layout], np.empty(0, dtype), False, sgemm, layout, 1)
+        _weight_grads.serial(x, h, D, *outs, XH, G[layout], np.empty(0, dtype), False, sgemm, layout,
+                             np.empty((0, 0, 0), dtype), 1)
         return [o.copy() for o in outs]
 
     a, b = run(ways[0]), run(ways[1])

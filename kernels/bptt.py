@@ -146,8 +146,8 @@ def _tiles_matmul(a, b, out, panels, nblocks):
 JOINED, TURNED, SPLIT, TILED, DIRECT = 0, 1, 2, 3, 4    # the weight-gradient product's layouts (``_weight_grads``)
 
 
-@kernel("rows", reads=("x", "h_prev", "D"))
-def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout, nblocks):
+@kernel("rows", reads=("x", "h_prev", "D", "A_in"))
+def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout, A_in, nblocks):
     """Weight gradients from the summed deltas: matrix products over all T*B rows.
 
     x (T, B, m); h_prev (T, B, n) the states fed into each step (h_{t-1}, forced where teacher
@@ -180,6 +180,10 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
         where it lies, turned round, x and h cut into panels of all T*B rows (``_direct_in_tiles``); G, XH and
         ``rest`` are not used. Where the rows are few (``cells.base.weight_grad_layout``), so that a panel of
         them stays in the L1 cache: no copy of D into panels, no product turned round and copied out.
+    A_in (T, B, a), or a = 0: for a cell whose input side's deltas differ from D in its last a columns (the GRU's
+    n block: da_n on the input side, da_n ⊙ r on the hidden side), those columns of the input side; ``TILED`` takes
+    dW_in's last a rows from them (x^T A_in, panels of A_in cut beside D's for x's rows only), every other layout
+    ignores A_in (its caller then computes those rows itself: ``cells.base.weight_grads``).
     sgemm: the address of a CBLAS sgemm (ILP64) that takes the float32 product instead of Numba's
     ``np.dot`` (``_blas``: NumPy's OpenBLAS, faster on these shapes here), or 0: ``np.dot``.
     nblocks: parallel blocks. by_columns (``cells.base.weight_grad_split`` decides): each block takes
@@ -196,6 +200,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
     D2 = D.reshape(R, r)
     x2 = x.reshape(R, m)
     h2 = h_prev.reshape(R, n)
+    A2 = A_in.reshape(A_in.shape[0] * A_in.shape[1], A_in.shape[2])
     part_b = np.zeros((nblocks, r), dtype=np.float64)   # the bias sum in float64: T·B terms in float32 drift
     if layout == DIRECT:                                # each block its own rows of the gradients, all T·B rows
         w = tile_columns(D.itemsize)
@@ -232,7 +237,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
                 if layout == SPLIT:
                     _split_products(D2[:, c0:c1], x2, h2, G[c0:c1], sgemm)
                 elif layout == TILED:
-                    _turned_in_tiles(x2, h2, XH, in_place, D2, G, 0, R, c0, c1)
+                    _turned_in_tiles(x2, h2, XH, in_place, D2, G, 0, R, c0, c1, A2)
                 else:
                     _columns_product(D2, XH, G, c0, c1, sgemm, layout == TURNED)
                 acc = part_b[0]
@@ -258,7 +263,7 @@ def _weight_grads(x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgem
             elif layout == TILED:
                 if not in_place:
                     _turned_rows(x2, h2, XH, r0, r1)
-                _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, 0, r)
+                _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, 0, r, A2)
             else:
                 copy_columns(XHk, 0, x2[r0:r1], 0, m)    # each block fills its own rows of [x | h]
                 copy_columns(XHk, m, h2[r0:r1], 0, n)
@@ -321,7 +326,7 @@ TILED_PANEL_BYTES = 512 << 10    # ... over at most this many bytes of rows at a
 
 
 @_jit
-def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
+def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1, A2):
     """out[:, c0:c1] = [x | h]^T D over rows r0:r1 (``TILED``): x2 (R, m) and h2 (R, n) read where they lie,
     turned round (``in_place``, ``read_in_place``: ``tile_products`` takes any strides), or XH holding
     [x | h]^T (m + n, R) (``_turned_rows``); D2 (R, r). D's columns are taken TILED_GROUP_PANELS panels of
@@ -331,22 +336,28 @@ def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
     after the first are summed in through a scratch block. The copy costs a quarter of the product (float32 LSTM n=128 B=32, one
     thread: the tiles alone 2.0-2.3 ms, with the copy 2.65-2.72); panel by panel, down D's rows 256 bytes of
     each at a time, 2.7-3.1, and with D read from memory 4.75-5.1 ms for the whole product against 4.0 now
-    (n=512 B=8: 10.4 against 9.1; float64 GRU n=128 B=32: 6.8 against 5.6; ad hoc)."""
+    (n=512 B=8: 10.4 against 9.1; float64 GRU n=128 B=32: 6.8 against 5.6; ad hoc).
+
+    A2 (R, a), a > 0: x's rows take D's last a columns from A2 instead (the input side's deltas of a GRU's n
+    block, ``_weight_grads``): a group of panels that reaches them is cut twice, once with them for x's rows."""
     J, R, m = out.shape[0], D2.shape[0], x2.shape[1]
     XT = XH[:0, :0]                         # not read in place
     if not in_place:
         XT = XH.reshape((J, R))
     K = r1 - r0
+    a0 = D2.shape[1] - A2.shape[1]          # D's first column that x's rows take from A2 (none: D's width)
     w = tile_columns(D2.itemsize)
     gw = TILED_GROUP_PANELS * w
     Kc = min(K, max(ROWS, TILED_PANEL_BYTES // (gw * D2.itemsize)))
     P = np.empty((1, TILED_GROUP_PANELS, Kc, w), dtype=D2.dtype)
+    Px = np.empty((1, TILED_GROUP_PANELS, Kc if A2.shape[1] > 0 else 0, w), dtype=D2.dtype)
     edge = np.empty((ROWS, w), dtype=D2.dtype)
     pad = np.empty((ROWS, Kc), dtype=D2.dtype)
     part = np.empty((J, gw), dtype=D2.dtype)
     for g0 in range(c0, c1, gw):
         g1 = min(c1, g0 + gw)
         count = (g1 - g0 + w - 1) // w
+        own_x = A2.shape[1] > 0 and g1 > a0   # this group reaches A2's columns: x's rows get panels of their own
         for k0 in range(0, K, Kc):
             kc = min(Kc, K - k0)
             for k in range(kc):
@@ -363,13 +374,35 @@ def _turned_in_tiles(x2, h2, XH, in_place, D2, out, r0, r1, c0, c1):
                             dst[j] = src[j0 + j]
                         for j in range(g1 - j0, w):
                             dst[j] = 0
+                if own_x:
+                    arow = borrow(A2, r0 + k0 + k)
+                    for p in range(count):
+                        dst = borrow(borrow2(Px, 0, p), k)
+                        j0 = g0 + p * w
+                        if j0 >= a0 and j0 + w <= g1:       # a whole panel's row of A2 (the GRU's n block)
+                            row = arow[j0 - a0:j0 - a0 + w]
+                            for j in range(w):
+                                dst[j] = row[j]
+                        elif j0 + w <= a0:                  # a whole panel's row of D, as P's
+                            row = src[j0:j0 + w]
+                            for j in range(w):
+                                dst[j] = row[j]
+                        else:                               # a panel across A2's first column, or the last
+                            for j in range(w):
+                                col = j0 + j
+                                dst[j] = 0 if col >= g1 else (arow[col - a0] if col >= a0 else src[col])
             rows_pad = pad if kc == Kc else np.empty((ROWS, kc), dtype=D2.dtype)   # rows of kc numbers
             sums = out[:, g0:g1] if k0 == 0 else part[:, :g1 - g0]
+            Pk = P[:, :count, :kc]
+            Pxk = Px[:, :count, :kc] if own_x else Pk
             if in_place:
-                tile_products(x2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[:m], edge, rows_pad, False)
-                tile_products(h2[r0 + k0:r0 + k0 + kc].T, P[:, :count, :kc], sums[m:], edge, rows_pad, False)
+                tile_products(x2[r0 + k0:r0 + k0 + kc].T, Pxk, sums[:m], edge, rows_pad, False)
+                tile_products(h2[r0 + k0:r0 + k0 + kc].T, Pk, sums[m:], edge, rows_pad, False)
+            elif own_x:
+                tile_products(XT[:m, r0 + k0:r0 + k0 + kc], Pxk, sums[:m], edge, rows_pad, False)
+                tile_products(XT[m:, r0 + k0:r0 + k0 + kc], Pk, sums[m:], edge, rows_pad, False)
             else:
-                tile_products(XT[:, r0 + k0:r0 + k0 + kc], P[:, :count, :kc], sums, edge, rows_pad, False)
+                tile_products(XT[:, r0 + k0:r0 + k0 + kc], Pk, sums, edge, rows_pad, False)
             if k0 > 0:
                 for q in range(J):
                     for j in range(g1 - g0):

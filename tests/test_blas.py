@@ -22,7 +22,7 @@ def _weight_grad_call(sgemm, nblocks, T=13, B=5, m=3, n=7, r=28, seed=0, by_colu
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
     partials = np.full(rest, np.nan, np.float32)        # NaN: a product that is not written would show
     kernel(*_weight_grads.read_only((x, h_prev, D, dW_in, dW_rec, db, XH, G, partials, by_columns, sgemm, layout,
-                                     nblocks)))
+                                     np.empty((0, 0, 0), D.dtype), nblocks)))
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)          # inputs unchanged
     Dr = D.astype(np.float64).reshape(T * B, r)
@@ -93,7 +93,7 @@ def test_float64_weight_gradient_product_turned_round(nblocks, r, n, by_columns)
         with blas.single_threaded():
             kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan), G,
                                              np.full((nblocks - 1) * G.size, np.nan), by_columns, 0, layout,
-                                             nblocks)))
+                                             np.empty((0, 0, 0)), nblocks)))
         results[layout] = outs
     for before, after in zip(inputs, (x, h_prev, D)):
         np.testing.assert_array_equal(before, after)
@@ -144,8 +144,43 @@ def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B
     with blas.single_threaded():
         kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
                                          np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
-                                         nblocks)))
+                                         np.empty((0, 0, 0), dtype), nblocks)))
     _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
+
+
+@pytest.mark.parametrize("by_columns", [False, True])
+@pytest.mark.parametrize("nblocks", [1, 2, 3])
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("T,B,m,n,a", [(100, 8, 32, 128, 128), (37, 3, 5, 70, 70), (131, 9, 5, 70, 3),
+                                       (30, 4, 6, 160, 160), (20, 32, 32, 64, 100)])
+def test_weight_gradient_input_side_from_its_own_deltas_in_tiles(by_columns, nblocks, dtype, rtol, T, B, m, n, a):
+    """layout=TILED with A_in (T, B, a): dW_in's last a rows are the sums of A_in^T x (the GRU's n block: the
+    input side's deltas), every other gradient D's, as the float64 products give them. D has 3n columns, or 2n
+    + 100 (a = 100 not a multiple of a panel: a group of panels partly D's, partly A_in's, for x's rows); x and h
+    read in place and through XH (``read_in_place``: both among these shapes); by columns and by rows; inputs
+    unchanged; NaN-filled scratch never read."""
+    from fastrnn.cells.base import GRAD_ROW_PAD
+    rng = np.random.default_rng(T + n + a)
+    r = 2 * n + a
+    x, h_prev, D, A = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r), (T, B, a)))
+    inputs = [v.copy() for v in (x, h_prev, D, A)]
+    outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
+    G = np.full((m + n, r + GRAD_ROW_PAD // np.dtype(dtype).itemsize), np.nan, dtype)
+    kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
+    with blas.single_threaded():
+        kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
+                                         np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
+                                         A, nblocks)))
+    for before, after in zip(inputs, (x, h_prev, D, A)):
+        np.testing.assert_array_equal(before, after)
+    R = T * B
+    x2, h2, D2, A2 = (v.astype(np.float64).reshape(R, -1) for v in (x, h_prev, D, A))
+    D_in = D2.copy()
+    D_in[:, r - a:] = A2
+    for got, want in zip(outs, (D_in.T @ x2, D2.T @ h2, D2.sum(axis=0))):
+        assert not np.isnan(got).any()
+        scale = np.max(np.abs(want))
+        assert np.max(np.abs(got - want)) <= rtol * scale, (np.max(np.abs(got - want)) / scale)
 
 
 @pytest.mark.parametrize("nblocks", [1, 2, 3])
@@ -167,7 +202,7 @@ def test_weight_gradients_written_in_place_from_the_tiles(nblocks, dtype, rtol, 
     with blas.single_threaded():
         kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((0, m + n), np.nan, dtype),
                                          np.full((0, 0), np.nan, dtype), np.empty(0, dtype), True, 0, DIRECT,
-                                         nblocks)))
+                                         np.empty((0, 0, 0), dtype), nblocks)))
     _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
 
 

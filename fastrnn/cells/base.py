@@ -312,12 +312,33 @@ def weight_grad_split(rows, r):
     return rows <= r
 
 
-def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
+_NO_INPUT_SIDE = {}
+
+
+def no_input_side(dtype):
+    """The ``a_in`` of a cell whose input side's deltas are D's own (an empty (0, 0, 0) array, one per dtype)."""
+    key = np.dtype(dtype)
+    if key not in _NO_INPUT_SIDE:
+        _NO_INPUT_SIDE[key] = np.empty((0, 0, 0), dtype=key)
+    return _NO_INPUT_SIDE[key]
+
+
+def input_side_rows(x, a_in, dW_in):
+    """dW_in's last a rows = a_in^T x over all rows (a_in (T, B, a)): the input side's own deltas where a layout
+    other than ``TILED`` took D's (``kernels.bptt._weight_grads``)."""
+    a = a_in.shape[2]
+    rows = x.shape[0] * x.shape[1]
+    product(a_in.reshape(rows, a).T, x.reshape(rows, x.shape[2]), dW_in[dW_in.shape[0] - a:])
+
+
+def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db, a_in=None):
     """The weight gradients every cell's BPTT ends with (``kernels.bptt._weight_grads``): dW_in,
     dW_rec and db from the summed deltas D (T, B, r) over all T·B rows; its large scratch arrays
     ([x | h], the product, the partial products of a split by rows up to KEEP_PARTIALS_BYTES) are
     this thread's workspace. Beside another framework's spinning pool (``runtime.dispatch.beside``),
-    products large enough to pay on parallel threads go through that pool instead (``matmul``)."""
+    products large enough to pay on parallel threads go through that pool instead (``matmul``).
+    ``a_in`` (T, B, a): dW_in's last a rows from those deltas instead of D's last a columns (the GRU's n block:
+    in the kernel's ``TILED`` products, else by one more product, ``input_side_rows``)."""
     T, B, m = x.shape
     r = D.shape[2]
     n = h_prev.shape[2]
@@ -333,6 +354,8 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
         dW_in[...] = G[:, :m]
         dW_rec[...] = G[:, m:m + n]
         db[...] = G[:, m + n]
+        if a_in is not None:
+            input_side_rows(x, a_in, dW_in)
         return
     shape, layout = weight_grad_layout(D.dtype, r, m, n, T * B)
     XH = workspace.scratch("weight-gradient rows [x | h]", (0 if layout in (SPLIT, DIRECT) else T * B, m + n), D.dtype)
@@ -343,7 +366,10 @@ def weight_grads(threads, x, h_prev, D, dW_in, dW_rec, db):
     if partials * G.itemsize > KEEP_PARTIALS_BYTES:
         partials = 0                        # the kernel makes them for this call alone
     rest = workspace.at_least("weight-gradient partial sums", partials, D.dtype)
-    call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout)
+    call(_weight_grads, threads, work, x, h_prev, D, dW_in, dW_rec, db, XH, G, rest, by_columns, sgemm, layout,
+         no_input_side(D.dtype) if a_in is None else a_in)
+    if a_in is not None and layout != TILED:
+        input_side_rows(x, a_in, dW_in)
 
 
 class RowProducts:
@@ -359,8 +385,9 @@ class RowProducts:
     kernel with buffers set up once a call, which costs a few microseconds a segment instead of
     some thirty; ``aside`` takes a segment on a second thread into sums of its own, ``merge`` adds them in."""
 
-    def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None, sums=(), d_in=None):
+    def __init__(self, x, h_prev, D, grads, names, W_in=None, dx=None, sums=(), d_in=None, a_in=None):
         self.x, self.h_prev, self.D, self.W_in, self.dx, self.d_in = x, h_prev, D, W_in, dx, d_in
+        self.a_in = a_in
         self.outs = [grads[name] for name in names]
         self.sums = list(sums)
         T, B, m = x.shape
@@ -374,7 +401,7 @@ class RowProducts:
     def __call__(self, s0, s1, threads, add):
         whole = s0 == 0 and s1 == self.x.shape[0] and not add
         if whole:
-            weight_grads(threads, self.x, self.h_prev, self.D, *self.outs)
+            weight_grads(threads, self.x, self.h_prev, self.D, *self.outs, a_in=self.a_in)
             rows = self.x.shape[0] * self.x.shape[1]
             for out, a, b in self.sums:
                 a2 = a.reshape(rows, a.shape[2])
@@ -439,9 +466,12 @@ class RowProducts:
         XH, _, rest, sgemm, layout, _ = self._buffers()
         B = self.x.shape[1]
         rows = (s1 - s0) * B
+        a_in = no_input_side(self.D.dtype) if self.a_in is None else self.a_in[s0:s1]
         args = _weight_grads.read_only((self.x[s0:s1], self.h_prev[s0:s1], self.D[s0:s1], *outs[:3],
-                                        XH[s0 * B:s1 * B], G, rest, False, sgemm, layout))
+                                        XH[s0 * B:s1 * B], G, rest, False, sgemm, layout, a_in))
         _weight_grads.serial(*args, 1)
+        if self.a_in is not None and layout != TILED:
+            input_side_rows(self.x[s0:s1], a_in, outs[0])
         for out, (_, a, b) in zip(outs[3:], self.sums):
             a2 = a[s0:s1].reshape(rows, a.shape[2])
             if b is None:

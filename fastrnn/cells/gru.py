@@ -88,10 +88,12 @@ class Driver(CellDriver):
 
         grads = {"W_ih": workspace.result((3 * n, m), net.dtype), "W_hh": workspace.result((3 * n, n), net.dtype),
                  "b_hh": np.empty(3 * n, net.dtype)}
-        W_ih_n, b_ih_n = np.empty((n, m), net.dtype), np.empty(n, net.dtype)
+        b_ih_n = np.empty(n, net.dtype)
         dx = workspace.result((T, B, m), net.dtype) if want_dx else None
+        # W_ih's n block from the input side's deltas An (a_in: in the weight gradients' own products where they
+        # take them in tiles; its bias, b_ih's n block, as a sum of its own)
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_hh"), W["W_ih"] if want_dx else None, dx,
-                           sums=((W_ih_n, An, x), (b_ih_n, An, None)), d_in=d_in)
+                           sums=((b_ih_n, An, None),), d_in=d_in, a_in=An)
         if paired:
             dh = workspace.zeros(n, net.dtype)          # both halves write it every step: aligned
             pair.gru_sweep(W["W_hh"], h.reshape(T + 1, n), gates.reshape(T, 4 * n), g.reshape(T, n), dh,
@@ -105,7 +107,6 @@ class Driver(CellDriver):
             rows(0, T, threads, False)
         else:
             overlap.run(sweep, rows, T, threads, overlap.beside(_gru_sweep, threads, work, rows.flops, truncation))
-        grads["W_ih"][2 * n:] = W_ih_n
         grads["b_ih"] = grads["b_hh"].copy()
         grads["b_ih"][2 * n:] = b_ih_n
         return grads, (dh0,), dx
