@@ -67,7 +67,8 @@ from numba import prange
 from ._blas import gemm_into
 from ._jit import _jit, helper
 from ._tiles import (FORWARD_ROW_TILE_MIN_K, ROW_TILE_BYTES, ROW_TILES, ROWS as TILE_ROWS, TILES, panel_order,
-                     row_tile_products, tile_columns, tile_products, turned_copy)
+                     copy_edges, row_tile_products, tile_columns, tile_products,
+                     turned_copy)
 
 PANEL_ELEMENTS = 1 << 19   # rows * K * w at or below this: the BLAS multiplies without packing
 ROW_BLOCK = 8              # rows a product takes at a time where so few multiply by the whole matrix unpacked
@@ -304,12 +305,7 @@ def _turned_blocks(dst, src):
                 row = dst[r0 + j, c0:c0 + S]
                 for i in range(S):
                     row[i] = block[j, i]
-        for r in range(r0, r0 + S):
-            for c in range(C1, C):
-                dst[r, c] = src[r, c]
-    for r in range(R1, R):
-        for c in range(C):
-            dst[r, c] = src[r, c]
+    copy_edges(dst, src, R1, C1)
 
 
 @_jit

@@ -220,9 +220,16 @@ def turned_copy(dst, src):
     for r0 in range(0, R1, L):
         for c0 in range(0, C1, L):
             _turn_block(src[r0:, c0:], lds, dst[r0:, c0:], ldd)
-        for r in range(r0, r0 + L):
-            for c in range(C1, C):
-                dst[r, c] = src[r, c]
+    copy_edges(dst, src, R1, C1)
+
+
+@helper
+def copy_edges(dst, src, R1, C1):
+    """dst = src beyond the whole blocks of a blocked copy: columns C1: of rows :R1, then rows R1: whole."""
+    R, C = dst.shape
+    for r in range(R1):
+        for c in range(C1, C):
+            dst[r, c] = src[r, c]
     for r in range(R1, R):
         for c in range(C):
             dst[r, c] = src[r, c]

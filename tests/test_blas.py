@@ -134,18 +134,26 @@ def test_weight_gradient_product_in_tiles(nblocks, by_columns, dtype, rtol, T, B
     shorter), x and h read in place turned round or through XH holding [x | h]^T (``read_in_place``: both ways
     in either dtype among these shapes): the float64 sums (float32: the products of T·B = 800 terms against
     float64's), inputs unchanged, the NaN-filled padding never read."""
-    from fastrnn.cells.base import GRAD_ROW_PAD
     rng = np.random.default_rng(T + r)
     x, h_prev, D = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r)))
     inputs = [a.copy() for a in (x, h_prev, D)]
+    outs = _tiled_gradients(x, h_prev, D, np.empty((0, 0, 0), dtype), nblocks, by_columns)
+    _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
+
+
+def _tiled_gradients(x, h_prev, D, A_in, nblocks, by_columns):
+    """The weight-gradient kernel's (dW_in, dW_rec, db) with layout=TILED, from NaN-filled outputs and scratch."""
+    from fastrnn.cells.base import GRAD_ROW_PAD
+    T, B, m = x.shape
+    n, r, dtype = h_prev.shape[2], D.shape[2], D.dtype
     outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
     G = np.full((m + n, r + GRAD_ROW_PAD // np.dtype(dtype).itemsize), np.nan, dtype)
     kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
     with blas.single_threaded():
         kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
                                          np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
-                                         np.empty((0, 0, 0), dtype), nblocks)))
-    _assert_gradient_sums(inputs, (x, h_prev, D), outs, rtol)
+                                         A_in, nblocks)))
+    return outs
 
 
 @pytest.mark.parametrize("by_columns", [False, True])
@@ -159,18 +167,11 @@ def test_weight_gradient_input_side_from_its_own_deltas_in_tiles(by_columns, nbl
     + 100 (a = 100 not a multiple of a panel: a group of panels partly D's, partly A_in's, for x's rows); x and h
     read in place and through XH (``read_in_place``: both among these shapes); by columns and by rows; inputs
     unchanged; NaN-filled scratch never read."""
-    from fastrnn.cells.base import GRAD_ROW_PAD
     rng = np.random.default_rng(T + n + a)
     r = 2 * n + a
     x, h_prev, D, A = (rng.standard_normal(s).astype(dtype) for s in ((T, B, m), (T, B, n), (T, B, r), (T, B, a)))
     inputs = [v.copy() for v in (x, h_prev, D, A)]
-    outs = [np.full((r, m), np.nan, dtype), np.full((r, n), np.nan, dtype), np.full(r, np.nan, dtype)]
-    G = np.full((m + n, r + GRAD_ROW_PAD // np.dtype(dtype).itemsize), np.nan, dtype)
-    kernel = _weight_grads.parallel if nblocks > 1 else _weight_grads.serial
-    with blas.single_threaded():
-        kernel(*_weight_grads.read_only((x, h_prev, D, *outs, np.full((T * B, m + n), np.nan, dtype), G,
-                                         np.full((nblocks - 1) * G.size, np.nan, dtype), by_columns, 0, TILED,
-                                         A, nblocks)))
+    outs = _tiled_gradients(x, h_prev, D, A, nblocks, by_columns)
     for before, after in zip(inputs, (x, h_prev, D, A)):
         np.testing.assert_array_equal(before, after)
     R = T * B
