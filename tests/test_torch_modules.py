@@ -346,6 +346,55 @@ def test_backward_after_an_in_place_change_is_refused_as_in_torch(kind):
 
 
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("options", [{}, {"num_layers": 2, "bidirectional": True}, {"batch_first": True}],
+                         ids=["one-layer", "2-layers-bidirectional", "batch-first"])
+def test_an_output_changed_in_place_still_gets_the_forward_pass_gradients(kind, options):
+    """The output is the forward pass's own memory (no copy), which backward reads as the states: an
+    in-place change of the output before backward (once, then again before a second backward pass
+    with ``retain_graph``) must give the gradients torch.nn's float64 modules give for the same
+    program, and a backward pass must leave the output's values as they were."""
+    ref, ours = pair(kind, torch.float64, **options)
+    x, hx = inputs(ours, kind, torch.float64)
+    results = []
+    for module in (ref, ours):
+        module.zero_grad()
+        xi = x.clone().requires_grad_(True)
+        out, _ = module(xi, hx if kind == "LSTM" else hx[0])
+        before = out.detach().clone()
+        loss = (out ** 2).sum()              # saves the output as it is now
+        loss.backward(retain_graph=True)
+        assert torch.equal(out.detach(), before)
+        out.mul_(1.5)                        # then changed in place: the states themselves in fastrnn
+        (out ** 3).sum().backward(retain_graph=True)
+        out.add_(0.25)
+        (out.sin()).sum().backward()
+        results.append([before, xi.grad.clone()] + [p.grad.clone() for p in module.parameters()])
+    for got, want in zip(results[1], results[0]):
+        assert rel(got, want) <= 1e-10
+
+
+def test_an_output_the_step_changes_in_place_trains_as_torch_nn():
+    """dropout(inplace=True) on the output, as models write it: float64 LSTM, three SGD steps, the
+    parameters after them against torch.nn.LSTM's with the same dropout masks."""
+    ref, ours = pair("LSTM", torch.float64)
+    x, _ = inputs(ours, "LSTM", torch.float64)
+    after = []
+    for module in (ref, ours):
+        opt = torch.optim.SGD(module.parameters(), lr=0.1)
+        g = torch.Generator().manual_seed(9)
+        for _ in range(3):
+            opt.zero_grad()
+            out, _ = module(x)
+            mask = (torch.rand(out.shape, generator=g, dtype=out.dtype) > 0.3).to(out.dtype)
+            out.mul_(mask)
+            (out.tanh() ** 2).sum().backward()
+            opt.step()
+        after.append([p.detach().clone() for p in module.parameters()])
+    for got, want in zip(after[1], after[0]):
+        assert rel(got, want) <= 1e-10
+
+
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 def test_the_layer_computes_with_the_parameters_themselves_and_still_refuses_non_finite_ones(kind):
     """The network a forward call builds is a view of the parameters (no copy of the weights per
     call), and an optimizer's in-place update is what the next call computes with; a NaN in a
