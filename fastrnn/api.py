@@ -12,6 +12,7 @@ from .cells import driver_for
 from .cells.base import bptt_memory, sensitivity_memory
 from .errors import NonFiniteError, OptionError, ShapeError
 from .models import Gradients
+from .runtime import workspace
 from .runtime.dispatch import call_work, get_threads, workers
 
 
@@ -215,11 +216,12 @@ def vjp_checked(fwd, dh, dh_T=None, dc_T=None, truncation=None, input_grad=True)
 
 
 def _upstream(net, dh, T, B):
-    """The checked dL/dh_t as a new C-ordered array (the driver writes into it)."""
+    """The checked dL/dh_t copied into this thread's scratch array (the driver writes into it; nothing the
+    call returns refers to it), checked in the same pass: in a fastrnn.torch float32 LSTM training step at
+    n=128, B=32, T=100 the check and a new array took 0.1-0.15 ms (``bench/layer_copies.py``)."""
     dh_arr = checks.float_array("dh", dh, net.dtype)
     checks.check_shape("dh", dh_arr, (T, B, net.n_hidden), "(T, B, n)", "dL/dh_t for t = 1..T, like forward's h[1:]")
-    checks.check_finite("dh", dh_arr)
-    return np.array(dh_arr, dtype=net.dtype, order="C")
+    return checks.finite_copy("dh", dh_arr, workspace.scratch("upstream dL/dh", (T, B, net.n_hidden), net.dtype))
 
 
 def _vjp_result(net, cell_grads, dstate0, dx):

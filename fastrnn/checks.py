@@ -12,6 +12,7 @@ import numpy as np
 
 from .errors import DTypeError, NonFiniteError, OptionError, ShapeError
 from .kernels.checks import _all_finite as _finite_kernel
+from .kernels.checks import _copy_finite
 from .readout import LOSSES
 from .runtime import workspace
 
@@ -102,6 +103,19 @@ def check_finite(name, arr):
             f"{name} holds NaN or infinity (first at index {tuple(int(i) for i in bad)}): "
             "fastrnn computes only with finite values")
     return arr
+
+
+def finite_copy(name, arr, out):
+    """Copy ``arr`` into ``out`` (C-contiguous, its shape and dtype) and check it as ``check_finite``
+    does: one compiled pass over a C-contiguous float32/float64 array, reading it once."""
+    largest = _LARGEST.get(arr.dtype)
+    if largest is None or not arr.flags.c_contiguous or arr.size == 0:
+        out[...] = arr
+        check_finite(name, arr)
+        return out
+    if not _copy_finite(arr.reshape(-1), out.reshape(-1), largest):
+        check_finite(name, arr)                     # the message names the first bad index
+    return out
 
 
 def contiguous(arr):

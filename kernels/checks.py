@@ -19,3 +19,17 @@ def _all_finite(flat, largest):
 
 
 _all_finite = _jit(_all_finite, fastmath=False)
+
+
+def _copy_finite(src, dst, largest):
+    """dst[:] = src (1-d arrays of one length and dtype) in one pass, and True when the values hold no
+    NaN and no infinity: a checked copy reads its source once (``fastrnn.api._upstream``)."""
+    bad = False
+    for k in range(src.shape[0]):
+        v = src[k]
+        dst[k] = v
+        bad |= (v != v) | (abs(v) > largest)
+    return not bad
+
+
+_copy_finite = _jit(_copy_finite, fastmath=False)

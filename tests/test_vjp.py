@@ -1,5 +1,7 @@
 """fastrnn.vjp, forward's named outputs, OnlineRTRL.advance/backward, the Gradients mapping and
 state_dict/save/load (SPEC §6b)."""
+import re
+
 import numpy as np
 import pytest
 
@@ -289,3 +291,45 @@ def test_vjp_without_the_input_gradient_gives_the_same_weight_gradients(cell):
         assert_close(a, b, np.float64, "dstate0")
     with pytest.raises(fastrnn.OptionError, match="input_grad"):
         fastrnn.vjp(net, x, dh, h0, dc_T=dc_T, input_grad="no")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_upstream_gradient_is_copied_and_checked_in_one_pass(dtype):
+    """``checks.finite_copy`` (the vjp's dL/dh into this thread's scratch array): the same values, and a NaN or
+    an infinity found wherever it is (the last element too), named with its index, for C-ordered arrays and
+    strided ones (NumPy's copy and check)."""
+    from fastrnn import checks
+    from fastrnn.errors import NonFiniteError
+    rng = np.random.default_rng(8)
+    src = rng.standard_normal((5, 3, 7)).astype(dtype)
+    for arr in (src, src.transpose(1, 0, 2).copy().transpose(1, 0, 2)):
+        out = np.full(arr.shape, 7.0, dtype)
+        assert checks.finite_copy("dh", arr, out) is out
+        np.testing.assert_array_equal(out, arr)
+        for where in ((0, 0, 0), (2, 1, 3), (4, 2, 6)):
+            for bad in (np.nan, np.inf, -np.inf):
+                broken = arr.copy(order="K")
+                broken[where] = bad
+                with pytest.raises(NonFiniteError, match=re.escape(f"dh holds NaN or infinity (first at index {where})")):
+                    checks.finite_copy("dh", broken, np.empty(arr.shape, dtype))
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_vjp_results_outlive_the_upstream_scratch_array(cell):
+    """dL/dh goes into a scratch array the next call reuses: results held from one call keep their values
+    through the next (another dh, a strided one), each equal to the reference, and dh is never written."""
+    net, x, dh, h0, _ = vjp_problem(11, 6, 3, 2, 4, cell=cell)
+    dh2 = np.random.default_rng(3).standard_normal((4, 6, 3)).transpose(1, 2, 0)      # strided (T, B, n)
+    kept = dh2.copy()
+    first = fastrnn.vjp(net, x, dh, h0)
+    held = [{k: getattr(first[0], k).copy() for k in first[0].names if getattr(first[0], k) is not None},
+            first[1].copy()]
+    second = fastrnn.vjp(net, x, dh2, h0)
+    np.testing.assert_array_equal(dh2, kept)
+    for got, upstream in ((first, dh), (second, dh2)):
+        ref_grads, ref_dx, _ = R.vjp(net, x, np.ascontiguousarray(upstream), h0, None, None)
+        assert_grads_close(got[0], ref_grads, np.float64)
+        assert relative_error(got[1], ref_dx) < 1e-12
+    for name in held[0]:
+        np.testing.assert_array_equal(getattr(first[0], name), held[0][name])
+    np.testing.assert_array_equal(first[1], held[1])
