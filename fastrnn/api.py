@@ -217,8 +217,9 @@ def vjp_checked(fwd, dh, dh_T=None, dc_T=None, truncation=None, input_grad=True)
 
 def _upstream(net, dh, T, B):
     """The checked dL/dh_t copied into this thread's scratch array (the driver writes into it; nothing the
-    call returns refers to it), checked in the same pass: in a fastrnn.torch float32 LSTM training step at
-    n=128, B=32, T=100 the check and a new array took 0.1-0.15 ms (``bench/layer_copies.py``)."""
+    call returns refers to it), checked in the same pass (``checks.finite_copy``): dL/dh is read once and no
+    array is made per call. Alone, float32 (100, 32, 128): 32 us against 47 for a check and then a copy into a
+    new array; in a fastrnn.torch training step the two measured level (``bench/layer_copies.py``)."""
     dh_arr = checks.float_array("dh", dh, net.dtype)
     checks.check_shape("dh", dh_arr, (T, B, net.n_hidden), "(T, B, n)", "dL/dh_t for t = 1..T, like forward's h[1:]")
     return checks.finite_copy("dh", dh_arr, workspace.scratch("upstream dL/dh", (T, B, net.n_hidden), net.dtype))
