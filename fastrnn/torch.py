@@ -370,13 +370,14 @@ class _LayerFunction(torch.autograd.Function):
     torch.nn, a backward pass after any of them was modified in place.
 
     The output is the forward pass's own memory (its states h_1..h_T), not a copy: the copy took
-    0.13-0.15 ms of a float32 LSTM training step at n=128, B=32, T=100 (about 7 ms; the copy
-    alone, outside the step, 0.03; ``bench/layer_copies.py``). The output shares its version counter with a tensor kept here
-    (``detach``: the same memory and counter, and no reference to the output, so no cycle through
-    its graph node), so an in-place change of the output (``out.mul_(2)``, ``dropout(inplace=True)``)
-    is seen in backward, which then runs the forward pass again for the states it needs:
-    the gradients are those of the forward pass, as torch.nn's float64 layers give (its float32
-    LSTM refuses such a backward pass).
+    0.13-0.15 ms of a float32 LSTM training step at n=128, B=32, T=100 (7.5-8 ms; the copy alone,
+    outside the step, 0.03; ``bench/layer_copies.py``: the step 1.2-1.9 % faster without it). The
+    output shares its version counter with a tensor kept here (``detach``: the same memory and
+    counter, and no reference to the output, so no cycle through its graph node), so an in-place
+    change of the output (``out.mul_(2)``, ``dropout(inplace=True)``) is seen in backward, which
+    then runs the forward pass again for the states it needs: the gradients are those of the
+    forward pass, as torch.nn's float64 layers give (its float32 LSTM refuses such a backward
+    pass). Changes torch does not count (through ``.data`` or ``.numpy()``) are not seen.
     """
 
     @staticmethod
