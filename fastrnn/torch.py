@@ -382,12 +382,9 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layer, slot, count, x, *tensors):
-        states0 = tensors[:count]           # count = 0: zero initial states (the module got no hx)
         weights = tensors[count:]
-        net = layer.net_for(weights, slot)
-        h0 = tuple(_numpy(s) for s in states0) if count else None
         with _beside_torch():
-            fwd = api.Checked(net, _numpy(x), h0 if count != 1 else h0[0])
+            fwd = _LayerFunction._pass(layer, slot, count, x, tensors)
         ctx.save_for_backward(x, *tensors)
         ctx.set_materialize_grads(False)    # an unused output's gradient arrives as None, not a tensor of zeros
         ctx.layer, ctx.slot, ctx.fwd, ctx.count = layer, slot, fwd, count
@@ -399,6 +396,13 @@ class _LayerFunction(torch.autograd.Function):
         ctx.version = None if torch.is_inference_mode_enabled() else states._version
         # each final state (1, B, H) as the module returns it for one layer: no autograd view to add
         return (states.detach(),) + tuple(torch.from_numpy(f[None].copy()) for f in finals)
+
+    @staticmethod
+    def _pass(layer, slot, count, x, tensors):
+        """The checked forward pass over x from the ``count`` initial states that lead ``tensors`` (0: zero
+        states, the module got no hx), then the layer's weights."""
+        h0 = tuple(_numpy(s) for s in tensors[:count]) if count else None
+        return api.Checked(layer.net_for(tensors[count:], slot), _numpy(x), h0 if count != 1 else h0[0])
 
     @staticmethod
     def backward(ctx, d_output, *d_finals):
@@ -419,10 +423,7 @@ class _LayerFunction(torch.autograd.Function):
         saved = ctx.saved_tensors   # raises if x, a state or a weight was modified in place since forward
         layer = ctx.layer
         if ctx.states._version != ctx.version:      # the output, the forward pass's states, changed in place
-            x, tensors = saved[0], saved[1:]
-            states0 = tuple(_numpy(s) for s in tensors[:ctx.count]) if ctx.count else None
-            ctx.fwd = api.Checked(layer.net_for(tensors[ctx.count:], ctx.slot), _numpy(x),
-                                  states0 if ctx.count != 1 else states0[0])
+            ctx.fwd = _LayerFunction._pass(layer, ctx.slot, ctx.count, saved[0], saved[1:])
             ctx.version = ctx.states._version       # (a second backward pass, retain_graph=True: not again)
         finals = [None if g is None else _numpy(g.contiguous())[0] for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
