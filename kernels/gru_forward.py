@@ -9,7 +9,7 @@ from ._panels import block_rows_dot, input_panels, panel_dot, panel_scratch, sha
 
 
 @kernel("batch", reads=("x", "W_ih", "W_hh", "b_ih", "b_hh"))
-def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
+def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, proj, panels, nblocks, split):
     """Run the GRU for t = 1..T.
 
     Array contract (one float dtype, C-contiguous):
@@ -18,6 +18,8 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     h (T + 1, B, n): h[0] holds h0 on entry; h[1:] is written.
     gates (T, B, 4n) is written with [r, z, n, q] per step, q = W_hn h_{t-1} + b_hn (what the
     backward sweep and RTRL need).
+    proj (R, 3n): the input projection's buffer, R = T*B rows (the caller's, kept from call to call; fewer rows: the
+    kernel makes its own array).
     panels: a buffer for the weight panels (``_panels.cut_panels``; 1-d, reused by the caller).
     nblocks: the batch is split into this many contiguous blocks, one per parallel task.
     split: with one batch row in the block, each step's product is cut into this many parts on
@@ -29,13 +31,17 @@ def _gru_forward(x, W_ih, W_hh, b_ih, b_hh, h, gates, panels, nblocks, split):
     task); only the recurrence is sequential. Each step reads its rows of the projection where it
     writes the gates; a separate pass copying the projection into the gates read 5 MB and wrote 6.5 MB
     at float32 n=128 B=32 (without it, ad hoc kernel A/B, one thread: float64 n=128 B=32 12.8 -> 12.0 ms,
-    float32 n=512 B=8 16.3 -> 15.9).
+    float32 n=512 B=8 16.3 -> 15.9). The caller keeps the projection's buffer: made here every call, its
+    T*B x 3n numbers were mapped afresh in many calls (``fastrnn.forward``, float32 n=128 B=32, one thread: 6.4 ms
+    and 2150 page faults a call, against 2.3 ms and none with the buffer kept; bench/results/2026-11-29-gru-
+    projection.md).
     """
     T, B, m = x.shape
     n = W_hh.shape[1]
     K = constants(h)
     one = K[ONE]
-    proj = np.empty((T * B, 3 * n), dtype=h.dtype)
+    if proj.shape[0] < T * B:
+        proj = np.empty((T * B, 3 * n), dtype=h.dtype)
     Pin = input_panels(W_ih.T, split)       # the input projection in the step products' tiles, or by the BLAS
     for blk in prange(nblocks):
         block_rows_dot(x.reshape(T * B, m), W_ih.T, proj, blk, nblocks, Pin)

@@ -198,6 +198,36 @@ def test_gru_b_in_and_b_hn_are_not_interchangeable():
     assert relative_error(fastrnn.forward(moved, x).h, h) > 1e-3
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_gru_forward_kernel_keeps_its_input_projection_in_the_callers_buffer(dtype):
+    """The GRU's forward kernel writes x W_ih^T into the caller's buffer of T·B rows (kept from call to call by
+    the driver), in the compiled tiles (``split`` TILES) and through the BLAS, and into an array of its own where
+    the buffer given is smaller, leaving that one unwritten: the same gates and states as the reference each
+    way, and the inputs untouched."""
+    from fastrnn.kernels import _gru_forward
+    from fastrnn.kernels._tiles import TILES
+    T, B, m, n = 7, 5, 3, 6
+    net, x, _, _, h0 = lstm_problem(12, T, B, m, n, 2, dtype=dtype, cell="gru")
+    gates_ref, h_ref = R.gru.run(net, x, h0)
+    weights = [np.ascontiguousarray(a) for a in (net.W_ih, net.W_hh, net.b_ih, net.b_hh)]
+    before = [a.copy() for a in (x, *weights)]
+    panels = np.empty(0, dtype)
+    for split, rows in ((TILES, T * B), (1, T * B), (1, 0), (TILES, 2)):
+        h = np.full((T + 1, B, n), np.nan, dtype)
+        h[0] = h0
+        gates = np.full((T, B, 4 * n), np.nan, dtype)
+        proj = np.full((rows, 3 * n), 7.0, dtype)
+        _gru_forward.serial(x, *weights, h, gates, proj, panels, 1, split)
+        assert_close(gates, gates_ref, dtype, f"gates, split={split}, {rows} buffer rows")
+        assert_close(h, h_ref, dtype, f"h, split={split}, {rows} buffer rows")
+        if rows == T * B:
+            assert_close(proj, x.reshape(T * B, m) @ net.W_ih.T, dtype, f"split={split}: the projection's buffer")
+        else:
+            assert np.all(proj == 7.0), f"split={split}: a buffer of {rows} rows was written"
+    for a, b in zip((x, *weights), before):
+        assert np.array_equal(a, b)
+
+
 def test_projected_lstm_serial_and_parallel_agree_and_refuses_rtrl(parallel_kernels):
     net, x, d, mask, state = lstm_problem(7, 9, 4, 3, 3, 2, cell="lstmp")
     with fastrnn.threads(1):

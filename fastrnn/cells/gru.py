@@ -22,6 +22,12 @@ def _split(dW, m, n):
             "b_hh": np.array(dW[:, m + 1 + n], order="C", copy=True)}
 
 
+def _projection_buffer(rows, n, dtype):
+    """The forward kernel's buffer for the input projection of ``rows`` = T·B rows (``kernels.gru_forward``), this
+    thread's, kept from call to call."""
+    return workspace.scratch("gru input projection", (rows, 3 * n), dtype)
+
+
 class Driver(CellDriver):
     model = GRU
     reference = reference.gru
@@ -55,7 +61,7 @@ class Driver(CellDriver):
             by_units.done()
             return Run((h,), {"gates": gates})
         call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             h, gates, panel_buffer(W["W_hh"].T, work, threads))
+             h, gates, _projection_buffer(T * B, n, net.dtype), panel_buffer(W["W_hh"].T, work, threads))
         paired.done()
         by_units.done()
         return Run((h,), {"gates": gates})
@@ -176,8 +182,8 @@ class Online(OnlineCell):
     def advance(self, W, x, forcing, threads):
         B, n = x.shape[1], self.net.n_hidden
         work = Work(B, 6 * B * n * n, 1, W["W_hh"].nbytes)
-        call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"],
-             self._h, self._gates, panel_buffer(W["W_hh"].T, work, threads))
+        call(_gru_forward, threads, work, x, W["W_ih"], W["W_hh"], W["b_ih"], W["b_hh"], self._h, self._gates,
+             _projection_buffer(B, n, self.net.dtype), panel_buffer(W["W_hh"].T, work, threads))
         return Run((self._h,), {"gates": self._gates})
 
     def propagate(self, W, x, run, g, forcing, threads):
