@@ -172,3 +172,32 @@ def test_gradients_jax_holds_keep_their_values_through_later_calls():
             assert np.array_equal(np.asarray(g[k]), copy[k]), k
             assert rel(g[k], want[k]) < 1e-10, k
     assert not np.array_equal(held[0][1]["W_hh"], held[1][1]["W_hh"])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("B, force", [(1, "FORCE"), (3, "ROWS_FORCE")])
+def test_the_gated_cells_sweeps_on_two_threads_take_jaxs_read_only_states(cell, B, force, monkeypatch):
+    """JAX hands the forward pass's states back to the backward pass in read-only buffers. Where a gated cell's
+    sweep runs on two threads (a batch of one, a batch cut by units: forced here, as at n >= 256 on two cores),
+    that raised Numba's TypingError inside jax.grad; now the gradients equal the scan's."""
+    from fastrnn.runtime import pair
+    monkeypatch.setattr(pair, force, True)
+    _, p4, x, h0, c0 = problem(B=B, n=11, seed=5)         # n: enough units to cut in two
+    n = h0.shape[1]
+    p = p4 if cell == "lstm" else {k: v[:3 * n] for k, v in p4.items()}
+    fn, scan = (fj.lstm, scan_lstm) if cell == "lstm" else (fj.gru, scan_gru)
+    states0 = (h0, c0) if cell == "lstm" else (h0,)
+
+    def loss(f):
+        def L(p, x, *s0):
+            hs, _ = f(p, x, *s0)
+            return jnp.sum(hs ** 3)
+        return L
+    seen = []
+    real = getattr(pair, f"{cell}_sweep" if B == 1 else f"{cell}_rows_sweep")
+    monkeypatch.setattr(pair, real.__name__, lambda *a: seen.append(real.__name__) or real(*a))
+    ours = jax.jit(jax.grad(loss(fn), argnums=(0, 1)))(p, x, *states0)
+    assert seen == [real.__name__]
+    ref = jax.grad(loss(scan), argnums=(0, 1))(p, x, *states0)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(ref)):
+        assert rel(a, b) <= 1e-10

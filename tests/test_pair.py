@@ -929,6 +929,36 @@ def test_a_gated_cells_batch_of_two_keeps_the_batch_kernels(paired, spied, cell)
     assert_grads_close(g, getattr(reference, cell).bptt(net, x, d, mask=mask, h0=h0)[1], np.float64)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B, force", [(1, "FORCE"), (3, "ROWS_FORCE")])
+def test_states_passed_back_read_only_take_the_pairs_sweep(cell, dtype, B, force, spied, monkeypatch):
+    """States a caller passes back to ``vjp(states=...)`` may be read-only (fastrnn.jax's buffers always are). The
+    gated cells' sweeps on two threads (a batch of one, and a batch cut by units) hand them to loops compiled for the
+    forward pass's writable states: a read-only pair raised Numba's TypingError there. Now the sweep runs on a
+    copy, gives the reference's gradients, and leaves the caller's arrays as they were."""
+    monkeypatch.setattr(pair, force, True)
+    monkeypatch.setattr(pair, "SPLIT_PROJECTION_MIN", 0)
+    T, n = 9, 11
+    net, x, _, _, h0 = make_problem(40 + B, T=T, B=B, m=3, n=n, o=2, dtype=dtype, readout="units", cell=cell)
+    out = fastrnn.forward(net, x, h0)
+    states = tuple(np.array(s) for s in ((out.h, out.c) if cell == "lstm" else (out.h,)))
+    kept = [s.copy() for s in states]
+    for s in states:
+        s.flags.writeable = False
+    dh = np.random.default_rng(B).standard_normal((T, B, n)).astype(dtype)
+    spied.clear()
+    grads, dx, dstate0 = fastrnn.vjp(net, x, dh, h0, states=states if cell == "lstm" else states[0])
+    assert spied == [f"{cell}_sweep" if B == 1 else f"{cell}_rows_sweep"], spied
+    ref_grads, ref_dx, ref_dstate0 = reference.vjp(net, x, dh, h0)
+    assert_grads_close(grads, ref_grads, dtype, "vjp ")
+    assert_close(dx, ref_dx, dtype, "dx")
+    for ours, ref in zip(dstate0 if cell == "lstm" else (dstate0,), ref_dstate0 if cell == "lstm" else (ref_dstate0,)):
+        assert_close(ours, ref, dtype, "initial state's gradient")
+    for s, k in zip(states, kept):
+        np.testing.assert_array_equal(s, k)
+
+
 # -- the LSTM over a batch cut by units (``chain.lstm_rows_half``) --------------------------------------------
 
 

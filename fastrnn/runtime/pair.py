@@ -235,6 +235,18 @@ def _read_only(a):
     return view
 
 
+def _writable(a, name):
+    """``a``, or where it is read-only a copy of it in this thread's scratch ``name``: the gated cells' sweeps hand
+    the helper's loops the states as the forward pass does, writable (one compiled variant for both, and the
+    forward's branch in it writes them), and states a caller passed back (``vjp(states=...)``, fastrnn.jax's
+    buffers) may be read-only. The sweep never writes them."""
+    if a.flags.writeable:
+        return a
+    copy = workspace.scratch(name, a.shape, a.dtype)
+    copy[...] = a
+    return copy
+
+
 SPLIT_PROJECTION = True   # the input projection's rows split with the helper (a switch for the benches) ...
 SPLIT_PROJECTION_MIN = 1 << 24   # ... from this many multiply-adds (R·m·r)
 
@@ -335,6 +347,7 @@ def lstm_sweep(W_hh, h, c, G, g, dc, D):
     and the injected errors g (T, n), on this thread and the helper. dc (n,): the error injected into c_T on
     entry, the gradient with respect to c_0 on return. Returns the halves of the other's that each took."""
     n = h.shape[1]
+    h, c = _writable(h, "pair given h"), _writable(c, "pair given c")
     if half_tiles(n, D.itemsize, 4):
         PB, size = _tile_halves(n, D.dtype, 4)
         arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, PB)
@@ -363,6 +376,7 @@ def gru_sweep(W_hh, h, G, g, dh, D, An):
     h (T + 1, n), the gates G (T, 4n) and the injected errors g (T, n), on this thread and the helper. dh (n,):
     zeros on entry, the error arriving at h_1 on return. Returns the halves of the other's that each took."""
     n = h.shape[1]
+    h = _writable(h, "pair given h")
     if half_tiles(n, D.itemsize, 3):
         PB, size = _tile_halves(n, D.dtype, 3)
         arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, PB, An)
@@ -390,6 +404,7 @@ def lstm_rows_sweep(W_hh, h, c, G, g, dc, D):
     injected into c_T on entry, the gradient with respect to c_0 on return. Returns the halves of the other's
     that each took."""
     B, n = h.shape[1], h.shape[2]
+    h, c = _writable(h, "pair given h"), _writable(c, "pair given c")
     PB = _rows_panels(B, n, D.dtype)
     arrays = (D, _read_only(W_hh), _read_only(g), h, c, G, dc, PB)
     return _run(chain.lstm_rows_half, chain.SWEEP, arrays, D.shape[0], 0,
@@ -415,6 +430,7 @@ def gru_rows_sweep(W_hh, h, G, g, dh, D, An):
     the helper. dh (B, n): zeros on entry, the error arriving at h_1 on return. Returns the halves of the other's
     that each took."""
     B, n = h.shape[1], h.shape[2]
+    h = _writable(h, "pair given h")
     PB = _rows_panels(B, n, D.dtype, 3)
     arrays = (D, _read_only(W_hh), _read_only(g), h, G, dh, PB, An)
     return _run(chain.gru_rows_half, chain.SWEEP, arrays, D.shape[0], 0,
