@@ -109,6 +109,44 @@ def _holding(folder, method):
     return run
 
 
+_forking = []           # Numba's compiler lock, held by the thread that forks (``_before_fork``)
+
+
+def _compiler_lock():
+    """Numba's process-wide compiler lock (``numba.core.compiler_lock``), or None where Numba has none by that name."""
+    lock = getattr(getattr(numba.core, "compiler_lock", None), "global_compiler_lock", None)
+    return lock if callable(getattr(lock, "acquire", None)) and callable(getattr(lock, "release", None)) else None
+
+
+def _before_fork():
+    """Take Numba's compiler lock before the process is copied, so that no other thread holds it then: a child
+    forked while another thread compiled or loaded a kernel inherited the lock held, by a thread it does not have,
+    and hung at its first call of a kernel its parent had not loaded (Numba registers no fork handler for it). A
+    fork waits for a compilation under way to end."""
+    lock = _compiler_lock()
+    if lock is not None:
+        lock.acquire()
+        _forking.append(lock)
+
+
+def _after_fork_in_parent():
+    while _forking:
+        _forking.pop().release()
+
+
+def _after_fork_in_child():
+    """The compiler lock let go (the forking thread took it, and is this child's thread), and the kernel cache's
+    locks made anew: the parent's instances are not the child's (filelock 4.3, installed here, raises on one inherited
+    across fork; a worker forked after some kernels ran and calling one its parent had not loaded raised so)."""
+    _after_fork_in_parent()
+    _locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
 FAMILIES = ("batch", "rows", "tiles")
 
 

@@ -255,6 +255,62 @@ def test_forked_children_can_call_after_a_parallel_call(parallel_kernels):
     assert all(e[0] <= 1e-10 and e[1] <= 1e-10 for e in errors), errors
 
 
+_FORK_FIRST_CALLS = """
+import faulthandler, multiprocessing, sys, threading, time
+import numpy as np, numba, fastrnn
+from numba.core.compiler_lock import global_compiler_lock
+
+def problem(cell, dtype):
+    rng = np.random.default_rng(3)
+    net = fastrnn.MODELS[cell].init(3, 6, 2, dtype=dtype, seed=1, readout="linear")
+    return net, rng.standard_normal((5, 2, 3)).astype(dtype), rng.standard_normal((5, 2, 2)).astype(dtype)
+
+def child(cell, dtype, queue):
+    faulthandler.dump_traceback_later(120, exit=True)       # a hung child ends, and says where it hung
+    net, x, d = problem(cell, dtype)
+    with fastrnn.threads(1):
+        L, g = fastrnn.bptt(net, x, d)
+    queue.put(abs(L - fastrnn.reference.bptt(net, x, d)[0]) / abs(L))
+
+def fork(cell, dtype, while_compiling):
+    ctx = multiprocessing.get_context("fork")
+    queue, held, done = ctx.Queue(), threading.Event(), threading.Event()
+    def compile_aside():                                     # another thread inside Numba's compiler meanwhile
+        with global_compiler_lock:
+            held.set()
+            time.sleep(0.5)
+        done.set()
+    if while_compiling:
+        threading.Thread(target=compile_aside).start()
+        held.wait(30)
+    proc = ctx.Process(target=child, args=(cell, dtype, queue))
+    proc.start()
+    proc.join(180)
+    print(cell, dtype, "while compiling" if while_compiling else "", proc.exitcode,
+          queue.get(timeout=5) if proc.exitcode == 0 else None)
+
+with fastrnn.threads(1):
+    fastrnn.bptt(*problem("rnn", "float64"))                 # the parent reads the kernel cache: its lock made
+fork("gru", "float32", False)                                # kernels the parent never loaded: read in the child
+fork("lstm", "float32", True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forked children need os.fork (POSIX)")
+def test_a_forked_child_loads_kernels_its_parent_had_not():
+    """A child forked after the parent's first calls loads from the kernel cache what the parent never loaded: with
+    the cache's lock the parent made, inherited, it raised (filelock: "inherited across fork"); forked while
+    another thread held Numba's compiler lock, it hung at its first such kernel. In a fresh process (what it
+    has loaded decides), both children run and equal the reference."""
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", _FORK_FIRST_CALLS], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = [line.split() for line in out.stdout.splitlines()]
+    assert [line[:2] for line in lines] == [["gru", "float32"], ["lstm", "float32"]], out.stdout + out.stderr[-3000:]
+    for line in lines:
+        assert line[-2] == "0" and float(line[-1]) <= 1e-5, out.stdout + out.stderr[-3000:]
+
+
 def test_threading_layer_is_fork_safe_and_overridable():
     assert layer.active() in ("tbb", "workqueue") or layer.REQUESTED is None, layer.active()
     code = ("import numpy as np, fastrnn\n"
