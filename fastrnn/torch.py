@@ -49,6 +49,7 @@ from .runtime.dispatch import beside, gomp_threads_spin
 __all__ = ["RNN", "LSTM", "GRU", "beside_torch"]
 
 _DTYPES = (torch.float32, torch.float64)
+_AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)   # taken in the parameters' dtype inside torch.autocast
 _DOUBLE_BACKWARD = ("fastrnn.torch computes first derivatives only: double backward (create_graph=True "
                     "through a fastrnn layer, then differentiating the gradients) is not supported; use "
                     "torch.nn's module for higher-order gradients")
@@ -611,12 +612,16 @@ class _Recurrent(torch.nn.Module):
         weight = self.weight_ih_l0
         if not weight.is_cpu:
             raise OptionError("the module's parameters are not on the CPU: fastrnn runs on the CPU: call .cpu()")
-        if input.dtype != weight.dtype:
-            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {weight.dtype}: "
-                             f"call .to({weight.dtype}) on the input or .to({input.dtype}) on the module")
         if weight.dtype not in _DTYPES:
             raise DTypeError(f"the parameters have dtype {weight.dtype}: fastrnn computes in float32 or "
                              "float64: call .float() or .double() on the module")
+        if input.dtype not in _DTYPES:
+            raise DTypeError(f"input has dtype {input.dtype}: fastrnn computes in float32 or float64: call "
+                             f".to({weight.dtype}) on the input (inside torch.autocast the layer takes a "
+                             "bfloat16 or float16 input in its parameters' dtype itself)")
+        if input.dtype != weight.dtype:
+            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {weight.dtype}: "
+                             f"call .to({weight.dtype}) on the input or .to({input.dtype}) on the module")
         if input.dim() not in (2, 3):
             raise ShapeError(f"input has shape {tuple(input.shape)} ({input.dim()}-d) but must be "
                              f"{'(B, T, m)' if self.batch_first else '(T, B, m)'} or unbatched (T, m)")
@@ -650,9 +655,23 @@ class _Recurrent(torch.nn.Module):
             out.append(t.unsqueeze(1) if unbatched else t)
         return out
 
+    def _autocast(self, input, hx):
+        """(input, hx) with, inside ``torch.autocast`` on the CPU, each bfloat16 or float16 tensor (what the autocast
+        layers before this one hand on) in the parameters' dtype: fastrnn has no kernels in those dtypes, so the
+        layer runs as one of autocast's float32 operations, in its parameters' precision, and hands on its output
+        in that dtype (torch.nn's layers would run in bfloat16). Anything else, and every tensor outside autocast,
+        as given (``_check_input`` then names what is wrong)."""
+        if not torch.is_autocast_enabled("cpu") or self.weight_ih_l0.dtype not in _DTYPES:
+            return input, hx
+
+        def cast(t):
+            return t.to(self.weight_ih_l0.dtype) if isinstance(t, torch.Tensor) and t.dtype in _AUTOCAST_DTYPES else t
+        return cast(input), (type(hx)(cast(t) for t in hx) if isinstance(hx, (tuple, list)) else cast(hx))
+
     def forward(self, input, hx=None):
         if isinstance(input, torch.nn.utils.rnn.PackedSequence):
             return self._forward_packed(input, hx)
+        input, hx = self._autocast(input, hx)
         self._check_input(input)
         unbatched = input.dim() == 2
         x = input.unsqueeze(1) if unbatched else (input.transpose(0, 1) if self.batch_first else input)
@@ -671,6 +690,7 @@ class _Recurrent(torch.nn.Module):
         is the state at each sequence's last real step, and padded steps get no gradient."""
         pack = torch.nn.utils.rnn
         padded, lengths = pack.pad_packed_sequence(packed)          # (T, B, m), original batch order
+        padded, hx = self._autocast(padded, hx)
         self._check_input(padded)
         B = padded.shape[1]
         states0 = self._initial(hx, B, False, padded.dtype)

@@ -213,6 +213,40 @@ def test_what_is_not_supported_says_what_to_do():
         dx.sum().backward()
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("low", [torch.bfloat16, torch.float16])
+def test_inside_autocast_a_layer_takes_a_low_precision_input_in_its_parameters_dtype(kind, low):
+    """Inside ``torch.autocast`` on the CPU, the layer before hands on a bfloat16 (or float16) tensor. fastrnn has
+    no kernels in those dtypes, so the layer takes the input and hx in its parameters' dtype (float32 here) and
+    hands on a float32 output: the outputs, final states and gradients of torch.nn's float32 layer given the same
+    tensors cast to float32, and the gradient reaches the layer before. Outside autocast such an input is an error
+    that says what to do (the module cannot run in that dtype)."""
+    ref, ours = pair(kind, torch.float32, num_layers=2)
+    head = torch.nn.Linear(4, 3)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 2, 4, generator=g)
+    states = [torch.randn(2, 2, 5, generator=g).to(low) for _ in range(2 if kind == "LSTM" else 1)]
+    hx = tuple(states) if kind == "LSTM" else states[0]
+    with torch.autocast("cpu", dtype=low):
+        z = head(x).to(low)                          # what an autocast layer hands on (float16: cast here)
+        out, finals = ours(z, hx)
+    assert z.dtype == low and out.dtype == torch.float32
+    (out.sum() + sum(f.sum() for f in (finals if kind == "LSTM" else (finals,)))).backward()
+    zf = z.detach().float().requires_grad_(True)
+    hxf = tuple(t.float() for t in states) if kind == "LSTM" else states[0].float()
+    out_ref, finals_ref = ref(zf, hxf)
+    (out_ref.sum() + sum(f.sum() for f in (finals_ref if kind == "LSTM" else (finals_ref,)))).backward()
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    for a, b in zip(finals if kind == "LSTM" else (finals,), finals_ref if kind == "LSTM" else (finals_ref,)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(ours.named_parameters(), ref.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)
+    assert head.weight.grad is not None and torch.isfinite(head.weight.grad).all()
+    with pytest.raises(fastrnn.DTypeError, match=r"input has dtype torch\.(bfloat16|float16): fastrnn computes in "
+                                                 r"float32 or float64: call \.to\(torch\.float32\) on the input"):
+        ours(z.detach())
+
+
 @pytest.mark.parametrize("kind, options", [("RNN", {}), ("LSTM", {}), ("GRU", {}), ("LSTM", {"proj_size": 3})],
                          ids=["RNN", "LSTM", "GRU", "LSTM-proj"])
 @pytest.mark.parametrize("enforce_sorted", [True, False])
