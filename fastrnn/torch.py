@@ -541,7 +541,8 @@ class _Recurrent(torch.nn.Module):
             raise DTypeError(f"dtype={dtype}: fastrnn computes in torch.float32 or torch.float64")
         if truncation is not None and (isinstance(truncation, bool) or not isinstance(truncation, (int, tuple))):
             raise OptionError(f"truncation must be None, an int k or a pair (h, h_prime), got {truncation!r}")
-        self.mode = self._kind
+        # torch.nn's names: "LSTM", "GRU", and the simple cell's "RNN_TANH" or "RNN_RELU"
+        self.mode = f"RNN_{nonlinearity.upper()}" if self._kind == "RNN" else self._kind
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), float(dropout)
         self.bidirectional, self.proj_size, self.nonlinearity = bool(bidirectional), proj_size, nonlinearity

@@ -185,6 +185,18 @@ def test_training_step_with_an_optimizer_matches_torch():
         assert rel(a, b) <= 1e-10
 
 
+@pytest.mark.parametrize("kind, options", [("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("LSTM", {"proj_size": 2}),
+                                             ("GRU", {"num_layers": 2, "bidirectional": True, "dropout": 0.25})])
+def test_the_modules_attributes_are_torch_nns(kind, options):
+    """Code that reads a recurrent module's attributes (``mode`` included: torch.nn's simple cell says "RNN_TANH"
+    or "RNN_RELU") reads the same from a fastrnn.torch module, and its repr is torch.nn's."""
+    ref, ours = pair(kind, torch.float32, **options)
+    for name in ("mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional",
+                 "proj_size"):
+        assert getattr(ours, name) == getattr(ref, name), name
+    assert repr(ours) == repr(ref)
+
+
 def test_what_is_not_supported_says_what_to_do():
     lstm = ft.LSTM(3, 5)
     x = torch.randn(4, 2, 3)
