@@ -109,9 +109,6 @@ def _holding(folder, method):
     return run
 
 
-_forking = []           # Numba's compiler lock, held by the thread that forks (``_before_fork``)
-
-
 def _compiler_lock():
     """Numba's process-wide compiler lock (``numba.core.compiler_lock``), or None where Numba has none by that name."""
     lock = getattr(getattr(numba.core, "compiler_lock", None), "global_compiler_lock", None)
@@ -126,12 +123,12 @@ def _before_fork():
     lock = _compiler_lock()
     if lock is not None:
         lock.acquire()
-        _forking.append(lock)
 
 
 def _after_fork_in_parent():
-    while _forking:
-        _forking.pop().release()
+    lock = _compiler_lock()
+    if lock is not None:
+        lock.release()
 
 
 def _after_fork_in_child():
