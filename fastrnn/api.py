@@ -186,22 +186,25 @@ def states_only(net, x, h0=None):
 
 
 class Checked:
-    """A forward pass and the checked arrays it ran on (weights ``W``, sequence ``x``), kept by a
-    bridge between its forward and backward calls so that ``vjp_checked`` need not check them
-    again; internal to fastrnn's bridges, which must keep the arrays from changing in between
-    (``fastrnn.torch`` lets autograd's version counters refuse tensors modified in place)."""
+    """A forward pass (``run``, the cell driver's result) and the checked arrays it ran on (weights
+    ``W``, sequence ``x``), kept by a bridge between its forward and backward calls so that
+    ``vjp_checked`` need not check them again; internal to fastrnn's bridges, which must keep the
+    arrays from changing in between (``fastrnn.torch`` lets autograd's version counters refuse
+    tensors modified in place)."""
+
+    __slots__ = ("net", "W", "x", "run")
 
     def __init__(self, net, x, h0=None):
-        run, self.W, self.x = _states(net, x, h0, checked=True)
+        self.run, self.W, self.x = _states(net, x, h0, checked=True)
         self.net = net
-        self.out = Outputs(net, run, None)
 
 
 def vjp_checked(fwd, dh, dh_T=None, dc_T=None, truncation=None, input_grad=True):
     """``vjp(net, x, dh, h0, states=out, ...)`` for a :class:`Checked` forward pass: the same
-    result, without checking again the weights, sequence and states that the forward call checked
+    values, without checking again the weights, sequence and states that the forward call checked
     (and, for ``fastrnn.torch``, about 0.1 ms less per layer call). dh and the final-state errors
-    are checked as ``vjp`` checks them."""
+    are checked as ``vjp`` checks them. The weight gradients come as the cell driver's dict by
+    parameter name, not a ``Gradients`` container (building one took 3-8 us of a layer call)."""
     net, x = fwd.net, fwd.x
     T, B, _ = x.shape
     g = _upstream(net, dh, T, B)
@@ -209,10 +212,11 @@ def vjp_checked(fwd, dh, dh_T=None, dc_T=None, truncation=None, input_grad=True)
     trunc = checks.truncation(truncation, T)
     input_grad = checks.flag("input_grad", input_grad)
     with workers(call_work(fwd.W, T, B, 2)) as threads:
-        result = driver_for(net).backward(net, fwd.W, x, fwd.out._run, g, trunc, checks.Forcing.off(net.dtype),
-                                          threads, dstate_T=finals, want_dx=input_grad)
-    grads, dx, dstate0 = _vjp_result(net, *result)
-    return grads, dx, _state_result(dstate0)
+        cell_grads, dstate0, dx = driver_for(net).backward(net, fwd.W, x, fwd.run, g, trunc,
+                                                           checks.Forcing.off(net.dtype), threads, dstate_T=finals,
+                                                           want_dx=input_grad)
+    _check_arrays("fastrnn.vjp", net, dict(cell_grads, **_initial_state_grads(net, dstate0)), dx)
+    return cell_grads, dx, _state_result(dstate0)
 
 
 def _upstream(net, dh, T, B):
@@ -229,9 +233,16 @@ def _vjp_result(net, cell_grads, dstate0, dx):
     """(grads, dx, dstate0) of a vjp, checked for overflow (from a plain dict: a Gradients' own
     mapping methods are slower)."""
     fields = dict(cell_grads, **_initial_state_grads(net, dstate0))
-    named = {k: g for k, g in fields.items() if g is not None}
-    _check_result("fastrnn.vjp", net, None, named if dx is None else dict(named, x=dx))
+    _check_arrays("fastrnn.vjp", net, fields, dx)
     return net.gradients_class(**fields), dx, dstate0
+
+
+def _check_arrays(call, net, fields, dx):
+    """``_check_result`` for a vjp's gradients (a dict, None where a field is absent) and dL/dx (or None)."""
+    if checks.all_finite(*(g for g in fields.values() if g is not None), *(() if dx is None else (dx,))):
+        return
+    named = {k: g for k, g in fields.items() if g is not None}
+    _check_result(call, net, None, named if dx is None else dict(named, x=dx))
 
 
 def _problem(driver, net, x, d, mask, loss, h0, teacher_forcing):

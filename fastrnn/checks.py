@@ -271,6 +271,8 @@ def state(net, name, value, B, which="h"):
 def initial_states(net, value, B, name="h0"):
     """The initial states of a net with ``state_names`` s: from None (zeros), one array (the first
     state; the others zero) or a tuple with one array (or None) per state."""
+    if value is None:                   # the usual case: zeros
+        return tuple(np.zeros((B, net.state_size(which)), dtype=net.dtype) for which in net.state_names)
     names = [f"{s}0" for s in net.state_names]
     per_state = isinstance(value, tuple) or (
         isinstance(value, list) and all(v is None or isinstance(v, np.ndarray) for v in value))

@@ -383,20 +383,18 @@ class _LayerFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, layer, slot, count, x, *tensors):
-        weights = tensors[count:]
         with _beside_torch():
             fwd = _LayerFunction._pass(layer, slot, count, x, tensors)
         ctx.save_for_backward(x, *tensors)
         ctx.set_materialize_grads(False)    # an unused output's gradient arrives as None, not a tensor of zeros
         ctx.layer, ctx.slot, ctx.fwd, ctx.count = layer, slot, fwd, count
-        ctx.weight_grad = [w.requires_grad for w in weights]
-        out = fwd.out
-        finals = out.final if isinstance(out.final, tuple) else (out.final,)
-        states = torch.from_numpy(out.h[1:])
+        run_states = fwd.run.states        # (T + 1, B, size) each, h first
+        states = torch.from_numpy(run_states[0][1:])
         ctx.states = states         # (under inference_mode no backward pass follows, and tensors keep no version)
         ctx.version = None if torch.is_inference_mode_enabled() else states._version
-        # each final state (1, B, H) as the module returns it for one layer: no autograd view to add
-        return (states.detach(),) + tuple(torch.from_numpy(f[None].copy()) for f in finals)
+        # each final state (1, B, H) as the module returns it for one layer (a copy of its last row): no autograd
+        # view to add
+        return (states.detach(),) + tuple(torch.from_numpy(s[-1:].copy()) for s in run_states)
 
     @staticmethod
     def _pass(layer, slot, count, x, tensors):
@@ -428,15 +426,17 @@ class _LayerFunction(torch.autograd.Function):
             ctx.version = ctx.states._version       # (a second backward pass, retain_graph=True: not again)
         finals = [None if g is None else _numpy(g.contiguous())[0] for g in d_finals]
         extra = {"dc_T": finals[1]} if len(finals) > 1 else {}
-        want_dx = ctx.needs_input_grad[3]
-        dh = np.zeros_like(ctx.fwd.out.h[1:]) if d_output is None else _numpy(d_output.contiguous())
+        wanted = ctx.needs_input_grad     # (layer, slot, count, x, *initial states, *weights)
+        want_dx = wanted[3]
+        dh = np.zeros_like(ctx.fwd.run.states[0][1:]) if d_output is None else _numpy(d_output.contiguous())
         grads, dx, dstate0 = api.vjp_checked(ctx.fwd, dh, dh_T=finals[0],
                                              truncation=layer.truncation, input_grad=want_dx, **extra)
         dstate0 = dstate0 if isinstance(dstate0, tuple) else (dstate0,)
+        count = ctx.count
         weight_grads = layer.weight_grads(grads)
         return ((None, None, None, torch.from_numpy(dx) if want_dx else None)
-                + tuple(torch.from_numpy(d) for d in dstate0[:ctx.count])
-                + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, ctx.weight_grad)))
+                + tuple(torch.from_numpy(d) for d in dstate0[:count])
+                + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, wanted[4 + count:])))
 
 
 def _run_layer(spec, slot, x, states0, weights):
@@ -721,7 +721,7 @@ class _Recurrent(torch.nn.Module):
             for direction in range(directions):
                 row = layer * directions + direction
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                weights = [getattr(self, name) for name in self._layer_weight_names(suffix)]
+                weights = self._weights(suffix)
                 seq = layer_input.flip(0) if direction else layer_input
                 given = None if states0 is None else [s[row] for s in states0]
                 result = _run_layer(self._spec, row, seq, given, weights)
@@ -734,6 +734,17 @@ class _Recurrent(torch.nn.Module):
                 layer_output = torch.nn.functional.dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
         return layer_input, [f[0] if len(f) == 1 else torch.cat(f, dim=0) for f in finals]
+
+    def _weights(self, suffix):
+        """One layer's weight tensors in torch's order: from the module's parameters where they are there (0.3 us
+        against 2 through ``getattr``), else as ``getattr`` finds them (a parametrization, or a tensor that replaced
+        a parameter, as weight-drop recipes do)."""
+        params = self._parameters
+        out = []
+        for name in self._layer_weight_names(suffix):
+            w = params.get(name)
+            out.append(getattr(self, name) if w is None else w)
+        return out
 
     def _layer_weight_names(self, suffix):
         """The names of one layer's weights in torch's order (``_flat_weights_names`` ending with

@@ -499,6 +499,42 @@ def test_the_network_kept_between_calls_follows_updates_and_new_parameters(kind)
     same()
 
 
+@pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
+def test_weights_that_are_not_the_modules_parameters_are_the_ones_computed_with(kind):
+    """A layer reads its weights from the module's parameters where they are there, else as an attribute
+    (``_Recurrent._weights``): a parametrization (the weight computed from another tensor), a plain tensor that
+    replaced a parameter (weight-drop recipes delete it and set a tensor) and ``torch.func.functional_call``
+    must each be what the call computes with, and the gradients reach the tensors they came from."""
+    from torch.nn.utils import parametrize
+
+    class Scaled(torch.nn.Module):
+        def forward(self, w):
+            return 0.5 * w
+
+    ref, ours = pair(kind, torch.float64)
+    x, hx = inputs(ours, kind, torch.float64)
+    for module in (ref, ours):
+        parametrize.register_parametrization(module, "weight_hh_l0", Scaled())
+    assert "weight_hh_l0" not in ours._parameters
+    for got, want in zip(run(ours, x, hx), run(ref, x, hx)):       # the gradients include the original's
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    ref, ours = pair(kind, torch.float64)
+    g = torch.Generator().manual_seed(12)
+    dropped = 0.3 * torch.randn(ours.weight_ih_l0.shape, generator=g, dtype=torch.float64)
+    for module in (ref, ours):
+        del module._parameters["weight_ih_l0"]
+        module.weight_ih_l0 = dropped.clone().requires_grad_(True)
+    for got, want in zip(run(ours, x, hx), run(ref, x, hx)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    ref, ours = pair(kind, torch.float64)
+    given = {name: 0.2 * torch.randn(p.shape, generator=g, dtype=p.dtype) for name, p in ours.named_parameters()}
+    arg = hx[0] if len(hx) == 1 else hx
+    got = torch.func.functional_call(ours, given, (x, arg))
+    want = torch.func.functional_call(ref, given, (x, arg))
+    torch.testing.assert_close(got[0], want[0], rtol=1e-10, atol=1e-12)
+    assert not torch.equal(got[0], ours(x, arg)[0])                # not the module's own parameters
+
+
 @pytest.mark.parametrize("kind, uses", [(k, u) for k in ("RNN", "LSTM", "GRU") for u in ("output", "final")]
                          + [("LSTM", "cell")])
 def test_a_loss_on_some_outputs_only_gets_torchs_gradients(kind, uses):

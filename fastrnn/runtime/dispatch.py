@@ -250,27 +250,49 @@ def _from_environment():
     set_threads(min(count, max_threads()) if count >= 1 else count)
 
 
-@contextlib.contextmanager
 def workers(work=0):
     """Yield the number of threads this call may use (1: the serial kernels only). Every BLAS
     is held to one thread for the duration of the call. A call given several threads may put
     torch's spinning threads to sleep once (``_quiet_plain``, and inside ``beside`` its ``quiet``):
     ``work``, the multiply-adds of all the call's kernels where the caller knows them
     (``call_work``), lets its first parallel kernel do so for the call as a whole, which pays for
-    the sleep once for all its kernels."""
-    threads = get_threads()
-    with _blas.single_threaded():
+    the sleep once for all its kernels. (A class, not a generator: every fastrnn call enters one.)
+
+    Returns
+    -------
+    context manager
+        ``with workers(work) as threads:``.
+    """
+    return _Workers(work)
+
+
+class _Workers:
+    """``workers``' block."""
+
+    __slots__ = ("_work", "_held", "_blas")
+
+    def __init__(self, work):
+        self._work, self._held, self._blas = work, False, None
+
+    def __enter__(self):
+        threads = get_threads()
+        self._blas = _blas.single_threaded()
+        self._blas.__enter__()
         if threads > 1 and _POOL.acquire(blocking=False):
+            self._held = True
             _call.may_quiet = True
-            _call.work = work
-            try:
-                yield threads
-            finally:
-                _call.may_quiet = False
-                _call.work = 0
-                _POOL.release()
-        else:
-            yield 1
+            _call.work = self._work
+            return threads
+        return 1
+
+    def __exit__(self, *exc):
+        if self._held:
+            self._held = False
+            _call.may_quiet = False
+            _call.work = 0
+            _POOL.release()
+        self._blas.__exit__(*exc)
+        return False
 
 
 def pays(kernel):
@@ -439,7 +461,6 @@ def call(kernel, threads, work, *args):
     return kernel.serial(*args, 1, *split)
 
 
-@contextlib.contextmanager
 def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     """For fastrnn running inside another framework's operators (``fastrnn.torch``): at most
     ``pool_threads`` threads (the framework's own intra-op count; its pool idles while our operator
@@ -453,25 +474,51 @@ def beside(pool_threads, spinning=True, gemm=None, quiet=None):
     ``QUIET_MIN_WORK`` multiply-adds or more that pays on parallel threads calls it (once in the block)
     and runs with the usual thresholds, as beside a sleeping pool. Every BLAS stays on one thread for
     the whole block, NumPy's work between the kernels included (OpenBLAS's own threads would wait for
-    cores too). Restores Numba's count on exit; per calling thread."""
-    get, put = _numba_threads()
-    old = get()
-    count = max(1, min(int(pool_threads), old))
-    was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None), getattr(_beside, "quiet", None),
-           getattr(_beside, "active", False))
-    if count != old:
-        put(count)
-    _beside.active = True
-    _beside.spinning = bool(spinning)
-    _beside.gemm = gemm if spinning and int(pool_threads) >= 2 else None
-    _beside.quiet = quiet if spinning and count >= 2 else None
-    try:
-        with _blas.single_threaded():     # NumPy's work between the kernels too
-            yield
-    finally:
-        _beside.spinning, _beside.gemm, _beside.quiet, _beside.active = was
+    cores too). Restores Numba's count on exit; per calling thread. (A class, not a generator: fastrnn.torch
+    enters one in every layer call.)"""
+    return _Beside(pool_threads, spinning, gemm, quiet)
+
+
+class _Beside:
+    """``beside``'s block."""
+
+    __slots__ = ("_args", "_old", "_count", "_was", "_blas")
+
+    def __init__(self, pool_threads, spinning, gemm, quiet):
+        self._args = (pool_threads, spinning, gemm, quiet)
+
+    def __enter__(self):
+        pool_threads, spinning, gemm, quiet = self._args
+        get, put = _numba_threads()
+        old = get()
+        count = max(1, min(int(pool_threads), old))
+        self._was = (getattr(_beside, "spinning", False), getattr(_beside, "gemm", None),
+                     getattr(_beside, "quiet", None), getattr(_beside, "active", False))
+        self._old, self._count = old, count
         if count != old:
-            put(old)
+            put(count)
+        _beside.active = True
+        _beside.spinning = bool(spinning)
+        _beside.gemm = gemm if spinning and int(pool_threads) >= 2 else None
+        _beside.quiet = quiet if spinning and count >= 2 else None
+        self._blas = _blas.single_threaded()      # NumPy's work between the kernels too
+        try:
+            self._blas.__enter__()
+        except BaseException:
+            self._restore()
+            raise
+
+    def __exit__(self, *exc):
+        try:
+            self._blas.__exit__(*exc)
+        finally:
+            self._restore()
+        return False
+
+    def _restore(self):
+        _beside.spinning, _beside.gemm, _beside.quiet, _beside.active = self._was
+        if self._count != self._old:
+            _numba_threads()[1](self._old)
 
 
 def borrowed_gemm():
