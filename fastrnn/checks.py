@@ -64,9 +64,13 @@ def float_array(name, a, dtype=None):
 
 def check_shape(name, arr, expected, desc, hint=""):
     """``expected`` is a tuple of ints or None (any size >= 1); ``desc`` names the axes."""
-    if arr.ndim == len(expected) and 0 not in arr.shape and all(
-            want is None or got == want for got, want in zip(arr.shape, expected)):
-        return arr                    # the usual case: no message to build
+    shape = arr.shape
+    if len(shape) == len(expected) and 0 not in shape:
+        for got, want in zip(shape, expected):
+            if want is not None and got != want:
+                break
+        else:
+            return arr                # the usual case: no message to build (a loop: a generator costs more)
     shown = "(" + ", ".join("…" if e is None else str(e) for e in expected) + ")"
     hint = f": {hint}" if hint else ""
     if arr.ndim != len(expected):

@@ -77,9 +77,10 @@ class Driver(CellDriver):
         dh0 = np.empty((B, n), net.dtype)
         work = Work(B, 6 * B * n * n, T, W["W_hh"].nbytes)
         gates = run.saved["gates"]
-        paired = (all(a.flags.c_contiguous for a in (h, gates, g, D, An))    # views below; B = 1 on two threads
-                  and pair.pays(work, threads, False, n, h.itemsize, truncation))
-        by_units = (not paired and all(a.flags.c_contiguous for a in (h, gates, g, D, An))    # a batch cut by units
+        flat = (h.flags.c_contiguous and gates.flags.c_contiguous and g.flags.c_contiguous and D.flags.c_contiguous
+                and An.flags.c_contiguous)    # the pairs below take views of them
+        paired = flat and pair.pays(work, threads, False, n, h.itemsize, truncation)     # B = 1 on two threads
+        by_units = (not paired and flat                                                     # a batch cut by units
                     and pair.rows_pay(work, threads, n, h.itemsize, plan(_gru_sweep, threads, work), truncation))
         panels = None if paired or by_units else panel_buffer(W["W_hh"], work, threads)
 

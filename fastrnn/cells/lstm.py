@@ -29,10 +29,10 @@ class Driver(CellDriver):
 
     def forward(self, net, W, x, state0, forcing, threads, scratch=False):
         T, B, _ = x.shape
-        n = net.n_hidden
-        h, c = state_arrays(("h", "c"), T, B, n, net.dtype, scratch)
-        gates = (workspace.scratch("lstm gates", (T, B, 4 * n), net.dtype) if scratch
-                 else workspace.empty((T, B, 4 * n), net.dtype))
+        n, dtype = net.n_hidden, net.dtype
+        h, c = state_arrays(("h", "c"), T, B, n, dtype, scratch)
+        gates = (workspace.scratch("lstm gates", (T, B, 4 * n), dtype) if scratch
+                 else workspace.empty((T, B, 4 * n), dtype))
         h[0], c[0] = state0
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
         paired = (pair.forward_pays(work, threads, False, n, h.itemsize)
@@ -58,25 +58,26 @@ class Driver(CellDriver):
 
     def backward(self, net, W, x, run, g, truncation, forcing, threads, dstate_T=None, want_dx=False):
         T, B, m = x.shape
-        n = net.n_hidden
+        n, dtype = net.n_hidden, net.dtype
         h, c = run.states
         dh_T, dc_T = (None, None) if dstate_T is None else dstate_T
         if dh_T is not None:
             g[-1] += dh_T
         if dc_T is None:
-            dc_T = np.zeros((B, n), dtype=net.dtype)
-        D = workspace.scratch("lstm D", (T, B, 4 * n), net.dtype)
-        dc0 = workspace.empty((B, n), net.dtype)     # the pair's halves write their units of it every step
-        dh0 = np.empty((B, n), net.dtype)
+            dc_T = np.zeros((B, n), dtype=dtype)
+        D = workspace.scratch("lstm D", (T, B, 4 * n), dtype)
+        dc0 = workspace.empty((B, n), dtype)     # the pair's halves write their units of it every step
+        dh0 = np.empty((B, n), dtype)
         work = Work(B, 8 * B * n * n, T, W["W_hh"].nbytes)
-        grads = {"W_ih": workspace.result((4 * n, m), net.dtype), "W_hh": workspace.result((4 * n, n), net.dtype),
-                 "b_ih": np.empty(4 * n, net.dtype)}
-        dx = workspace.result((T, B, m), net.dtype) if want_dx else None
+        grads = {"W_ih": workspace.result((4 * n, m), dtype), "W_hh": workspace.result((4 * n, n), dtype),
+                 "b_ih": np.empty(4 * n, dtype)}
+        dx = workspace.result((T, B, m), dtype) if want_dx else None
         rows = RowProducts(x, h[:-1], D, grads, ("W_ih", "W_hh", "b_ih"), W["W_ih"] if want_dx else None, dx)
         gates = run.saved["gates"]
-        if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # views below; B = 1 on two threads
-                and pair.pays(work, threads, False, n, h.itemsize, truncation)):
-            dc = workspace.empty(n, net.dtype)          # both halves write it every step: aligned
+        flat = (h.flags.c_contiguous and c.flags.c_contiguous and gates.flags.c_contiguous and g.flags.c_contiguous
+                and D.flags.c_contiguous)     # the pairs below take views of them
+        if flat and pair.pays(work, threads, False, n, h.itemsize, truncation):       # B = 1 on two threads
+            dc = workspace.empty(n, dtype)              # both halves write it every step: aligned
             dc[:] = dc_T.reshape(n)
             pair.lstm_sweep(W["W_hh"], h.reshape(T + 1, n), c.reshape(T + 1, n), gates.reshape(T, 4 * n),
                             g.reshape(T, n), dc, D.reshape(T, 4 * n))
@@ -84,8 +85,8 @@ class Driver(CellDriver):
             np.dot(D[0], W["W_hh"], out=dh0)
             rows(0, T, threads, False)
             return _with_b_hh(grads), (dh0, dc0), dx
-        if (all(a.flags.c_contiguous for a in (h, c, gates, g, D))        # a batch cut by units on two threads
-                and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_sweep, threads, work), truncation)):
+        if flat and pair.rows_pay(work, threads, n, h.itemsize, plan(_lstm_sweep, threads, work), truncation):
+            # a batch cut by units on two threads
             dc0[...] = dc_T
             pair.lstm_rows_sweep(W["W_hh"], h, c, gates, g, dc0, D)
             np.dot(D[0], W["W_hh"], out=dh0)

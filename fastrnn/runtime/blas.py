@@ -189,7 +189,7 @@ def controllable():
 
 _hold_lock = threading.Lock()  # single_threaded's blocks, counted across the process's threads
 _holders = 0
-_held_counts = None            # the counts the first block found, restored by the last
+_held_counts = None            # (the controls, the counts the first block found), restored by the last
 _controls = None               # (the libraries, their (get, set) pairs): ``thread_controls``
 
 
@@ -253,7 +253,7 @@ class _SingleThreaded:
                 for (_, put), count in zip(controls, old):
                     if count != 1:
                         put(1)
-                _held_counts = old
+                _held_counts = (controls, old)
             _holders += 1
 
     def __exit__(self, *exc):
@@ -261,14 +261,18 @@ class _SingleThreaded:
         with _hold_lock:
             _holders -= 1
             if _holders == 0:
-                _restore(_held_counts)
+                _restore(*_held_counts)
                 _held_counts = None
         return False
 
 
-def _restore(counts):
-    """Each library back at its count in ``counts`` (those not at one thread then were never set)."""
-    for (_, put), count in zip(thread_controls(), counts):
+_SINGLE_THREADED = _SingleThreaded()
+
+
+def _restore(controls, counts):
+    """Each library of ``controls`` back at its count in ``counts`` (those not at one thread then were never
+    set)."""
+    for (_, put), count in zip(controls, counts):
         if count != 1:
             put(count)
 
@@ -281,7 +285,7 @@ def _after_fork_in_child():
     _hold_lock = threading.Lock()
     if _holders and _held_counts is not None:
         try:
-            _restore(_held_counts)
+            _restore(*_held_counts)
         except Exception:       # never the reason a child cannot start
             pass
     _holders, _held_counts = 0, None
@@ -296,5 +300,6 @@ def single_threaded():
     counts restored when the last block open in the process ends (also when it raises). The libraries'
     counts are process-wide, so the blocks are counted across threads: the first to open asks the
     libraries and sets them, the others (blocks inside it, fastrnn.torch nests three, and calls on
-    other threads meanwhile) change nothing and ask nothing."""
-    return _SingleThreaded()
+    other threads meanwhile) change nothing and ask nothing. (One block object serves every call: it keeps
+    nothing of its own.)"""
+    return _SINGLE_THREADED

@@ -406,7 +406,7 @@ def call_work(weights, T, B, passes):
     """The multiply-adds of a call's kernels, as ``Work`` counts them (two a weight a batch row a step),
     over ``passes`` passes over the sequence (a forward pass 1, its backward sweep and weight gradients
     2 more): every weight array of the network counted, its readout's too, which is small beside them."""
-    return passes * 2 * T * B * sum(int(w.size) for w in weights.values())
+    return passes * 2 * T * B * sum([w.size for w in weights.values()])
 
 
 def _quiet_plain(flops):
