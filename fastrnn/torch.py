@@ -443,7 +443,11 @@ def _run_layer(spec, slot, x, states0, weights):
     """(output, *final states, each (1, B, H)) of one layer in one direction (``slot``: its row in h_0): the autograd
     Function in eager mode, the registered operators under torch.compile (which cannot trace into
     Python and NumPy). ``states0`` None: zero initial states, which the eager path leaves to fastrnn."""
+    if x.shape[1] == 0:
+        return _empty_batch(spec, x, states0, weights)
     if not torch.compiler.is_compiling():
+        if _PEEK_TRANSFORMS is not None and _PEEK_TRANSFORMS() is not None:
+            raise OptionError(_FUNC_TRANSFORMS)
         if states0 is None:
             return _LayerFunction.apply(spec, slot, 0, x, *weights)
         return _LayerFunction.apply(spec, slot, len(states0), x, *states0, *weights)
@@ -458,6 +462,23 @@ def _run_layer(spec, slot, x, states0, weights):
         trunc_h = trunc_hp = trunc
     out = _layer(x, list(states0), list(weights), spec.kind, spec.nonlinearity, spec.bias, int(trunc_h), int(trunc_hp))
     return [out[0]] + [f.unsqueeze(0) for f in out[1:1 + len(states0)]]
+
+
+def _empty_batch(spec, x, states0, weights):
+    """What torch.nn's layers give for a batch of no sequences: an output and final states with no rows, and
+    gradients of zero for the weights (of no rows for x and the initial states). fastrnn's calls take no empty
+    batch; these come from torch's own operations, with every input kept in the graph by a term of zero."""
+    link = sum(t.sum() for t in [x, *(states0 or ()), *weights]) * 0
+    out = x.new_zeros((x.shape[0], 0, weights[1].shape[1])) + link
+    return [out] + [x.new_zeros((1, 0, size)) + link for size in _state_sizes(weights, spec.n_states)]
+
+
+# Inside a torch.func transform (grad, vmap, jacrev, ...): the layer's autograd Function hands NumPy arrays to
+# fastrnn, which those transforms' wrapped tensors do not have (torch.nn's LSTM does not run under vmap either).
+_PEEK_TRANSFORMS = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
+_FUNC_TRANSFORMS = ("fastrnn.torch layers do not run inside torch.func transforms (grad, vmap, jacrev, "
+                    "functional_call under grad, ...): take gradients with loss.backward() or torch.autograd.grad "
+                    "(torch.func.functional_call alone works), or use torch.nn's module under torch.func")
 
 
 class _LayerSpec:
@@ -626,6 +647,10 @@ class _Recurrent(torch.nn.Module):
         if input.dim() not in (2, 3):
             raise ShapeError(f"input has shape {tuple(input.shape)} ({input.dim()}-d) but must be "
                              f"{'(B, T, m)' if self.batch_first else '(T, B, m)'} or unbatched (T, m)")
+        steps = input.shape[1] if self.batch_first and input.dim() == 3 else input.shape[0]
+        if steps == 0:
+            raise ShapeError(f"input has shape {tuple(input.shape)}: no time steps (T = 0); a sequence needs at "
+                             "least one step (torch.nn refuses it too)")
         if input.shape[-1] != self.input_size:
             raise ShapeError(f"input has {input.shape[-1]} features in its last axis but the module has "
                              f"input_size={self.input_size}")

@@ -225,6 +225,42 @@ def test_what_is_not_supported_says_what_to_do():
         dx.sum().backward()
 
 
+@pytest.mark.parametrize("kind, options", [(k, o) for k in ("RNN", "LSTM", "GRU")
+                                             for o in ({}, {"num_layers": 2, "bidirectional": True},
+                                                       {"batch_first": True})] + [("LSTM", {"proj_size": 2})])
+@pytest.mark.parametrize("with_state", [True, False])
+def test_an_empty_batch_gives_torchs_empty_outputs_and_zero_gradients(kind, options, with_state):
+    """A batch of no sequences (B = 0, as a bucketing loader can hand over): torch.nn returns an output and final
+    states with no rows, and its backward pass gives every parameter a gradient of zeros; so must the layer."""
+    ref, ours = pair(kind, torch.float64, **options)
+    x, hx = inputs(ours, kind, torch.float64, B=0, with_state=with_state)
+    got, want = run(ours, x, hx), run(ref, x, hx)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert torch.equal(a, b)
+    assert any(b.numel() for b in want)        # the parameters' gradients: zeros, not empty
+
+
+def test_torch_func_transforms_and_no_steps_are_refused_with_what_to_do():
+    """torch.func's transforms hand the layer wrapped tensors that fastrnn cannot read: a clear error, not
+    torch's own about autograd.Function internals; an input with no time steps names the input."""
+    lstm = ft.LSTM(3, 4)
+    x = torch.randn(5, 2, 3)
+    params = dict(lstm.named_parameters())
+
+    def loss(p):
+        return torch.func.functional_call(lstm, p, (x,))[0].sum()
+    with pytest.raises(fastrnn.OptionError, match="do not run inside torch.func transforms"):
+        torch.func.grad(loss)(params)
+    with pytest.raises(fastrnn.OptionError, match="do not run inside torch.func transforms"):
+        torch.func.vmap(lambda xx: lstm(xx)[0])(torch.randn(2, 5, 2, 3))
+    for module, bad in ((lstm, torch.randn(0, 2, 3)), (ft.GRU(3, 4, batch_first=True), torch.randn(2, 0, 3)),
+                        (ft.RNN(3, 4), torch.randn(0, 3))):
+        with pytest.raises(fastrnn.ShapeError, match=r"no time steps \(T = 0\)"):
+            module(bad)
+
+
 @pytest.mark.parametrize("kind", ["RNN", "LSTM", "GRU"])
 @pytest.mark.parametrize("low", [torch.bfloat16, torch.float16])
 def test_inside_autocast_a_layer_takes_a_low_precision_input_in_its_parameters_dtype(kind, low):
