@@ -242,6 +242,40 @@ def test_an_empty_batch_gives_torchs_empty_outputs_and_zero_gradients(kind, opti
     assert any(b.numel() for b in want)        # the parameters' gradients: zeros, not empty
 
 
+@pytest.mark.parametrize("kind, options", [("RNN", {}), ("LSTM", {"num_layers": 2, "bidirectional": True}),
+                                             ("GRU", {"batch_first": True}), ("LSTM", {"proj_size": 2})])
+def test_without_grad_mode_the_outputs_are_the_graphs_own_and_a_state_fed_back_step_by_step_equals_one_call(
+        kind, options):
+    """Under no_grad and inference_mode a layer runs its forward pass without an autograd Function
+    (``_forward_only``): the outputs must be the values the grad-mode call gives, bit for bit, and not require
+    grad; generating step by step, each call's final states fed to the next, must equal one call over the whole
+    sequence and torch.nn's step-by-step states."""
+    ref, ours = pair(kind, torch.float64, **options)
+    x, hx = inputs(ours, kind, torch.float64)
+    arg = hx[0] if len(hx) == 1 else hx
+    want_out, want_final = ours(x, arg)
+    for mode in (torch.no_grad, torch.inference_mode):
+        with mode():
+            out, final = ours(x, arg)
+        assert not out.requires_grad
+        assert torch.equal(out, want_out.detach())
+        for a, b in zip(final if isinstance(final, tuple) else (final,),
+                        want_final if isinstance(want_final, tuple) else (want_final,)):
+            assert torch.equal(a, b.detach()) and not a.requires_grad
+    if options.get("bidirectional"):
+        return                          # a reverse direction sees the whole sequence: no step-by-step equality
+    steps = x.shape[1] if ours.batch_first else x.shape[0]
+    state, ref_state = arg, arg
+    with torch.no_grad():
+        for t in range(steps):
+            xt = x[:, t:t + 1] if ours.batch_first else x[t:t + 1]
+            out_t, state = ours(xt, state)
+            ref_t, ref_state = ref(xt, ref_state)
+            whole = want_out[:, t:t + 1] if ours.batch_first else want_out[t:t + 1]
+            torch.testing.assert_close(out_t, whole.detach(), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(out_t, ref_t, rtol=1e-10, atol=1e-12)
+
+
 def test_torch_func_transforms_and_no_steps_are_refused_with_what_to_do():
     """torch.func's transforms hand the layer wrapped tensors that fastrnn cannot read: a clear error, not
     torch's own about autograd.Function internals; an input with no time steps names the input."""
