@@ -612,6 +612,55 @@ class _Recurrent(torch.nn.Module):
     def all_weights(self):
         return [[getattr(self, name) for name in self._layer_weight_names(suffix)] for suffix in self._suffixes()]
 
+    @property
+    def _flat_weights(self):
+        """The weight tensors in ``_flat_weights_names``' order (None for one that is missing), the list
+        torch.nn.RNNBase keeps: read from the module's attributes at every access, so always current."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
+
+    # -- torch.nn.RNNBase's argument checks, for code that calls them on a module ---------------------
+    def check_input(self, input, batch_sizes):
+        """Raise if ``input`` (3-d, or 2-d packed data where ``batch_sizes`` is given) does not fit the module:
+        its number of dimensions, its last axis (input_size) and, outside autocast, its dtype."""
+        want = 2 if batch_sizes is not None else 3
+        if input.dim() != want:
+            raise ShapeError(f"input must have {want} dimensions, got {input.dim()} (shape {tuple(input.shape)})")
+        if input.shape[-1] != self.input_size:
+            raise ShapeError(f"input has {input.shape[-1]} features in its last axis but the module has "
+                             f"input_size={self.input_size}")
+        dtype = self.weight_ih_l0.dtype
+        if input.dtype != dtype and not torch.is_autocast_enabled("cpu"):
+            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {dtype}: call .to({dtype}) on "
+                             f"the input or .to({input.dtype}) on the module")
+
+    def get_expected_hidden_size(self, input, batch_sizes):
+        """(num_layers · num_directions, B, H_out): the shape of h_0 for ``input`` (B from ``batch_sizes[0]`` for
+        packed data), H_out = proj_size or hidden_size."""
+        return self._expected_state_size(input, batch_sizes, self.proj_size or self.hidden_size)
+
+    def _expected_state_size(self, input, batch_sizes, size):
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.shape[0] if self.batch_first else input.shape[1]
+        return (self.num_layers * (2 if self.bidirectional else 1), batch, size)
+
+    def check_hidden_size(self, hx, expected_hidden_size, msg="Expected hidden size {}, got {}"):
+        """Raise ShapeError (``msg`` formatted with the expected and the actual size) unless hx has the expected
+        shape."""
+        if tuple(hx.shape) != tuple(expected_hidden_size):
+            raise ShapeError(msg.format(tuple(expected_hidden_size), list(hx.shape)))
+
+    def check_forward_args(self, input, hidden, batch_sizes):
+        """``check_input``, then h_0's shape (for the LSTM, c_0's too: ``LSTM.check_forward_args``)."""
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(hidden, self.get_expected_hidden_size(input, batch_sizes))
+
+    def permute_hidden(self, hx, permutation):
+        """hx with its batch axis (1) reordered by ``permutation`` (None: hx as it is), as a PackedSequence's
+        sorted order needs."""
+        return hx if permutation is None else hx.index_select(1, permutation)
+
     def _suffixes(self):
         directions = 2 if self.bidirectional else 1
         return [f"_l{layer}" + ("_reverse" if d else "") for layer in range(self.num_layers) for d in range(directions)]
@@ -850,6 +899,24 @@ class LSTM(_Recurrent):
                  bidirectional=False, proj_size=0, device=None, dtype=None, *, truncation=None):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
                          proj_size=proj_size, device=device, dtype=dtype, truncation=truncation)
+
+    def get_expected_cell_size(self, input, batch_sizes):
+        """(num_layers · num_directions, B, hidden_size): the shape of c_0 for ``input``."""
+        return self._expected_state_size(input, batch_sizes, self.hidden_size)
+
+    def check_forward_args(self, input, hidden, batch_sizes):
+        """``check_input``, then the shapes of h_0 and c_0 (``hidden`` the pair)."""
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(hidden[0], self.get_expected_hidden_size(input, batch_sizes),
+                               "Expected hidden[0] size {}, got {}")
+        self.check_hidden_size(hidden[1], self.get_expected_cell_size(input, batch_sizes),
+                               "Expected hidden[1] size {}, got {}")
+
+    def permute_hidden(self, hx, permutation):
+        """(h, c) with the batch axis of each reordered by ``permutation`` (None: as they are)."""
+        if permutation is None:
+            return hx
+        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
 
 
 class GRU(_Recurrent):

@@ -276,6 +276,47 @@ def test_without_grad_mode_the_outputs_are_the_graphs_own_and_a_state_fed_back_s
             torch.testing.assert_close(out_t, ref_t, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind, options", [("RNN", {}), ("GRU", {"num_layers": 2, "bidirectional": True}),
+                                             ("LSTM", {"batch_first": True}), ("LSTM", {"proj_size": 2, "num_layers": 2})])
+def test_torch_nns_argument_checks_and_flat_weights_answer_as_torch_nns(kind, options):
+    """torch.nn.RNNBase's methods that code calls on a module (``_flat_weights``, ``check_input``,
+    ``get_expected_hidden_size``, ``check_hidden_size``, ``check_forward_args``, ``permute_hidden``, the LSTM's
+    ``get_expected_cell_size``): the same answers and the same inputs refused, with fastrnn's errors."""
+    ref, ours = pair(kind, torch.float64, **options)
+    assert ours._flat_weights_names == ref._flat_weights_names
+    for a, b in zip(ours._flat_weights, ref._flat_weights):
+        assert torch.equal(a, b)
+    x, hx = inputs(ours, kind, torch.float64, B=3)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([7, 5, 2]), batch_first=ours.batch_first)
+    for data, sizes in ((x, None), (packed.data, packed.batch_sizes)):
+        assert ours.get_expected_hidden_size(data, sizes) == ref.get_expected_hidden_size(data, sizes)
+        if kind == "LSTM":
+            assert ours.get_expected_cell_size(data, sizes) == ref.get_expected_cell_size(data, sizes)
+        hidden = hx if kind == "LSTM" else hx[0]
+        ours.check_forward_args(data, hidden, sizes)
+        ref.check_forward_args(data, hidden, sizes)
+    permutation = torch.tensor([2, 0, 1])
+    hidden = hx if kind == "LSTM" else hx[0]
+    for a, b in zip(*(m.permute_hidden(hidden, permutation) for m in (ours, ref))) if kind == "LSTM" else [
+            (ours.permute_hidden(hidden, permutation), ref.permute_hidden(hidden, permutation))]:
+        assert torch.equal(a, b)
+    assert ours.permute_hidden(hidden, None) is hidden
+    bad = [(x[..., :2], None), (x[0], None), (x.float(), None), (packed.data, None)]
+    for data, sizes in bad:
+        with pytest.raises((RuntimeError, ValueError)):
+            ref.check_input(data, sizes)
+        with pytest.raises((fastrnn.ShapeError, fastrnn.DTypeError)):
+            ours.check_input(data, sizes)
+    wrong = hx[0][:, :2]
+    with pytest.raises(RuntimeError, match="Expected hidden size"):
+        ref.check_hidden_size(wrong, ref.get_expected_hidden_size(x, None))
+    with pytest.raises(fastrnn.ShapeError, match="Expected hidden size"):
+        ours.check_hidden_size(wrong, ours.get_expected_hidden_size(x, None))
+    if kind == "LSTM":
+        with pytest.raises(fastrnn.ShapeError, match=r"Expected hidden\[1\] size"):
+            ours.check_forward_args(x, (hx[0], hx[1][:, :2]), None)
+
+
 def test_torch_func_transforms_and_no_steps_are_refused_with_what_to_do():
     """torch.func's transforms hand the layer wrapped tensors that fastrnn cannot read: a clear error, not
     torch's own about autograd.Function internals; an input with no time steps names the input."""
