@@ -618,6 +618,16 @@ class _Recurrent(torch.nn.Module):
         torch.nn.RNNBase keeps: read from the module's attributes at every access, so always current."""
         return [getattr(self, name, None) for name in self._flat_weights_names]
 
+    @_flat_weights.setter
+    def _flat_weights(self, weights):
+        # Recipes that set a layer's weights as attributes assign the list anew to keep torch's copy current: that
+        # list is what the module holds already. Another list would be weights torch.nn would compute with and
+        # this module would not: refused.
+        current = self._flat_weights
+        if len(weights) != len(current) or any(w is not c for w, c in zip(weights, current)):
+            raise OptionError("fastrnn.torch reads a layer's weights from the module's attributes at every call: "
+                              "set them there (module.weight_hh_l0 = ...) instead of assigning _flat_weights")
+
     # -- torch.nn.RNNBase's argument checks, for code that calls them on a module ---------------------
     def check_input(self, input, batch_sizes):
         """Raise if ``input`` (3-d, or 2-d packed data where ``batch_sizes`` is given) does not fit the module:

@@ -286,6 +286,9 @@ def test_torch_nns_argument_checks_and_flat_weights_answer_as_torch_nns(kind, op
     assert ours._flat_weights_names == ref._flat_weights_names
     for a, b in zip(ours._flat_weights, ref._flat_weights):
         assert torch.equal(a, b)
+    ours._flat_weights = [getattr(ours, name) for name in ours._flat_weights_names]   # a recipe's refresh: accepted
+    with pytest.raises(fastrnn.OptionError, match="set them there"):
+        ours._flat_weights = [w.detach().clone() for w in ours._flat_weights]
     x, hx = inputs(ours, kind, torch.float64, B=3)
     packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor([7, 5, 2]), batch_first=ours.batch_first)
     for data, sizes in ((x, None), (packed.data, packed.batch_sizes)):
