@@ -115,6 +115,19 @@ def _layer_bwd(kind, activation, residuals, cotangents):
 _layer.defvjp(_layer_fwd, _layer_bwd)
 
 
+def _run(kind, activation, params, x, states0):
+    """The states (T + 1, B, size) each, h first, of ``_layer``. fastrnn's calls take no empty sequence or batch;
+    here they give what ``lax.scan`` gives: over no steps (T = 0) the initial states alone (scan's initial carry:
+    the final states equal to the initial ones), for no sequences (B = 0) states with no rows; the parameters'
+    gradients are zero either way."""
+    T, B = x.shape[0], x.shape[1]
+    if T == 0:
+        return tuple(s[None] for s in states0)
+    if B == 0:
+        return tuple(jnp.zeros((T + 1,) + s.shape, s.dtype) for s in states0)
+    return _layer(kind, activation, params, x, states0)
+
+
 def _check_arrays(x, states, n, m):
     x = jnp.asarray(x)
     if x.ndim != 3 or x.shape[2] != m:
@@ -162,7 +175,7 @@ def rnn(params, x, h0=None, activation="tanh"):
     p = _check_params(params, _RNN_PARAMS, "rnn")
     n, m = p[0].shape
     x, states0 = _check_arrays(x, (("h0", h0),), n, m)
-    (h,) = _layer("rnn", activation, p, x, states0)
+    (h,) = _run("rnn", activation, p, x, states0)
     return h[1:], h[-1]
 
 
@@ -198,7 +211,7 @@ def lstm(params, x, h0=None, c0=None):
     p = _check_params(params, _GATED_PARAMS, "lstm")
     n, m = p[1].shape[1], p[0].shape[1]
     x, states0 = _check_arrays(x, (("h0", h0), ("c0", c0)), n, m)
-    h, c = _layer("lstm", "lstm", p, x, states0)
+    h, c = _run("lstm", "lstm", p, x, states0)
     return h[1:], (h[-1], c[-1])
 
 
@@ -232,7 +245,7 @@ def gru(params, x, h0=None):
     p = _check_params(params, _GATED_PARAMS, "gru")
     n, m = p[1].shape[1], p[0].shape[1]
     x, states0 = _check_arrays(x, (("h0", h0),), n, m)
-    (h,) = _layer("gru", "gru", p, x, states0)
+    (h,) = _run("gru", "gru", p, x, states0)
     return h[1:], h[-1]
 
 
@@ -243,7 +256,8 @@ _RAISES = """Raises
         For params that are not a dict with exactly these keys{activation}.
     ShapeError, DTypeError
         For x or an initial state of the wrong shape or dtype (float32 or float64, never mixed);
-        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs."""
+        NonFiniteError and the other checks of :func:`fastrnn.forward` when the callback runs. A sequence of
+        no steps or a batch of no sequences is not an error: the result is ``lax.scan``'s."""
 fill(rnn, "{raises}", _RAISES.format(activation=", or an unknown activation"))
 fill(lstm, "{raises}", _RAISES.format(activation=""))
 fill(gru, "{raises}", _RAISES.format(activation=""))

@@ -142,6 +142,35 @@ def test_gru_grad_under_jit_equals_scan():
         assert rel(a, b) <= 1e-10
 
 
+@pytest.mark.parametrize("T, B", [(0, 3), (5, 0), (0, 0)])
+def test_no_steps_or_no_sequences_give_what_lax_scan_gives(T, B):
+    """A sequence of no steps (T = 0) or a batch of no sequences (B = 0): the outputs ``lax.scan`` gives (no steps
+    or no rows; over no steps the final state is the initial one) and its gradients (the initial states' own,
+    zeros for the parameters), under jit; fastrnn's calls take neither."""
+    rnn_p, lstm_p, x, h0, c0 = problem(T=max(T, 1), B=max(B, 1), seed=6)
+    x, h0, c0 = x[:T, :B], h0[:B], c0[:B]
+    n = h0.shape[1]
+    gru_p = {k: v[:3 * n] for k, v in lstm_p.items()}
+    cases = [(fj.rnn, scan_rnn, rnn_p, (h0,)), (fj.lstm, scan_lstm, lstm_p, (h0, c0)), (fj.gru, scan_gru, gru_p, (h0,))]
+    for ours, ref, p, states in cases:
+        def loss(fn):
+            def L(p, *states):
+                hs, final = fn(p, x, *states)
+                finals = final if isinstance(final, tuple) else (final,)
+                return jnp.sum(hs ** 2) + sum(jnp.sum(jnp.sin(f)) for f in finals)
+            return L
+        got_out, want_out = ours(p, x, *states), ref(p, x, *states)
+        for a, b in zip(jax.tree.leaves(got_out), jax.tree.leaves(want_out)):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+        argnums = tuple(range(1 + len(states)))
+        got = jax.jit(jax.grad(loss(ours), argnums=argnums))(p, *states)
+        want = jax.grad(loss(ref), argnums=argnums)(p, *states)
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+
+
 def test_gradients_jax_holds_keep_their_values_through_later_calls():
     """fastrnn hands its weight gradients out of recycled memory once nothing refers to them
     (``runtime.workspace.result``, from 256 KB). JAX copies a callback's results into its own buffers, so the
