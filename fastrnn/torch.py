@@ -484,6 +484,12 @@ def _empty_batch(spec, x, states0, weights):
     return [out] + [x.new_zeros((1, 0, size)) + link for size in _state_sizes(weights, spec.n_states)]
 
 
+_NO_TORCHSCRIPT = ("fastrnn.torch layers cannot be captured by {how}: they run Python and NumPy. "
+                   "torch.export.export(model, args) and torch.compile capture them (as the operators fastrnn::layer "
+                   "and fastrnn::layer_backward); for TorchScript or ONNX, load the state_dict into torch.nn's module "
+                   "(the names and layouts are the same)")
+
+
 # Inside a torch.func transform (grad, vmap, jacrev, ...): the layer's autograd Function hands NumPy arrays to
 # fastrnn, which those transforms' wrapped tensors do not have (torch.nn's LSTM does not run under vmap either).
 _PEEK_TRANSFORMS = getattr(getattr(torch._C, "_functorch", None), "peek_interpreter_stack", None)
@@ -764,7 +770,14 @@ class _Recurrent(torch.nn.Module):
             return t.to(self.weight_ih_l0.dtype) if isinstance(t, torch.Tensor) and t.dtype in _AUTOCAST_DTYPES else t
         return cast(input), (type(hx)(cast(t) for t in hx) if isinstance(hx, (tuple, list)) else cast(hx))
 
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` asks a module for its scriptable form first: there is none (the layers run Python and
+        NumPy), so it gets an error that names the ways that work."""
+        raise OptionError(_NO_TORCHSCRIPT.format(how="torch.jit.script"))
+
     def forward(self, input, hx=None):
+        if torch.jit.is_tracing():
+            raise OptionError(_NO_TORCHSCRIPT.format(how="torch.jit.trace (and torch.onnx.export's TorchScript path)"))
         if isinstance(input, torch.nn.utils.rnn.PackedSequence):
             return self._forward_packed(input, hx)
         input, hx = self._autocast(input, hx)

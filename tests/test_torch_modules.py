@@ -320,6 +320,25 @@ def test_torch_nns_argument_checks_and_flat_weights_answer_as_torch_nns(kind, op
             ours.check_forward_args(x, (hx[0], hx[1][:, :2]), None)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::UserWarning")
+def test_torchscript_capture_is_refused_and_torch_export_captures_the_layers():
+    """torch.jit.script and torch.jit.trace (and torch.onnx.export's TorchScript path) cannot capture layers that
+    run NumPy: an error that names what works, not TorchScript's internals; torch.export captures them through
+    the registered operators, and the exported program computes the eager module's outputs."""
+    lstm = ft.LSTM(3, 4, num_layers=2, bidirectional=True)
+    model = torch.nn.Sequential(lstm)
+    x = torch.randn(5, 2, 3)
+    with pytest.raises(fastrnn.OptionError, match=r"torch.jit.script.*torch.export"):
+        torch.jit.script(model)
+    with pytest.raises(fastrnn.OptionError, match=r"torch.jit.trace.*torch.export"):
+        torch.jit.trace(lstm, x)
+    program = torch.export.export(lstm, (x,))
+    got, want = program.module()(x), lstm(x)
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+    for a, b in zip(got[1], want[1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_torch_func_transforms_and_no_steps_are_refused_with_what_to_do():
     """torch.func's transforms hand the layer wrapped tensors that fastrnn cannot read: a clear error, not
     torch's own about autograd.Function internals; an input with no time steps names the input."""
