@@ -388,13 +388,10 @@ class _LayerFunction(torch.autograd.Function):
         ctx.save_for_backward(x, *tensors)
         ctx.set_materialize_grads(False)    # an unused output's gradient arrives as None, not a tensor of zeros
         ctx.layer, ctx.slot, ctx.fwd, ctx.count = layer, slot, fwd, count
-        run_states = fwd.run.states        # (T + 1, B, size) each, h first
-        states = torch.from_numpy(run_states[0][1:])
-        ctx.states = states         # (under inference_mode no backward pass follows, and tensors keep no version)
-        ctx.version = None if torch.is_inference_mode_enabled() else states._version
-        # each final state (1, B, H) as the module returns it for one layer (a copy of its last row): no autograd
-        # view to add
-        return (states.detach(),) + tuple(torch.from_numpy(s[-1:].copy()) for s in run_states)
+        output, finals = _outputs(fwd.run.states)
+        ctx.states = output         # (under inference_mode no backward pass follows, and tensors keep no version)
+        ctx.version = None if torch.is_inference_mode_enabled() else output._version
+        return (output.detach(),) + finals
 
     @staticmethod
     def _pass(layer, slot, count, x, tensors):
@@ -439,13 +436,20 @@ class _LayerFunction(torch.autograd.Function):
                 + tuple(torch.from_numpy(g) if want else None for g, want in zip(weight_grads, wanted[4 + count:])))
 
 
+def _outputs(run_states):
+    """(output, final states) of one layer from its forward pass's states (T + 1, B, size) each, h first: the output
+    the states h_1..h_T themselves (the forward pass's memory), each final state (1, B, H) as the module returns it
+    for one layer, a copy of its last row (no autograd view to add)."""
+    return (torch.from_numpy(run_states[0][1:]), tuple(torch.from_numpy(s[-1:].copy()) for s in run_states))
+
+
 def _forward_only(spec, slot, count, x, tensors):
     """``_LayerFunction``'s outputs where no backward pass can follow (grad mode off): the same checked forward
     pass and the same tensors, without the autograd Function's bookkeeping (8-10 us of a 70 us call that
     generates one step at a time, LSTM n=32, B=1, ad hoc)."""
     with _beside_torch():
-        states = _LayerFunction._pass(spec, slot, count, x, tensors).run.states
-    return (torch.from_numpy(states[0][1:]),) + tuple(torch.from_numpy(s[-1:].copy()) for s in states)
+        output, finals = _outputs(_LayerFunction._pass(spec, slot, count, x, tensors).run.states)
+    return (output,) + finals
 
 
 def _run_layer(spec, slot, x, states0, weights):
@@ -641,13 +645,9 @@ class _Recurrent(torch.nn.Module):
         want = 2 if batch_sizes is not None else 3
         if input.dim() != want:
             raise ShapeError(f"input must have {want} dimensions, got {input.dim()} (shape {tuple(input.shape)})")
-        if input.shape[-1] != self.input_size:
-            raise ShapeError(f"input has {input.shape[-1]} features in its last axis but the module has "
-                             f"input_size={self.input_size}")
-        dtype = self.weight_ih_l0.dtype
-        if input.dtype != dtype and not torch.is_autocast_enabled("cpu"):
-            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {dtype}: call .to({dtype}) on "
-                             f"the input or .to({input.dtype}) on the module")
+        self._check_features(input)
+        if not torch.is_autocast_enabled("cpu"):
+            self._check_same_dtype(input, self.weight_ih_l0.dtype)
 
     def get_expected_hidden_size(self, input, batch_sizes):
         """(num_layers · num_directions, B, H_out): the shape of h_0 for ``input`` (B from ``batch_sizes[0]`` for
@@ -717,9 +717,7 @@ class _Recurrent(torch.nn.Module):
             raise DTypeError(f"input has dtype {input.dtype}: fastrnn computes in float32 or float64: call "
                              f".to({weight.dtype}) on the input (inside torch.autocast the layer takes a "
                              "bfloat16 or float16 input in its parameters' dtype itself)")
-        if input.dtype != weight.dtype:
-            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {weight.dtype}: "
-                             f"call .to({weight.dtype}) on the input or .to({input.dtype}) on the module")
+        self._check_same_dtype(input, weight.dtype)
         if input.dim() not in (2, 3):
             raise ShapeError(f"input has shape {tuple(input.shape)} ({input.dim()}-d) but must be "
                              f"{'(B, T, m)' if self.batch_first else '(T, B, m)'} or unbatched (T, m)")
@@ -727,9 +725,18 @@ class _Recurrent(torch.nn.Module):
         if steps == 0:
             raise ShapeError(f"input has shape {tuple(input.shape)}: no time steps (T = 0); a sequence needs at "
                              "least one step (torch.nn refuses it too)")
+        self._check_features(input)
+
+    def _check_features(self, input):
         if input.shape[-1] != self.input_size:
             raise ShapeError(f"input has {input.shape[-1]} features in its last axis but the module has "
                              f"input_size={self.input_size}")
+
+    @staticmethod
+    def _check_same_dtype(input, dtype):
+        if input.dtype != dtype:
+            raise DTypeError(f"input has dtype {input.dtype} but the parameters are {dtype}: "
+                             f"call .to({dtype}) on the input or .to({input.dtype}) on the module")
 
     def _initial(self, hx, batch, unbatched, dtype):
         """One (L·D, B, H) tensor per state (h: H_out = proj_size or hidden_size); None where hx is
